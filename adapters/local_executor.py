@@ -1,0 +1,61 @@
+"""LocalExecutor: asyncio semaphores per kind, a process pool for CPU work."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from core.model import StepKind
+from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
+from core.scheduler import Limits
+
+T = TypeVar("T")
+
+# forkserver: forking a process that already runs threads (aiosqlite, asyncio
+# executors) can deadlock; spawn would re-import everything per worker.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["adapters.render"])
+
+
+class LocalExecutor:
+    """Runs I/O steps on the event loop within per-kind limits, CPU work in processes."""
+
+    name = "local"
+
+    def __init__(self, generator: Generator, limits: Limits) -> None:
+        self._generator = generator
+        self._limits = limits
+        self._sems = {kind: asyncio.Semaphore(limits.of(kind)) for kind in StepKind}
+        self._pool: ProcessPoolExecutor | None = None
+
+    def describe(self) -> str:
+        """One line for status displays."""
+        return f"local pool: {self._limits.cpu} CPU workers"
+
+    async def run_step(self, job: StepJob, hooks: StepHooks) -> StepOutput:
+        """Run one step on the generator within its kind's limit."""
+        async with self._sems[job.kind]:
+            return await self._generator.run(job, StepContext(hooks, self.run_cpu))
+
+    async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Run a picklable function in the process pool."""
+        async with self._sems[StepKind.CPU]:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._workers(), functools.partial(fn, *args))
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:  # started on first use: `history` never pays for it
+            workers = min(self._limits.cpu, os.cpu_count() or 1)
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=_CONTEXT)
+        return self._pool
+
+    async def aclose(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

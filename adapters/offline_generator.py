@@ -1,0 +1,51 @@
+"""OfflineGenerator: Pillow images and Ken Burns videos, no token, no network."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from adapters import render
+from core.errors import PermanentStepError
+from core.model import StepName
+from core.ports import StepContext, StepJob, StepOutput
+
+
+class OfflineGenerator:
+    """The embedded default generator; its CPU work goes through ctx.run_cpu."""
+
+    name = "offline"
+
+    def __init__(self, video_seconds: float = 3.0) -> None:
+        self.video_seconds = video_seconds
+
+    async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
+        """Render the step's file under job.out_dir."""
+        out = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
+        if job.step is StepName.IMAGE:
+            await ctx.hooks.report("drawing")
+            fn = functools.partial(
+                render.render_product_image,
+                str(out.with_suffix(".png")),
+                name=job.plan.name,
+                product_type=job.plan.product_type,
+                tagline=job.plan.tagline,
+                style=job.style,
+                seed=job.seed,
+            )
+        else:
+            if job.input_path is None:
+                raise PermanentStepError("video step has no input image")
+            await ctx.hooks.report("rendering video")
+            fn = functools.partial(
+                render.render_ken_burns,
+                job.input_path,
+                str(out.with_suffix(".mp4")),
+                seconds=self.video_seconds,
+                seed=job.seed,
+            )
+        try:
+            path: str = await ctx.run_cpu(fn)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise PermanentStepError(f"offline {job.step.value} failed: {exc}") from exc
+        return StepOutput(path=path, model="offline")

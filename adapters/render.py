@@ -1,0 +1,590 @@
+"""Offline drawing for the no-network campaign generator.
+
+Three picklable, synchronous, top-level functions meant for a process pool
+(or Ray tasks).  Each takes plain arguments, writes its output atomically
+(temp file in the same folder, then ``os.replace``) and returns the path:
+
+* ``render_product_image`` - deterministic PNG mock-up of one product.
+* ``render_ken_burns``     - H.264 MP4 pan/zoom over an image (bundled ffmpeg).
+* ``render_contact_sheet`` - grid PNG of named thumbnails under a title bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import IO
+
+import imageio_ffmpeg
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+RGB = tuple[int, int, int]
+Ink = int | tuple[int, ...]
+Box = tuple[float, float, float, float]
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Rect = tuple[float, float, float, float]
+
+PLACEHOLDER_COLOR: RGB = (150, 150, 150)
+_FFMPEG_TIMEOUT_S = 300.0
+_MAX_TEXT = 240
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Colours of one style: gradient ends, shape accents, product and text colours."""
+
+    top: RGB
+    bottom: RGB
+    accents: tuple[RGB, ...]
+    products: tuple[RGB, ...]
+    ink: RGB
+    panel: tuple[int, int, int, int]
+    blur: float = 0.0
+
+
+# fmt: off
+PALETTES: dict[str, Palette] = {
+    "photo": Palette((232, 235, 240), (140, 150, 166),
+                     ((255, 255, 255), (200, 210, 225), (120, 135, 160), (250, 230, 200)),
+                     ((38, 70, 115), (180, 40, 50), (30, 30, 34), (235, 235, 235)),
+                     (20, 24, 32), (255, 255, 255, 190), 8.0),
+    "minimal": Palette((250, 250, 248), (228, 228, 224),
+                       ((20, 20, 20), (200, 200, 196), (230, 90, 60)),
+                       ((25, 25, 25), (240, 240, 240), (230, 90, 60)),
+                       (15, 15, 15), (255, 255, 255, 220)),
+    "vintage": Palette((243, 226, 190), (196, 150, 100),
+                       ((200, 140, 50), (160, 70, 45), (60, 110, 110), (110, 80, 55)),
+                       ((150, 60, 40), (45, 95, 95), (210, 160, 60)),
+                       (60, 35, 20), (250, 238, 210, 200)),
+    "neon": Palette((10, 8, 30), (60, 10, 80),
+                    ((255, 40, 170), (0, 240, 255), (170, 255, 0), (255, 220, 0)),
+                    ((255, 40, 170), (0, 240, 255), (170, 255, 0)),
+                    (245, 245, 255), (15, 10, 40, 200)),
+    "watercolor": Palette((235, 244, 250), (250, 228, 236),
+                          ((120, 180, 230), (240, 150, 180), (170, 220, 170), (250, 210, 140)),
+                          ((90, 140, 200), (220, 110, 150), (110, 170, 120)),
+                          (50, 60, 80), (255, 255, 255, 170), 14.0),
+}
+DEFAULT_PALETTE = Palette((70, 110, 200), (240, 120, 110),
+                          ((255, 255, 255), (255, 210, 90), (40, 50, 90), (120, 220, 200)),
+                          ((250, 250, 250), (35, 40, 70), (255, 200, 60)),
+                          (20, 22, 40), (255, 255, 255, 200))
+# fmt: on
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+@contextlib.contextmanager
+def _atomic_path(out_path: str) -> Iterator[str]:
+    """Yield a temp path next to ``out_path``; move it into place on success."""
+    folder = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(out_path)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def _save_png(img: Image.Image, out_path: str) -> str:
+    with _atomic_path(out_path) as tmp:
+        img.save(tmp, format="PNG", compress_level=3)  # ~2x faster than 6, ~25% larger
+    return out_path
+
+
+@lru_cache(maxsize=64)
+def _font(size: int) -> Font:
+    return ImageFont.load_default(size=size)
+
+
+def _text_w(font: Font, text: str) -> float:
+    return float(font.getlength(text))
+
+
+def _wrap(text: str, font: Font, width: float) -> list[str]:
+    """Greedy word wrap to ``width`` pixels (a word wider than that gets its own line)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if line and _text_w(font, candidate) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line] if line else lines
+
+
+def _ellipsize(text: str, font: Font, width: float) -> str:
+    """Cut ``text`` so it fits ``width``, ending with an ellipsis when cut (binary search)."""
+    if _text_w(font, text) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _text_w(font, text[:mid] + "…") <= width else (lo, mid - 1)
+    return text[:lo].rstrip() + "…"
+
+
+def _fit_lines(
+    text: str, font: Font, width: float, height: float, max_lines: int
+) -> list[str] | None:
+    lines = _wrap(text, font, width)
+    fits = len(lines) <= max_lines and len(lines) * _font_size(font) * 1.2 <= height
+    return lines if fits and all(_text_w(font, line) <= width for line in lines) else None
+
+
+def _fit_text(
+    text: str, width: float, height: float, sizes: tuple[int, int], max_lines: int
+) -> tuple[Font, list[str]]:
+    """Largest font (sizes=(max, min)) whose wrapped text fits; else cut at the min size."""
+    text = " ".join(text.split())[:_MAX_TEXT] or " "
+    candidates = range(sizes[0], sizes[1] - 1, -2)
+    lo, hi = 0, len(candidates) - 1  # smaller fonts fit more, so bisect for the first fit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        fits = _fit_lines(text, _font(candidates[mid]), width, height, max_lines) is not None
+        lo, hi = (lo, mid) if fits else (mid + 1, hi)
+    font = _font(candidates[lo])
+    lines = _fit_lines(text, font, width, height, max_lines)
+    if lines is not None:
+        return font, lines
+    keep = max(1, min(max_lines, int(height // (_font_size(font) * 1.2))))
+    lines = _wrap(text, font, width)
+    if len(lines) > keep:
+        lines = [*lines[: keep - 1], " ".join(lines[keep - 1 :])]
+    return font, [_ellipsize(line, font, width) for line in lines]
+
+
+def _font_size(font: Font) -> float:
+    return float(getattr(font, "size", 11))
+
+
+def _draw_lines(
+    draw: ImageDraw.ImageDraw, lines: list[str], font: Font, center_x: float, top: float, fill: Ink
+) -> float:
+    """Draw centred lines from ``top``; return the y below the last line."""
+    size = _font_size(font)
+    for line in lines:
+        draw.text((center_x - _text_w(font, line) / 2, top), line, font=font, fill=fill)
+        top += size * 1.2
+    return top
+
+
+# ---------------------------------------------------------------- product image
+
+
+def _gradient(size: int, top: RGB, bottom: RGB, flip: bool) -> Image.Image:
+    mask = Image.linear_gradient("L").resize((size, size), Image.Resampling.BILINEAR)
+    if flip:
+        mask = mask.transpose(Image.Transpose.ROTATE_90)
+    return Image.composite(
+        Image.new("RGB", (size, size), bottom), Image.new("RGB", (size, size), top), mask
+    )
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, rng: random.Random, size: int, fill: Ink) -> None:
+    kind = rng.choice(("circle", "rect", "polygon", "stripes"))
+    cx, cy = rng.uniform(0, size), rng.uniform(0, size)
+    r = rng.uniform(0.04, 0.22) * size
+    if kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif kind == "rect":
+        draw.rounded_rectangle(
+            (cx - r, cy - r * 0.6, cx + r, cy + r * 0.6), radius=r * rng.uniform(0, 0.3), fill=fill
+        )
+    elif kind == "polygon":
+        draw.regular_polygon(
+            (cx, cy, r), rng.randint(3, 7), rotation=rng.uniform(0, 360), fill=fill
+        )
+    else:
+        step, band = rng.uniform(0.06, 0.12) * size, rng.uniform(0.015, 0.04) * size
+        for i in range(rng.randint(2, 5)):
+            x = cx + i * step - size
+            draw.polygon(
+                [(x, 0), (x + band, 0), (x + band + size, size), (x + size, size)], fill=fill
+            )
+
+
+def _shapes_layer(size: int, palette: Palette, rng: random.Random) -> Image.Image:
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    for _ in range(rng.randint(8, 16)):
+        _draw_shape(draw, rng, size, (*rng.choice(palette.accents), rng.randint(50, 150)))
+    if not palette.blur:
+        return layer
+    # Blur premultiplied at half size: no dark fringes, and about 4x cheaper.
+    half = layer.convert("RGBa").resize((size // 2, size // 2), Image.Resampling.BILINEAR)
+    half = half.filter(ImageFilter.GaussianBlur(palette.blur / 2))
+    return half.resize((size, size), Image.Resampling.BILINEAR).convert("RGBA")
+
+
+def _pts(b: Box, xy: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Map flat normalised (x, y, x, y, ...) into the box."""
+    return [(b[0] + x * b[2], b[1] + y * b[3]) for x, y in zip(xy[::2], xy[1::2], strict=True)]
+
+
+# (kind, "f"ill or "d"etail colour, normalised coords, extra) - extra is a radius or
+# line width as a fraction of the box, or (start, end[, width]) angles for arcs.
+Op = tuple[str, str, tuple[float, ...], tuple[float, ...]]
+# fmt: off
+_SHAPES: dict[str, tuple[Op, ...]] = {
+    "tshirt": (("poly", "f", (.35, .08, .05, .22, .15, .42, .25, .36, .25, .95, .75, .95, .75,
+                              .36, .85, .42, .95, .22, .65, .08, .58, .15, .5, .17, .42, .15), ()),
+               ("arc", "d", (.38, -.02, .62, .2), (20, 160, .015))),
+    "hoodie": (("ellipse", "f", (.32, 0, .68, .3), ()),
+               ("poly", "f", (.35, .12, .12, .22, .04, .85, .16, .87, .24, .42, .24, .95, .76,
+                              .95, .76, .42, .84, .87, .96, .85, .88, .22, .65, .12), ()),
+               ("rect", "d", (.35, .64, .65, .82), (.03,)),
+               ("line", "d", (.45, .2, .45, .4), (.01,)),
+               ("line", "d", (.55, .2, .55, .4), (.01,))),
+    "mug": (("ring", "f", (.58, .33, .92, .73), (.07,)),
+            ("rect", "f", (.15, .2, .7, .92), (.06,)),
+            ("ellipse", "d", (.15, .16, .7, .26), ())),
+    "poster": (("rect", "f", (.16, .04, .84, .96), (0,)),
+               ("rect", "d", (.22, .1, .78, .9), (0,)),
+               ("poly", "f", (.22, .9, .42, .55, .55, .72, .64, .6, .78, .9), ()),
+               ("ellipse", "f", (.6, .2, .72, .32), ())),
+    "tote": (("arc", "f", (.28, .06, .66, .62), (180, 360, .035)),
+             ("arc", "f", (.34, .06, .72, .62), (180, 360, .035)),
+             ("poly", "f", (.15, .34, .85, .34, .9, .95, .1, .95), ()),
+             ("line", "d", (.15, .42, .85, .42), (.01,))),
+    "phone": (("rect", "f", (.3, .03, .7, .97), (.08,)),
+              ("rect", "d", (.35, .08, .52, .25), (.035,)),
+              ("ellipse", "f", (.38, .1, .44, .16), ()),
+              ("ellipse", "f", (.38, .17, .44, .23), ())),
+    "sticker": (("ellipse", "d", (.08, .08, .92, .92), ()),
+                ("ellipse", "f", (.12, .12, .88, .88), ()),
+                ("poly", "d", (.5, .28, .7, .5, .5, .72, .3, .5), ()),
+                ("poly", "d", (.72, .72, .88, .6, .62, .88), ())),
+    "cap": (("pie", "f", (.12, .22, .82, .92), (180, 360)),
+            ("ellipse", "f", (.4, .5, 1, .64), ()),
+            ("line", "d", (.12, .57, .82, .57), (.015,)),
+            ("ellipse", "d", (.44, .19, .5, .25), ())),
+    "notebook": (("rect", "f", (.22, .05, .8, .95), (.03,)),
+                 *(("ring", "d", (.19, .1 + i * .095, .25, .14 + i * .095), (.008,))
+                   for i in range(9)),
+                 ("rect", "d", (.7, .05, .73, .95), (0,))),
+    "socks": (("poly", "f", (.32, .05, .6, .05, .6, .58, .88, .72, .9, .88, .8, .95, .45, .95,
+                             .32, .84), ()),
+              ("rect", "d", (.32, .05, .6, .16), (0,)),
+              ("pie", "d", (.76, .72, .94, .95), (270, 90))),
+    "generic": (("rect", "f", (.14, .14, .86, .86), (.1,)),
+                ("rect", "d", (.26, .4, .74, .6), (.05,))),
+}
+# Word starts that pick a shape, most specific first ("sweatshirt" is a hoodie).
+_KEYWORDS: dict[str, str] = {
+    "hood": "hoodie", "sweat": "hoodie", "tshirt": "tshirt", "shirt": "tshirt", "tee": "tshirt",
+    "mug": "mug", "cup": "mug", "poster": "poster", "print": "poster", "tote": "tote",
+    "bag": "tote", "phone": "phone", "case": "phone", "sticker": "sticker", "decal": "sticker",
+    "cap": "cap", "hat": "cap", "notebook": "notebook", "journal": "notebook", "sock": "socks",
+}
+# fmt: on
+
+
+def shape_kind(product_type: str) -> str:
+    """Silhouette used for a product type; unknown types get "generic" (a rounded rect)."""
+    text = re.sub(r"[^a-z]+", " ", product_type.lower())
+    return next(
+        (kind for word, kind in _KEYWORDS.items() if re.search(rf"(?<![a-z]){word}", text)),
+        "generic",
+    )
+
+
+def _draw_op(d: ImageDraw.ImageDraw, op: Op, b: Box, ink: Ink) -> None:
+    kind, _, xy, extra = op
+    pts = _pts(b, xy)
+    box = (*pts[0], *pts[-1])
+    width = max(2, int(b[2] * extra[-1])) if extra else 0
+    if kind == "poly":
+        d.polygon(pts, fill=ink)
+    elif kind == "line":
+        d.line(pts, fill=ink, width=width)
+    elif kind == "ellipse":
+        d.ellipse(box, fill=ink)
+    elif kind == "ring":
+        d.ellipse(box, outline=ink, width=width)
+    elif kind == "rect":
+        d.rounded_rectangle(box, radius=b[2] * extra[0], fill=ink)
+    elif kind == "arc":
+        d.arc(box, extra[0], extra[1], fill=ink, width=width)
+    else:
+        d.pieslice(box, extra[0], extra[1], fill=ink)
+
+
+def _draw_shape_ops(d: ImageDraw.ImageDraw, kind: str, b: Box, fill: Ink, detail: Ink) -> None:
+    for op in _SHAPES[kind]:
+        _draw_op(d, op, b, fill if op[1] == "f" else detail)
+
+
+def _draw_product(
+    img: Image.Image, product_type: str, palette: Palette, rng: random.Random
+) -> None:
+    size = img.width
+    side = size * 0.5
+    box: Box = ((size - side) / 2 + rng.uniform(-0.04, 0.04) * size, size * 0.13, side, side)
+    kind = shape_kind(product_type)
+    shadow = Image.new("L", (size, size), 0)
+    sbox: Box = (box[0] + size * 0.02, box[1] + size * 0.025, side, side)
+    _draw_shape_ops(ImageDraw.Draw(shadow), kind, sbox, 255, 255)
+    small = shadow.resize((size // 4, size // 4)).filter(ImageFilter.GaussianBlur(4))
+    shadow = small.resize((size, size), Image.Resampling.BILINEAR)
+    shadow = shadow.point([v * 90 // 255 for v in range(256)])  # soft, ~35% dark
+    img.paste((0, 0, 0), (0, 0), shadow)
+    fill = rng.choice(palette.products)
+    detail = rng.choice([c for c in (*palette.accents, palette.ink) if c != fill])
+    _draw_shape_ops(ImageDraw.Draw(img), kind, box, fill, detail)
+
+
+def _draw_texts(
+    img: Image.Image, name: str, product_type: str, tagline: str, palette: Palette
+) -> None:
+    size = img.width
+    overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    odraw = ImageDraw.Draw(overlay)
+    odraw.rounded_rectangle(
+        (size * 0.05, size * 0.7, size * 0.95, size * 0.96), radius=size * 0.03, fill=palette.panel
+    )
+    label_font = _font(max(10, size // 34))
+    label = _ellipsize(product_type.strip().upper() or "PRODUCT", label_font, size * 0.4)
+    lw = _text_w(label_font, label)
+    odraw.rounded_rectangle(
+        (size * 0.04, size * 0.035, size * 0.04 + lw + size * 0.04, size * 0.085),
+        radius=size * 0.025,
+        fill=palette.panel,
+    )
+    img.paste(Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB"))
+    draw = ImageDraw.Draw(img)
+    draw.text((size * 0.06, size * 0.045), label, font=label_font, fill=palette.ink)
+    name_font, name_lines = _fit_text(name, size * 0.84, size * 0.15, (size // 10, size // 20), 2)
+    y = _draw_lines(draw, name_lines, name_font, size / 2, size * 0.72, palette.ink)
+    tag_font, tag_lines = _fit_text(
+        tagline, size * 0.84, size * 0.94 - y, (size // 26, size // 48), 2
+    )
+    _draw_lines(draw, tag_lines, tag_font, size / 2, y + size * 0.01, palette.ink)
+
+
+def render_product_image(
+    out_path: str,
+    *,
+    name: str,
+    product_type: str,
+    tagline: str,
+    style: str,
+    seed: int,
+    size: int = 1024,
+) -> str:
+    """Draw a size x size PNG product mock-up.
+
+    Layout comes from a ``random.Random`` seeded with seed and the other arguments, so the
+    same arguments give byte-identical files. Unknown styles use ``DEFAULT_PALETTE``.
+    """
+    if size < 64:
+        raise ValueError(f"size must be at least 64 px, got {size}")
+    palette = PALETTES.get(style.strip().lower(), DEFAULT_PALETTE)
+    rng = random.Random(f"{seed}|{name}|{product_type}|{style}")
+    img = _gradient(size, palette.top, palette.bottom, rng.random() < 0.5)
+    img = Image.alpha_composite(img.convert("RGBA"), _shapes_layer(size, palette, rng))
+    img = img.convert("RGB")
+    _draw_product(img, product_type, palette, rng)
+    _draw_texts(img, name, product_type, tagline, palette)
+    return _save_png(img, out_path)
+
+
+# ---------------------------------------------------------------- Ken Burns video
+
+# UnidentifiedImageError is an OSError; truncated or odd files raise the others.
+_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _load_rgb(image_path: str) -> Image.Image:
+    if not os.path.isfile(image_path):
+        raise FileNotFoundError(f"input image not found: {image_path!r}")
+    try:
+        with Image.open(image_path) as im:
+            return im.convert("RGB")
+    except _READ_ERRORS as exc:
+        raise ValueError(f"cannot read image {image_path!r}: {exc}") from exc
+
+
+def _ken_burns_rects(width: int, height: int, seed: int) -> tuple[Rect, Rect]:
+    """Start and end crop rectangles: one wide shot, one zoomed in near an edge."""
+    rng = random.Random(seed)
+    side = float(min(width, height))
+    wide_s, close_s = side / rng.uniform(1.0, 1.06), side / rng.uniform(1.25, 1.45)
+    wide = ((width - wide_s) * rng.random(), (height - wide_s) * rng.random(), wide_s)
+    fx, fy = rng.choice((0.1, 0.9)), rng.uniform(0.1, 0.9)
+    close = ((width - close_s) * fx, (height - close_s) * fy, close_s)
+    a, b = (wide, close) if rng.random() < 0.5 else (close, wide)
+    return ((a[0], a[1], a[0] + a[2], a[1] + a[2]), (b[0], b[1], b[0] + b[2], b[1] + b[2]))
+
+
+def _lerp_rect(a: Rect, b: Rect, t: float) -> Rect:
+    x0, y0, x1, y1 = (p + (q - p) * t for p, q in zip(a, b, strict=True))
+    return (x0, y0, x1, y1)
+
+
+def _frames(img: Image.Image, size: int, count: int, seed: int) -> Iterator[bytes]:
+    """Raw RGB frames easing (smoothstep) from the start to the end rectangle."""
+    if min(img.size) > size * 1.5:
+        scale = size * 1.5 / min(img.size)
+        new_size = (round(img.width * scale), round(img.height * scale))
+        img = img.resize(new_size, Image.Resampling.BILINEAR)
+    start, end = _ken_burns_rects(img.width, img.height, seed)
+    for i in range(count):
+        t = i / (count - 1) if count > 1 else 0.0
+        box = _lerp_rect(start, end, t * t * (3 - 2 * t))
+        yield img.resize((size, size), Image.Resampling.BILINEAR, box=box).tobytes()
+
+
+def _ffmpeg_cmd(size: int, fps: int, out: str) -> list[str]:
+    raw_in = f"-f rawvideo -pix_fmt rgb24 -s {size}x{size} -r {fps} -i -"
+    h264_out = "-an -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -movflags +faststart"
+    args = f"-y -hide_banner -loglevel error {raw_in} {h264_out} -f mp4".split()
+    return [imageio_ffmpeg.get_ffmpeg_exe(), *args, out]
+
+
+def _feed(stdin: IO[bytes], frames: Iterator[bytes]) -> None:
+    """Write frames until done or ffmpeg hangs up (its exit code tells why)."""
+    try:
+        for frame in frames:
+            stdin.write(frame)
+    except BrokenPipeError:
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+
+
+def _stderr_tail(err: IO[bytes], lines: int = 8) -> str:
+    err.seek(0)
+    text = err.read().decode("utf-8", "replace").strip().splitlines()
+    return " | ".join(text[-lines:]) or "(no output)"
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def _encode(frames: Iterator[bytes], size: int, fps: int, out: str) -> None:
+    """Pipe raw frames into ffmpeg; RuntimeError with the stderr tail on failure."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                _ffmpeg_cmd(size, fps, out),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        except OSError as exc:
+            raise RuntimeError(f"cannot start ffmpeg: {exc}") from exc
+        assert proc.stdin is not None
+        try:
+            _feed(proc.stdin, frames)
+            code = proc.wait(timeout=_FFMPEG_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            _kill(proc)
+            raise RuntimeError(f"ffmpeg timed out: {_stderr_tail(err)}") from exc
+        except BaseException:
+            _kill(proc)  # e.g. a frame failed to render: do not leave ffmpeg waiting
+            raise
+        if code != 0:
+            raise RuntimeError(f"ffmpeg failed (exit {code}): {_stderr_tail(err)}")
+
+
+def render_ken_burns(
+    image_path: str,
+    out_path: str,
+    *,
+    seconds: float = 3.0,
+    fps: int = 24,
+    size: int = 720,
+    seed: int = 0,
+) -> str:
+    """Encode a Ken Burns pan/zoom over the image as an H.264 MP4 (yuv420p, faststart).
+
+    An odd ``size`` is rounded down to even (yuv420p needs even dimensions).
+    """
+    if seconds <= 0 or fps <= 0 or size < 16:
+        raise ValueError(f"need seconds > 0, fps > 0, size >= 16 (got {seconds}, {fps}, {size})")
+    img = _load_rgb(image_path)
+    size -= size % 2
+    count = max(1, round(seconds * fps))
+    with _atomic_path(out_path) as tmp:
+        _encode(_frames(img, size, count, seed), size, fps, tmp)
+    return out_path
+
+
+# ---------------------------------------------------------------- contact sheet
+
+
+def _thumbnail(path: str, thumb: int) -> Image.Image | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (thumb, thumb))
+            small = im.convert("RGB")
+    except _READ_ERRORS:
+        return None
+    small.thumbnail((thumb, thumb), Image.Resampling.BILINEAR)
+    return small
+
+
+def _placeholder(thumb: int) -> Image.Image:
+    img = Image.new("RGB", (thumb, thumb), PLACEHOLDER_COLOR)
+    draw = ImageDraw.Draw(img)
+    font = _font(max(10, thumb // 8))
+    draw.line((0, 0, thumb, thumb), fill=(170, 170, 170), width=2)
+    draw.line((0, thumb, thumb, 0), fill=(170, 170, 170), width=2)
+    _draw_lines(draw, ["missing"], font, thumb / 2, thumb / 2 - thumb / 16, (60, 60, 60))
+    return img
+
+
+def render_contact_sheet(
+    items: list[tuple[str, str]], out_path: str, *, title: str, thumb: int = 256
+) -> str:
+    """Grid PNG of (name, image_path) items with their names under each thumbnail and a title bar.
+
+    Columns: ceil(sqrt(n)). Missing or unreadable images become grey "missing" placeholders.
+    """
+    if not items:
+        raise ValueError("contact sheet needs at least one item")
+    if thumb < 32:
+        raise ValueError(f"thumb must be at least 32 px, got {thumb}")
+    cols = math.ceil(math.sqrt(len(items)))
+    rows = math.ceil(len(items) / cols)
+    pad, label_h, title_h = thumb // 16, max(16, thumb // 8), max(40, thumb // 4)
+    cell_w, cell_h = thumb + pad, thumb + label_h + pad
+    sheet = Image.new("RGB", (cols * cell_w + pad, title_h + rows * cell_h + pad), (245, 245, 242))
+    draw = ImageDraw.Draw(sheet)
+    draw.rectangle((0, 0, sheet.width, title_h), fill=(30, 34, 48))
+    title_font = _font(max(12, title_h // 2))
+    draw.text(
+        (pad, (title_h - _font_size(title_font) * 1.2) / 2),
+        _ellipsize(title, title_font, sheet.width - 2 * pad),
+        font=title_font,
+        fill=(255, 255, 255),
+    )
+    label_font = _font(max(10, label_h * 5 // 8))
+    for i, (name, path) in enumerate(items):
+        x = pad + (i % cols) * cell_w
+        y = title_h + pad + (i // cols) * cell_h
+        img = _thumbnail(path, thumb) or _placeholder(thumb)
+        draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), fill=(225, 225, 222))
+        sheet.paste(img, (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
+        label = _ellipsize(name, label_font, thumb)
+        _draw_lines(draw, [label], label_font, x + thumb / 2, y + thumb + label_h / 8, (30, 30, 30))
+    return _save_png(sheet, out_path)

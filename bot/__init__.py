@@ -1,0 +1,1 @@
+"""Front ends: they translate input into requests and render progress, nothing else."""

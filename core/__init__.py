@@ -1,0 +1,1 @@
+"""Platform-neutral domain and orchestration; imports nothing outward."""

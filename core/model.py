@@ -1,0 +1,180 @@
+"""Campaign state as data: statuses, plans, step and campaign records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.request import CampaignRequest
+
+
+class StepKind(str, Enum):
+    """Resource class a step uses; each kind has its own concurrency limit."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    CPU = "cpu"
+
+
+class StepName(str, Enum):
+    """The steps of one product's chain, in order."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+    @property
+    def kind(self) -> StepKind:
+        """The concurrency kind this step counts against."""
+        return StepKind(self.value)
+
+
+class StepStatus(str, Enum):
+    """Lifecycle of one step."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SKIPPED = "skipped"  # its input failed, so it never ran
+
+    @property
+    def done(self) -> bool:
+        """True once the step will not change without a retry."""
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+class CampaignStatus(str, Enum):
+    """Lifecycle and outcome of a campaign."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def done(self) -> bool:
+        """True for the four outcomes."""
+        return self not in (CampaignStatus.PENDING, CampaignStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """What one product is: the planner's output, the generator's input."""
+
+    index: int
+    name: str
+    product_type: str
+    tagline: str
+    image_prompt: str
+    video_prompt: str
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything known about one step of one product."""
+
+    product_index: int
+    name: StepName
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    provider_id: str | None = None
+    output: str | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+    worker: str | None = None
+    model: str | None = None
+
+    def evolve(self, **changes: object) -> StepRecord:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Product:
+    """A planned product and its steps."""
+
+    plan: ProductPlan
+    steps: tuple[StepRecord, ...]
+
+    @property
+    def status(self) -> StepStatus:
+        """Worst-first summary of the product's steps."""
+        statuses = {s.status for s in self.steps}
+        for status in (
+            StepStatus.RUNNING,
+            StepStatus.PENDING,
+            StepStatus.FAILED,
+            StepStatus.CANCELED,
+        ):
+            if status in statuses:
+                return status
+        return StepStatus.SUCCEEDED
+
+    def step(self, name: StepName) -> StepRecord | None:
+        """The step with this name, if the product has one."""
+        return next((s for s in self.steps if s.name is name), None)
+
+    def output(self, name: StepName) -> str | None:
+        """Path of a step's output, if it succeeded."""
+        step = self.step(name)
+        return step.output if step and step.status is StepStatus.SUCCEEDED else None
+
+    def error(self) -> str | None:
+        """The first step error, for display."""
+        return next((s.error for s in self.steps if s.error), None)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A stored campaign with its products."""
+
+    id: str
+    request: CampaignRequest
+    status: CampaignStatus
+    created_at: float
+    executor: str
+    generator: str
+    started_at: float | None = None
+    finished_at: float | None = None
+    contact_sheet: str | None = None
+    error: str | None = None
+    products: tuple[Product, ...] = field(default=())
+
+    @property
+    def cost_usd(self) -> float:
+        """Sum of the recorded step costs."""
+        return round(sum(s.cost_usd for p in self.products for s in p.steps), 6)
+
+    @property
+    def elapsed_s(self) -> float | None:
+        """Wall time from start to finish, if both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 3)
+
+    def steps(self) -> Iterable[StepRecord]:
+        """Every step of every product."""
+        return (s for p in self.products for s in p.steps)
+
+
+def outcome(steps: Iterable[StepRecord], canceled: bool) -> CampaignStatus:
+    """Campaign outcome from its finished steps."""
+    statuses = [s.status for s in steps]
+    if canceled:
+        return CampaignStatus.CANCELED
+    if statuses and all(s is StepStatus.SUCCEEDED for s in statuses):
+        return CampaignStatus.SUCCEEDED
+    if any(s is StepStatus.SUCCEEDED for s in statuses):
+        return CampaignStatus.PARTIAL
+    if statuses and all(s is StepStatus.CANCELED for s in statuses):
+        return CampaignStatus.CANCELED
+    return CampaignStatus.FAILED

@@ -1,0 +1,197 @@
+"""Progress events, the snapshot they build, and the coalescing sink.
+
+Every front end sees a campaign through `CoalescingSink`: events update a
+`CampaignSnapshot`, and the snapshot is handed to the front end's `deliver`
+at most once per `min_interval_s`; `aclose()` always delivers the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from core.model import CampaignStatus, StepName, StepStatus
+
+if TYPE_CHECKING:
+    from core.model import Campaign
+
+log = logging.getLogger(__name__)
+
+
+class EventKind(str, Enum):
+    """What happened."""
+
+    CAMPAIGN_STARTED = "campaign_started"
+    STEP_STARTED = "step_started"
+    STEP_PROGRESS = "step_progress"
+    STEP_FINISHED = "step_finished"  # status says succeeded, failed, canceled or skipped
+    CAMPAIGN_FINISHED = "campaign_finished"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One thing that happened to a campaign."""
+
+    kind: EventKind
+    campaign_id: str
+    at: float
+    product_index: int | None = None
+    step: StepName | None = None
+    status: str | None = None
+    message: str = ""
+    output: str | None = None
+    campaign: Campaign | None = None  # the whole record, on start and finish
+
+
+@dataclass
+class StepView:
+    """A step as a display shows it."""
+
+    status: StepStatus
+    message: str = ""
+    output: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class ProductView:
+    """A product as a display shows it."""
+
+    index: int
+    name: str
+    product_type: str
+    steps: dict[StepName, StepView]
+
+
+@dataclass
+class CampaignSnapshot:
+    """Current state of one campaign, built from events."""
+
+    campaign_id: str
+    theme: str = ""
+    status: CampaignStatus = CampaignStatus.PENDING
+    executor: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    contact_sheet: str | None = None
+    cost_usd: float = 0.0
+    products: list[ProductView] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignSnapshot:
+        """Snapshot of a stored campaign."""
+        snap = cls(campaign.id)
+        snap._load(campaign)
+        return snap
+
+    def _load(self, campaign: Campaign) -> None:
+        self.theme = campaign.request.theme
+        self.status = campaign.status
+        self.executor = campaign.executor
+        self.started_at = campaign.started_at
+        self.finished_at = campaign.finished_at
+        self.contact_sheet = campaign.contact_sheet
+        self.cost_usd = campaign.cost_usd
+        self.products = [
+            ProductView(
+                p.plan.index,
+                p.plan.name,
+                p.plan.product_type,
+                {
+                    s.name: StepView(s.status, s.error or "", s.output, s.started_at, s.finished_at)
+                    for s in p.steps
+                },
+            )
+            for p in campaign.products
+        ]
+
+    def apply(self, event: ProgressEvent) -> None:
+        """Fold one event into the snapshot."""
+        if event.campaign is not None:
+            self._load(event.campaign)
+        if event.kind is EventKind.CAMPAIGN_STARTED:
+            self.status = CampaignStatus.RUNNING
+            self.started_at = self.started_at or event.at
+        if event.product_index is None or event.step is None:
+            return
+        step = self.products[event.product_index].steps[event.step]
+        step.message = event.message
+        if event.kind is EventKind.STEP_STARTED:
+            step.status, step.started_at, step.finished_at = StepStatus.RUNNING, event.at, None
+        elif event.kind is EventKind.STEP_FINISHED and event.status:
+            step.status, step.finished_at = StepStatus(event.status), event.at
+            step.output = event.output
+
+    def counts(self) -> tuple[int, int]:
+        """(finished steps, all steps)."""
+        steps = [s for p in self.products for s in p.steps.values()]
+        return sum(s.status.done for s in steps), len(steps)
+
+
+Deliver = Callable[[CampaignSnapshot], Awaitable[None]]
+
+
+class CoalescingSink:
+    """Turns many events into few deliveries, no more often than min_interval_s."""
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        *,
+        min_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.snapshot: CampaignSnapshot | None = None
+        self._sleep = sleep
+        self._deliver = deliver
+        self._interval = min_interval_s
+        self._clock = clock
+        self._last: float | None = None
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+        self.deliveries = 0
+
+    async def publish(self, event: ProgressEvent) -> None:
+        """Fold the event in and make sure a delivery is scheduled."""
+        if self.snapshot is None:
+            self.snapshot = CampaignSnapshot(event.campaign_id)
+        elif event.campaign_id != self.snapshot.campaign_id:
+            return  # one sink follows one campaign
+        self.snapshot.apply(event)
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_loop())
+
+    async def aclose(self) -> None:
+        """Deliver whatever is pending (the final state) and stop."""
+        if self._task is not None:
+            await self._task
+        if self._dirty:  # an event arrived after the loop's last check
+            await self._flush_loop()
+
+    async def _flush_loop(self) -> None:
+        while self._dirty and self.snapshot is not None:
+            if self._last is not None:
+                wait = self._last + self._interval - self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+            self._dirty = False
+            self._last = self._clock()
+            await self._safe_deliver(copy.deepcopy(self.snapshot))
+
+    async def _safe_deliver(self, snapshot: CampaignSnapshot) -> None:
+        self.deliveries += 1
+        try:
+            await self._deliver(snapshot)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a chat hiccup must never stop the campaign
+            log.exception("progress delivery failed for campaign %s", snapshot.campaign_id)

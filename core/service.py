@@ -1,0 +1,311 @@
+"""CampaignService: submit, wait, cancel, retry, show and list campaigns.
+
+Front ends call only this. Each campaign runs in a task the service owns;
+`aclose()` cancels them all. Cancellation can also come from another process
+through the store's cancel flag, which a running campaign polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import CampaignError, CampaignStateError, InvalidRequest
+from core.model import Campaign, CampaignStatus, Product, StepName, StepStatus, outcome
+from core.pipeline import ChainRunner, new_product
+from core.planner import base_seed
+from core.ports import CampaignStore, Executor, Planner, ProgressSink
+from core.progress import EventKind, ProgressEvent
+from core.request import CampaignRequest
+from core.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+SheetFn = Callable[..., str]
+"""`sheet(items, out_path, *, title) -> out_path`: picklable contact-sheet renderer."""
+
+
+@dataclass
+class ServiceConfig:
+    """Knobs of the service that are not ports."""
+
+    data_dir: Path
+    generator_name: str
+    max_products: int = 20
+    cancel_poll_s: float = 1.0
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[Campaign]
+    work: asyncio.Task[None] | None = None
+    canceled: bool = False
+    sinks: list[ProgressSink] = field(default_factory=list)
+
+
+class CampaignService:
+    """The one entry point for every front end."""
+
+    def __init__(
+        self,
+        *,
+        store: CampaignStore,
+        planner: Planner,
+        executor: Executor,
+        scheduler: Scheduler,
+        sheet: SheetFn,
+        config: ServiceConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.planner = planner
+        self.executor = executor
+        self.scheduler = scheduler
+        self.config = config
+        self._sheet = sheet
+        self._clock = clock
+        self._running: dict[str, _Running] = {}
+
+    async def submit(
+        self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()
+    ) -> Campaign:
+        """Store a new campaign and start it; returns the stored record at once."""
+        if request.products > self.config.max_products:
+            raise InvalidRequest(
+                "products", f"{request.products} is too many", f"1-{self.config.max_products}"
+            )
+        campaign = Campaign(
+            id=uuid.uuid4().hex[:8],
+            request=request,
+            status=CampaignStatus.PENDING,
+            created_at=self._clock(),
+            executor=self.executor.name,
+            generator=self.config.generator_name,
+        )
+        await self.store.create_campaign(campaign)
+        self._start(campaign, sinks)
+        return campaign
+
+    async def run(self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()) -> Campaign:
+        """Submit and wait for the outcome."""
+        campaign = await self.submit(request, sinks)
+        return await self.wait(campaign.id)
+
+    async def wait(self, campaign_id: str) -> Campaign:
+        """The campaign once it is finished (now, if it is not running here)."""
+        running = self._running.get(campaign_id)
+        if running is not None:
+            return await asyncio.shield(running.task)
+        return await self.store.get(campaign_id)
+
+    async def get(self, campaign_id: str) -> Campaign:
+        """The stored campaign."""
+        return await self.store.get(campaign_id)
+
+    async def history(self, limit: int = 20) -> Sequence[Campaign]:
+        """Newest campaigns first."""
+        return await self.store.recent(limit)
+
+    async def cancel(self, campaign_id: str) -> Campaign:
+        """Stop pending steps and cancel running ones; returns the stored record."""
+        campaign = await self.store.get(campaign_id)
+        if campaign.status.done:
+            raise CampaignStateError(f"campaign {campaign_id} already {campaign.status.value}")
+        running = self._running.get(campaign_id)
+        if running is not None:
+            self._cancel_here(running)
+            return await self.wait(campaign_id)
+        return await self._cancel_elsewhere(campaign_id)
+
+    async def _cancel_elsewhere(self, campaign_id: str) -> Campaign:
+        """Flag it for the process running it; if none reacts in time, mark it here."""
+        await self.store.request_cancel(campaign_id)
+        for _ in range(3):
+            await asyncio.sleep(self.config.cancel_poll_s)
+            campaign = await self.store.get(campaign_id)
+            if campaign.status.done:
+                return campaign
+        return await self.abandon(campaign_id)
+
+    async def abandon(self, campaign_id: str) -> Campaign:
+        """Mark a campaign that no process is running any more as canceled."""
+        campaign = await self.store.get(campaign_id)
+        if campaign.status.done or campaign_id in self._running:
+            return campaign
+        return await self._finalize(campaign, canceled=True)
+
+    async def retry(self, campaign_id: str, sinks: Sequence[ProgressSink] = ()) -> Campaign:
+        """Restart only the failed, canceled or skipped steps; `wait()` for the outcome."""
+        campaign = await self.store.get(campaign_id)
+        if not campaign.status.done:
+            raise CampaignStateError(f"campaign {campaign_id} is still {campaign.status.value}")
+        if campaign.status is CampaignStatus.SUCCEEDED:
+            raise CampaignStateError(f"campaign {campaign_id} already succeeded")
+        for step in campaign.steps():
+            if step.status is not StepStatus.SUCCEEDED:
+                await self.store.save_step(
+                    campaign_id,
+                    step.evolve(
+                        status=StepStatus.PENDING, error=None, started_at=None, finished_at=None
+                    ),
+                )
+        await self.store.clear_cancel(campaign_id)
+        await self.store.save_status(campaign_id, CampaignStatus.PENDING)
+        campaign = await self.store.get(campaign_id)
+        self._start(campaign, sinks)
+        return campaign
+
+    async def aclose(self) -> None:
+        """Cancel every campaign this service is running and wait for them to settle."""
+        for running in list(self._running.values()):
+            self._cancel_here(running)
+        tasks = [r.task for r in self._running.values()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, campaign: Campaign, sinks: Sequence[ProgressSink]) -> None:
+        running = _Running(task=asyncio.create_task(self._drive(campaign)), sinks=list(sinks))
+        self._running[campaign.id] = running
+        running.task.add_done_callback(lambda _t: self._running.pop(campaign.id, None))
+
+    def _cancel_here(self, running: _Running) -> None:
+        running.canceled = True
+        if running.work is not None:
+            running.work.cancel()
+
+    async def _drive(self, campaign: Campaign) -> Campaign:
+        running = self._running[campaign.id]
+        started = campaign.started_at or self._clock()
+        await self.store.save_status(campaign.id, CampaignStatus.RUNNING, started_at=started)
+        await self._publish(
+            ProgressEvent(
+                EventKind.CAMPAIGN_STARTED,
+                campaign.id,
+                started,
+                campaign=await self.store.get(campaign.id),
+            )
+        )
+        running.work = asyncio.create_task(self._work(campaign))
+        watcher = asyncio.create_task(self._watch_cancel_flag(campaign.id, running))
+        try:
+            await asyncio.wait([running.work])
+        finally:
+            watcher.cancel()
+        error = self._work_error(running.work)
+        return await self._finalize(
+            await self.store.get(campaign.id), canceled=running.canceled, error=error
+        )
+
+    async def _work(self, campaign: Campaign) -> None:
+        products = campaign.products or await self._plan(campaign)
+        runner = self._runner(campaign)
+        async with asyncio.TaskGroup() as group:
+            for product in products:
+                group.create_task(runner.run(product))
+
+    async def _plan(self, campaign: Campaign) -> tuple[Product, ...]:
+        plans = await self.planner.plan(campaign.request)
+        products = tuple(new_product(plan, campaign.request) for plan in plans)
+        await self.store.add_products(campaign.id, products)
+        await self._publish(
+            ProgressEvent(
+                EventKind.CAMPAIGN_STARTED,
+                campaign.id,
+                self._clock(),
+                campaign=await self.store.get(campaign.id),
+            )
+        )
+        return products
+
+    def _runner(self, campaign: Campaign) -> ChainRunner:
+        return ChainRunner(
+            campaign_id=campaign.id,
+            style=campaign.request.style.value,
+            seed=base_seed(campaign.request),
+            out_dir=str(self._folder(campaign.id)),
+            store=self.store,
+            executor=self.executor,
+            scheduler=self.scheduler,
+            publish=self._publish,
+            clock=self._clock,
+        )
+
+    def _folder(self, campaign_id: str) -> Path:
+        return (self.config.data_dir / "campaigns" / campaign_id).resolve()
+
+    async def _watch_cancel_flag(self, campaign_id: str, running: _Running) -> None:
+        while True:
+            await asyncio.sleep(self.config.cancel_poll_s)
+            if await self.store.cancel_requested(campaign_id):
+                self._cancel_here(running)
+                return
+
+    @staticmethod
+    def _work_error(work: asyncio.Task[None]) -> str | None:
+        if work.cancelled() or work.exception() is None:
+            return None
+        exc = work.exception()
+        log.error("campaign work failed", exc_info=exc)
+        if isinstance(exc, CampaignError):
+            return str(exc)
+        return f"internal error ({type(exc).__name__})"
+
+    async def _finalize(
+        self, campaign: Campaign, *, canceled: bool, error: str | None = None
+    ) -> Campaign:
+        for step in campaign.steps():
+            if not step.status.done:
+                await self.store.save_step(
+                    campaign.id,
+                    step.evolve(
+                        status=StepStatus.CANCELED, error="canceled", finished_at=self._clock()
+                    ),
+                )
+        campaign = await self.store.get(campaign.id)
+        sheet = None if canceled else await self._contact_sheet(campaign)
+        status = outcome(campaign.steps(), canceled)
+        await self.store.save_status(
+            campaign.id, status, finished_at=self._clock(), contact_sheet=sheet, error=error
+        )
+        campaign = await self.store.get(campaign.id)
+        await self._publish(
+            ProgressEvent(
+                EventKind.CAMPAIGN_FINISHED,
+                campaign.id,
+                self._clock(),
+                status=status.value,
+                campaign=campaign,
+            )
+        )
+        return campaign
+
+    async def _contact_sheet(self, campaign: Campaign) -> str | None:
+        items = [
+            (p.plan.name, path)
+            for p in campaign.products
+            if (path := p.output(StepName.IMAGE)) is not None
+        ]
+        if not items:
+            return None
+        out = str(self._folder(campaign.id) / "contact-sheet.png")
+        try:
+            sheet: str = await self.executor.run_cpu(
+                functools.partial(self._sheet, items, out, title=campaign.request.theme)
+            )
+        except Exception:
+            log.exception("contact sheet failed for campaign %s", campaign.id)
+            return None
+        return sheet
+
+    async def _publish(self, event: ProgressEvent) -> None:
+        running = self._running.get(event.campaign_id)
+        for sink in running.sinks if running else ():
+            try:
+                await sink.publish(event)
+            except Exception:  # one broken display must not stop the campaign
+                log.exception("progress sink failed")

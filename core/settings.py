@@ -1,0 +1,99 @@
+"""Settings: read once from the environment into a frozen object.
+
+Every variable is listed in README.md. Secrets are kept out of repr() so
+they never reach logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from core.errors import ConfigError
+from core.request import DEFAULT_MAX_PRODUCTS
+from core.scheduler import Limits
+
+T = TypeVar("T")
+
+EXECUTORS = ("auto", "local", "ray")
+GENERATORS = ("auto", "offline", "replicate")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the embedded defaults."""
+
+    data_dir: Path = Path("data")
+    db_path: Path | None = None  # default: <data_dir>/campaigns.db
+    executor: str = "auto"
+    generator: str = "auto"
+    max_products: int = DEFAULT_MAX_PRODUCTS
+    limits: Limits = field(default_factory=Limits)
+    progress_interval_s: float = 1.0
+    video_seconds: float = 3.0
+    replicate_api_token: str | None = field(default=None, repr=False)
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file in use."""
+        return self.db_path or self.data_dir / "campaigns.db"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables (see README.md for the list)."""
+        env = os.environ if env is None else env
+        base = Limits()
+        limits = Limits(
+            **{
+                kind: _read(
+                    env, f"CAMPAIGN_LIMIT_{kind.upper()}", _positive_int, getattr(base, kind)
+                )
+                for kind in ("text", "image", "video", "cpu")
+            }
+        )
+        db = env.get("CAMPAIGN_DB")
+        return cls(
+            data_dir=Path(env.get("CAMPAIGN_DATA_DIR") or "data"),
+            db_path=Path(db) if db else None,
+            executor=_choice(env, "CAMPAIGN_EXECUTOR", EXECUTORS),
+            generator=_choice(env, "CAMPAIGN_GENERATOR", GENERATORS),
+            max_products=_read(env, "CAMPAIGN_MAX_PRODUCTS", _positive_int, DEFAULT_MAX_PRODUCTS),
+            limits=limits,
+            progress_interval_s=_read(env, "CAMPAIGN_PROGRESS_INTERVAL", _positive_float, 1.0),
+            video_seconds=_read(env, "CAMPAIGN_VIDEO_SECONDS", _positive_float, 3.0),
+            replicate_api_token=env.get("REPLICATE_API_TOKEN") or None,
+        )
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or allowed[0]
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is invalid (allowed: {', '.join(allowed)})")
+    return raw

@@ -1,0 +1,1 @@
+"""SQLite storage for campaigns (the only place SQL lives)."""

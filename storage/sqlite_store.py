@@ -1,0 +1,291 @@
+"""CampaignStore on one aiosqlite connection (WAL mode, one writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from core.errors import CampaignNotFound
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    Product,
+    ProductPlan,
+    StepName,
+    StepRecord,
+    StepStatus,
+)
+from core.request import CampaignRequest
+from storage.migrate import migrate
+
+T = TypeVar("T")
+
+_STEP_COLUMNS = (
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "provider_id",
+    "output",
+    "error",
+    "cost_usd",
+    "worker",
+    "model",
+)
+
+
+class SqliteStore:
+    """Durable campaigns in a SQLite file."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # One connection is shared by every coroutine: a write must never land
+        # inside another coroutine's open transaction.
+        self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    async def _write(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` in a transaction that completes even if the caller is cancelled."""
+        task = asyncio.ensure_future(self._transaction(work))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = await work()
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+            return result
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at path."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            for pragma in (
+                "journal_mode = WAL",
+                "synchronous = NORMAL",
+                "foreign_keys = ON",
+                "busy_timeout = 5000",
+            ):
+                await db.execute(f"PRAGMA {pragma}")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        """Finish writes in flight, then close the connection."""
+        if self._writes:
+            await asyncio.wait(self._writes)
+        await self._db.close()
+
+    async def create_campaign(self, campaign: Campaign) -> None:
+        """Insert a campaign with its products and steps, atomically."""
+
+        async def work() -> None:
+            await self._db.execute(
+                "INSERT INTO campaigns (id, theme, request_json, status, executor, generator,"
+                " created_at, started_at, finished_at, contact_sheet, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    campaign.id,
+                    campaign.request.theme,
+                    json.dumps(campaign.request.to_dict()),
+                    campaign.status.value,
+                    campaign.executor,
+                    campaign.generator,
+                    campaign.created_at,
+                    campaign.started_at,
+                    campaign.finished_at,
+                    campaign.contact_sheet,
+                    campaign.error,
+                ),
+            )
+            await self._insert_products(campaign.id, campaign.products)
+
+        await self._write(work)
+
+    async def add_products(self, campaign_id: str, products: Sequence[Product]) -> None:
+        """Insert planned products and their steps, atomically."""
+        await self._write(lambda: self._insert_products(campaign_id, products))
+
+    async def _insert_products(self, campaign_id: str, products: Iterable[Product]) -> None:
+        for product in products:
+            p = product.plan
+            await self._db.execute(
+                "INSERT INTO products (campaign_id, idx, name, product_type, tagline,"
+                " image_prompt, video_prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    campaign_id,
+                    p.index,
+                    p.name,
+                    p.product_type,
+                    p.tagline,
+                    p.image_prompt,
+                    p.video_prompt,
+                ),
+            )
+            for step in product.steps:
+                await self._upsert_step(campaign_id, step)
+
+    async def save_step(self, campaign_id: str, step: StepRecord) -> None:
+        """Write one step's current state."""
+        await self._write(lambda: self._upsert_step(campaign_id, step))
+
+    async def _upsert_step(self, campaign_id: str, step: StepRecord) -> None:
+        values = [getattr(step, c) for c in _STEP_COLUMNS]
+        values[0] = step.status.value
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _STEP_COLUMNS)
+        await self._db.execute(
+            f"INSERT INTO steps (campaign_id, product_idx, name, {', '.join(_STEP_COLUMNS)})"
+            f" VALUES (?, ?, ?, {', '.join('?' * len(_STEP_COLUMNS))})"
+            f" ON CONFLICT (campaign_id, product_idx, name) DO UPDATE SET {updates}",
+            (campaign_id, step.product_index, step.name.value, *values),
+        )
+
+    async def save_status(
+        self,
+        campaign_id: str,
+        status: CampaignStatus,
+        *,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        contact_sheet: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Write the status; other fields only when given (None keeps the old value)."""
+        await self._update(
+            "UPDATE campaigns SET status = ?,"
+            " started_at = COALESCE(?, started_at), finished_at = ?,"
+            " contact_sheet = COALESCE(?, contact_sheet), error = ? WHERE id = ?",
+            (status.value, started_at, finished_at, contact_sheet, error, campaign_id),
+        )
+
+    async def get(self, campaign_id: str) -> Campaign:
+        """The campaign with products and steps."""
+        async with self._db.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise CampaignNotFound(campaign_id)
+        return await self._assemble(row)
+
+    async def recent(self, limit: int = 20) -> list[Campaign]:
+        """Newest campaigns first."""
+        async with self._db.execute(
+            "SELECT * FROM campaigns ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [await self._assemble(row) for row in rows]
+
+    async def request_cancel(self, campaign_id: str) -> None:
+        """Flag the campaign for cancellation."""
+        await self._set_cancel(campaign_id, 1)
+
+    async def clear_cancel(self, campaign_id: str) -> None:
+        """Clear the cancellation flag."""
+        await self._set_cancel(campaign_id, 0)
+
+    async def _set_cancel(self, campaign_id: str, flag: int) -> None:
+        await self._update(
+            "UPDATE campaigns SET cancel_requested = ? WHERE id = ?", (flag, campaign_id)
+        )
+
+    async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One UPDATE of a campaign row; the last parameter is the campaign id."""
+
+        async def work() -> int:
+            cur = await self._db.execute(sql, params)
+            return cur.rowcount
+
+        if await self._write(work) == 0:
+            raise CampaignNotFound(str(params[-1]))
+
+    async def cancel_requested(self, campaign_id: str) -> bool:
+        """Whether cancellation was requested."""
+        async with self._db.execute(
+            "SELECT cancel_requested FROM campaigns WHERE id = ?", (campaign_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise CampaignNotFound(campaign_id)
+        return bool(row[0])
+
+    async def _assemble(self, row: Any) -> Campaign:
+        cid = row["id"]
+        async with self._db.execute(
+            "SELECT * FROM products WHERE campaign_id = ? ORDER BY idx", (cid,)
+        ) as cur:
+            plans = [_plan(r) for r in await cur.fetchall()]
+        async with self._db.execute(
+            "SELECT * FROM steps WHERE campaign_id = ? ORDER BY product_idx, name", (cid,)
+        ) as cur:
+            steps = [_step(r) for r in await cur.fetchall()]
+        order = list(StepName)
+        products = tuple(
+            Product(
+                plan,
+                tuple(
+                    sorted(
+                        (s for s in steps if s.product_index == plan.index),
+                        key=lambda s: order.index(s.name),
+                    )
+                ),
+            )
+            for plan in plans
+        )
+        return Campaign(
+            id=cid,
+            request=CampaignRequest.from_dict(json.loads(row["request_json"])),
+            status=CampaignStatus(row["status"]),
+            created_at=row["created_at"],
+            executor=row["executor"],
+            generator=row["generator"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            contact_sheet=row["contact_sheet"],
+            error=row["error"],
+            products=products,
+        )
+
+
+def _plan(row: Any) -> ProductPlan:
+    return ProductPlan(
+        row["idx"],
+        row["name"],
+        row["product_type"],
+        row["tagline"],
+        row["image_prompt"],
+        row["video_prompt"],
+    )
+
+
+def _step(row: Any) -> StepRecord:
+    return StepRecord(
+        product_index=row["product_idx"],
+        name=StepName(row["name"]),
+        status=StepStatus(row["status"]),
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        provider_id=row["provider_id"],
+        output=row["output"],
+        error=row["error"],
+        cost_usd=row["cost_usd"],
+        worker=row["worker"],
+        model=row["model"],
+    )

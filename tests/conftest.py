@@ -1,0 +1,73 @@
+"""Shared fixtures: real SQLite files in tmp_path, services built with fakes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from adapters.local_executor import LocalExecutor
+from core.planner import OfflinePlanner
+from core.scheduler import Limits, Scheduler
+from core.service import CampaignService, ServiceConfig
+from storage.sqlite_store import SqliteStore
+from tests.fakes import GatedGenerator, fake_sheet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def bot_main() -> ModuleType:
+    """The composition root (bot.py; `import bot` would find the bot/ package)."""
+    spec = importlib.util.spec_from_file_location("bot_main", ROOT / "bot.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bot_main"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """A migrated store on a real database file."""
+    db = await SqliteStore.open(tmp_path / "campaigns.db")
+    yield db
+    await db.close()
+
+
+ServiceFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_service(tmp_path: Path, store: SqliteStore) -> AsyncIterator[ServiceFactory]:
+    """Factory: a CampaignService on the real store and LocalExecutor with a fake generator."""
+    built: list[tuple[CampaignService, LocalExecutor]] = []
+
+    def factory(
+        generator: GatedGenerator, limits: Limits | None = None, **config: Any
+    ) -> CampaignService:
+        limits = limits or Limits(text=2, image=4, video=2, cpu=1)
+        executor = LocalExecutor(generator, limits)
+        service = CampaignService(
+            store=store,
+            planner=OfflinePlanner(),
+            executor=executor,
+            scheduler=Scheduler(limits),
+            sheet=fake_sheet,
+            config=ServiceConfig(
+                data_dir=tmp_path / "data", generator_name=generator.name, **config
+            ),
+        )
+        built.append((service, executor))
+        return service
+
+    yield factory
+    for service, executor in built:
+        await service.aclose()
+        await executor.aclose()

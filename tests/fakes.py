@@ -1,0 +1,111 @@
+"""Hand-written fakes that record what they were given (no MagicMock)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from core.errors import PermanentStepError
+from core.ports import StepContext, StepJob, StepOutput
+
+Key = tuple[int, str]  # (product index, step name)
+
+
+class GatedGenerator:
+    """A generator whose steps wait for a gate the test opens.
+
+    Counts how many steps of each kind run at once, records every call, and
+    fails the steps named in `fail` (once each if `fail_once`).
+    """
+
+    name = "gated"
+
+    def __init__(
+        self, *, open_all: bool = False, fail: set[Key] | None = None, fail_once: bool = False
+    ) -> None:
+        self.open_all = open_all
+        self.fail = set(fail or ())
+        self.fail_once = fail_once
+        self.calls: list[Key] = []
+        self.canceled: list[Key] = []
+        self.running: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.gates: defaultdict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+        self.started: defaultdict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+        self.finished: defaultdict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+        self.started_count = 0
+        self.progress = asyncio.Condition()
+
+    def open(self, *keys: Key) -> None:
+        """Let these steps finish."""
+        for key in keys:
+            self.gates[key].set()
+
+    async def wait_started(self, count: int) -> None:
+        """Wait until `count` steps in all have started."""
+        async with self.progress:
+            await self.progress.wait_for(lambda: self.started_count >= count)
+
+    async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
+        key = (job.plan.index, job.step.value)
+        kind = job.kind.value
+        self.calls.append(key)
+        self.running[kind] += 1
+        self.peak[kind] = max(self.peak[kind], self.running[kind])
+        self.started[key].set()
+        async with self.progress:
+            self.started_count += 1
+            self.progress.notify_all()
+        try:
+            await ctx.hooks.remember_provider_id(f"pred-{key[0]}-{key[1]}")
+            await ctx.hooks.report("working")
+            if not self.open_all:
+                await self.gates[key].wait()
+            if key in self.fail:
+                if self.fail_once:
+                    self.fail.discard(key)
+                raise PermanentStepError(f"model said no to {key[1]} {key[0]}")
+        except asyncio.CancelledError:
+            self.canceled.append(key)
+            raise
+        finally:
+            self.running[kind] -= 1
+            self.finished[key].set()
+        path = Path(job.out_dir) / f"{key[0]}-{key[1]}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"input={job.input_path}")
+        return StepOutput(
+            path=str(path), provider_id=f"pred-{key[0]}-{key[1]}", model="fake", cost_usd=0.01
+        )
+
+
+def fake_sheet(items: list[tuple[str, str]], out_path: str, *, title: str) -> str:
+    """A picklable contact-sheet stand-in: lists the items in a text file."""
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_path).write_text(title + "\n" + "\n".join(f"{n}\t{p}" for n, p in items))
+    return out_path
+
+
+def worker_pid(value: int) -> tuple[int, int]:
+    """Runs in a worker: its pid and the value doubled."""
+    import os
+
+    return os.getpid(), value * 2
+
+
+def wait_for_file(path: str, limit_s: float = 30.0) -> str:
+    """Runs in a worker: returns once the event loop has created `path`."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.005)
+    return Path(path).read_text()
+
+
+def raise_value_error(message: str) -> None:
+    """Runs in a worker and fails."""
+    raise ValueError(message)

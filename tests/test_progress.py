@@ -1,0 +1,117 @@
+"""CoalescingSink: few deliveries, never faster than the interval, final state always."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
+from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProgressEvent
+from core.request import CampaignRequest
+
+
+class FakeClock:
+    """Time that moves only when the sink sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def _campaign(products: int = 2) -> Campaign:
+    plans = [ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp") for i in range(products)]
+    return Campaign(
+        id="c1",
+        request=CampaignRequest(theme="cats", products=products),
+        executor="local",
+        status=CampaignStatus.PENDING,
+        created_at=1.0,
+        generator="offline",
+        products=tuple(Product(p, (StepRecord(p.index, StepName.IMAGE),)) for p in plans),
+    )
+
+
+def _step(
+    kind: EventKind, index: int, status: str | None = None, message: str = ""
+) -> ProgressEvent:
+    return ProgressEvent(kind, "c1", 1.0, index, StepName.IMAGE, status, message)
+
+
+async def test_many_events_become_few_deliveries_with_final_state() -> None:
+    clock = FakeClock()
+    delivered: list[tuple[float, CampaignSnapshot]] = []
+
+    async def deliver(snapshot: CampaignSnapshot) -> None:
+        delivered.append((clock(), snapshot))
+
+    sink = CoalescingSink(deliver, min_interval_s=2.0, clock=clock, sleep=clock.sleep)
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    for i in range(200):
+        await sink.publish(_step(EventKind.STEP_PROGRESS, i % 2, message=f"tick {i}"))
+    await sink.publish(_step(EventKind.STEP_FINISHED, 0, "succeeded"))
+    await sink.publish(_step(EventKind.STEP_FINISHED, 1, "failed", "boom"))
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_FINISHED, "c1", 2.0, status="partial"))
+    await sink.aclose()
+
+    assert 1 <= len(delivered) <= 3
+    times = [t for t, _ in delivered]
+    assert all(b - a >= 2.0 for a, b in itertools.pairwise(times))
+    final = delivered[-1][1]
+    assert [p.steps[StepName.IMAGE].status.value for p in final.products] == ["succeeded", "failed"]
+    assert final.products[1].steps[StepName.IMAGE].message == "boom"
+    assert final.counts() == (2, 2)
+
+
+async def test_an_event_after_a_delivery_waits_for_the_interval() -> None:
+    clock = FakeClock()
+    times: list[float] = []
+
+    async def deliver(_snapshot: CampaignSnapshot) -> None:
+        times.append(clock())
+
+    sink = CoalescingSink(deliver, min_interval_s=5.0, clock=clock, sleep=clock.sleep)
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    await sink.aclose()
+    await sink.publish(_step(EventKind.STEP_STARTED, 0))
+    await sink.aclose()
+    assert times == [100.0, 105.0]
+    assert clock.sleeps == [5.0]
+
+
+async def test_a_failing_delivery_does_not_break_the_sink() -> None:
+    calls = 0
+
+    async def deliver(_snapshot: CampaignSnapshot) -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("chat is down")
+
+    clock = FakeClock()
+    sink = CoalescingSink(deliver, min_interval_s=1.0, clock=clock, sleep=clock.sleep)
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    await sink.aclose()
+    await sink.publish(_step(EventKind.STEP_STARTED, 0))
+    await sink.aclose()
+    assert calls == 2
+
+
+async def test_events_of_another_campaign_are_ignored() -> None:
+    seen: list[CampaignSnapshot] = []
+
+    async def deliver(snapshot: CampaignSnapshot) -> None:
+        seen.append(snapshot)
+
+    sink = CoalescingSink(deliver, min_interval_s=0.0)
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_FINISHED, "other", 2.0))
+    await sink.aclose()
+    assert seen[-1].campaign_id == "c1"
+    assert seen[-1].status is CampaignStatus.RUNNING

@@ -1,0 +1,171 @@
+"""The service on a real SQLite file and the LocalExecutor, with a gated fake generator.
+
+Concurrency is observed with gates and counters, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.model import CampaignStatus, StepName, StepStatus
+from core.progress import EventKind, ProgressEvent
+from core.request import CampaignRequest
+from core.scheduler import Limits
+from tests.fakes import GatedGenerator
+
+
+class RecordingSink:
+    """Keeps every event it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+
+    async def publish(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+
+
+def _request(products: int, videos: bool = True) -> CampaignRequest:
+    return CampaignRequest(theme="retro cats", products=products, videos=videos)
+
+
+async def test_image_limit_is_respected_and_reached(make_service) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen, Limits(text=1, image=3, video=2, cpu=1))
+    campaign = await service.submit(_request(10, videos=False))
+    await gen.wait_started(3)
+    assert gen.running["image"] == 3
+    for i in range(10):  # release one at a time: the limit stays full until the tail
+        gen.open((i, "image"))
+        await gen.finished[(i, "image")].wait()
+    done = await service.wait(campaign.id)
+    assert done.status is CampaignStatus.SUCCEEDED
+    assert gen.peak["image"] == 3
+
+
+async def test_video_starts_before_the_last_image_finishes(make_service) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen, Limits(text=1, image=2, video=2, cpu=1))
+    campaign = await service.submit(_request(3))
+    gen.open((0, "image"))
+    await gen.started[(0, "video")].wait()
+    assert not gen.finished[(2, "image")].is_set()  # no barrier between images and videos
+    gen.open(*[(i, s) for i in range(3) for s in ("image", "video")])
+    assert (await service.wait(campaign.id)).status is CampaignStatus.SUCCEEDED
+
+
+async def test_one_failure_does_not_stop_the_others(make_service, store) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")})
+    service = make_service(gen)
+    done = await service.run(_request(3))
+    assert done.status is CampaignStatus.PARTIAL
+    failed = done.products[1]
+    assert failed.step(StepName.IMAGE).status is StepStatus.FAILED
+    assert "model said no" in (failed.step(StepName.IMAGE).error or "")
+    assert failed.step(StepName.VIDEO).status is StepStatus.SKIPPED
+    assert (1, "video") not in gen.calls
+    assert all(p.status is StepStatus.SUCCEEDED for p in (done.products[0], done.products[2]))
+    assert done.contact_sheet is not None
+    assert (await store.get(done.id)).status is CampaignStatus.PARTIAL
+
+
+async def test_all_failed_is_failed(make_service) -> None:
+    gen = GatedGenerator(open_all=True, fail={(0, "image"), (1, "image")})
+    done = await make_service(gen).run(_request(2))
+    assert done.status is CampaignStatus.FAILED
+    assert done.contact_sheet is None
+
+
+async def test_cancel_stops_running_and_pending_steps(make_service) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen, Limits(text=1, image=2, video=2, cpu=1))
+    campaign = await service.submit(_request(4))
+    await gen.wait_started(2)
+    done = await service.cancel(campaign.id)
+    assert done.status is CampaignStatus.CANCELED
+    assert sorted(gen.canceled) == [(0, "image"), (1, "image")]
+    assert all(s.status is StepStatus.CANCELED for s in done.steps())
+    assert not any(step == "video" for _, step in gen.calls)
+    # the prediction id stored while it ran is kept for resuming or auditing
+    assert done.products[0].step(StepName.IMAGE).provider_id == "pred-0-image"
+
+
+async def test_cancel_flag_from_another_process_is_seen(make_service, store) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen, cancel_poll_s=0.01)
+    campaign = await service.submit(_request(2))
+    await gen.wait_started(2)
+    await store.request_cancel(campaign.id)  # what `bot.py cancel ID` does elsewhere
+    done = await service.wait(campaign.id)
+    assert done.status is CampaignStatus.CANCELED
+
+
+async def test_retry_reruns_only_failed_steps(make_service) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True)
+    service = make_service(gen)
+    first = await service.run(_request(3))
+    assert first.status is CampaignStatus.PARTIAL
+    gen.calls.clear()
+    await service.retry(first.id)
+    again = await service.wait(first.id)
+    assert again.status is CampaignStatus.SUCCEEDED
+    assert sorted(gen.calls) == [(1, "image"), (1, "video")]
+    assert again.products[1].step(StepName.IMAGE).attempts == 2
+    assert again.products[0].step(StepName.IMAGE).attempts == 1
+
+
+async def test_retry_after_cancel_finishes_the_rest(make_service) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen, Limits(text=1, image=1, video=1, cpu=1))
+    campaign = await service.submit(_request(2, videos=False))
+    gen.open((0, "image"))
+    await gen.finished[(0, "image")].wait()
+    await gen.started[(1, "image")].wait()
+    assert (await service.cancel(campaign.id)).status is CampaignStatus.CANCELED
+    gen.open_all = True
+    gen.calls.clear()
+    await service.retry(campaign.id)
+    assert (await service.wait(campaign.id)).status is CampaignStatus.SUCCEEDED
+    assert gen.calls == [(1, "image")]
+
+
+async def test_steps_are_stored_and_announced(make_service, store) -> None:
+    gen = GatedGenerator(open_all=True)
+    sink = RecordingSink()
+    service = make_service(gen)
+    done = await service.run(_request(2), [sink])
+    kinds = [e.kind for e in sink.events]
+    assert kinds[0] is EventKind.CAMPAIGN_STARTED
+    assert kinds[-1] is EventKind.CAMPAIGN_FINISHED
+    assert kinds.count(EventKind.STEP_STARTED) == 4
+    assert kinds.count(EventKind.STEP_FINISHED) == 4
+    assert EventKind.STEP_PROGRESS in kinds
+    stored = await store.get(done.id)
+    step = stored.products[0].step(StepName.VIDEO)
+    assert step.status is StepStatus.SUCCEEDED
+    assert step.provider_id == "pred-0-video"
+    assert step.attempts == 1
+    assert step.started_at
+    assert step.finished_at
+    assert step.output
+    assert step.output.endswith("0-video.txt")
+    assert stored.cost_usd == 0.04
+    assert stored.contact_sheet
+    assert stored.contact_sheet.endswith("contact-sheet.png")
+
+
+async def test_service_close_cancels_running_campaigns(make_service) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    campaign = await service.submit(_request(2))
+    await gen.wait_started(2)
+    await service.aclose()
+    assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
+
+
+async def test_many_campaigns_share_limits(make_service) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen, Limits(text=1, image=2, video=1, cpu=1))
+    results = await asyncio.gather(*(service.run(_request(3)) for _ in range(3)))
+    assert all(r.status is CampaignStatus.SUCCEEDED for r in results)
+    assert gen.peak["image"] <= 2
+    assert gen.peak["video"] == 1

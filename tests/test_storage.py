@@ -1,0 +1,163 @@
+"""SqliteStore on a real database file: round trip, migrations, WAL, cancel flag."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.errors import CampaignNotFound
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    Product,
+    ProductPlan,
+    StepName,
+    StepRecord,
+    StepStatus,
+)
+from core.request import CampaignRequest, ModelOverrides, Style
+from storage.migrate import migrate, migrations
+from storage.sqlite_store import SqliteStore
+
+
+def _campaign(cid: str = "abc12345", created_at: float = 10.0) -> Campaign:
+    request = CampaignRequest(
+        theme="retro cats",
+        products=2,
+        videos=True,
+        style=Style.NEON,
+        audience="indie gamers",
+        seed=7,
+        models=ModelOverrides(image="acme/img"),
+    )
+    products = tuple(
+        Product(
+            ProductPlan(i, f"Cat {i}", "mug", "Meow.", f"img {i}", f"vid {i}"),
+            (StepRecord(i, StepName.IMAGE, model="acme/img"), StepRecord(i, StepName.VIDEO)),
+        )
+        for i in range(2)
+    )
+    return Campaign(
+        id=cid,
+        request=request,
+        status=CampaignStatus.PENDING,
+        created_at=created_at,
+        executor="local",
+        generator="offline",
+        products=products,
+    )
+
+
+async def test_round_trip(store: SqliteStore) -> None:
+    original = _campaign()
+    await store.create_campaign(original)
+    assert await store.get(original.id) == original
+
+    step = (
+        original.products[1]
+        .steps[0]
+        .evolve(
+            status=StepStatus.SUCCEEDED,
+            attempts=2,
+            started_at=11.0,
+            finished_at=12.5,
+            provider_id="pred-1",
+            output="/x/1.png",
+            cost_usd=0.003,
+            worker="node-a",
+        )
+    )
+    await store.save_step(original.id, step)
+    await store.save_status(
+        original.id,
+        CampaignStatus.PARTIAL,
+        started_at=11.0,
+        finished_at=13.0,
+        contact_sheet="/x/sheet.png",
+        error=None,
+    )
+    loaded = await store.get(original.id)
+    assert loaded.products[1].steps[0] == step
+    assert loaded.products[1].steps[1] == original.products[1].steps[1]
+    assert (loaded.status, loaded.started_at, loaded.finished_at, loaded.contact_sheet) == (
+        CampaignStatus.PARTIAL,
+        11.0,
+        13.0,
+        "/x/sheet.png",
+    )
+    assert loaded.cost_usd == 0.003
+    assert loaded.request == original.request
+
+
+async def test_products_added_after_planning(store: SqliteStore) -> None:
+    full = _campaign()
+    await store.create_campaign(Campaign(**{**full.__dict__, "products": ()}))
+    assert (await store.get(full.id)).products == ()
+    await store.add_products(full.id, full.products)
+    assert (await store.get(full.id)).products == full.products
+
+
+async def test_recent_is_newest_first(store: SqliteStore) -> None:
+    for i, cid in enumerate(["old00000", "mid00000", "new00000"]):
+        await store.create_campaign(_campaign(cid, created_at=float(i)))
+    assert [c.id for c in await store.recent(2)] == ["new00000", "mid00000"]
+
+
+async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
+    with pytest.raises(CampaignNotFound, match="nope"):
+        await store.get("nope")
+    with pytest.raises(CampaignNotFound):
+        await store.save_status("nope", CampaignStatus.FAILED)
+    with pytest.raises(CampaignNotFound):
+        await store.request_cancel("nope")
+
+
+async def test_cancel_flag(store: SqliteStore) -> None:
+    await store.create_campaign(_campaign())
+    assert not await store.cancel_requested("abc12345")
+    await store.request_cancel("abc12345")
+    assert await store.cancel_requested("abc12345")
+    await store.clear_cancel("abc12345")
+    assert not await store.cancel_requested("abc12345")
+
+
+async def test_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
+    await store.create_campaign(_campaign())
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.create_campaign(_campaign())  # same id: the whole insert rolls back
+    assert len(await store.recent(10)) == 1
+
+
+async def test_wal_mode_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "c.db"
+    first = await SqliteStore.open(path)
+    await first.create_campaign(_campaign())
+    await first.close()
+    second = await SqliteStore.open(path)  # migrations are not applied twice
+    assert (await second.get("abc12345")).request.theme == "retro cats"
+    await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations())
+
+
+async def test_migrations_must_be_numbered_without_gaps(tmp_path: Path) -> None:
+    (tmp_path / "V1__a.sql").write_text("CREATE TABLE a (x);")
+    (tmp_path / "V3__c.sql").write_text("CREATE TABLE c (x);")
+    with pytest.raises(RuntimeError, match="without gaps"):
+        migrations(tmp_path)
+
+
+async def test_new_migration_applies_once(tmp_path: Path) -> None:
+    import aiosqlite
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "V1__a.sql").write_text("CREATE TABLE a (x);")
+    async with aiosqlite.connect(tmp_path / "m.db", isolation_level=None) as db:
+        assert await migrate(db, folder) == 1
+        (folder / "V2__b.sql").write_text("CREATE TABLE b (x);")
+        assert await migrate(db, folder) == 2
+        assert await migrate(db, folder) == 2
