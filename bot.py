@@ -141,10 +141,12 @@ def settings_from(args: argparse.Namespace, base: Settings) -> Settings:
 Start = Callable[[Sequence[ProgressSink]], Awaitable[Campaign]]
 
 
-async def follow(service: CampaignService, start: Start, *, as_json: bool, out: Console) -> int:
+async def follow(
+    service: CampaignService, start: Start, *, as_json: bool, out: Console, interval_s: float
+) -> int:
     """Start a campaign, show its progress, print the result; returns the exit code."""
     live = None if as_json else console.LiveProgress(out, service.executor.describe())
-    sink = CoalescingSink(live.deliver if live else _ignore, min_interval_s=0.2)
+    sink = CoalescingSink(live.deliver if live else _ignore, min_interval_s=interval_s)
     with live or contextlib.nullcontext():
         campaign = await start([sink])
         interrupted = await _wait_or_interrupt(service, campaign.id)
@@ -191,7 +193,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         request = parse_request(text, max_products=settings.max_products)
         async with open_service(settings) as service:
             return await follow(
-                service, lambda sinks: service.submit(request, sinks), as_json=args.json, out=out
+                service,
+                lambda sinks: service.submit(request, sinks),
+                as_json=args.json,
+                out=out,
+                interval_s=settings.progress_interval_s,
             )
     async with open_service(settings) as service:
         if args.command == "history":
@@ -211,7 +217,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
             out.print(f"campaign {campaign.id}: {campaign.status.value}")
         elif args.command == "retry":
             return await follow(
-                service, lambda sinks: service.retry(args.id, sinks), as_json=args.json, out=out
+                service,
+                lambda sinks: service.retry(args.id, sinks),
+                as_json=args.json,
+                out=out,
+                interval_s=settings.progress_interval_s,
             )
     return EXIT_OK
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 # forkserver: forking a process that already runs threads (aiosqlite, asyncio
 # executors) can deadlock; spawn would re-import everything per worker.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["adapters.render"])
+_CONTEXT.set_forkserver_preload(["adapters.render", "adapters.ken_burns"])
 
 
 class LocalExecutor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from adapters import render
+from adapters import ken_burns, render
 from core.errors import PermanentStepError
 from core.model import StepName
 from core.ports import StepContext, StepJob, StepOutput
@@ -38,7 +38,7 @@ class OfflineGenerator:
                 raise PermanentStepError("video step has no input image")
             await ctx.hooks.report("rendering video")
             fn = functools.partial(
-                render.render_ken_burns,
+                ken_burns.render_ken_burns,
                 job.input_path,
                 str(out.with_suffix(".mp4")),
                 seconds=self.video_seconds,

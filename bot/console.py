@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -73,7 +74,9 @@ def _header(snap: CampaignSnapshot, executor: str) -> RenderableType:
         (snap.status.value, STATUS_STYLE.get(snap.status.value, "")),
         f"  {done}/{total} steps  {elapsed:.1f}s{eta}  [{executor}]",
     )
-    return Group(line, ProgressBar(total=max(total, 1), completed=done, width=60))
+    bar = Table.grid()
+    bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=60))
+    return Group(line, bar)
 
 
 def _product_rows(snap: CampaignSnapshot) -> Table:
@@ -107,22 +110,32 @@ def _cell(step: StepView | None) -> Text:
 
 
 def files_table(campaign: Campaign) -> Table:
-    """Final table: one row per product with its files or error."""
-    table = Table(title=f"Campaign {campaign.id}: {campaign.status.value}", show_lines=False)
+    """Final table: one row per product with its files (names within the folder) or error."""
+    outputs = [s.output for s in campaign.steps() if s.output]
+    folder = os.path.commonpath(outputs) if len(outputs) > 1 else None
+    table = Table(title=f"Campaign {campaign.id}: {campaign.status.value}")
     for column in ("#", "product", "status", "image", "video / error"):
         table.add_column(column, overflow="fold")
     for p in campaign.products:
-        video = p.output(StepName.VIDEO) or p.error() or ""
+        video = _short(p.output(StepName.VIDEO), folder) or p.error() or ""
         table.add_row(
             str(p.plan.index + 1),
             p.plan.name,
             Text(p.status.value, style=STATUS_STYLE.get(p.status.value, "")),
-            p.output(StepName.IMAGE) or "",
+            _short(p.output(StepName.IMAGE), folder) or "",
             video,
         )
+    notes = [f"files in {folder}"] if folder else []
     if campaign.contact_sheet:
-        table.caption = f"contact sheet: {campaign.contact_sheet}"
+        notes.append(f"contact sheet: {campaign.contact_sheet}")
+    if campaign.error:
+        notes.append(f"error: {campaign.error}")
+    table.caption = "\n".join(notes) or None
     return table
+
+
+def _short(path: str | None, folder: str | None) -> str | None:
+    return os.path.relpath(path, folder) if path and folder else path
 
 
 def history_table(campaigns: list[Campaign]) -> Table:

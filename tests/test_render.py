@@ -12,7 +12,7 @@ import imageio_ffmpeg
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from adapters import render
+from adapters import ken_burns, render
 
 STYLES = ["photo", "minimal", "vintage", "neon", "watercolor"]
 PRODUCT_TYPES = [
@@ -181,7 +181,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
 
 def test_ken_burns_is_a_three_second_h264_mp4_that_moves(tmp_path: Path, product_png: Path) -> None:
     out = tmp_path / "v" / "clip.mp4"
-    assert render.render_ken_burns(str(product_png), str(out), seed=3) == str(out)
+    assert ken_burns.render_ken_burns(str(product_png), str(out), seed=3) == str(out)
     frames, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
     assert frames == 72
     assert secs == pytest.approx(3.0, abs=0.1)
@@ -203,7 +203,7 @@ def test_ken_burns_rounds_odd_size_down_and_follows_seconds(
     tmp_path: Path, small_png: Path
 ) -> None:
     out = tmp_path / "short.mp4"
-    render.render_ken_burns(str(small_png), str(out), seconds=1.0, fps=10, size=101)
+    ken_burns.render_ken_burns(str(small_png), str(out), seconds=1.0, fps=10, size=101)
     reader = imageio_ffmpeg.read_frames(str(out))
     meta = next(reader)
     reader.close()
@@ -212,8 +212,8 @@ def test_ken_burns_rounds_odd_size_down_and_follows_seconds(
 
 
 def test_ken_burns_start_and_end_depend_on_seed() -> None:
-    assert render._ken_burns_rects(1024, 1024, 1) != render._ken_burns_rects(1024, 1024, 2)
-    start, end = render._ken_burns_rects(1024, 768, 5)
+    assert ken_burns._ken_burns_rects(1024, 1024, 1) != ken_burns._ken_burns_rects(1024, 1024, 2)
+    start, end = ken_burns._ken_burns_rects(1024, 768, 5)
     for x0, y0, x1, y1 in (start, end):
         assert 0 <= x0 < x1 <= 1024
         assert 0 <= y0 < y1 <= 768
@@ -222,7 +222,7 @@ def test_ken_burns_start_and_end_depend_on_seed() -> None:
 
 def test_ken_burns_missing_input_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
-        render.render_ken_burns(str(tmp_path / "nope.png"), str(tmp_path / "out.mp4"))
+        ken_burns.render_ken_burns(str(tmp_path / "nope.png"), str(tmp_path / "out.mp4"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -230,7 +230,7 @@ def test_ken_burns_unreadable_input_raises(tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image at all")
     with pytest.raises(ValueError, match="cannot read image"):
-        render.render_ken_burns(str(bad), str(tmp_path / "out.mp4"))
+        ken_burns.render_ken_burns(str(bad), str(tmp_path / "out.mp4"))
     assert [p.name for p in tmp_path.iterdir()] == ["bad.png"]
 
 
@@ -249,13 +249,13 @@ def test_ken_burns_ffmpeg_failure_raises_with_stderr(
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: fake)
     out_dir = tmp_path / "out"
     with pytest.raises(RuntimeError, match=r"exit 3.*boom"):
-        render.render_ken_burns(str(small_png), str(out_dir / "clip.mp4"), size=64)
+        ken_burns.render_ken_burns(str(small_png), str(out_dir / "clip.mp4"), size=64)
     assert list(out_dir.iterdir()) == []
 
 
 def test_ken_burns_rejects_bad_numbers(tmp_path: Path, small_png: Path) -> None:
     with pytest.raises(ValueError, match="seconds"):
-        render.render_ken_burns(str(small_png), str(tmp_path / "o.mp4"), seconds=0)
+        ken_burns.render_ken_burns(str(small_png), str(tmp_path / "o.mp4"), seconds=0)
 
 
 # ---------------------------------------------------------------- contact sheet
@@ -319,7 +319,7 @@ def test_contact_sheet_long_names_and_empty_list(tmp_path: Path, product_png: Pa
 
 @pytest.mark.parametrize(
     "fn",
-    [render.render_product_image, render.render_ken_burns, render.render_contact_sheet],
+    [render.render_product_image, ken_burns.render_ken_burns, render.render_contact_sheet],
 )
 def test_render_functions_pickle(fn: Callable[..., str]) -> None:
     assert pickle.loads(pickle.dumps(fn)) is fn
