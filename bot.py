@@ -157,7 +157,9 @@ async def follow(
     if as_json:
         print(json.dumps(console.summary(campaign), indent=2))
     else:
+        out.print()
         out.print(console.files_table(campaign))
+        out.print(f"[dim]See it again with: python bot.py show {campaign.id}[/dim]")
     if interrupted:
         return EXIT_INTERRUPTED
     ok = campaign.status in (CampaignStatus.SUCCEEDED, CampaignStatus.PARTIAL)
