@@ -81,12 +81,12 @@ async def open_service(
     service = CampaignService(
         store=store,
         planner=planner or OfflinePlanner(),
+        generator=generator,
         executor=executor,
         scheduler=Scheduler(settings.limits),
         sheet=render_contact_sheet,
         config=ServiceConfig(
             data_dir=settings.data_dir,
-            generator_name=generator.name,
             max_products=settings.max_products,
         ),
     )

@@ -19,6 +19,10 @@ class OfflineGenerator:
     def __init__(self, video_seconds: float = 3.0) -> None:
         self.video_seconds = video_seconds
 
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        """Offline rendering is free."""
+        return 0.0
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Render the step's file under job.out_dir."""
         out = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"

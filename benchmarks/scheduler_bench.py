@@ -37,6 +37,9 @@ class FixedLatencyGenerator:
     scale: float
     name: str = "fixed-latency"
 
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        return 0.0
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         seconds = IMAGE_S if job.step is StepName.IMAGE else VIDEO_S
         await asyncio.sleep(seconds * self.scale)
@@ -78,10 +81,11 @@ async def measure(n: int, scale: float, folder: Path) -> float:
     service = CampaignService(
         store=store,
         planner=OfflinePlanner(),
+        generator=generator,
         executor=executor,
         scheduler=Scheduler(LIMITS),
         sheet=no_sheet,
-        config=ServiceConfig(data_dir=folder, generator_name=generator.name, max_products=n),
+        config=ServiceConfig(data_dir=folder, max_products=n),
     )
     try:
         campaign = await service.run(CampaignRequest(theme="bench", products=n, videos=True))

@@ -66,8 +66,8 @@ class LiveProgress:
 
 def _header(snap: CampaignSnapshot, executor: str) -> RenderableType:
     done, total = snap.counts()
-    elapsed = (snap.finished_at or time.time()) - (snap.started_at or time.time())
-    eta = "" if not done or done == total else f"  ETA {elapsed / done * (total - done):.0f}s"
+    elapsed, left = snap.timing(time.time())
+    eta = "" if left is None else f"  ETA {left:.0f}s"
     line = Text.assemble(
         (f"Campaign {snap.campaign_id} ", "bold"),
         (f"“{snap.theme}” ", "italic"),

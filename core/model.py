@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -148,6 +148,8 @@ class Campaign:
     contact_sheet: str | None = None
     error: str | None = None
     products: tuple[Product, ...] = field(default=())
+    requester: str | None = None  # front-end user id, e.g. "slack:U123" or "discord:42"
+    origin: Mapping[str, str] = field(default_factory=dict)  # where its status message lives
 
     @property
     def cost_usd(self) -> float:

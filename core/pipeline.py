@@ -67,6 +67,19 @@ class ChainRunner:
             done = await self._run_step(product.plan, step, image)
             if step.name is StepName.IMAGE:
                 image = done.output if done.status is StepStatus.SUCCEEDED else None
+        await self.publish(
+            ProgressEvent(
+                EventKind.PRODUCT_FINISHED,
+                self.campaign_id,
+                self.clock(),
+                product.plan.index,
+                status=await self._product_status(product.plan.index),
+            )
+        )
+
+    async def _product_status(self, index: int) -> str:
+        campaign = await self.store.get(self.campaign_id)
+        return campaign.products[index].status.value
 
     async def _run_step(self, plan: ProductPlan, step: StepRecord, image: str | None) -> StepRecord:
         async with self.scheduler.slot(step.name.kind, self.campaign_id):

@@ -79,6 +79,10 @@ class Generator(Protocol):
 
     name: str
 
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        """Expected cost of one such step (for estimates before a campaign starts)."""
+        ...
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Produce the step's file under job.out_dir; raise StepError on failure."""
         ...
@@ -156,8 +160,8 @@ class CampaignStore(Protocol):
         """The campaign with products and steps; raises CampaignNotFound."""
         ...
 
-    async def recent(self, limit: int) -> Sequence[Campaign]:
-        """Newest campaigns first, with products and steps."""
+    async def recent(self, limit: int, requester: str | None = None) -> Sequence[Campaign]:
+        """Newest campaigns first (only one requester's, if given), with products and steps."""
         ...
 
     async def request_cancel(self, campaign_id: str) -> None:

@@ -31,6 +31,7 @@ class EventKind(str, Enum):
     STEP_STARTED = "step_started"
     STEP_PROGRESS = "step_progress"
     STEP_FINISHED = "step_finished"  # status says succeeded, failed, canceled or skipped
+    PRODUCT_FINISHED = "product_finished"  # every step of one product is done; status = product's
     CAMPAIGN_FINISHED = "campaign_finished"
 
 
@@ -133,6 +134,15 @@ class CampaignSnapshot:
         """(finished steps, all steps)."""
         steps = [s for p in self.products for s in p.steps.values()]
         return sum(s.status.done for s in steps), len(steps)
+
+    def timing(self, now: float) -> tuple[float, float | None]:
+        """(elapsed seconds, estimated seconds left or None) as of `now` (wall clock)."""
+        start = self.started_at or now
+        elapsed = max(0.0, (self.finished_at or now) - start)
+        done, total = self.counts()
+        if not done or done >= total or self.status.done:
+            return elapsed, None
+        return elapsed, elapsed / done * (total - done)
 
 
 Deliver = Callable[[CampaignSnapshot], Awaitable[None]]

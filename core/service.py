@@ -12,15 +12,15 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Campaign, CampaignStatus, Product, StepName, StepStatus, outcome
-from core.pipeline import ChainRunner, new_product
+from core.pipeline import ChainRunner, new_product, step_names
 from core.planner import base_seed
-from core.ports import CampaignStore, Executor, Planner, ProgressSink
+from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
@@ -36,9 +36,16 @@ class ServiceConfig:
     """Knobs of the service that are not ports."""
 
     data_dir: Path
-    generator_name: str
     max_products: int = 20
     cancel_poll_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a request will cost before it starts."""
+
+    steps: int
+    cost_usd: float
 
 
 @dataclass
@@ -57,6 +64,7 @@ class CampaignService:
         *,
         store: CampaignStore,
         planner: Planner,
+        generator: Generator,
         executor: Executor,
         scheduler: Scheduler,
         sheet: SheetFn,
@@ -65,6 +73,7 @@ class CampaignService:
     ) -> None:
         self.store = store
         self.planner = planner
+        self.generator = generator  # runs on the executor; the service reads its name and prices
         self.executor = executor
         self.scheduler = scheduler
         self.config = config
@@ -72,10 +81,28 @@ class CampaignService:
         self._clock = clock
         self._running: dict[str, _Running] = {}
 
+    def estimate(self, request: CampaignRequest) -> Estimate:
+        """Steps and expected cost of a request, before anything is started."""
+        models = {StepName.IMAGE: request.models.image, StepName.VIDEO: request.models.video}
+        per_product = [(s, self.generator.price_usd(s, models[s])) for s in step_names(request)]
+        return Estimate(
+            steps=request.products * len(per_product),
+            cost_usd=round(request.products * sum(p for _, p in per_product), 6),
+        )
+
     async def submit(
-        self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()
+        self,
+        request: CampaignRequest,
+        sinks: Sequence[ProgressSink] = (),
+        *,
+        requester: str | None = None,
+        origin: Mapping[str, str] | None = None,
     ) -> Campaign:
-        """Store a new campaign and start it; returns the stored record at once."""
+        """Store a new campaign and start it; returns the stored record at once.
+
+        `requester` is the front end's user id; `origin` says where the campaign's
+        chat status message lives (opaque to the core, kept for the front end).
+        """
         if request.products > self.config.max_products:
             raise InvalidRequest(
                 "products", f"{request.products} is too many", f"1-{self.config.max_products}"
@@ -86,7 +113,9 @@ class CampaignService:
             status=CampaignStatus.PENDING,
             created_at=self._clock(),
             executor=self.executor.name,
-            generator=self.config.generator_name,
+            generator=self.generator.name,
+            requester=requester,
+            origin=dict(origin or {}),
         )
         await self.store.create_campaign(campaign)
         self._start(campaign, sinks)
@@ -108,9 +137,9 @@ class CampaignService:
         """The stored campaign."""
         return await self.store.get(campaign_id)
 
-    async def history(self, limit: int = 20) -> Sequence[Campaign]:
-        """Newest campaigns first."""
-        return await self.store.recent(limit)
+    async def history(self, limit: int = 20, requester: str | None = None) -> Sequence[Campaign]:
+        """Newest campaigns first, optionally only one requester's."""
+        return await self.store.recent(limit, requester)
 
     async def cancel(self, campaign_id: str) -> Campaign:
         """Stop pending steps and cancel running ones; returns the stored record."""

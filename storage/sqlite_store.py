@@ -100,8 +100,8 @@ class SqliteStore:
         async def work() -> None:
             await self._db.execute(
                 "INSERT INTO campaigns (id, theme, request_json, status, executor, generator,"
-                " created_at, started_at, finished_at, contact_sheet, error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, started_at, finished_at, contact_sheet, error, requester,"
+                " origin_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     campaign.id,
                     campaign.request.theme,
@@ -114,6 +114,8 @@ class SqliteStore:
                     campaign.finished_at,
                     campaign.contact_sheet,
                     campaign.error,
+                    campaign.requester,
+                    json.dumps(dict(campaign.origin)),
                 ),
             )
             await self._insert_products(campaign.id, campaign.products)
@@ -184,10 +186,12 @@ class SqliteStore:
             raise CampaignNotFound(campaign_id)
         return await self._assemble(row)
 
-    async def recent(self, limit: int = 20) -> list[Campaign]:
-        """Newest campaigns first."""
+    async def recent(self, limit: int = 20, requester: str | None = None) -> list[Campaign]:
+        """Newest campaigns first, optionally only one requester's."""
+        where, params = ("WHERE requester = ?", (requester, limit)) if requester else ("", (limit,))
         async with self._db.execute(
-            "SELECT * FROM campaigns ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            f"SELECT * FROM campaigns {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            params,
         ) as cur:
             rows = await cur.fetchall()
         return [await self._assemble(row) for row in rows]
@@ -260,6 +264,8 @@ class SqliteStore:
             contact_sheet=row["contact_sheet"],
             error=row["error"],
             products=products,
+            requester=row["requester"],
+            origin=json.loads(row["origin_json"]),
         )
 
 

@@ -57,12 +57,11 @@ async def make_service(tmp_path: Path, store: SqliteStore) -> AsyncIterator[Serv
         service = CampaignService(
             store=store,
             planner=OfflinePlanner(),
+            generator=generator,
             executor=executor,
             scheduler=Scheduler(limits),
             sheet=fake_sheet,
-            config=ServiceConfig(
-                data_dir=tmp_path / "data", generator_name=generator.name, **config
-            ),
+            config=ServiceConfig(data_dir=tmp_path / "data", **config),
         )
         built.append((service, executor))
         return service

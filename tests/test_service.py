@@ -169,3 +169,35 @@ async def test_many_campaigns_share_limits(make_service) -> None:
     assert all(r.status is CampaignStatus.SUCCEEDED for r in results)
     assert gen.peak["image"] <= 2
     assert gen.peak["video"] == 1
+
+
+async def test_requester_and_origin_are_kept_and_filter_history(make_service) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    mine = await service.submit(
+        _request(1), requester="slack:U1", origin={"platform": "slack", "ts": "1.2"}
+    )
+    await service.submit(_request(1), requester="slack:U2")
+    await service.wait(mine.id)
+    stored = await service.get(mine.id)
+    assert stored.requester == "slack:U1"
+    assert stored.origin == {"platform": "slack", "ts": "1.2"}
+    assert [c.id for c in await service.history(requester="slack:U1")] == [mine.id]
+    assert len(await service.history()) == 2
+
+
+async def test_estimate_counts_steps_and_prices(make_service) -> None:
+    service = make_service(GatedGenerator())
+    estimate = service.estimate(_request(5))
+    assert (estimate.steps, estimate.cost_usd) == (10, 0.1)
+    assert service.estimate(_request(5, videos=False)).steps == 5
+
+
+async def test_product_finished_is_announced_once_per_product(make_service) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")})
+    sink = RecordingSink()
+    await make_service(gen).run(_request(3), [sink])
+    finished = {
+        e.product_index: e.status for e in sink.events if e.kind is EventKind.PRODUCT_FINISHED
+    }
+    assert finished == {0: "succeeded", 1: "failed", 2: "succeeded"}

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from core.errors import PermanentStepError
+from core.model import StepName
 from core.ports import StepContext, StepJob, StepOutput
 
 Key = tuple[int, str]  # (product index, step name)
@@ -46,6 +47,9 @@ class GatedGenerator:
         """Wait until `count` steps in all have started."""
         async with self.progress:
             await self.progress.wait_for(lambda: self.started_count >= count)
+
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        return 0.01
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         key = (job.plan.index, job.step.value)

@@ -1,0 +1,47 @@
+"""ChatProgress: coalesced status, one ordered post per product, then the summary."""
+
+from __future__ import annotations
+
+from bot.chat import ChatProgress, product_caption, product_line, progress_line, summary_text
+from core.model import Campaign, Product
+from core.progress import CampaignSnapshot
+from core.request import CampaignRequest
+from tests.fakes import GatedGenerator
+
+
+async def test_posts_each_product_then_the_summary(make_service) -> None:
+    service = make_service(GatedGenerator(open_all=True, fail={(1, "image")}))
+    posts: list[str] = []
+    statuses: list[CampaignSnapshot] = []
+
+    async def render(snapshot: CampaignSnapshot) -> None:
+        statuses.append(snapshot)
+
+    async def post_product(_campaign: Campaign, product: Product) -> None:
+        if product.plan.index == 2:
+            raise ConnectionError("thread archived")  # must not stop the rest
+        posts.append(product_caption(product))
+
+    async def post_summary(campaign: Campaign) -> None:
+        posts.append(summary_text(campaign))
+
+    follower = ChatProgress(
+        service,
+        render_status=render,
+        post_product=post_product,
+        post_summary=post_summary,
+        min_interval_s=0.0,
+    )
+    campaign = await service.run(CampaignRequest(theme="cats", products=3, videos=True), [follower])
+    await follower.done.wait()
+    assert len(posts) == 3
+    assert sorted(posts[:2])[0].startswith("✅ 1.")
+    assert any(p.startswith("❌ 2.") and "model said no" in p for p in posts[:2])
+    assert posts[-1].startswith("🟡 Campaign") and "partial" in posts[-1]
+    final = statuses[-1]
+    assert final.status.value == "partial"  # the status message got the final state
+    line = progress_line(final, "local pool")
+    assert line.startswith("6/6 steps")  # a skipped video counts as done
+    assert "ETA" not in line and line.endswith("local pool")
+    assert product_line(final.products[0]).startswith("✅ 1.")
+    assert (await service.get(campaign.id)).status.value == "partial"
