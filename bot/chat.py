@@ -117,7 +117,7 @@ def _overall(product: ProductView) -> str:
     statuses = {v.status for v in product.steps.values()}
     for status in (StepStatus.RUNNING, StepStatus.FAILED, StepStatus.CANCELED, StepStatus.PENDING):
         if status in statuses:
-            return status.value
+            return str(status.value)
     return StepStatus.SUCCEEDED.value
 
 
