@@ -220,6 +220,8 @@ class CampaignService:
             )
         )
         running.work = asyncio.create_task(self._work(campaign))
+        if running.canceled:  # cancel() arrived before there was work to cancel
+            running.work.cancel()
         watcher = asyncio.create_task(self._watch_cancel_flag(campaign.id, running))
         try:
             await asyncio.wait([running.work])

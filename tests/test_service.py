@@ -201,3 +201,12 @@ async def test_product_finished_is_announced_once_per_product(make_service) -> N
         e.product_index: e.status for e in sink.events if e.kind is EventKind.PRODUCT_FINISHED
     }
     assert finished == {0: "succeeded", 1: "failed", 2: "succeeded"}
+
+
+async def test_cancel_right_after_submit_runs_nothing(make_service) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    campaign = await service.submit(_request(3))
+    done = await service.cancel(campaign.id)  # before the campaign task has even started
+    assert done.status is CampaignStatus.CANCELED
+    assert gen.calls == []
