@@ -17,6 +17,7 @@ from core.scheduler import Limits, Scheduler
 from core.service import CampaignService, ServiceConfig
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
+from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,8 @@
 """The executor contract: every Executor implementation must pass these tests.
 
-The Ray executor (issue 4) adds itself to EXECUTORS.
+They run against the LocalExecutor and the RayExecutor (on the session's
+real local Ray). The generator is picklable and keeps its gates and counters
+in files, so the same assertions hold when it runs inside Ray actors.
 """
 
 from __future__ import annotations
@@ -17,17 +19,31 @@ from core.errors import PermanentStepError
 from core.model import ProductPlan, StepName
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
-from tests.fakes import GatedGenerator, raise_value_error, wait_for_file, worker_pid
+from tests.fakes import raise_value_error, wait_for_file, worker_pid
+from tests.fakes.file_gates import FileGatedGenerator
 
 LIMITS = Limits(text=1, image=2, video=1, cpu=2)
 ExecutorFactory = Callable[[Generator], Executor]
-EXECUTORS: dict[str, ExecutorFactory] = {
-    "local": lambda gen: LocalExecutor(gen, LIMITS),
-}
+
+
+def _local(gen: Generator) -> Executor:
+    return LocalExecutor(gen, LIMITS)
+
+
+def _ray(gen: Generator) -> Executor:
+    from adapters.ray_connect import RaySettings
+    from adapters.ray_executor import RayExecutor
+
+    return RayExecutor(gen, LIMITS, RaySettings(actors_per_kind=1))
+
+
+EXECUTORS: dict[str, ExecutorFactory] = {"local": _local, "ray": _ray}
 
 
 @pytest.fixture(params=sorted(EXECUTORS))
 async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[ExecutorFactory]:
+    if request.param == "ray":
+        request.getfixturevalue("ray_local")
     made: list[Executor] = []
 
     def factory(gen: Generator) -> Executor:
@@ -39,9 +55,14 @@ async def make_executor(request: pytest.FixtureRequest) -> AsyncIterator[Executo
         await executor.aclose()
 
 
+@pytest.fixture
+def gates(tmp_path: Path) -> Path:
+    return tmp_path / "gates"
+
+
 def _job(tmp_path: Path, index: int, step: StepName = StepName.IMAGE) -> StepJob:
     plan = ProductPlan(index, f"P{index}", "mug", "t", "ip", "vp")
-    return StepJob("c1", step, plan, "neon", index, str(tmp_path))
+    return StepJob("c1", step, plan, "neon", index, str(tmp_path / "out"))
 
 
 async def _nothing(_value: str) -> None:
@@ -51,8 +72,24 @@ async def _nothing(_value: str) -> None:
 HOOKS = StepHooks(_nothing, _nothing)
 
 
-async def test_step_limit_per_kind(make_executor: ExecutorFactory, tmp_path: Path) -> None:
-    gen = GatedGenerator()
+class RecordingHooks:
+    """Hooks that record what reached the driver, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.hooks = StepHooks(self._report, self._remember)
+
+    async def _report(self, message: str) -> None:
+        self.seen.append(("report", message))
+
+    async def _remember(self, provider_id: str) -> None:
+        self.seen.append(("provider_id", provider_id))
+
+
+async def test_step_limit_per_kind(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    gen = FileGatedGenerator(gates)
     executor = make_executor(gen)
     tasks = [asyncio.create_task(executor.run_step(_job(tmp_path, i), HOOKS)) for i in range(5)]
     video = asyncio.create_task(executor.run_step(_job(tmp_path, 9, StepName.VIDEO), HOOKS))
@@ -62,42 +99,73 @@ async def test_step_limit_per_kind(make_executor: ExecutorFactory, tmp_path: Pat
     results = await asyncio.gather(*tasks, video)
     assert all(isinstance(r, StepOutput) for r in results)
     assert gen.peak["image"] == 2
+    assert sorted(key for key, _id, _pid in gen.calls) == [
+        *[(i, "image") for i in range(5)],
+        (9, "video"),
+    ]
 
 
-async def test_step_errors_keep_their_type(make_executor: ExecutorFactory, tmp_path: Path) -> None:
-    executor = make_executor(GatedGenerator(open_all=True, fail={(0, "image")}))
-    with pytest.raises(PermanentStepError, match="model said no"):
+async def test_hooks_reach_the_driver_while_the_step_runs(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    gen = FileGatedGenerator(gates)
+    executor = make_executor(gen)
+    recorder = RecordingHooks()
+    task = asyncio.create_task(executor.run_step(_job(tmp_path, 0), recorder.hooks))
+    await gen.wait_started(1)  # the generator is now waiting for its gate
+    await gen.wait_until(lambda: len(recorder.seen) == 2, "hook calls on the driver")
+    assert recorder.seen == [("provider_id", "pred-0-image"), ("report", "working")]
+    assert not task.done()
+    gen.open((0, "image"))
+    out = await task
+    assert (Path(out.path).read_text(), out.provider_id, out.cost_usd) == (
+        "input=None",
+        "pred-0-image",
+        0.01,
+    )
+    assert out.worker  # "local", or the Ray node id
+
+
+async def test_step_errors_keep_their_type(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    executor = make_executor(FileGatedGenerator(gates, open_all=True, fail={(0, "image")}))
+    with pytest.raises(PermanentStepError, match="model said no") as caught:
         await executor.run_step(_job(tmp_path, 0), HOOKS)
+    assert str(caught.value) == "model said no to image 0"
     ok = await executor.run_step(_job(tmp_path, 1), HOOKS)  # the failure stays isolated
     assert Path(ok.path).exists()
 
 
 async def test_cancel_reaches_the_running_step(
-    make_executor: ExecutorFactory, tmp_path: Path
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
 ) -> None:
-    gen = GatedGenerator()
+    gen = FileGatedGenerator(gates)
     executor = make_executor(gen)
     task = asyncio.create_task(executor.run_step(_job(tmp_path, 0), HOOKS))
-    await gen.started[(0, "image")].wait()
+    await gen.wait_started(1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await gen.wait_until(lambda: gen.canceled == [(0, "image")], "the cancel in the generator")
     assert gen.canceled == [(0, "image")]
-    gen.open_all = True  # the slot was given back
+    gen.open_every_gate()  # the slot was given back
     assert isinstance(await executor.run_step(_job(tmp_path, 1), HOOKS), StepOutput)
 
 
-async def test_cpu_work_runs_in_another_process(make_executor: ExecutorFactory) -> None:
-    executor = make_executor(GatedGenerator())
+async def test_cpu_work_runs_in_another_process(
+    make_executor: ExecutorFactory, gates: Path
+) -> None:
+    executor = make_executor(FileGatedGenerator(gates))
     pid, doubled = await executor.run_cpu(worker_pid, 21)
     assert doubled == 42
     assert pid != os.getpid()
 
 
 async def test_cpu_work_does_not_block_the_event_loop(
-    make_executor: ExecutorFactory, tmp_path: Path
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
 ) -> None:
-    executor = make_executor(GatedGenerator())
+    executor = make_executor(FileGatedGenerator(gates))
     gate = tmp_path / "gate"
     pending = asyncio.create_task(executor.run_cpu(wait_for_file, str(gate)))
     await asyncio.sleep(0)
@@ -105,13 +173,17 @@ async def test_cpu_work_does_not_block_the_event_loop(
     assert await pending == "written by the loop"
 
 
-async def test_cpu_errors_keep_their_type(make_executor: ExecutorFactory) -> None:
-    executor = make_executor(GatedGenerator())
-    with pytest.raises(ValueError, match="bad pixels"):
+async def test_cpu_errors_keep_their_type(make_executor: ExecutorFactory, gates: Path) -> None:
+    executor = make_executor(FileGatedGenerator(gates))
+    with pytest.raises(ValueError, match="bad pixels") as caught:
         await executor.run_cpu(raise_value_error, "bad pixels")
+    assert str(caught.value) == "bad pixels"
 
 
-async def test_describe_names_the_executor(make_executor: ExecutorFactory) -> None:
-    executor = make_executor(GatedGenerator())
+async def test_describe_names_the_executor(make_executor: ExecutorFactory, gates: Path) -> None:
+    executor = make_executor(FileGatedGenerator(gates))
+    await executor.run_cpu(worker_pid, 1)  # started: the description names what it runs on
     assert executor.name in ("local", "ray")
     assert executor.describe()
+    if executor.name == "ray":
+        assert executor.describe() == "local Ray: 2 CPUs"

@@ -1,0 +1,156 @@
+"""What runs inside Ray: the async step actor and the CPU task.
+
+Imported only once `ray` is known to be importable (see adapters/ray_connect.py).
+
+Errors cross the process boundary as values, not as raised exceptions: Ray
+would wrap a raised error in RayTaskError and add its traceback to the
+message, while the executor contract wants the generator's own exception
+type and message back on the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import ray
+
+from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
+
+Packed = tuple[str, bool, Any]
+"""A CPU task's answer: (Ray node id, ok, the value or the exception)."""
+Event = tuple[str, Any]
+"""One item a running step streams to the driver: ("report" | "provider_id" |
+"output" | "error", value)."""
+ACK_SLOTS = 64  # acknowledgements run in their own group: they never wait for a step slot
+
+
+def node_id() -> str:
+    """The Ray node id of the calling worker (or driver)."""
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError naming it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+@ray.remote(num_cpus=1)
+def cpu_call(fn: Callable[..., Any], *args: Any) -> Packed:
+    """Run one CPU function on a worker holding one CPU; never raises."""
+    try:
+        return node_id(), True, fn(*args)
+    except Exception as exc:
+        return node_id(), False, portable(exc)
+
+
+def unpack(packed: Packed) -> Any:
+    """The CPU function's value, or its exception raised again."""
+    _node, ok, value = packed
+    if not ok:
+        raise value
+    return value
+
+
+async def await_cancelling(ref: Any) -> Any:
+    """Await a Ray result; if the awaiting task is cancelled, cancel the remote work too.
+
+    Cancelling the local await alone would leave the remote call running.
+    """
+    try:
+        return await ref
+    except asyncio.CancelledError:
+        ray.cancel(ref)
+        raise
+
+
+async def run_cpu_task(fn: Callable[..., Any], *args: Any) -> Packed:
+    """Submit `fn(*args)` as a Ray task (num_cpus=1) and await its packed answer."""
+    packed: Packed = await await_cancelling(cpu_call.remote(fn, *args))
+    return packed
+
+
+@dataclass
+class _StepRun:
+    """The plumbing of one running step inside the actor."""
+
+    call_id: str
+    acks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]]
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    nodes: list[str] = field(default_factory=list)
+
+    def context(self) -> StepContext:
+        """Hooks that stream to the driver, and CPU work as Ray tasks."""
+        return StepContext(StepHooks(self.report, self.remember_provider_id), self.run_cpu)
+
+    async def report(self, message: str) -> None:
+        """Forward a status line; the step does not wait for it."""
+        self.events.put_nowait(("report", message))
+
+    async def remember_provider_id(self, provider_id: str) -> None:
+        """Forward the prediction id and wait until the driver has stored it."""
+        stored = asyncio.Event()
+        self.acks[self.call_id] = (asyncio.get_running_loop(), stored)
+        self.events.put_nowait(("provider_id", provider_id))
+        try:
+            await stored.wait()
+        finally:
+            self.acks.pop(self.call_id, None)
+
+    async def run_cpu(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """CPU work of the step as a Ray task; remembers the node it ran on."""
+        packed = await run_cpu_task(fn, *args)
+        self.nodes.append(packed[0])
+        return unpack(packed)
+
+    def result(self, task: asyncio.Task[StepOutput]) -> Event:
+        """The final event: the output (with the node that did the work) or the error."""
+        if task.cancelled():
+            raise asyncio.CancelledError
+        exc = task.exception()
+        if exc is not None:
+            return ("error", portable(exc))
+        worker = self.nodes[-1] if self.nodes else node_id()
+        return ("output", replace(task.result(), worker=worker))
+
+
+class StepActorCode:
+    """Runs I/O steps on the generator it was given once, many at a time (async)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self._generator = generator
+        self._acks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+
+    async def run(self, job: StepJob, call_id: str) -> AsyncIterator[Event]:
+        """Run one step, streaming its hook calls and then its result to the caller."""
+        step = _StepRun(call_id, self._acks)
+        task = asyncio.create_task(self._generator.run(job, step.context()))
+        task.add_done_callback(lambda _t: step.events.put_nowait(("finished", None)))
+        try:
+            while (event := await step.events.get())[0] != "finished":
+                yield event
+            yield step.result(task)
+        finally:
+            if not task.done():  # cancelled by ray.cancel: let the generator clean up
+                task.cancel()
+                await asyncio.wait({task})
+
+    @ray.method(concurrency_group="acks")
+    async def ack(self, call_id: str) -> None:
+        """The driver stored the provider id of step `call_id`: let it go on."""
+        entry = self._acks.get(call_id)
+        if entry is not None:
+            loop, stored = entry  # groups run on their own loops: hand over thread-safely
+            loop.call_soon_threadsafe(stored.set)
+
+
+# Ray's type hints do not know `concurrency_groups`; the actor class is Any to mypy.
+_remote: Any = ray.remote
+StepActor: Any = _remote(concurrency_groups={"acks": ACK_SLOTS})(StepActorCode)
