@@ -1,0 +1,73 @@
+"""LlmPlanner: one text prediction per campaign returns the N product plans as JSON.
+
+A bad answer is asked for once more (with a stricter instruction); if that
+fails too, or the model cannot be reached, the offline planner makes the
+plans and the returned `NotedPlans.note` says so, which the service shows
+in the campaign's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from adapters.replicate_generator import ReplicateRuntime, outcome_error, predict
+from core.errors import StepError
+from core.model import ProductPlan, StepKind
+from core.plan_json import NotedPlans, PlanFormatError, parse_plans, plan_prompt
+from core.planner import OfflinePlanner
+from core.ports import Planner
+from core.request import CampaignRequest
+
+log = logging.getLogger(__name__)
+
+
+async def _quiet(_message: str) -> None:
+    return None
+
+
+def answer_text(output: object) -> str:
+    """A language model's output as one string (it arrives as a list of pieces)."""
+    if isinstance(output, list):
+        return "".join(str(piece) for piece in output)
+    return "" if output is None else str(output)
+
+
+class LlmPlanner:
+    """Plans from a Replicate language model, with the offline planner as fallback."""
+
+    name = "replicate"
+
+    def __init__(self, runtime: ReplicateRuntime, fallback: Planner | None = None) -> None:
+        self.runtime = runtime
+        self.fallback = fallback or OfflinePlanner()
+
+    async def plan(self, request: CampaignRequest) -> list[ProductPlan]:
+        """Exactly request.products plans; falls back to the offline planner on failure."""
+        reason = ""
+        for strict in (False, True):
+            try:
+                answer = await self._ask(request, strict=strict)
+                return NotedPlans(parse_plans(answer, request.products))
+            except PlanFormatError as exc:
+                reason = f"the model's plans were unusable ({exc})"
+            except StepError as exc:
+                reason = str(exc)
+                break  # the model or the API failed: asking again will not help
+            log.info("LLM plans rejected (%s)%s", reason, "" if strict else "; asking again")
+        log.warning("falling back to the offline planner: %s", reason)
+        plans = await self.fallback.plan(request)
+        return NotedPlans(plans, note=f"fell back to the offline planner: {reason}")
+
+    async def _ask(self, request: CampaignRequest, *, strict: bool) -> str:
+        settings = self.runtime.settings
+        spec = settings.models.spec(StepKind.TEXT, request.models.text)
+        prediction = await predict(
+            self.runtime.current().api,
+            spec.ref,
+            spec.inputs(plan_prompt(request, strict=strict), seed=request.seed),
+            deadline_s=settings.deadline(StepKind.TEXT),
+            report=_quiet,
+        )
+        if (error := outcome_error(prediction)) is not None:
+            raise StepError(error)
+        return answer_text(prediction.get("output"))

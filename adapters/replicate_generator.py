@@ -1,0 +1,263 @@
+"""ReplicateGenerator: product images and videos made by Replicate models.
+
+The generator holds configuration only, so it pickles (the Ray executor ships
+it to actors). The `replicate.Client`, the download client and the rate-limit
+buckets are made lazily, once per running event loop, by `ReplicateRuntime`,
+which the LLM planner shares so its predictions count against the same limit.
+
+A step: create the prediction (or re-attach to `job.provider_id`), store its
+id at once, poll it with a per-kind deadline, cancel it on Replicate when the
+deadline passes or the step is cancelled, then download its output into the
+campaign folder and price it from `metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from adapters.downloads import Downloader, OutputGone, sniff
+from adapters.replicate_models import ModelSpec, OutputKind
+from adapters.replicate_predictions import Prediction, PredictionApi, Report
+from adapters.replicate_settings import ReplicateSettings
+from core.errors import PermanentStepError, TransientStepError
+from core.model import StepKind, StepName
+from core.ports import StepContext, StepJob, StepOutput
+
+log = logging.getLogger(__name__)
+
+Remember = Callable[[str], Awaitable[None]]
+REUSABLE = frozenset({"starting", "processing", "succeeded"})
+CANCEL_WAIT_S = 15.0
+DOWNLOAD_ATTEMPTS = 3
+
+
+class _Loop:
+    """What one event loop owns: the API client and the download client."""
+
+    def __init__(self, settings: ReplicateSettings) -> None:
+        self.api = PredictionApi(settings)
+        self.downloads = Downloader(
+            max_bytes=int(settings.max_download_mb * 1e6), allow_http=settings.allow_http
+        )
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.downloads.aclose()
+
+
+class ReplicateRuntime:
+    """Configuration plus lazily made clients, one set per event loop; pickles as config."""
+
+    def __init__(self, settings: ReplicateSettings) -> None:
+        self.settings = settings
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings}  # clients belong to the loop that made them
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["settings"])  # type: ignore[misc]
+
+    def current(self) -> _Loop:
+        """The clients of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._loops:
+            self._loops[loop] = _Loop(self.settings)
+        return self._loops[loop]
+
+    async def aclose(self) -> None:
+        """Close the running loop's clients."""
+        own = self._loops.pop(asyncio.get_running_loop(), None)
+        if own is not None:
+            await own.aclose()
+
+
+async def predict(
+    api: PredictionApi,
+    ref: str,
+    inputs: dict[str, Any],
+    *,
+    deadline_s: float,
+    report: Report,
+    remember: Remember | None = None,
+    existing: Prediction | None = None,
+) -> Prediction:
+    """Create (or continue) a prediction and wait for it; cancel it if we stop waiting."""
+    prediction = existing or await _create(api, ref, inputs, report)
+    try:
+        if remember is not None and existing is None:
+            await remember(prediction["id"])  # stored before any waiting
+        return await api.wait(prediction, deadline_s, report)
+    except TimeoutError:
+        await _cancel(api, prediction["id"])
+        raise PermanentStepError(
+            f"no result after {deadline_s:g} s; the prediction was canceled on Replicate"
+        ) from None
+    except asyncio.CancelledError:
+        await _cancel(api, prediction["id"])
+        raise
+
+
+async def _create(
+    api: PredictionApi, ref: str, inputs: dict[str, Any], report: Report
+) -> Prediction:
+    await report(f"sending to {ref.split(':')[0]}")
+    task = asyncio.ensure_future(api.create(ref, inputs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # The request may already be at Replicate: let it answer, then cancel what it made.
+        done, _ = await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+        if not done:
+            task.cancel()
+        elif not task.cancelled() and task.exception() is None:
+            await _cancel(api, task.result()["id"])
+        raise
+
+
+async def _cancel(api: PredictionApi, prediction_id: str) -> None:
+    try:
+        await asyncio.wait_for(api.cancel(prediction_id), CANCEL_WAIT_S)
+    except TimeoutError:
+        log.warning("cancel of prediction %s did not finish in time", prediction_id)
+
+
+def outcome_error(prediction: Prediction) -> str | None:
+    """The user-facing reason a finished prediction is unusable, or None if it succeeded."""
+    status = prediction.get("status")
+    if status == "succeeded":
+        return None
+    if status == "failed":
+        error = " ".join(str(prediction.get("error") or "no reason given").split())
+        return f"the model failed: {error[:300]}"
+    if status == "aborted":
+        return "Replicate aborted the prediction before it ran"
+    return "the prediction was canceled on Replicate"
+
+
+def file_url(output: object) -> str | None:
+    """The first file URL in a prediction's output."""
+    if isinstance(output, str):
+        return output or None
+    if isinstance(output, list) and output:
+        return file_url(output[0])
+    if isinstance(output, dict):
+        return next((u for v in output.values() if (u := file_url(v))), None)
+    return None
+
+
+class ReplicateGenerator:
+    """Images and videos from Replicate models (see the module doc)."""
+
+    name = "replicate"
+
+    def __init__(self, settings: ReplicateSettings, runtime: ReplicateRuntime | None = None):
+        self.settings = settings
+        self.runtime = runtime or ReplicateRuntime(settings)
+
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        """Expected cost of one step on its model."""
+        return self.settings.models.spec(step.kind, model).estimate_usd()
+
+    async def aclose(self) -> None:
+        """Close the running loop's clients."""
+        await self.runtime.aclose()
+
+    async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
+        """Run one image or video prediction and download its output."""
+        own = self.runtime.current()
+        spec = self.settings.models.spec(job.kind, job.model)
+        existing = await self._reattach(own.api, job, ctx) if job.provider_id else None
+        if existing is not None:
+            try:
+                return await self._finish(own, spec, job, ctx, existing)
+            except OutputGone:
+                await ctx.hooks.report("stored prediction expired; starting a new one")
+        inputs = await self._inputs(own.api, spec, job)
+        return await self._finish(own, spec, job, ctx, None, inputs)
+
+    async def _finish(
+        self,
+        own: _Loop,
+        spec: ModelSpec,
+        job: StepJob,
+        ctx: StepContext,
+        existing: Prediction | None,
+        inputs: dict[str, Any] | None = None,
+    ) -> StepOutput:
+        prediction = await predict(
+            own.api,
+            spec.ref,
+            inputs or {},
+            deadline_s=self.settings.deadline(job.kind),
+            report=ctx.hooks.report,
+            remember=ctx.hooks.remember_provider_id,
+            existing=existing,
+        )
+        if (error := outcome_error(prediction)) is not None:
+            raise PermanentStepError(error)
+        path = await self._download(own.downloads, prediction, job, ctx)
+        return StepOutput(
+            path=path,
+            provider_id=str(prediction["id"]),
+            model=spec.ref,
+            cost_usd=spec.cost_usd(prediction.get("metrics")),
+        )
+
+    async def _reattach(
+        self, api: PredictionApi, job: StepJob, ctx: StepContext
+    ) -> Prediction | None:
+        """The stored prediction if it can still give this step its output."""
+        assert job.provider_id is not None
+        try:
+            prediction = await api.get(job.provider_id)
+        except PermanentStepError:  # unknown to Replicate (e.g. another account)
+            return None
+        if prediction.get("status") not in REUSABLE or prediction.get("data_removed"):
+            return None
+        await ctx.hooks.report(f"re-attached to prediction {job.provider_id}")
+        return prediction
+
+    async def _inputs(self, api: PredictionApi, spec: ModelSpec, job: StepJob) -> dict[str, Any]:
+        if job.step is StepName.IMAGE:
+            return spec.inputs(job.plan.image_prompt, seed=job.seed)
+        if job.input_path is None:
+            raise PermanentStepError("video step has no input image")
+        image = await self._image_input(api, job.input_path)
+        return spec.inputs(job.plan.video_prompt, seed=job.seed, image=image)
+
+    async def _image_input(self, api: PredictionApi, path: str) -> str:
+        """A data: URI for a small image, else an uploaded file's URL."""
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        media = sniff(data[:16]) or "application/octet-stream"
+        if len(data) <= self.settings.inline_max_kb * 1024:
+            return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
+        return await api.upload(data, Path(path).name, media)
+
+    async def _download(
+        self, downloads: Downloader, prediction: Prediction, job: StepJob, ctx: StepContext
+    ) -> str:
+        url = file_url(prediction.get("output"))
+        if url is None:
+            raise PermanentStepError("the model returned no output")
+        kind = OutputKind.VIDEO if job.kind is StepKind.VIDEO else OutputKind.IMAGE
+        stem = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
+        await ctx.hooks.report("downloading")
+        for attempt in range(1, DOWNLOAD_ATTEMPTS):
+            try:
+                return await downloads.fetch(url, stem, kind.value)
+            except TransientStepError as exc:
+                log.info("download of %s failed (%s); retrying", job.provider_id, exc)
+                await asyncio.sleep(attempt)
+        try:
+            return await downloads.fetch(url, stem, kind.value)
+        except TransientStepError as exc:
+            raise PermanentStepError(f"could not download the output: {exc}") from None

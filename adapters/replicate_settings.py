@@ -1,0 +1,159 @@
+"""ReplicateSettings: everything the Replicate adapters read from the environment.
+
+The API token is kept out of repr() so it never reaches logs or messages.
+Every variable is listed in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from adapters.replicate_models import ModelTable, parse_ref
+from core.errors import ConfigError
+from core.model import StepKind
+
+T = TypeVar("T")
+_TRUE = frozenset({"1", "yes", "true", "on"})
+_FALSE = frozenset({"0", "no", "false", "off"})
+
+
+@dataclass(frozen=True)
+class ReplicateSettings:
+    """Replicate generator and planner configuration (frozen, picklable)."""
+
+    api_token: str | None = field(default=None, repr=False)
+    base_url: str | None = None  # None: the client's own default (api.replicate.com)
+    models: ModelTable = field(default_factory=ModelTable)
+    deadline_text_s: float = 120.0
+    deadline_image_s: float = 300.0
+    deadline_video_s: float = 1800.0
+    create_per_min: float = 600.0  # Replicate's create limit
+    read_per_min: float = 3000.0  # Replicate's limit for every other endpoint
+    create_attempts: int = 6
+    backoff_s: float = 1.0  # first retry delay; doubles, with jitter
+    retry_cap_s: float = 60.0
+    poll_min_s: float = 0.25
+    poll_max_s: float = 5.0
+    allow_http: bool = False  # plain http API and output URLs: local testing only
+    max_download_mb: float = 200.0
+    inline_max_kb: int = 256  # input images up to this size go inline as data: URIs
+
+    def deadline(self, kind: StepKind) -> float:
+        """Seconds a prediction of this kind may take before it is canceled."""
+        value: float = getattr(self, f"deadline_{kind.value}_s", self.deadline_image_s)
+        return value
+
+    def with_models(self, overrides: Mapping[str, str | None]) -> ReplicateSettings:
+        """A copy with some kinds' models replaced (e.g. from command-line options)."""
+        given = {k: v for k, v in overrides.items() if v}
+        for kind, ref in given.items():
+            _model(f"--{kind}-model", ref)
+        return replace(self, models=replace(self.models, **given))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReplicateSettings:
+        """Settings from REPLICATE_* variables (see README.md)."""
+        env = os.environ if env is None else env
+        base = cls()
+        numbers = {
+            f.name: _read(env, _ENV[f.name], _NUMBERS[f.type], getattr(base, f.name))
+            for f in fields(cls)
+            if f.name in _ENV and f.type in _NUMBERS
+        }
+        models = ModelTable(
+            **{
+                k.value: _read(
+                    env, f"REPLICATE_{k.value.upper()}_MODEL", _ref, getattr(base.models, k.value)
+                )
+                for k in (StepKind.TEXT, StepKind.IMAGE, StepKind.VIDEO)
+            }
+        )
+        settings = cls(
+            api_token=env.get("REPLICATE_API_TOKEN") or None,
+            base_url=(env.get("REPLICATE_BASE_URL") or "").strip() or None,
+            models=models,
+            allow_http=_read(env, "REPLICATE_ALLOW_HTTP", _bool, False),
+            **numbers,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse a plain-http API URL unless explicitly allowed (the token travels there)."""
+        if self.base_url is None:
+            return
+        scheme = urlsplit(self.base_url).scheme
+        if scheme not in ("https", "http") or (scheme == "http" and not self.allow_http):
+            raise ConfigError(
+                f"REPLICATE_BASE_URL={self.base_url!r} is invalid: must be https "
+                "(plain http only with REPLICATE_ALLOW_HTTP=1, for local testing)"
+            )
+
+
+_ENV = {
+    "deadline_text_s": "REPLICATE_DEADLINE_TEXT",
+    "deadline_image_s": "REPLICATE_DEADLINE_IMAGE",
+    "deadline_video_s": "REPLICATE_DEADLINE_VIDEO",
+    "create_per_min": "REPLICATE_CREATE_RATE",
+    "read_per_min": "REPLICATE_READ_RATE",
+    "create_attempts": "REPLICATE_CREATE_ATTEMPTS",
+    "retry_cap_s": "REPLICATE_RETRY_CAP",
+    "poll_min_s": "REPLICATE_POLL_MIN",
+    "poll_max_s": "REPLICATE_POLL_MAX",
+    "max_download_mb": "REPLICATE_MAX_DOWNLOAD_MB",
+    "inline_max_kb": "REPLICATE_INLINE_MAX_KB",
+}
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    word = raw.lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ValueError("must be 1 or 0 (yes/no, true/false, on/off)")
+
+
+def _ref(raw: str) -> str:
+    return str(parse_ref(raw))
+
+
+def _model(name: str, raw: str) -> str:
+    try:
+        return _ref(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+_NUMBERS: dict[object, Callable[[str], object]] = {
+    "float": _positive_float,
+    "int": _positive_int,
+    float: _positive_float,
+    int: _positive_int,
+}

@@ -1,0 +1,446 @@
+"""A fake Replicate HTTP API (aiohttp on 127.0.0.1) for tests, benchmarks and trying the bot.
+
+It speaks enough of the real API for the `replicate` client: official-model and
+version creates, get, list (paginated), cancel, file upload, and serves the
+output files itself. Predictions advance with time: `starting`, `processing`,
+then the outcome once the model's latency has passed (computed when polled, so
+the fake runs no background tasks). It records every request, and tests inject
+trouble: create faults (429 with or without Retry-After, 5xx, a connection
+dropped before or after the prediction is made), a create rate limit, and
+per-prompt outcomes (fail with a message, aborted, empty output, hang).
+
+Run it alone:  python -m tests.fakes.replicate --port 8765 --profile bench
+then:  REPLICATE_API_TOKEN=x REPLICATE_BASE_URL=http://127.0.0.1:8765 \\
+       REPLICATE_ALLOW_HTTP=1 python bot.py run "retro cats products:4 videos:yes"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+PROFILES = {  # seconds per prediction, by kind
+    "fast": {"text": 0.02, "image": 0.02, "video": 0.05},
+    "bench": {"text": 0.1, "image": 0.3, "video": 3.0},  # the old tool's latencies / 100
+    "real": {"text": 3.0, "image": 1.0, "video": 90.0},
+}
+KINDS = {
+    "meta/meta-llama-3-8b-instruct": "text",
+    "black-forest-labs/flux-schnell": "image",
+    "black-forest-labs/flux-dev": "image",
+    "bytedance/seedance-1-lite": "video",
+}
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
+_COUNT_RE = re.compile(r"exactly (\d+)")
+_THEME_RE = re.compile(r'for the theme "([^"]*)"')
+
+
+def _png(color: tuple[int, int, int] = (200, 80, 120)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def default_reply(prompt: str) -> str:
+    """A plausible LLM answer: prose and a fenced JSON list of the plans asked for."""
+    count = int(m[1]) if (m := _COUNT_RE.search(prompt)) else 3
+    theme = m[1] if (m := _THEME_RE.search(prompt)) else "things"
+    plans = [
+        {
+            "name": f"{theme.title()} Item {i + 1}",
+            "product_type": ("mug", "t-shirt", "poster", "tote bag")[i % 4],
+            "tagline": f"All about {theme}.",
+            "image_prompt": f"product photo of a {theme} item number {i + 1}",
+            "video_prompt": f"slow orbit around {theme} item {i + 1}",
+        }
+        for i in range(count)
+    ]
+    return f"Sure! Here are the plans:\n```json\n{json.dumps(plans, indent=1)}\n```\nEnjoy."
+
+
+@dataclass
+class Fault:
+    """One injected create failure: '429', '500', '502', '503', 'drop_before', 'drop_after'."""
+
+    kind: str
+    retry_after: str | None = None  # Retry-After header of a 429
+    resets_in: float | None = None  # "resets in ~Ns" in a 429 body
+
+
+@dataclass
+class _Bucket:
+    rate_per_s: float
+    capacity: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate_per_s)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class FakeReplicate:
+    """The fake API; `await start()` then point REPLICATE_BASE_URL at `base_url`."""
+
+    def __init__(
+        self,
+        *,
+        latency: dict[str, float] | None = None,
+        token: str | None = None,
+        create_rate_per_min: float | None = None,
+        burst_s: float = 2.0,
+        page_size: int = 50,
+    ) -> None:
+        self.latency = dict(PROFILES["fast"], **(latency or {}))
+        self.token = token
+        self.page_size = page_size
+        self.faults: deque[Fault] = deque()
+        self.get_faults: deque[int] = deque()  # statuses answered to the next polls
+        self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
+        self.versions: dict[str, str] = {}  # version id -> owner/name
+        self.text_reply: Callable[[str], str] = default_reply
+        self.serve_type: str | None = None  # force the Content-Type of served files
+        self.predictions: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.file_headers: list[dict[str, str]] = []
+        self.create_times: list[float] = []
+        self.cancels: list[str] = []
+        self.uploads: dict[str, bytes] = {}
+        self.throttled = 0
+        self._born: dict[str, float] = {}
+        self._limit = (
+            _Bucket(create_rate_per_min / 60, max(1.0, create_rate_per_min / 60 * burst_s))
+            if create_rate_per_min
+            else None
+        )
+        if self._limit:
+            self._limit.tokens = self._limit.capacity
+        self._png = _png()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (port 0: any free port); returns the base URL."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/models/{owner}/{name}/predictions", self._create_official)
+        app.router.add_post("/v1/predictions", self._create_version)
+        app.router.add_get("/v1/predictions", self._list)
+        app.router.add_get("/v1/predictions/{id}", self._get)
+        app.router.add_post("/v1/predictions/{id}/cancel", self._cancel)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{id}", self._file_info)
+        app.router.add_get("/files/{name}", self._serve)
+        app.router.add_get("/_fake/stats", self._stats)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- what tests look at -------------------------------------------------
+
+    def created(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Predictions made so far (of one model, if given), oldest first."""
+        return [p for p in self.predictions.values() if model in (None, p["model"])]
+
+    def posts(self, path_part: str) -> int:
+        """How many POST requests had this in their path."""
+        return sum(1 for m, p, _ in self.requests if m == "POST" and path_part in p)
+
+    # --- handlers -------------------------------------------------------------
+
+    def _record(self, request: web.Request) -> web.Response | None:
+        self.requests.append((request.method, request.path_qs, dict(request.headers)))
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "Invalid API token")
+        return None
+
+    async def _create_official(self, request: web.Request) -> web.StreamResponse:
+        model = f"{request.match_info['owner']}/{request.match_info['name']}"
+        return await self._create(request, model, "hidden")
+
+    async def _create_version(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        version = str(body.get("version", ""))
+        if version not in self.versions:
+            return _error(422, "Invalid version or not permitted")
+        return await self._create(request, self.versions[version], version, body)
+
+    async def _create(
+        self, request: web.Request, model: str, version: str, body: Any = None
+    ) -> web.StreamResponse:
+        if (denied := self._record(request)) is not None:
+            return denied
+        body = body if body is not None else await request.json()
+        if self._limit is not None and not self._limit.take():
+            self.throttled += 1
+            return _error(429, "Request was throttled. Your rate limit resets in ~1s.")
+        fault = self.faults.popleft() if self.faults else None
+        if fault is not None and fault.kind != "drop_after":
+            return _fault(request, fault)
+        if not isinstance(body.get("input"), dict):
+            return _error(422, "input is required")
+        prediction = self._new(model, version, body["input"])
+        if fault is not None:  # drop_after: made it, but the answer never arrives
+            request.transport.close()  # type: ignore[union-attr]
+            return web.Response()
+        return web.json_response(self._view(prediction), status=201)
+
+    def _new(self, model: str, version: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        pid = secrets.token_hex(10)
+        prediction = {
+            "id": pid,
+            "model": model,
+            "version": version,
+            "input": inputs,
+            "status": "starting",
+            "output": None,
+            "logs": "",
+            "error": None,
+            "metrics": {},
+            "created_at": _now_iso(),
+            "started_at": None,
+            "completed_at": None,
+            "urls": {
+                "get": f"{self.base_url}/v1/predictions/{pid}",
+                "cancel": f"{self.base_url}/v1/predictions/{pid}/cancel",
+            },
+        }
+        self.predictions[pid] = prediction
+        self._born[pid] = time.monotonic()
+        self.create_times.append(time.monotonic())
+        return prediction
+
+    async def _get(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        if self.get_faults:
+            return _error(self.get_faults.popleft(), "injected")
+        prediction = self.predictions.get(request.match_info["id"])
+        if prediction is None:
+            return _error(404, "Not found.")
+        return web.json_response(self._view(prediction))
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        start = int(request.query.get("cursor", "0"))
+        newest = list(reversed(self.predictions.values()))
+        page = newest[start : start + self.page_size]
+        more = start + self.page_size < len(newest)
+        next_url = f"{self.base_url}/v1/predictions?cursor={start + self.page_size}"
+        return web.json_response(
+            {
+                "previous": None,
+                "next": next_url if more else None,
+                "results": [self._view(p) for p in page],
+            }
+        )
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        prediction = self.predictions.get(request.match_info["id"])
+        if prediction is None:
+            return _error(404, "Not found.")
+        self.cancels.append(prediction["id"])
+        self._view(prediction)
+        if prediction["status"] not in ("succeeded", "failed", "canceled", "aborted"):
+            prediction.update(status="canceled", completed_at=_now_iso())
+        return web.json_response(self._view(prediction))
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        form = await request.post()
+        part = form.get("content")
+        if not isinstance(part, web.FileField):
+            return _error(400, "content is required")
+        data = part.file.read()
+        fid = secrets.token_hex(8)
+        self.uploads[fid] = data
+        return web.json_response(
+            {
+                "id": fid,
+                "name": part.filename,
+                "content_type": part.content_type,
+                "size": len(data),
+                "etag": fid,
+                "checksums": {"sha256": fid},
+                "metadata": {},
+                "created_at": _now_iso(),
+                "expires_at": None,
+                "urls": {"get": f"{self.base_url}/v1/files/{fid}"},
+            },
+            status=201,
+        )
+
+    async def _file_info(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        fid = request.match_info["id"]
+        if fid not in self.uploads:
+            return _error(404, "Not found.")
+        return web.json_response({"id": fid, "size": len(self.uploads[fid])})
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.file_headers.append(dict(request.headers))
+        name = request.match_info["name"]
+        if name.endswith(".png"):
+            return web.Response(body=self._png, content_type=self.serve_type or "image/png")
+        if name.endswith(".mp4"):
+            return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
+        return _error(404, "Not found.")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        times = self.create_times
+        return web.json_response(
+            {
+                "creates": len(times),
+                "first": times[0] if times else None,
+                "last": times[-1] if times else None,
+                "throttled": self.throttled,
+                "requests": len(self.requests),
+            }
+        )
+
+    # --- the model --------------------------------------------------------------
+
+    def _kind(self, prediction: dict[str, Any]) -> str:
+        if prediction["model"] in KINDS:
+            return KINDS[prediction["model"]]
+        inputs = prediction["input"]
+        return "video" if "image" in inputs else "text" if "system_prompt" in inputs else "image"
+
+    def _view(self, prediction: dict[str, Any]) -> dict[str, Any]:
+        """Advance the prediction to where time has brought it; return its JSON."""
+        if prediction["status"] in ("succeeded", "failed", "canceled", "aborted"):
+            return prediction
+        kind = self._kind(prediction)
+        latency = self.latency.get(prediction["model"], self.latency[kind])
+        age = time.monotonic() - self._born[prediction["id"]]
+        behaviour = self._behaviour(str(prediction["input"].get("prompt", "")))
+        if age >= latency * 0.1 and prediction["status"] == "starting":
+            prediction.update(status="processing", started_at=_now_iso())
+        if age >= latency and behaviour != "hang":
+            self._finish(prediction, kind, latency, behaviour)
+        return prediction
+
+    def _behaviour(self, prompt: str) -> str:
+        return next((b for key, b in self.script.items() if key in prompt), "")
+
+    def _finish(self, p: dict[str, Any], kind: str, latency: float, behaviour: str) -> None:
+        p.update(completed_at=_now_iso(), metrics={"predict_time": round(latency, 3)})
+        if behaviour.startswith("fail:"):
+            p.update(status="failed", error=behaviour[5:])
+        elif behaviour == "aborted":
+            p.update(status="aborted")
+        elif behaviour == "empty":
+            p.update(status="succeeded", output=[])
+        elif kind == "text":
+            answer = self.text_reply(str(p["input"].get("prompt", "")))
+            p["metrics"].update(input_token_count=400, output_token_count=len(answer) // 4)
+            pieces = [answer[i : i + 7] for i in range(0, len(answer), 7)]  # like streamed tokens
+            p.update(status="succeeded", output=pieces)
+        else:
+            suffix = ".mp4" if kind == "video" else ".png"
+            p.update(status="succeeded", output=[f"{self.base_url}/files/{p['id']}{suffix}"])
+            if kind == "video":
+                p["output"] = p["output"][0]  # video models return one URL, not a list
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"detail": detail, "status": status}, status=status, headers=headers)
+
+
+def _fault(request: web.Request, fault: Fault) -> web.Response:
+    if fault.kind == "drop_before":
+        request.transport.close()  # type: ignore[union-attr]
+        return web.Response()
+    if fault.kind == "429":
+        detail = "Request was throttled."
+        if fault.resets_in is not None:
+            detail += f" Your rate limit resets in ~{fault.resets_in:g}s."
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+        return _error(429, detail, headers)
+    return _error(int(fault.kind), "injected server error")
+
+
+TOKEN = "r8_fake-test-token-0123456789"  # what tests send; must never show up anywhere
+
+
+def fast_settings(fake: FakeReplicate, **changes: Any) -> Any:
+    """ReplicateSettings for tests: this fake, plain http allowed, tiny delays."""
+    from adapters.replicate_settings import ReplicateSettings
+
+    values: dict[str, Any] = {
+        "api_token": TOKEN,
+        "base_url": fake.base_url,
+        "allow_http": True,
+        "backoff_s": 0.01,
+        "retry_cap_s": 0.2,
+        "poll_min_s": 0.01,
+        "poll_max_s": 0.05,
+        "create_per_min": 60000.0,
+        "read_per_min": 600000.0,
+    }
+    return ReplicateSettings(**{**values, **changes})
+
+
+async def _serve_forever(port: int, latency: dict[str, float], rate: float | None) -> None:
+    fake = FakeReplicate(latency=latency, create_rate_per_min=rate)
+    print(f"fake Replicate listening on {await fake.start(port)}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+def main() -> None:
+    """Command line: serve the fake until interrupted."""
+    parser = argparse.ArgumentParser(description="Fake Replicate API on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="fast")
+    parser.add_argument("--latency", default="", help="e.g. image=0.3,video=3 (seconds)")
+    parser.add_argument("--rate", type=float, default=None, help="create limit per minute")
+    args = parser.parse_args()
+    latency = dict(PROFILES[args.profile])
+    for pair in filter(None, args.latency.split(",")):
+        key, _, value = pair.partition("=")
+        latency[key.strip()] = float(value)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args.port, latency, args.rate))
+
+
+if __name__ == "__main__":
+    main()

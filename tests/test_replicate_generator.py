@@ -1,0 +1,294 @@
+"""ReplicateGenerator and LlmPlanner inside the real service, store and LocalExecutor,
+driven through the real replicate client against the fake Replicate server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from adapters.llm_planner import LlmPlanner
+from adapters.local_executor import LocalExecutor
+from adapters.replicate_generator import ReplicateGenerator
+from core.model import Campaign, CampaignStatus, ProductPlan, StepName, StepStatus
+from core.planner import OfflinePlanner, plan_offline
+from core.ports import Planner, StepContext, StepHooks, StepJob
+from core.progress import EventKind, ProgressEvent
+from core.request import CampaignRequest
+from core.scheduler import Limits, Scheduler
+from core.service import CampaignService, ServiceConfig
+from storage.sqlite_store import SqliteStore
+from tests.fakes import fake_sheet
+from tests.fakes.replicate import TOKEN, FakeReplicate, fast_settings
+
+LIMITS = Limits(text=2, image=4, video=2, cpu=1)
+REQUEST = CampaignRequest(theme="retro cats", products=3, videos=True, seed=11)
+
+
+class Recorder:
+    """A progress sink that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+
+    async def publish(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeReplicate]:
+    server = FakeReplicate(token=TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+Build = Callable[..., CampaignService]
+
+
+@pytest.fixture
+async def build(fake: FakeReplicate, store: SqliteStore, tmp_path: Path) -> AsyncIterator[Build]:
+    made: list[tuple[CampaignService, LocalExecutor, ReplicateGenerator]] = []
+
+    def factory(*, planner: Planner | None = None, **changes: Any) -> CampaignService:
+        generator = ReplicateGenerator(fast_settings(fake, **changes))
+        executor = LocalExecutor(generator, LIMITS)
+        service = CampaignService(
+            store=store,
+            planner=planner or LlmPlanner(generator.runtime),
+            generator=generator,
+            executor=executor,
+            scheduler=Scheduler(LIMITS),
+            sheet=fake_sheet,
+            config=ServiceConfig(data_dir=tmp_path / "data"),
+        )
+        made.append((service, executor, generator))
+        return service
+
+    yield factory
+    for service, executor, generator in made:
+        await service.aclose()
+        await executor.aclose()
+        await generator.aclose()
+
+
+def _step(campaign: Campaign, index: int, name: StepName) -> Any:
+    step = campaign.products[index].step(name)
+    assert step is not None
+    return step
+
+
+async def test_full_campaign(build: Build, fake: FakeReplicate) -> None:
+    service = build()
+    assert service.estimate(REQUEST).cost_usd == pytest.approx(3 * 0.003 + 3 * 0.18)
+    campaign = await service.run(REQUEST)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    assert [p.plan.name for p in campaign.products] == [f"Retro Cats Item {i}" for i in (1, 2, 3)]
+    assert campaign.cost_usd == pytest.approx(3 * 0.003 + 3 * 0.18)
+    for product in campaign.products:
+        image, video = product.output(StepName.IMAGE), product.output(StepName.VIDEO)
+        assert image and video and Path(image).name.endswith("-image.png")
+        with Image.open(image) as img:
+            assert img.format == "PNG"
+        assert Path(video).read_bytes()[4:8] == b"ftyp"
+        assert all(s.provider_id in fake.predictions for s in product.steps)
+        assert all(s.attempts == 1 for s in product.steps)
+    kinds = [p["model"] for p in fake.created()]
+    assert kinds.count("meta/meta-llama-3-8b-instruct") == 1
+    assert kinds.count("black-forest-labs/flux-schnell") == 3
+    assert kinds.count("bytedance/seedance-1-lite") == 3
+    videos = fake.created("bytedance/seedance-1-lite")
+    assert all(v["input"]["image"].startswith("data:image/png;base64,") for v in videos)
+    assert fake.file_headers and all("Authorization" not in h for h in fake.file_headers)
+    assert Path(campaign.contact_sheet or "").exists()
+
+
+async def test_failed_prediction_fails_only_its_product(build: Build, fake: FakeReplicate) -> None:
+    plans = plan_offline(REQUEST)
+    fake.script[plans[1].name] = "fail:NSFW content detected. Try a different prompt."
+    campaign = await build(planner=OfflinePlanner()).run(REQUEST)
+    assert campaign.status is CampaignStatus.PARTIAL
+    failed = _step(campaign, 1, StepName.IMAGE)
+    assert failed.status is StepStatus.FAILED
+    assert failed.error == "the model failed: NSFW content detected. Try a different prompt."
+    assert _step(campaign, 1, StepName.VIDEO).status is StepStatus.SKIPPED
+    assert failed.attempts == 1  # permanent: not retried
+    others = [p for p in campaign.products if p.plan.index != 1]
+    assert all(p.status is StepStatus.SUCCEEDED for p in others)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [("aborted", "aborted"), ("empty", "no output")],
+)
+async def test_aborted_and_empty_outputs(
+    build: Build, fake: FakeReplicate, behaviour: str, message: str
+) -> None:
+    request = CampaignRequest(theme="dogs", products=1, seed=3)
+    fake.script["dogs"] = behaviour
+    campaign = await build(planner=OfflinePlanner()).run(request)
+    step = _step(campaign, 0, StepName.IMAGE)
+    assert step.status is StepStatus.FAILED and message in (step.error or "")
+
+
+async def test_deadline_sends_the_cancel_call(build: Build, fake: FakeReplicate) -> None:
+    request = CampaignRequest(theme="slow dogs", products=2, seed=5)
+    fake.script[plan_offline(request)[0].name] = "hang"
+    campaign = await build(planner=OfflinePlanner(), deadline_image_s=0.5).run(request)
+    step = _step(campaign, 0, StepName.IMAGE)
+    assert step.status is StepStatus.FAILED
+    assert step.error == "no result after 0.5 s; the prediction was canceled on Replicate"
+    assert fake.cancels == [step.provider_id]
+    assert fake.predictions[step.provider_id]["status"] == "canceled"
+    assert _step(campaign, 1, StepName.IMAGE).status is StepStatus.SUCCEEDED
+
+
+async def test_user_cancel_sends_the_cancel_calls(build: Build, fake: FakeReplicate) -> None:
+    fake.script["retro cats"] = "hang"
+    service = build(planner=OfflinePlanner())
+    campaign = await service.submit(REQUEST)
+    for _ in range(500):  # until every image prediction exists
+        if len(fake.created()) == 3:
+            break
+        await asyncio.sleep(0.01)
+    campaign = await service.cancel(campaign.id)
+    assert campaign.status is CampaignStatus.CANCELED
+    assert sorted(fake.cancels) == sorted(p["id"] for p in fake.created())
+    assert all(fake.predictions[i]["status"] == "canceled" for i in fake.cancels)
+    stored = {s.provider_id for s in campaign.steps() if s.name is StepName.IMAGE}
+    assert stored == set(fake.cancels)  # ids were stored before waiting
+
+
+async def test_large_input_image_is_uploaded(build: Build, fake: FakeReplicate) -> None:
+    request = CampaignRequest(theme="cats", products=1, videos=True, seed=2)
+    campaign = await build(planner=OfflinePlanner(), inline_max_kb=0).run(request)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    video = fake.created("bytedance/seedance-1-lite")[0]
+    assert video["input"]["image"].startswith(fake.base_url + "/v1/files/")
+    assert len(fake.uploads) == 1
+
+
+async def test_planner_fences_garbage_and_fallback(build: Build, fake: FakeReplicate) -> None:
+    answers = iter(["Sorry, I can't do JSON today.", "still not json"])
+    fake.text_reply = lambda _prompt: next(answers)
+    sink = Recorder()
+    service = build()
+    campaign = await service.wait((await service.submit(REQUEST, [sink])).id)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    assert [p.plan for p in campaign.products] == plan_offline(REQUEST)
+    assert len(fake.created("meta/meta-llama-3-8b-instruct")) == 2  # asked once more
+    notes = [e.message for e in sink.events if e.kind is EventKind.STEP_PROGRESS and e.step is None]
+    assert notes == ["fell back to the offline planner: the model's plans were unusable "
+                     "(no JSON list of products in the answer)"]  # fmt: skip
+
+
+async def test_planner_retries_once_then_succeeds(build: Build, fake: FakeReplicate) -> None:
+    answers = iter(['```json\n[{"name": 1}]\n```'])
+    fake.text_reply = lambda prompt: next(answers, None) or _good(prompt)
+    plans = await LlmPlanner(build().generator.runtime).plan(REQUEST)  # type: ignore[attr-defined]
+    assert [p.name for p in plans] == [f"Retro Cats Item {i}" for i in (1, 2, 3)]
+    prompts = [p["input"]["prompt"] for p in fake.created()]
+    assert len(prompts) == 2 and "Output only the JSON" in prompts[1]
+
+
+async def test_planner_model_failure_falls_back_at_once(build: Build, fake: FakeReplicate) -> None:
+    fake.script["merchandise"] = "fail:CUDA out of memory"
+    plans = await LlmPlanner(build().generator.runtime).plan(REQUEST)  # type: ignore[attr-defined]
+    assert plans == plan_offline(REQUEST)
+    assert "CUDA out of memory" in plans.note  # type: ignore[attr-defined]
+    assert len(fake.created()) == 1
+
+
+def _good(prompt: str) -> str:
+    from tests.fakes.replicate import default_reply
+
+    return default_reply(prompt)
+
+
+async def _hooks() -> tuple[StepContext, list[str]]:
+    remembered: list[str] = []
+
+    async def report(_message: str) -> None:
+        return None
+
+    async def remember(provider_id: str) -> None:
+        remembered.append(provider_id)
+
+    async def no_cpu(*_args: object) -> None:
+        raise AssertionError("the Replicate generator needs no CPU work")
+
+    return StepContext(StepHooks(report, remember), no_cpu), remembered
+
+
+async def test_resume_reuses_and_retry_replaces(fake: FakeReplicate, tmp_path: Path) -> None:
+    generator = ReplicateGenerator(fast_settings(fake))
+    ctx, remembered = await _hooks()
+    plan = ProductPlan(0, "Mug", "mug", "t", "a mug", "orbit")
+    job = StepJob("c1", StepName.IMAGE, plan, "photo", 1, str(tmp_path))
+    try:
+        first = await generator.run(job, ctx)
+        resumed = await generator.run(
+            StepJob(
+                "c1", StepName.IMAGE, plan, "photo", 1, str(tmp_path), provider_id=first.provider_id
+            ),
+            ctx,
+        )
+        assert resumed.provider_id == first.provider_id and len(fake.created()) == 1
+        fake.predictions[str(first.provider_id)]["status"] = "failed"  # a failed step's retry
+        retried = await generator.run(
+            StepJob(
+                "c1", StepName.IMAGE, plan, "photo", 1, str(tmp_path), provider_id=first.provider_id
+            ),
+            ctx,
+        )
+    finally:
+        await generator.aclose()
+    assert retried.provider_id != first.provider_id and len(fake.created()) == 2
+    assert remembered == [first.provider_id, retried.provider_id]
+
+
+async def test_generator_pickles_as_configuration(fake: FakeReplicate, tmp_path: Path) -> None:
+    job = StepJob(
+        "c1",
+        StepName.IMAGE,
+        ProductPlan(0, "M", "mug", "t", "a mug", "o"),
+        "photo",
+        1,
+        str(tmp_path),
+    )
+
+    async def use(gen: ReplicateGenerator) -> str:
+        ctx, _ = await _hooks()
+        try:
+            return (await gen.run(job, ctx)).path
+        finally:
+            await gen.aclose()
+
+    generator = ReplicateGenerator(fast_settings(fake))
+    await use(generator)  # made clients on this loop; they must not travel
+    clone: ReplicateGenerator = pickle.loads(pickle.dumps(generator))
+    assert clone.settings == generator.settings
+    assert TOKEN not in repr(clone.settings)
+    path = await asyncio.to_thread(asyncio.run, use(clone))  # another loop, as a Ray actor has
+    assert Path(path).exists() and len(fake.created()) == 2
+
+
+async def test_token_never_reaches_messages_logs_or_database(
+    build: Build, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "r8_wrong-but-secret-0000"
+    campaign = await build(api_token=secret).run(REQUEST)
+    assert campaign.status is CampaignStatus.FAILED
+    errors = {s.error for s in campaign.steps()}
+    assert errors == {"Replicate refused it: Invalid API token (HTTP 401)", "no image to animate"}
+    assert secret not in caplog.text
+    database = tmp_path / "campaigns.db"  # the conftest store's file
+    assert database.exists()
+    assert all(secret.encode() not in p.read_bytes() for p in tmp_path.glob("campaigns.db*"))

@@ -1,0 +1,180 @@
+"""Replicate adapters without a server: model table, settings, token bucket, plan parser."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from adapters import replicate_rate
+from adapters.replicate_models import KNOWN, ModelTable, PriceUnit, parse_ref
+from adapters.replicate_rate import TokenBucket
+from adapters.replicate_settings import ReplicateSettings
+from core.errors import ConfigError
+from core.model import StepKind
+from core.plan_json import PlanFormatError, parse_plans, plan_prompt
+from core.request import CampaignRequest, Style
+
+VERSION = "a" * 64
+
+
+def test_default_models_and_their_inputs() -> None:
+    table = ModelTable()
+    image = table.spec(StepKind.IMAGE)
+    assert image.ref == "black-forest-labs/flux-schnell"
+    assert image.inputs("a mug", seed=7) == {
+        "num_outputs": 1,
+        "output_format": "png",
+        "prompt": "a mug",
+        "seed": 7,
+        "aspect_ratio": "1:1",
+    }
+    video = table.spec(StepKind.VIDEO)
+    assert video.inputs("orbit", seed=3, image="data:x")["image"] == "data:x"
+    assert "aspect_ratio" not in video.inputs("orbit", seed=3, image="data:x")
+    assert "seed" not in table.spec(StepKind.TEXT).inputs("plan", seed=3)
+
+
+def test_override_keeps_the_kind_mapping_and_version() -> None:
+    spec = ModelTable().spec(StepKind.IMAGE, f"someone/other-model:{VERSION}")
+    assert spec.ref == f"someone/other-model:{VERSION}"
+    assert spec.aspect_key == "aspect_ratio"  # borrowed from the default image model
+    assert parse_ref(spec.ref).version == VERSION
+    assert ModelTable().spec(StepKind.IMAGE, "black-forest-labs/flux-dev").price_usd == 0.025
+
+
+@pytest.mark.parametrize("bad", ["flux", "a/b:short", "Owner/Name", "a/b/c", ""])
+def test_parse_ref_rejects_bad_ids(bad: str) -> None:
+    with pytest.raises(ValueError, match="owner/name"):
+        parse_ref(bad)
+
+
+def test_costs_per_unit() -> None:
+    image = KNOWN["black-forest-labs/flux-schnell"]
+    assert image.cost_usd({"predict_time": 9.0}) == 0.003
+    text = KNOWN["meta/meta-llama-3-8b-instruct"]
+    assert text.unit is PriceUnit.MTOKEN
+    assert text.cost_usd({"input_token_count": 600_000, "output_token_count": 400_000}) == 0.25
+    per_second = image.with_ref("x/y")
+    per_second = type(per_second)(**{**per_second.__dict__, "unit": PriceUnit.SECOND})
+    assert per_second.cost_usd({"predict_time": 2.0}) == 0.006
+    assert per_second.cost_usd(None) == 0.0
+
+
+def test_settings_defaults_and_overrides() -> None:
+    s = ReplicateSettings.from_env({})
+    assert (s.deadline(StepKind.TEXT), s.deadline(StepKind.IMAGE)) == (120.0, 300.0)
+    assert (s.deadline(StepKind.VIDEO), s.create_per_min) == (1800.0, 600.0)
+    s = ReplicateSettings.from_env(
+        {
+            "REPLICATE_API_TOKEN": "r8_secret",
+            "REPLICATE_BASE_URL": "http://127.0.0.1:9",
+            "REPLICATE_ALLOW_HTTP": "yes",
+            "REPLICATE_CREATE_RATE": "6000",
+            "REPLICATE_DEADLINE_VIDEO": "60",
+            "REPLICATE_CREATE_ATTEMPTS": "3",
+            "REPLICATE_IMAGE_MODEL": "black-forest-labs/flux-dev",
+        }
+    )
+    assert (s.create_per_min, s.deadline(StepKind.VIDEO), s.create_attempts) == (6000, 60, 3)
+    assert s.models.image == "black-forest-labs/flux-dev"
+    assert "r8_secret" not in repr(s)
+    assert pickle.loads(pickle.dumps(s)) == s
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"REPLICATE_BASE_URL": "http://127.0.0.1:9"}, "REPLICATE_ALLOW_HTTP"),
+        ({"REPLICATE_BASE_URL": "ftp://x"}, "must be https"),
+        ({"REPLICATE_CREATE_RATE": "0"}, "REPLICATE_CREATE_RATE"),
+        ({"REPLICATE_ALLOW_HTTP": "maybe"}, "REPLICATE_ALLOW_HTTP"),
+        ({"REPLICATE_VIDEO_MODEL": "not a model"}, "REPLICATE_VIDEO_MODEL"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        ReplicateSettings.from_env(env)
+
+
+def test_cli_model_overrides_are_checked() -> None:
+    s = ReplicateSettings().with_models({"video": "x/y", "image": None})
+    assert (s.models.video, s.models.image) == ("x/y", ModelTable().image)
+    with pytest.raises(ConfigError, match="--text-model"):
+        ReplicateSettings().with_models({"text": "nope"})
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_token_bucket_paces_after_the_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(replicate_rate.asyncio, "sleep", clock.sleep)
+    bucket = TokenBucket(600, burst=2, clock=clock)  # 10 per second
+    for _ in range(5):
+        await bucket.take()
+    assert bucket.taken == 5
+    assert clock.now == pytest.approx(100.3)  # 2 free, then 3 x 0.1 s
+    bucket.pause(5.0)  # a 429 said: wait
+    await bucket.take()
+    assert clock.now == pytest.approx(105.4)  # no tokens accrued during the pause
+
+
+def test_prompt_names_count_theme_and_style() -> None:
+    request = CampaignRequest(theme="retro cats", products=4, style=Style.NEON, audience="kids")
+    prompt = plan_prompt(request)
+    assert "exactly 4" in prompt and '"retro cats"' in prompt and "kids" in prompt
+    assert "neon" in prompt
+    assert "Output only the JSON" in plan_prompt(request, strict=True)
+
+
+def _plans(n: int) -> list[dict[str, str]]:
+    return [
+        {
+            "name": f"Thing {i}",
+            "product_type": "mug",
+            "tagline": "  so   good ",
+            "image_prompt": "photo",
+            "video_prompt": "orbit",
+        }
+        for i in range(n)
+    ]
+
+
+def test_parse_plans_with_prose_and_fences() -> None:
+    text = "Sure! [not json] here:\n```json\n" + json.dumps(_plans(3)) + "\n```\nHope it helps {"
+    plans = parse_plans(text, 2)
+    assert [p.index for p in plans] == [0, 1]
+    assert plans[1].name == "Thing 1"
+    assert plans[0].tagline == "so good"
+    assert parse_plans(json.dumps({"products": _plans(1)}), 1)[0].name == "Thing 0"
+    assert len(parse_plans("prefix " + json.dumps(_plans(2)) + " suffix", 2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "empty"),
+        ("I cannot help with that.", "no JSON list"),
+        ("```\n[1, 2, 3]\n```", "no JSON list"),
+        (json.dumps(_plans(1)), "1 plans instead of 2"),
+        (json.dumps([{**_plans(1)[0], "name": ""}, *_plans(1)]), "name is missing"),
+        (json.dumps([{**_plans(1)[0], "tagline": 5}, *_plans(2)[1:]]), "tagline"),
+        (json.dumps([{**_plans(1)[0], "name": "x" * 81}, *_plans(2)[1:]]), "longer than 80"),
+        (json.dumps(_plans(1) * 2), "same name"),
+    ],
+)
+def test_parse_plans_rejects_garbage(text: str, needle: str) -> None:
+    with pytest.raises(PlanFormatError, match=needle):
+        parse_plans(text, 2)
