@@ -1,0 +1,359 @@
+"""Slack front end: the slack-bolt AsyncApp, `/campaign`, its buttons, and serving.
+
+Every handler acks first and does its I/O afterwards in a task this front end
+owns: Bolt (process_before_response=False) runs listeners in an unreferenced
+future, so nothing long may live there. Campaigns belong to the service; the
+`ChatProgress` followers that mirror them into Slack belong to this class and
+are closed by `aclose()`.
+
+Buttons carry the campaign id and act on the stored campaign (requester and
+origin are stored), so they keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import slack_blocks as blocks
+from bot.chat import ChatProgress
+from bot.slack_commands import Command, parse_command
+from bot.slack_settings import SlackSettings
+from bot.slack_thread import MB, SlackThread
+from core.errors import CampaignError, CampaignStateError, InvalidRequest
+from core.model import Campaign, StepStatus
+from core.request import CampaignRequest, parse_request
+from core.service import CampaignService
+
+COMMAND = "/campaign"
+EVENTS_PATH = "/slack/events"
+HISTORY_LIMIT = 10
+SHUTDOWN_GRACE_S = 5.0  # time for followers to post a final state before they are stopped
+
+log = logging.getLogger("campaign-bot.slack")
+
+
+class Refused(CampaignError):
+    """The user may not do this to this campaign."""
+
+
+def configure_client(client: AsyncWebClient, settings: SlackSettings) -> AsyncWebClient:
+    """Point the app's Web API client at SLACK_API_URL and retry 429s after Retry-After.
+
+    Bolt copies both attributes into the client it builds for every request.
+    """
+    client.base_url = settings.api_url
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
+class SlackFrontEnd:
+    """Translates Slack commands and button presses into CampaignService calls."""
+
+    def __init__(
+        self,
+        service: CampaignService,
+        settings: SlackSettings,
+        *,
+        max_products: int,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.max_products = max_products
+        self.app = AsyncApp(
+            token=settings.bot_token,  # a client= would warn when SLACK_BOT_TOKEN is also set
+            signing_secret=settings.signing_secret,
+            name="campaign-bot",
+            logger=log,
+        )
+        self.client = configure_client(self.app.client, settings)
+        self.app.command(COMMAND)(self._on_command)
+        self.app.action(blocks.ACTION_CANCEL)(self._on_cancel)
+        self.app.action(blocks.ACTION_RETRY)(self._on_retry)
+        self._followers: dict[str, ChatProgress] = {}  # by parent message ts
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        """Shut down: stop handler tasks, end the service's campaigns, close the followers.
+
+        Campaigns end before followers close so each thread can get its final
+        state; a follower that cannot post within SHUTDOWN_GRACE_S is stopped.
+        `service.aclose()` is idempotent: open_service calls it again on exit.
+        """
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.service.aclose()
+        pending = [f.done.wait() for f in self._followers.values() if not f.done.is_set()]
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_GRACE_S):
+                    await asyncio.gather(*pending)
+        for follower in list(self._followers.values()):
+            await follower.aclose()
+        self._followers.clear()
+
+    def following(self, ts: str) -> ChatProgress | None:
+        """The live follower of the campaign whose parent message is `ts`, if any."""
+        follower = self._followers.get(ts)
+        return follower if follower is not None and not follower.done.is_set() else None
+
+    async def idle(self) -> None:
+        """Wait until every handler task has finished (tests use it to settle)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- handlers: ack at once, then hand the I/O to an owned task -------------
+
+    async def _on_command(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        user, channel = command["user_id"], command["channel_id"]
+        if not self.settings.may_use(user, channel):
+            await ack(
+                response_type="ephemeral", text="🚫 The campaign bot is not enabled here for you."
+            )
+            return
+        try:
+            cmd = parse_command(command.get("text") or "")
+            request = (
+                parse_request(cmd.arg, max_products=self.max_products)
+                if cmd.name == "new"
+                else None
+            )
+        except InvalidRequest as exc:
+            await ack(response_type="ephemeral", text=blocks.invalid_text(exc))
+            return
+        if cmd.name == "help":
+            await ack(response_type="ephemeral", text=blocks.HELP)
+        elif request is not None:
+            estimate = self.service.estimate(request)
+            await ack(response_type="ephemeral", text=blocks.accepted_text(request, estimate))
+            self._spawn(self._start(request, user, channel, respond))
+        else:
+            await ack()  # the answer needs the database: it follows through response_url
+            self._spawn(self._reply(cmd, user, channel, respond))
+
+    async def _on_cancel(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._press("cancel", body))
+
+    async def _on_retry(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._press("retry", body))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guard(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one failed reply must not take the front end down
+            log.exception("Slack handler failed")
+
+    # -- the work behind each handler ------------------------------------------
+
+    async def _start(
+        self, request: CampaignRequest, user: str, channel: str, respond: AsyncRespond
+    ) -> None:
+        """Post the parent message, then submit the campaign bound to it."""
+        first = blocks.starting_message(request)
+        try:
+            posted = await self.client.chat_postMessage(
+                channel=channel, text=first.text, blocks=first.blocks
+            )
+        except SlackApiError as exc:  # e.g. not_in_channel: explain, start nothing
+            await respond(text=blocks.channel_error_text(_code(exc)), response_type="ephemeral")
+            return
+        origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
+        follower = self._follow(origin)
+        try:
+            await self.service.submit(request, [follower], requester=f"slack:{user}", origin=origin)
+        except CampaignError as exc:
+            self._unfollow(origin["ts"], follower)
+            await self.client.chat_update(channel=channel, ts=origin["ts"], text=_problem(exc))
+
+    async def _reply(self, cmd: Command, user: str, channel: str, respond: AsyncRespond) -> None:
+        """Answer status/history/show/cancel/retry ephemerally through response_url."""
+        try:
+            answer = await self._answer(cmd, user, channel)
+        except CampaignError as exc:
+            answer = blocks.Message(_problem(exc), [])
+        await respond(text=answer.text, blocks=answer.blocks or None, response_type="ephemeral")
+
+    async def _answer(self, cmd: Command, user: str, channel: str) -> blocks.Message:
+        if cmd.name == "history":
+            mine = await self.service.history(HISTORY_LIMIT, requester=f"slack:{user}")
+            return blocks.Message(blocks.history_text(mine), [])
+        if cmd.name == "status":
+            campaign = await self._latest(user) if not cmd.arg else await self.service.get(cmd.arg)
+            return blocks.stored_message(campaign, self.service.executor.describe())
+        if cmd.name == "show":
+            return blocks.Message(blocks.show_text(await self.service.get(cmd.arg)), [])
+        return blocks.Message(await self._manage(cmd.name, cmd.arg, user, channel), [])
+
+    async def _latest(self, user: str) -> Campaign:
+        mine = await self.service.history(1, requester=f"slack:{user}")
+        if not mine:
+            raise CampaignStateError("you have no campaigns yet")
+        return mine[0]
+
+    async def _press(self, action: str, body: Mapping[str, Any]) -> None:
+        """A Cancel or Retry button: act, or tell the presser (only them) why not."""
+        user = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        campaign_id = str(body["actions"][0]["value"])
+        try:
+            await self._manage(action, campaign_id, user, channel)
+        except CampaignError as exc:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=_problem(exc))
+
+    async def _manage(self, action: str, campaign_id: str, user: str, channel: str) -> str:
+        """Cancel or retry for the requester or an admin; raise Refused for anyone else."""
+        campaign = await self.service.get(campaign_id)
+        if campaign.requester != f"slack:{user}" and user not in self.settings.admins:
+            raise Refused(blocks.refusal_text(action, campaign))
+        if action == "cancel":
+            campaign = await self.service.cancel(campaign_id)
+            await self._refresh(campaign)
+            return f"🚫 Campaign {campaign.id} is {campaign.status.value}."
+        await self._retry(campaign, channel)
+        return f"🔁 Retrying the failed steps of campaign {campaign.id}; progress is in its thread."
+
+    async def _retry(self, campaign: Campaign, channel: str) -> None:
+        """Restart the campaign with a follower on its stored parent message."""
+        origin = dict(campaign.origin)
+        if origin.get("platform") != "slack" or not origin.get("ts"):
+            first = blocks.stored_message(campaign, self.service.executor.describe())
+            posted = await self.client.chat_postMessage(
+                channel=channel, text=first.text, blocks=first.blocks
+            )
+            origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
+        if self.following(origin["ts"]):  # its run (or a retry) is still posting there
+            raise CampaignStateError(f"campaign {campaign.id} is still running")
+        done = frozenset(
+            p.plan.index for p in campaign.products if p.status is StepStatus.SUCCEEDED
+        )
+        follower = self._follow(origin, skip=done)
+        try:
+            await self.service.retry(campaign.id, [follower])
+        except CampaignError:
+            self._unfollow(origin["ts"], follower)
+            raise
+
+    async def _refresh(self, campaign: Campaign) -> None:
+        """Show a stored outcome on a parent message no follower is updating (after a restart)."""
+        origin = campaign.origin
+        if origin.get("platform") != "slack" or self.following(origin.get("ts", "")):
+            return
+        final = blocks.stored_message(campaign, self.service.executor.describe())
+        await self.client.chat_update(
+            channel=origin["channel"], ts=origin["ts"], text=final.text, blocks=final.blocks
+        )
+
+    def _follow(
+        self, origin: Mapping[str, str], skip: frozenset[int] = frozenset()
+    ) -> ChatProgress:
+        thread = SlackThread(
+            self.client,
+            origin["channel"],
+            origin["ts"],
+            executor=self.service.executor.describe(),
+            max_upload_bytes=int(self.settings.max_upload_mb * MB),
+            skip=skip,
+        )
+        follower = ChatProgress(
+            self.service,
+            render_status=thread.render_status,
+            post_product=thread.post_product,
+            post_summary=thread.post_summary,
+            min_interval_s=self.settings.update_interval_s,
+        )
+        for ts in [ts for ts, f in self._followers.items() if f.done.is_set()]:
+            del self._followers[ts]  # finished followers hold no tasks: forget them
+        self._followers[origin["ts"]] = follower
+        return follower
+
+    def _unfollow(self, ts: str, follower: ChatProgress) -> None:
+        """Forget a follower whose campaign did not start (only that one)."""
+        if self._followers.get(ts) is follower:
+            del self._followers[ts]
+
+
+def _problem(exc: CampaignError) -> str:
+    """User-facing text for a refused or impossible command (a refusal is already mrkdwn)."""
+    return str(exc) if isinstance(exc, Refused) else f"⚠️ {blocks.escape(str(exc))}"
+
+
+def _code(exc: SlackApiError) -> str:
+    """Slack's error code (e.g. not_in_channel); never the request or its token."""
+    return str(exc.response.get("error") or "unknown_error")
+
+
+@contextlib.asynccontextmanager
+async def serving_http(front: SlackFrontEnd, host: str, port: int) -> AsyncIterator[int]:
+    """Serve the AsyncApp at EVENTS_PATH on host:port; yields the bound port."""
+    runner = web.AppRunner(front.app.web_app(path=EVENTS_PATH, port=port))
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+        yield int(runner.addresses[0][1])  # the real port when asked for port 0
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def socket_mode(
+    front: SlackFrontEnd, app_token: str
+) -> AsyncIterator[AsyncSocketModeHandler]:
+    """Connect the AsyncApp to Slack over Socket Mode (apps.connections.open on SLACK_API_URL)."""
+    handler = AsyncSocketModeHandler(front.app, app_token)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        yield handler
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def serve_until_stopped(front: SlackFrontEnd, *, socket: bool, host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, then stop campaigns and followers in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if socket:
+            async with socket_mode(front, front.settings.app_token or ""):
+                log.warning("Slack front end connected in Socket Mode")
+                await stop.wait()
+        else:
+            async with serving_http(front, host, port) as bound:
+                log.warning("Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH)
+                await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await front.aclose()

@@ -1,0 +1,205 @@
+"""Block Kit and mrkdwn rendering for Slack: the status message and the ephemeral replies.
+
+Limits respected here (PLATFORM_LIMITS.md): 50 blocks per message, 3000
+characters per section, 150 per header. User text is escaped (&, <, >) so a
+theme can never ping a channel or forge a link.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.chat import STATUS_EMOJI, product_line, progress_line, summary_text
+from core.errors import InvalidRequest
+from core.model import Campaign, CampaignStatus, StepName
+from core.progress import CampaignSnapshot
+from core.request import CampaignRequest
+from core.service import Estimate
+
+Block = dict[str, Any]
+ACTION_CANCEL = "campaign_cancel"
+ACTION_RETRY = "campaign_retry"
+SECTION_CHARS = 2900  # under Slack's 3000 per section
+MAX_PRODUCT_ROWS = 60  # at most ~20 sections: far under 50 blocks, and still readable
+RETRYABLE = (CampaignStatus.PARTIAL, CampaignStatus.FAILED, CampaignStatus.CANCELED)
+CHANNEL_ERRORS = {
+    "not_in_channel": "I am not a member of this channel. Invite me with `/invite @campaign-bot`"
+    " (or run the command where I am), then try again.",
+    "channel_not_found": "I cannot see this channel (a private channel or a DM I am not in)."
+    " Add me to it, or run the command in a channel I belong to.",
+    "is_archived": "This channel is archived, so I cannot post the campaign here.",
+}
+
+HELP = """*`/campaign` commands*
+• `/campaign theme:"retro cats" products:3 videos:yes` (or `/campaign new ...`): start a campaign
+• `/campaign status [id]`: progress of a campaign (default: your latest)
+• `/campaign history`: your recent campaigns
+• `/campaign show <id>`: products, files and errors of one campaign
+• `/campaign cancel <id>` / `/campaign retry <id>`: stop it, or re-run its failed steps
+Request options: `theme`, `products`, `videos`, `style` (photo, minimal, vintage, neon,
+watercolor), `audience`, `seed`. Plain words work too: `retro cats 5 products with videos`."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """Fallback text plus blocks, as chat.postMessage and chat.update take them."""
+
+    text: str
+    blocks: list[Block]
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def status_message(snap: CampaignSnapshot, executor: str, now: float | None = None) -> Message:
+    """The parent message: title, one row per product, progress line, buttons."""
+    title = f"{STATUS_EMOJI[snap.status.value]} Campaign {snap.campaign_id}: {snap.theme}"
+    blocks: list[Block] = [_header(title)]
+    rows = [escape(product_line(p)) for p in snap.products[:MAX_PRODUCT_ROWS]]
+    if len(snap.products) > MAX_PRODUCT_ROWS:
+        rows.append(f"… and {len(snap.products) - MAX_PRODUCT_ROWS} more products")
+    rows = rows or ["🗒️ planning the products…"]
+    blocks += _product_sections(rows)
+    blocks.append(_context(f"*{snap.status.value}* · {progress_line(snap, executor, now)}"))
+    buttons = _buttons(snap.campaign_id, snap.status)
+    if buttons:
+        blocks.append(
+            {"type": "actions", "block_id": f"campaign:{snap.campaign_id}", "elements": buttons}
+        )
+    done, total = snap.counts()
+    text = f"Campaign {snap.campaign_id} “{snap.theme}”: {snap.status.value}, {done}/{total} steps"
+    return Message(text, blocks)
+
+
+def starting_message(request: CampaignRequest) -> Message:
+    """The parent message before the campaign has an id (a moment, normally)."""
+    text = f"⏳ Starting campaign “{request.theme}” ({request.products} products)…"
+    return Message(text, [_header(text)])
+
+
+def stored_message(campaign: Campaign, executor: str) -> Message:
+    """The parent message rendered from the stored record (after a restart)."""
+    return status_message(CampaignSnapshot.of(campaign), executor)
+
+
+def accepted_text(request: CampaignRequest, estimate: Estimate) -> str:
+    """The ephemeral ack of `new`: the parsed request and its estimate."""
+    videos = "with videos" if request.videos else "no videos"
+    audience = f" · audience: {escape(request.audience)}" if request.audience else ""
+    return (
+        f"✅ Starting *{escape(request.theme)}*: {request.products} products, {videos}, "
+        f"{request.style.value} style{audience}.\n"
+        f"Estimate: {estimate.steps} steps, about ${estimate.cost_usd:.3f}. "
+        f"Progress follows in the channel.\n`{escape(request.to_text())}`"
+    )
+
+
+def channel_error_text(code: str) -> str:
+    """Why the campaign could not be posted in this channel (nothing was started)."""
+    reason = CHANNEL_ERRORS.get(code, f"Slack refused to post the campaign here ({code}).")
+    return f"⚠️ {reason} Nothing was started."
+
+
+def invalid_text(exc: InvalidRequest) -> str:
+    """The ephemeral reply to a request that was refused (nothing was started)."""
+    return f"⚠️ {escape(str(exc))}\nNothing was started. Try `/campaign help`."
+
+
+def refusal_text(action: str, campaign: Campaign) -> str:
+    """Why someone other than the requester or an admin cannot press a button."""
+    owner = (campaign.requester or "").removeprefix("slack:")
+    who = f"<@{owner}>" if owner else "the person who started it"
+    return f"🚫 Only {who} or a bot admin can {action} campaign {campaign.id}."
+
+
+def history_text(campaigns: Sequence[Campaign]) -> str:
+    """A short list of campaigns, newest first."""
+    if not campaigns:
+        return "You have no campaigns yet. Start one with `/campaign <theme>`."
+    lines = [
+        f"{STATUS_EMOJI[c.status.value]} `{c.id}` {_date(c.created_at)} *{escape(c.request.theme)}*"
+        f" · {len(c.products) or c.request.products} products · {c.status.value}"
+        for c in campaigns
+    ]
+    return "*Your recent campaigns*\n" + "\n".join(lines)
+
+
+def show_text(campaign: Campaign) -> str:
+    """One campaign in full: request, outcome, each product with its files or error."""
+    lines = [escape(summary_text(campaign)), f"`{escape(campaign.request.to_text())}`"]
+    for p in campaign.products:
+        files = [_file(p.output(name), name.value) for name in (StepName.IMAGE, StepName.VIDEO)]
+        shown = ", ".join(f for f in files if f) or "no files"
+        error = f" · {escape(p.error() or '')}" if p.error() else ""
+        head = f"{STATUS_EMOJI[p.status.value]} {p.plan.index + 1}. {escape(p.plan.name)}"
+        lines.append(f"{head}: {shown}{error}")
+    if campaign.contact_sheet:
+        lines.append(f"contact sheet: `{escape(campaign.contact_sheet)}`")
+    return "\n".join(lines)
+
+
+def _header(text: str) -> Block:
+    flat = " ".join(text.split())
+    clipped = flat if len(flat) <= 150 else flat[:149] + "…"
+    return {"type": "header", "text": {"type": "plain_text", "text": clipped, "emoji": True}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def _product_sections(lines: list[str]) -> list[Block]:
+    """Pack product rows into as few sections as the character limit allows."""
+    chunks: list[list[str]] = [[]]
+    for line in lines:
+        if chunks[-1] and len("\n".join([*chunks[-1], line])) > SECTION_CHARS:
+            chunks.append([])
+        chunks[-1].append(line[:SECTION_CHARS])
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}}
+        for chunk in chunks
+        if chunk
+    ]
+
+
+def _buttons(campaign_id: str, status: CampaignStatus) -> list[Block]:
+    if not status.done:
+        return [
+            {
+                "type": "button",
+                "action_id": ACTION_CANCEL,
+                "value": campaign_id,
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Cancel this campaign?"},
+                    "text": {"type": "mrkdwn", "text": "Running steps stop; finished ones stay."},
+                    "confirm": {"type": "plain_text", "text": "Cancel it"},
+                    "deny": {"type": "plain_text", "text": "Keep going"},
+                },
+            }
+        ]
+    if status in RETRYABLE:
+        return [
+            {
+                "type": "button",
+                "action_id": ACTION_RETRY,
+                "value": campaign_id,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Retry failed"},
+            }
+        ]
+    return []
+
+
+def _file(path: str | None, label: str) -> str | None:
+    return f"{label} `{escape(path.rsplit('/', 1)[-1])}`" if path else None
+
+
+def _date(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,101 @@
+"""One campaign's Slack surface: the parent status message and its thread.
+
+`SlackThread` supplies the three callbacks `bot.chat.ChatProgress` needs:
+`chat.update` of the parent, one threaded post per finished product (image,
+and video when it fits the upload limit, in one `files_upload_v2` call), and
+the summary with the contact sheet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat import product_caption, summary_text
+from bot.slack_blocks import escape, status_message
+from core.model import Campaign, Product, StepName
+from core.progress import CampaignSnapshot
+
+MB = 1024 * 1024
+
+
+class SlackThread:
+    """Posts and edits for the campaign whose parent message is `ts` in `channel`."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        ts: str,
+        *,
+        executor: str,
+        max_upload_bytes: int,
+        skip: frozenset[int] = frozenset(),
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.ts = ts
+        self.executor = executor
+        self.max_upload_bytes = max_upload_bytes
+        self.skip = skip  # products already posted before a retry
+
+    async def render_status(self, snapshot: CampaignSnapshot) -> None:
+        """Edit the parent message to show this snapshot."""
+        message = status_message(snapshot, self.executor)
+        await self.client.chat_update(
+            channel=self.channel, ts=self.ts, text=message.text, blocks=message.blocks
+        )
+
+    async def post_product(self, campaign: Campaign, product: Product) -> None:
+        """Post one finished product into the thread: its files, or one line with the reason."""
+        if product.plan.index in self.skip:
+            return
+        caption = escape(product_caption(product))
+        image = product.output(StepName.IMAGE)
+        if image is None:
+            await self.say(caption)
+            return
+        uploads = [await _upload(image, f"{product.plan.name} (image)")]
+        video = product.output(StepName.VIDEO)
+        if video is not None:
+            size = await asyncio.to_thread(os.path.getsize, video)
+            if size <= self.max_upload_bytes:
+                uploads.append(await _upload(video, f"{product.plan.name} (video)"))
+            else:  # too big for the workspace: say where it is instead
+                caption += (
+                    f"\nvideo: {size / MB:.1f} MB is over the {self.max_upload_bytes / MB:.0f} MB"
+                    f" upload limit; saved on the bot host at `{escape(video)}`"
+                )
+        await self.client.files_upload_v2(
+            channel=self.channel, thread_ts=self.ts, file_uploads=uploads, initial_comment=caption
+        )
+
+    async def post_summary(self, campaign: Campaign) -> None:
+        """End the thread with the outcome, counts, cost and the contact sheet."""
+        text = escape(summary_text(campaign))
+        try:
+            sheet = campaign.contact_sheet and await _upload(
+                campaign.contact_sheet, f"Contact sheet {campaign.id}"
+            )
+        except FileNotFoundError:  # moved or deleted since: the text still goes out
+            sheet = None
+        if not sheet:
+            await self.say(text)
+            return
+        await self.client.files_upload_v2(
+            channel=self.channel, thread_ts=self.ts, file_uploads=[sheet], initial_comment=text
+        )
+
+    async def say(self, text: str) -> None:
+        """Post plain text into the thread."""
+        await self.client.chat_postMessage(channel=self.channel, thread_ts=self.ts, text=text)
+
+
+async def _upload(path: str, title: str) -> dict[str, Any]:
+    """A files_upload_v2 item; the bytes are read off the event loop."""
+    data = await asyncio.to_thread(Path(path).read_bytes)
+    return {"file": data, "filename": Path(path).name, "title": title}

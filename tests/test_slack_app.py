@@ -1,0 +1,339 @@
+"""The Slack front end end to end: the real AsyncApp served over HTTP on 127.0.0.1,
+signed slash commands and button presses, a real slack-sdk client talking to a
+fake Slack Web API that records every call, and real SQLite underneath."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from core.model import CampaignStatus
+from core.scheduler import Limits
+from core.service import CampaignService
+from core.settings import Settings
+from tests.fakes import GatedGenerator
+from tests.fakes.slack_api import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    Call,
+    FakeSlackApi,
+    signed_headers,
+    slack_harness,
+)
+
+
+def summary_posted(api: FakeSlackApi, ts: str | None = None) -> bool:
+    """Whether the campaign summary ("… Campaign <id> …") went into a thread."""
+    return any(
+        "Campaign" in str(c.params.get("initial_comment") or c.params.get("text") or "")
+        and c.params.get("thread_ts") == (ts or c.params.get("thread_ts"))
+        and c.params.get("thread_ts")
+        for c in api.of("files.completeUploadExternal") + api.of("chat.postMessage")
+    )
+
+
+def posted_parent(api: FakeSlackApi) -> str:
+    """The ts the fake gave the first top-level chat.postMessage ("" until there is one)."""
+    first = [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")][:1]
+    return str(first[0].answer["ts"]) if first else ""
+
+
+async def parent_ts(api: FakeSlackApi) -> str:
+    """Wait for the campaign's parent message; its ts."""
+    await api.wait_for(lambda: bool(posted_parent(api)))
+    return posted_parent(api)
+
+
+def block_text(call: Call) -> str:
+    """Every text inside a chat.update's blocks, joined."""
+    blocks = call.params.get("blocks")
+    return json.dumps(json.loads(blocks) if isinstance(blocks, str) else blocks, ensure_ascii=False)
+
+
+@pytest.fixture
+async def offline_service(tmp_path: Path, bot_main: ModuleType) -> AsyncIterator[CampaignService]:
+    """The real composition: offline generator, LocalExecutor, SQLite (short videos)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        generator="offline",
+        executor="local",
+        video_seconds=0.4,
+        limits=Limits(text=2, image=4, video=3, cpu=2),
+    )
+    async with bot_main.open_service(settings) as service:
+        yield service
+
+
+async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignService) -> None:
+    async with slack_harness(offline_service) as slack:
+        reply = await slack.command('theme:"retro cats" products:3 videos:yes')
+        assert reply.status == 200
+        assert reply.body["response_type"] == "ephemeral"
+        assert "retro cats" in reply.body["text"] and "Estimate: 6 steps" in reply.body["text"]
+        api = slack.api
+        await api.wait_for(lambda: summary_posted(api))
+        await slack.front.idle()
+    ts = await parent_ts(api)
+    upload = ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    product = [upload[0], upload[0], upload[1], upload[1], upload[2]]  # image + video, one post
+    posts = [m for m in api.methods() if m != "chat.update"]
+    assert posts == ["auth.test", "chat.postMessage", *product * 3, *upload]
+    last_update = api.of("chat.update")[-1]
+    assert (
+        last_update.at < api.of("files.completeUploadExternal")[-1].at
+    )  # final state, then summary
+    completes = api.of("files.completeUploadExternal")
+    assert len(completes) == 4  # three products, then the summary with the contact sheet
+    assert all(c.params["thread_ts"] == ts and c.params["channel_id"] == "C1" for c in completes)
+    product_posts = completes[:3]
+    for call in product_posts:
+        assert len(json.loads(call.params["files"])) == 2  # image and video together
+    assert "Campaign" in completes[3].params["initial_comment"]
+    assert len(api.of("upload")) == 7 and all(u.size > 0 for u in api.of("upload"))
+    updates = api.of("chat.update")
+    assert updates and all(u.params["ts"] == ts for u in updates)
+    assert "succeeded" in block_text(updates[-1])
+    campaigns = await offline_service.history(5)
+    assert len(campaigns) == 1
+    stored = campaigns[0]
+    assert stored.status is CampaignStatus.SUCCEEDED and stored.requester == "slack:U1"
+    assert dict(stored.origin) == {"platform": "slack", "channel": "C1", "ts": ts}
+    recorded = json.dumps([c.params for c in api.calls])
+    assert BOT_TOKEN not in recorded and SIGNING_SECRET not in recorded
+
+
+def summaries(api: FakeSlackApi, ts: str) -> list[str]:
+    """Summary texts posted into the thread of `ts` (with or without a contact sheet)."""
+    texts = [
+        str(c.params.get("initial_comment") or c.params.get("text") or "")
+        for c in api.of("files.completeUploadExternal") + api.of("chat.postMessage")
+        if c.params.get("thread_ts") == ts
+    ]
+    return [t for t in texts if " Campaign " in f" {t}"]
+
+
+def thread_posts(api: FakeSlackApi, ts: str) -> list[Call]:
+    """Threaded posts of `ts` in arrival order (products and summary)."""
+    posts = api.of("files.completeUploadExternal") + api.of("chat.postMessage")
+    return sorted((c for c in posts if c.params.get("thread_ts") == ts), key=lambda c: c.at)
+
+
+async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    interval = 0.4
+    async with slack_harness(service, update_interval_s=interval) as slack:
+        api = slack.api
+        await slack.command("cats products:4")
+        await gen.wait_started(4)  # four images running, held by their gates
+        acks = [
+            await slack.command("dogs products:1"),
+            await slack.command("status"),
+            await slack.command("help"),
+            await slack.command("cats products:0"),
+        ]
+        assert [r.status for r in acks] == [200] * 4
+        assert max(r.seconds for r in acks) < 3.0  # Slack's hard limit, with a busy bot
+        assert "Estimate: 1 steps" in acks[0].body["text"]
+        assert "/campaign" in acks[2].body["text"] and "out of range" in acks[3].body["text"]
+        await api.wait_for(lambda: len(api.of("response_url")) == 1)  # the status answer
+        gen.open_all = True
+        gen.open(*[(i, "image") for i in range(4)])  # a burst of events at once
+        ts = await parent_ts(api)
+        await api.wait_for(lambda: bool(summaries(api, ts)))
+    updates = [c for c in api.of("chat.update") if c.params["ts"] == ts]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(updates)]
+    assert min(gaps) >= interval * 0.8  # never faster than the configured rate (HTTP jitter aside)
+    span = updates[-1].at - updates[0].at
+    assert len(updates) <= span / interval + 2
+    assert "succeeded" in block_text(updates[-1])  # the final state always lands
+    assert len([c for c in thread_posts(api, ts) if "Campaign" not in str(c.params)]) == 4
+
+
+async def test_buttons_work_for_requester_and_admin_only(make_service: Any) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    async with slack_harness(service, admins=frozenset({"UADMIN"})) as slack:
+        api = slack.api
+        await slack.command("cats products:2", user="U1")
+        await gen.wait_started(2)
+        campaign = (await service.history(1))[0]
+        gen.open((0, "image"))
+        ts = await parent_ts(api)
+        await api.wait_for(lambda: len(thread_posts(api, ts)) == 1)  # product 1 is posted
+
+        stranger = await slack.press("campaign_cancel", campaign.id, "U2")
+        assert stranger.status == 200
+        await api.wait_for(lambda: len(api.of("chat.postEphemeral")) == 1)
+        refusal = api.of("chat.postEphemeral")[0].params
+        assert refusal["user"] == "U2" and refusal["channel"] == "C1"
+        assert "Only <@U1> or a bot admin can cancel" in refusal["text"]
+        assert (await service.get(campaign.id)).status is CampaignStatus.RUNNING
+
+        await slack.press("campaign_cancel", campaign.id, "U1")
+        await api.wait_for(lambda: len(summaries(api, ts)) == 1)
+        assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
+        final = block_text(api.of("chat.update")[-1])
+        assert "canceled" in final and "campaign_retry" in final and "campaign_cancel" not in final
+
+        await slack.press("campaign_retry", campaign.id, "U2")
+        await api.wait_for(lambda: len(api.of("chat.postEphemeral")) == 2)
+        assert "can retry" in api.of("chat.postEphemeral")[1].params["text"]
+
+        gen.open_all = True
+        gen.open((1, "image"))
+        await slack.press("campaign_retry", campaign.id, "UADMIN")
+        await api.wait_for(lambda: len(summaries(api, ts)) == 2)
+        await slack.front.idle()
+    assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
+    assert len(api.of("chat.postEphemeral")) == 2  # requester and admin got no refusal
+    posts = [str(c.params) for c in thread_posts(api, ts)]
+    assert [p for p in posts if "1. " in p and "Campaign" not in p][:1] == posts[:1]
+    retried = posts[
+        posts.index(next(p for p in posts if "canceled" in p and "Campaign" in p)) + 1 :
+    ]
+    assert len(retried) == 2 and "2. " in retried[0] and "✅" in retried[0]  # only the redone one
+    assert "succeeded" in block_text(api.of("chat.update")[-1])
+    assert all(c.params["ts"] == ts for c in api.of("chat.update"))  # same parent message
+
+
+@pytest.mark.parametrize("case", ["bad", "missing", "stale"])
+async def test_unsigned_requests_get_401_and_do_nothing(make_service: Any, case: str) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    async with slack_harness(service) as slack:
+        form = slack.command_form("cats products:2")
+        body = urllib.parse.urlencode(form)
+        headers = {
+            "bad": signed_headers(body, secret="not-the-secret"),
+            "missing": {"Content-Type": "application/x-www-form-urlencoded"},
+            "stale": signed_headers(body, at=int(time.time()) - 6 * 60),
+        }[case]
+        reply = await slack.post(form, headers)
+        await slack.front.idle()
+        assert reply.status == 401
+        assert slack.api.calls == []
+        assert await service.history(5) == []
+        assert gen.calls == []
+        good = await slack.post(form)  # the same request, signed, is accepted
+        assert good.status == 200
+
+
+async def test_rate_limited_update_is_retried_after_retry_after(make_service: Any) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    async with slack_harness(service) as slack:
+        api = slack.api
+        api.rate_limit("chat.update", retry_after=1)
+        await slack.command("cats products:2")
+        await api.wait_for(lambda: bool(summaries(api, posted_parent(api) or "-")))
+    limited = api.of("chat.update", status=429)
+    assert len(limited) == 1
+    retried = [c for c in api.of("chat.update") if c.at > limited[0].at]
+    assert retried[0].at - limited[0].at >= 1.0  # Retry-After: 1 was honoured
+    assert "succeeded" in block_text(api.of("chat.update")[-1])
+
+
+@pytest.mark.parametrize(
+    ("code", "phrase"),
+    [("not_in_channel", "not a member of this channel"), ("channel_not_found", "cannot see")],
+)
+async def test_channel_errors_are_explained_and_start_nothing(
+    make_service: Any, code: str, phrase: str
+) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    async with slack_harness(service) as slack:
+        api = slack.api
+        api.fail("chat.postMessage", code)
+        reply = await slack.command("cats products:2")
+        assert reply.status == 200
+        await api.wait_for(lambda: bool(api.of("response_url")))
+        await slack.front.idle()
+    answer = api.of("response_url")[0].params
+    assert answer["response_type"] == "ephemeral" and phrase in answer["text"]
+    assert "Nothing was started" in answer["text"]
+    assert await service.history(5) == [] and gen.calls == []
+    assert api.of("chat.update") == []
+
+
+async def test_refused_requests_store_and_start_nothing(make_service: Any) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    lists = {"allowed_channels": frozenset({"C1"}), "allowed_users": frozenset({"U1"})}
+    async with slack_harness(service, **lists) as slack:
+        elsewhere = await slack.command("cats", channel="C2")
+        stranger = await slack.command("cats", user="U3")
+        typo = await slack.command("prodcts:3 cats")
+        ambiguous = await slack.command("history of jazz")
+        await slack.front.idle()
+    assert "not enabled" in elsewhere.body["text"] and "not enabled" in stranger.body["text"]
+    assert "did you mean products?" in typo.body["text"]
+    assert "/campaign new history of jazz" in ambiguous.body["text"]
+    assert all(r.body["response_type"] == "ephemeral" for r in (elsewhere, stranger, typo))
+    assert await service.history(5) == [] and gen.calls == []
+    assert slack.api.of("chat.postMessage") == []
+
+
+async def test_subcommands_answer_ephemerally(make_service: Any) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True)
+    service = make_service(gen)
+    async with slack_harness(service) as slack:
+        api = slack.api
+        await slack.command("cats products:2")
+        ts = await parent_ts(api)
+        await api.wait_for(lambda: len(summaries(api, ts)) == 1)
+        campaign = (await service.history(1))[0]
+        assert campaign.status is CampaignStatus.PARTIAL
+        asked = [
+            ("history", "U1"),
+            (f"show {campaign.id}", "U1"),
+            ("status", "U1"),
+            (f"cancel {campaign.id}", "U1"),
+            ("status ffffffff", "U1"),
+            (f"retry {campaign.id}", "U2"),
+            (f"retry {campaign.id}", "U1"),
+        ]
+        for text, user in asked:
+            assert (await slack.command(text, user=user)).body == {"text": ""}  # empty ack
+            await slack.front.idle()
+        await api.wait_for(lambda: len(summaries(api, ts)) == 2)
+    answers = [json.dumps(c.params, ensure_ascii=False) for c in api.of("response_url")]
+    assert len(answers) == len(asked)
+    assert campaign.id in answers[0] and "cats" in answers[0]
+    assert "model said no to image 1" in answers[1] and "0-image.txt" in answers[1]
+    assert "partial" in answers[2] and "campaign_retry" in answers[2]
+    assert "already partial" in answers[3]
+    assert "no campaign with id 'ffffffff'" in answers[4]
+    assert "Only <@U1>" in answers[5]
+    assert "Retrying" in answers[6]
+    assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
+
+
+async def test_retry_button_works_after_a_restart(make_service: Any) -> None:
+    gen = GatedGenerator()
+    async with slack_harness(make_service(gen)) as before:
+        await before.command("cats products:2")
+        await gen.wait_started(2)
+        ts = await parent_ts(before.api)
+    assert len(summaries(before.api, ts)) == 1  # shutdown canceled it and said so in the thread
+    restarted = make_service(GatedGenerator(open_all=True))  # same database, new process state
+    [campaign] = await restarted.history(5)
+    assert campaign.status is CampaignStatus.CANCELED
+    async with slack_harness(restarted) as after:
+        await after.press("campaign_retry", campaign.id, "U1")
+        await after.api.wait_for(lambda: len(summaries(after.api, ts)) == 1)
+        await after.front.idle()
+    assert (await restarted.get(campaign.id)).status is CampaignStatus.SUCCEEDED
+    updates = after.api.of("chat.update")
+    assert updates and all(c.params["ts"] == ts and c.params["channel"] == "C1" for c in updates)
+    assert after.api.of("chat.postMessage", 200) == [] or all(
+        c.params.get("thread_ts") == ts for c in after.api.of("chat.postMessage")
+    )  # no new parent message: the stored origin is reused
