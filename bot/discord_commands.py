@@ -1,0 +1,157 @@
+"""The `/campaign` app command group: new, status, history, show, cancel, retry, help.
+
+Commands only translate: options become a `CampaignRequest` (or an id) and the
+bot or the service does the work. Read-only answers are ephemeral.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.discord_progress import Place
+from bot.discord_render import HELP_TEXT, clip, history_embed, status_embed
+from core.errors import CampaignNotFound, InvalidRequest
+from core.progress import CampaignSnapshot
+from core.request import MAX_AUDIENCE_CHARS, MAX_THEME_CHARS, CampaignRequest, Style, parse_request
+
+if TYPE_CHECKING:
+    from bot.discord_app import CampaignBot
+
+Interaction = discord.Interaction[Any]
+MAX_REQUEST_CHARS = 1000
+HISTORY_LIMIT = 10
+STYLE_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in Style]
+
+
+def to_request(
+    *,
+    theme: str | None,
+    products: int | None,
+    videos: bool | None,
+    style: str | None,
+    audience: str | None,
+    request: str | None,
+    max_products: int,
+) -> CampaignRequest:
+    """Typed options or the free-text `request` (not both) as a validated request."""
+    typed = {"theme": theme, "products": products, "videos": videos, "style": style,
+             "audience": audience}  # fmt: skip
+    given = [name for name, value in typed.items() if value is not None]
+    if request is not None:
+        if given:
+            raise InvalidRequest(
+                "request",
+                f"cannot be combined with {', '.join(given)}",
+                "request alone, or typed options",
+            )
+        return parse_request(request, max_products=max_products)
+    if theme is None:
+        raise InvalidRequest("theme", "is missing", "a theme, or the whole request in `request`")
+    return CampaignRequest.from_options(
+        theme=theme, products=products, videos=videos, style=style, audience=audience,
+        max_products=max_products,
+    )  # fmt: skip
+
+
+def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
+    """The command group, with `products` limited to 1..max_products."""
+    group = app_commands.Group(name="campaign", description="Generate marketing campaigns")
+    service = bot.service
+
+    async def new(
+        interaction: Interaction,
+        theme: app_commands.Range[str, 1, MAX_THEME_CHARS] | None = None,
+        products: int | None = None,
+        videos: bool | None = None,
+        style: str | None = None,
+        audience: app_commands.Range[str, 1, MAX_AUDIENCE_CHARS] | None = None,
+        request: app_commands.Range[str, 1, MAX_REQUEST_CHARS] | None = None,
+    ) -> None:
+        try:
+            parsed = to_request(
+                theme=theme, products=products, videos=videos, style=style, audience=audience,
+                request=request, max_products=max_products,
+            )  # fmt: skip
+        except InvalidRequest as exc:  # nothing is stored or started
+            await interaction.response.send_message(f"❌ {exc}", ephemeral=True)
+            return
+        await bot.start_campaign(interaction, parsed)
+
+    # The maximum is a setting, so this one annotation is set at run time.
+    new.__annotations__["products"] = app_commands.Range[int, 1, max_products] | None
+    new = app_commands.describe(
+        theme="what the campaign is about, e.g. retro cats",
+        products=f"how many products (1-{max_products})",
+        videos="also make a short video per product",
+        style="visual style of the images",
+        audience="who it is for, e.g. indie gamers",
+        request="or everything in one line: retro cats 5 products with videos in neon style",
+    )(app_commands.choices(style=STYLE_CHOICES)(new))
+    group.command(name="new", description="Start a campaign")(new)
+
+    @group.command(name="status", description="Your campaigns that are still running")
+    async def status(interaction: Interaction) -> None:
+        mine = await service.history(50, requester=f"discord:{interaction.user.id}")
+        running = [c for c in mine if not c.status.done]
+        embed = history_embed(running, "Your running campaigns")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @group.command(name="history", description="Your recent campaigns")
+    async def history(interaction: Interaction) -> None:
+        mine = await service.history(HISTORY_LIMIT, requester=f"discord:{interaction.user.id}")
+        embed = history_embed(mine, "Your recent campaigns")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @group.command(name="show", description="One campaign in full")
+    @app_commands.describe(id="campaign id")
+    async def show(interaction: Interaction, id: str) -> None:
+        try:
+            campaign = await service.get(id.strip())
+        except CampaignNotFound:
+            campaign = None
+        mine = campaign is not None and campaign.requester == f"discord:{interaction.user.id}"
+        here = campaign is not None and campaign.origin.get("guild") == str(interaction.guild_id)
+        if campaign is None or not (mine or here):
+            await interaction.response.send_message(
+                f"❌ There is no campaign `{clip(id, 64)}` here.", ephemeral=True
+            )
+            return
+        embed = status_embed(CampaignSnapshot.of(campaign), campaign.executor)
+        place = Place.of(campaign.origin)
+        if place is not None:
+            embed.add_field(name="Thread", value=place.thread_url, inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @group.command(name="cancel", description="Stop a running campaign")
+    @app_commands.describe(id="campaign id")
+    async def cancel(interaction: Interaction, id: str) -> None:
+        await bot.cancel_campaign(interaction, id.strip())
+
+    @group.command(name="retry", description="Re-run a campaign's failed or canceled steps")
+    @app_commands.describe(id="campaign id")
+    async def retry(interaction: Interaction, id: str) -> None:
+        await bot.retry_campaign(interaction, id.strip())
+
+    @group.command(name="help", description="How to use the campaign bot")
+    async def help_(interaction: Interaction) -> None:
+        await interaction.response.send_message(HELP_TEXT, ephemeral=True)
+
+    async def campaign_ids(
+        interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        mine = await service.history(25, requester=f"discord:{interaction.user.id}")
+        return [
+            app_commands.Choice(
+                name=clip(f"{c.id} · {c.request.theme} · {c.status.value}", 100), value=c.id
+            )
+            for c in mine
+            if c.id.startswith(current.strip())
+        ]
+
+    show.autocomplete("id")(campaign_ids)
+    cancel.autocomplete("id")(campaign_ids)
+    retry.autocomplete("id")(campaign_ids)
+    return group

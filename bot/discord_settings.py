@@ -1,0 +1,84 @@
+"""Discord front-end settings, read once from the environment, and the endpoint switch.
+
+`endpoints()` points discord.py's process-wide REST base and gateway URL at
+other hosts (a proxy, or the fake server in the tests) and restores them on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    """Everything the Discord front end reads from the environment."""
+
+    token: str = field(repr=False)
+    guild_ids: tuple[int, ...] = ()  # sync commands to these guilds at once (development)
+    api_base_url: str | None = None  # replaces https://discord.com/api/v10
+    gateway_url: str | None = None  # replaces wss://gateway.discord.gg/
+    allowed_channel_ids: frozenset[int] = frozenset()  # empty = every channel
+    allowed_role_ids: frozenset[int] = frozenset()  # empty = every member
+    files_base_url: str | None = None  # public URL of the data folder, for too-big files
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DiscordSettings:
+        """Settings from DISCORD_* variables (see README.md); raises ConfigError."""
+        env = os.environ if env is None else env
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise ConfigError("DISCORD_TOKEN is not set (the bot token from the Developer Portal)")
+        return cls(
+            token=token,
+            guild_ids=tuple(_ids(env, "DISCORD_GUILD_IDS")),
+            api_base_url=_url(env, "DISCORD_API_BASE_URL", ("http", "https")),
+            gateway_url=_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
+            allowed_channel_ids=frozenset(_ids(env, "DISCORD_ALLOWED_CHANNEL_IDS")),
+            allowed_role_ids=frozenset(_ids(env, "DISCORD_ALLOWED_ROLE_IDS")),
+            files_base_url=_url(env, "DISCORD_FILES_BASE_URL", ("http", "https")),
+        )
+
+
+@contextlib.contextmanager
+def endpoints(api_base_url: str | None, gateway_url: str | None) -> Iterator[None]:
+    """Use these REST/gateway URLs (None = Discord's own) until the block ends."""
+    old_base, old_gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    if api_base_url:
+        Route.BASE = api_base_url.rstrip("/")
+    if gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
+
+
+def _ids(env: Mapping[str, str], name: str) -> list[int]:
+    """A comma- or space-separated list of snowflakes."""
+    raw = env.get(name, "").replace(",", " ").split()
+    if not all(word.isdigit() for word in raw):
+        raise ConfigError(
+            f"{name}={' '.join(raw)!r} is invalid: must be numeric ids, comma-separated"
+        )
+    return [int(word) for word in raw]
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{name}={raw!r} is invalid: must be an absolute {allowed} URL")
+    return raw.rstrip("/")

@@ -1,0 +1,287 @@
+"""The Discord front end end to end: a real discord.py commands.Bot, started with
+bot.start(token), against the fake REST + gateway server in tests/fakes/discord_api.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from core.model import CampaignStatus, StepName
+from core.scheduler import Limits
+from core.settings import Settings
+from tests.fakes import GatedGenerator
+from tests.fakes.discord_api import FakeDiscord, Fault, Hold, rate_limited, snowflake
+from tests.fakes.discord_harness import (  # bot_starter and fake_server register fixtures
+    EPHEMERAL,
+    MAX_PRODUCTS,
+    TOKEN,
+    at_least,
+    bot_starter,  # noqa: F401
+    callback,
+    custom_ids,
+    fake_server,  # noqa: F401
+    original_edits,
+    started,
+    status_path,
+    stop,
+    title,
+)
+from tests.fakes.discord_payloads import MANAGE_GUILD
+
+
+async def test_commands_are_synced_to_the_guild(fake: FakeDiscord, make_service, start_bot) -> None:
+    await start_bot(make_service(GatedGenerator(open_all=True)))
+    (sync,) = fake.find("PUT", rf"/applications/{fake.app_id}/guilds/{fake.guild_id}/commands")
+    (campaign,) = sync.json
+    assert campaign["name"] == "campaign"
+    subs = {o["name"]: o for o in campaign["options"]}
+    assert list(subs) == ["new", "status", "history", "show", "cancel", "retry", "help"]
+    new = {o["name"]: o for o in subs["new"]["options"]}
+    assert list(new) == ["theme", "products", "videos", "style", "audience", "request"]
+    assert (new["products"]["type"], new["products"]["min_value"]) == (4, 1)
+    assert new["products"]["max_value"] == MAX_PRODUCTS  # the configured maximum
+    assert new["videos"]["type"] == 5
+    styles = [c["value"] for c in new["style"]["choices"]]
+    assert styles == ["photo", "minimal", "vintage", "neon", "watercolor"]
+    assert not any(o.get("required") for o in new.values())  # theme or request
+    for name in ("show", "cancel", "retry"):
+        (option,) = subs[name]["options"]
+        assert option["name"] == "id" and option["autocomplete"] is True
+    assert fake.identifies[0]["token"] == TOKEN and fake.identifies[0]["intents"] == 1  # GUILDS
+    assert fake.heartbeats >= 1
+
+
+async def test_new_campaign_done_when(
+    fake: FakeDiscord, start_bot, bot_main, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        executor="local",
+        generator="offline",
+        video_seconds=0.3,
+        limits=Limits(text=2, image=4, video=3, cpu=2),
+    )
+    async with bot_main.open_service(settings) as service:
+        await start_bot(service)
+        user = snowflake()
+        options = {"theme": "retro cats", "products": 3, "videos": True}
+        limit = 300 * 1024  # this guild's upload limit: some product images are bigger
+        payload = fake.command("new", user, options, size_limit=limit)
+        sent = await fake.interact(payload)
+        (defer,) = await fake.wait_for(lambda: callback(fake, payload))
+        assert defer.json == {"type": 5, "data": {"flags": EPHEMERAL}}  # deferred, ephemeral
+        logging.getLogger(__name__).info(
+            "defer answered %.3f s after INTERACTION_CREATE", defer.at - sent
+        )
+        assert defer.at - sent < 3.0  # Discord's deadline for the first response
+
+        campaign = await service.wait((await started(fake, service)).id)
+        assert campaign.status is CampaignStatus.SUCCEEDED
+        thread_id = campaign.origin["thread"]
+        posts = await fake.wait_for(lambda: at_least(fake, thread_id, 4))
+
+    (status,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
+    assert status.at > defer.at and status.auth == f"Bot {TOKEN}"  # the bot token, not the webhook
+    assert "retro cats" in title(status)
+    (thread,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")
+    assert thread.path.endswith(f"/messages/{campaign.origin['message']}/threads")
+    assert thread.json["name"] == "Campaign: retro cats"
+    assert campaign.requester == f"discord:{user}"
+    assert (
+        campaign.origin["channel"] == fake.channel_id and campaign.origin["platform"] == "discord"
+    )
+
+    products, summary = posts[:3], posts[3]
+    for post in products:
+        image, video = post.files
+        index = int(post.json["content"][2]) - 1
+        on_disk = Path(campaign.products[index].output(StepName.IMAGE) or "")
+        shrunk = on_disk.stat().st_size > limit  # then a smaller JPEG is attached instead
+        assert image.filename == on_disk.with_suffix(".jpg" if shrunk else ".png").name
+        assert video.filename == f"p0{index + 1}-video.mp4"
+        assert all(0 < f.size <= limit for f in post.files)
+        assert post.json["content"].startswith("✅ ")
+    assert sorted(p.json["content"][2] for p in products) == ["1", "2", "3"]
+    assert [f.filename for f in summary.files] == ["contact-sheet.png"]
+    assert "succeeded" in summary.json["embeds"][0]["description"]
+    assert "cost $0.000" in summary.json["embeds"][0]["description"]
+
+    edits = fake.find(
+        "PATCH", rf"/channels/{fake.channel_id}/messages/{campaign.origin['message']}"
+    )
+    assert "succeeded" in title(edits[-1]) and edits[-1].json["components"] == []
+    assert any("campaign:cancel:" + campaign.id in str(e.json["components"]) for e in edits)
+    (reply,) = fake.find("PATCH", r"/webhooks/\d+/[^/]+/messages/@original")
+    assert campaign.id in reply.json["content"] and thread_id in reply.json["content"]
+
+
+async def test_validation_error_is_ephemeral_and_stores_nothing(
+    fake, make_service, start_bot
+) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    await start_bot(service)
+    cases = [
+        ({"request": "retro cats prodcts:3"}, "did you mean products?"),
+        ({"theme": "cats", "products": MAX_PRODUCTS + 1}, f"allowed: 1-{MAX_PRODUCTS}"),
+        ({"theme": "cats", "request": "dogs"}, "cannot be combined with theme"),
+        ({}, "theme: is missing"),
+    ]
+    for options, expected in cases:
+        payload = fake.command("new", snowflake(), options)
+        await fake.interact(payload)
+        (answer,) = await fake.wait_for(lambda p=payload: callback(fake, p))
+        assert answer.json["type"] == 4 and answer.json["data"]["flags"] == EPHEMERAL
+        assert expected in answer.json["data"]["content"]
+    assert list(await service.history(10)) == []
+    assert fake.find("POST", r"/channels/.*") == []  # no status message, no thread
+
+
+async def test_status_edits_are_coalesced(fake, make_service, start_bot) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    await start_bot(service)
+    hold = Hold("PATCH", status_path(fake))  # the first status edit stays in flight
+    fake.holds.append(hold)
+    await fake.interact(
+        fake.command("new", snowflake(), {"theme": "cats", "products": 3, "videos": True})
+    )
+    await asyncio.wait_for(hold.held.wait(), 30)
+    campaign = await service.wait((await started(fake, service)).id)
+    # 3 products x 2 steps: 6 starts, 6 reports, 6 finishes, 3 product ends, 1 campaign end
+    hold.release.set()
+    thread = campaign.origin["thread"]
+    await fake.wait_for(lambda: at_least(fake, thread, 4))
+    edits = fake.find("PATCH", status_path(fake))
+    assert len(edits) == 2  # the held one, then one edit with everything that happened meanwhile
+    assert "succeeded" in title(edits[-1])
+    assert "6/6 steps" in edits[-1].json["embeds"][0]["fields"][0]["value"]
+
+
+async def test_a_429_on_a_status_edit_is_retried(fake, make_service, start_bot) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    await start_bot(service)
+    fake.faults.append(rate_limited("PATCH", status_path(fake), retry_after=0.05))
+    await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 2}))
+    campaign = await service.wait((await started(fake, service)).id)
+    await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    edits = fake.find("PATCH", status_path(fake))
+    assert edits[0].status == 429 and edits[1].status == 200  # discord.py waited and retried
+    assert edits[1].json == edits[0].json
+    assert "succeeded" in title(edits[-1]) and "Problems" not in str(edits[-1].json)
+
+
+async def test_an_expired_interaction_token_does_not_stop_progress(
+    fake, make_service, start_bot, caplog
+) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    await start_bot(service)
+    fake.expire_webhooks = True  # every interaction-token route now fails, as after 15 minutes
+    await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 2}))
+    reply = await fake.wait_for(lambda: fake.find("PATCH", r"/webhooks/.*", status=401))
+    assert reply  # the "started" reply could not be delivered ...
+    gen.open_all = True
+    for key in ((0, "image"), (1, "image")):
+        gen.open(key)
+    campaign = await service.wait((await started(fake, service)).id)
+    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    assert campaign.status is CampaignStatus.SUCCEEDED  # ... and progress went on regardless
+    assert [p.json["content"][:3] for p in posts[:2]] in (["✅ 1", "✅ 2"], ["✅ 2", "✅ 1"])
+    assert "succeeded" in title(fake.find("PATCH", status_path(fake))[-1])
+    assert "interaction expired" in caplog.text
+
+
+async def test_buttons_work_on_a_freshly_started_bot(fake, make_service, start_bot) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    old = await start_bot(service)
+    requester, stranger, manager = snowflake(), snowflake(), snowflake()
+    await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 2}))
+    await gen.wait_started(2)
+    campaign = await started(fake, service)
+    message_id = campaign.origin["message"]
+    cancel_id = f"campaign:cancel:{campaign.id}"
+    await fake.wait_for(lambda: cancel_id in custom_ids(fake.messages[message_id]))
+    await stop(old)  # the message was sent by a bot that is gone now
+
+    await start_bot(service)
+    refused = fake.button(message_id, cancel_id, stranger)
+    await fake.interact(refused)
+    (answer,) = await fake.wait_for(lambda: callback(fake, refused))
+    assert answer.json["data"]["flags"] == EPHEMERAL
+    assert (
+        answer.json["data"]["content"]
+        == f"Only <@{requester}> or members with Manage Server can do that."
+    )
+    assert (await service.get(campaign.id)).status is CampaignStatus.RUNNING
+
+    press = fake.button(message_id, cancel_id, manager, permissions=MANAGE_GUILD)
+    await fake.interact(press)
+    await fake.wait_for(
+        lambda: f"campaign:retry:{campaign.id}" in custom_ids(fake.messages[message_id])
+    )
+    assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
+    assert "canceled" in fake.messages[message_id]["embeds"][0]["title"]
+
+    gen.open_all = True  # Retry re-attaches to the stored status message and thread
+    retry = fake.button(message_id, f"campaign:retry:{campaign.id}", requester)
+    await fake.interact(retry)
+    (reply,) = await fake.wait_for(lambda: original_edits(fake, retry))
+    assert reply.json["content"].startswith(f"🔁 Retrying campaign `{campaign.id}`")
+    done = await service.wait(campaign.id)
+    assert done.status is CampaignStatus.SUCCEEDED
+    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    assert "succeeded" in posts[-1].json["embeds"][0]["title"]
+    await fake.wait_for(lambda: "succeeded" in fake.messages[message_id]["embeds"][0]["title"])
+    assert custom_ids(fake.messages[message_id]) == []
+
+
+async def test_dms_allowlists_and_missing_permissions(fake, make_service, start_bot) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    other_channel = snowflake()
+    await start_bot(
+        service,
+        allowed_channel_ids=frozenset({int(fake.channel_id)}),
+        allowed_role_ids=frozenset({int(fake.role_id)}),
+    )
+    cases = [
+        (fake.command("new", snowflake(), {"theme": "cats"}, dm=True), "not in direct messages"),
+        (
+            fake.command(
+                "new",
+                snowflake(),
+                {"theme": "cats"},
+                channel_id=other_channel,
+                roles=(fake.role_id,),
+            ),
+            f"Try <#{fake.channel_id}>",
+        ),
+        (
+            fake.command("new", snowflake(), {"theme": "cats"}),
+            f"roles to run campaigns: <@&{fake.role_id}>",
+        ),
+    ]
+    for payload, expected in cases:
+        await fake.interact(payload)
+        (answer,) = await fake.wait_for(lambda p=payload: callback(fake, p))
+        assert (
+            answer.json["data"]["flags"] == EPHEMERAL and expected in answer.json["data"]["content"]
+        )
+
+    forbidden = Fault(
+        "POST",
+        rf"/channels/{fake.channel_id}/messages",
+        403,
+        {"message": "Missing Permissions", "code": 50013},
+    )
+    fake.faults.append(forbidden)
+    allowed = fake.command("new", snowflake(), {"theme": "cats"}, roles=(fake.role_id,))
+    await fake.interact(allowed)
+    (reply,) = await fake.wait_for(lambda: fake.find("PATCH", r"/webhooks/.*"))
+    assert forbidden.times == 0
+    assert (
+        "missing a permission" in reply.json["content"]
+        and "Create Public Threads" in reply.json["content"]
+    )
+    assert list(await service.history(10)) == []  # nothing stored, nothing started
