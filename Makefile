@@ -21,6 +21,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.scheduler_bench
+	$(PY) -m benchmarks.ray_bench
+	$(PY) -m benchmarks.replicate_bench
 
 venv: $(STAMP)
 

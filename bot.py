@@ -7,6 +7,8 @@
     python bot.py show ID [--json]            one campaign in full
     python bot.py cancel ID                   stop a running campaign
     python bot.py retry ID [--json]           re-run its failed or canceled steps
+    python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
+    python bot.py discord                     the Discord front end (DISCORD_TOKEN)
 
 This is the only module that wires adapters to the core.
 """
@@ -20,23 +22,29 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
 from adapters.offline_generator import OfflineGenerator
+from adapters.ray_connect import RaySettings, open_ray_executor
 from adapters.render import render_contact_sheet
-from bot import console
+from adapters.replicate_generator import ReplicateGenerator
+from adapters.replicate_settings import ReplicateSettings
+from bot import console, discord_app, slack_app
+from bot.discord_settings import DiscordSettings, endpoints
+from bot.slack_settings import SlackSettings
 from core.errors import CampaignError, ConfigError, InvalidRequest
 from core.model import Campaign, CampaignStatus
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner, ProgressSink
 from core.progress import CoalescingSink
-from core.request import parse_request
+from core.request import CampaignRequest, parse_request
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
 from core.settings import EXECUTORS, GENERATORS, Settings
@@ -48,23 +56,44 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 log = logging.getLogger("campaign-bot")
 
 
-def make_generator(settings: Settings) -> Generator:
-    """The generator the settings ask for."""
+def make_generator(settings: Settings, models: Mapping[str, str | None] | None = None) -> Generator:
+    """The generator the settings ask for; `models` overrides Replicate's per kind."""
     name = settings.generator
     if name == "auto":
         name = "replicate" if settings.replicate_api_token else "offline"
     if name == "replicate":
-        raise ConfigError(
-            "the Replicate generator is not in this version yet (use --generator offline)"
-        )
+        if not settings.replicate_api_token:
+            raise ConfigError(
+                "--generator replicate needs REPLICATE_API_TOKEN (or use --generator offline)"
+            )
+        replicate = ReplicateSettings.from_env().with_models(models or {})
+        return ReplicateGenerator(replace(replicate, api_token=settings.replicate_api_token))
     return OfflineGenerator(video_seconds=settings.video_seconds)
 
 
-def make_executor(settings: Settings, generator: Generator) -> Executor:
-    """The executor the settings ask for (auto means local until Ray lands)."""
-    if settings.executor == "ray":
-        raise ConfigError("the Ray executor is not in this version yet (use --executor local)")
+def make_planner(generator: Generator) -> Planner:
+    """The LLM planner when Replicate generates, else the offline templates."""
+    if isinstance(generator, ReplicateGenerator):
+        return LlmPlanner(generator.runtime)
+    return OfflinePlanner()
+
+
+async def make_executor(settings: Settings, generator: Generator) -> Executor:
+    """The executor the settings ask for; auto means Ray when RAY_ADDRESS is set.
+
+    Ray missing or unreachable: one line on stderr, and the local executor.
+    """
+    ray = RaySettings.from_env()
+    name = settings.executor
+    if name == "auto":
+        name = "ray" if ray.address else "local"
+    if name == "ray":
+        return await open_ray_executor(generator, settings.limits, ray, _warn)
     return LocalExecutor(generator, settings.limits)
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
 
 
 @contextlib.asynccontextmanager
@@ -73,14 +102,25 @@ async def open_service(
     *,
     generator: Generator | None = None,
     planner: Planner | None = None,
+    run_steps: bool = True,
+    models: Mapping[str, str | None] | None = None,
 ) -> AsyncIterator[CampaignService]:
-    """Build store, generator, executor and service; close them all on exit."""
-    generator = generator or make_generator(settings)
-    executor = make_executor(settings, generator)
+    """Build store, generator, executor and service; close them all on exit.
+
+    `run_steps=False` (commands that only read or flag campaigns) skips
+    starting Ray: the local executor is never used and starts nothing.
+    """
+    owned = None if generator else make_generator(settings, models)  # closed here at the end
+    generator = generator or owned
+    assert generator is not None
+    if run_steps:
+        executor = await make_executor(settings, generator)
+    else:
+        executor = LocalExecutor(generator, settings.limits)
     store = await SqliteStore.open(settings.database)
     service = CampaignService(
         store=store,
-        planner=planner or OfflinePlanner(),
+        planner=planner or make_planner(generator),
         generator=generator,
         executor=executor,
         scheduler=Scheduler(settings.limits),
@@ -96,6 +136,8 @@ async def open_service(
         await service.aclose()
         await executor.aclose()
         await store.close()
+        if isinstance(owned, ReplicateGenerator):
+            await owned.aclose()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", parents=[common], help="run one campaign")
     run.add_argument("request", help="e.g. 'theme:\"retro cats\" products:5 videos:yes'")
+    _model_options(run)
     sub.add_parser("demo", parents=[common], help="run a sample campaign offline")
     history = sub.add_parser("history", parents=[common], help="list recent campaigns")
     history.add_argument("--limit", type=int, default=20)
@@ -119,8 +162,40 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "cancel a campaign"),
         ("retry", "re-run failed or canceled steps"),
     ):
-        sub.add_parser(name, parents=[common], help=text).add_argument("id")
+        command = sub.add_parser(name, parents=[common], help=text)
+        command.add_argument("id")
+        if name == "retry":
+            _model_options(command)
+    slack = sub.add_parser("slack", parents=[common], help="serve the Slack front end")
+    slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
+    slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
+    slack.add_argument("--socket", action="store_true", help="Socket Mode (SLACK_APP_TOKEN)")
+    sub.add_parser("discord", parents=[common], help="run the Discord front end")
     return parser
+
+
+def _model_options(command: argparse.ArgumentParser) -> None:
+    for kind in ("text", "image", "video"):
+        command.add_argument(
+            f"--{kind}-model", help=f"Replicate {kind} model, owner/name[:version]"
+        )
+
+
+def model_flags(args: argparse.Namespace) -> dict[str, str | None]:
+    """The --text-model/--image-model/--video-model options given."""
+    return {kind: getattr(args, f"{kind}_model", None) for kind in ("text", "image", "video")}
+
+
+def print_estimate(service: CampaignService, request: CampaignRequest, as_json: bool) -> None:
+    """Show what a paid campaign will cost before it starts (stderr under --json)."""
+    estimate = service.estimate(request)
+    if estimate.cost_usd > 0:
+        print(
+            f"estimated cost: ${estimate.cost_usd:.3f} for {estimate.steps} steps"
+            f" on {service.generator.name} (plus planning)",
+            file=sys.stderr if as_json else sys.stdout,
+            flush=True,
+        )
 
 
 def settings_from(args: argparse.Namespace, base: Settings) -> Settings:
@@ -187,13 +262,44 @@ async def _wait_or_interrupt(service: CampaignService, campaign_id: str) -> bool
     return not done.done()
 
 
+async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the Slack front end (HTTP, or Socket Mode) until SIGINT or SIGTERM."""
+    slack = SlackSettings.from_env()
+    socket = args.socket or slack.app_token is not None
+    slack.check(socket_mode=socket)
+    async with open_service(settings) as service:
+        front = slack_app.SlackFrontEnd(service, slack, max_products=settings.max_products)
+        await slack_app.serve_until_stopped(front, socket=socket, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+async def run_discord(settings: Settings) -> int:
+    """Run the Discord front end until SIGINT or SIGTERM."""
+    config = DiscordSettings.from_env()
+    with endpoints(config.api_base_url, config.gateway_url):
+        async with open_service(settings) as service:
+            bot = discord_app.CampaignBot(
+                service,
+                config,
+                max_products=settings.max_products,
+                progress_interval_s=settings.progress_interval_s,
+            )
+            await discord_app.serve_until_stopped(bot, config.token)
+    return EXIT_OK
+
+
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run one CLI command."""
     out = Console()
+    if args.command == "slack":
+        return await run_slack(args, settings)
+    if args.command == "discord":
+        return await run_discord(settings)
     if args.command in ("run", "demo"):
         text = DEMO_REQUEST if args.command == "demo" else args.request
         request = parse_request(text, max_products=settings.max_products)
-        async with open_service(settings) as service:
+        async with open_service(settings, models=model_flags(args)) as service:
+            print_estimate(service, request, args.json)
             return await follow(
                 service,
                 lambda sinks: service.submit(request, sinks),
@@ -201,7 +307,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 out=out,
                 interval_s=settings.progress_interval_s,
             )
-    async with open_service(settings) as service:
+    retry = args.command == "retry"
+    async with open_service(settings, run_steps=retry, models=model_flags(args)) as service:
         if args.command == "history":
             campaigns = list(await service.history(args.limit))
             if args.json:

@@ -76,6 +76,8 @@ def _header(snap: CampaignSnapshot, executor: str) -> RenderableType:
     )
     bar = Table.grid()
     bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=60))
+    if snap.notice:
+        return Group(line, Text(snap.notice, style="yellow"), bar)
     return Group(line, bar)
 
 

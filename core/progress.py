@@ -84,6 +84,7 @@ class CampaignSnapshot:
     contact_sheet: str | None = None
     cost_usd: float = 0.0
     products: list[ProductView] = field(default_factory=list)
+    notice: str = ""  # a campaign-wide message, e.g. the planner fell back to templates
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSnapshot:
@@ -121,6 +122,7 @@ class CampaignSnapshot:
             self.status = CampaignStatus.RUNNING
             self.started_at = self.started_at or event.at
         if event.product_index is None or event.step is None:
+            self.notice = event.message or self.notice
             return
         step = self.products[event.product_index].steps[event.step]
         step.message = event.message

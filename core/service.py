@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
-from core.model import Campaign, CampaignStatus, Product, StepName, StepStatus, outcome
+from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
 from core.pipeline import ChainRunner, new_product, step_names
 from core.planner import base_seed
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
@@ -240,7 +240,8 @@ class CampaignService:
                 group.create_task(runner.run(product))
 
     async def _plan(self, campaign: Campaign) -> tuple[Product, ...]:
-        plans = await self.planner.plan(campaign.request)
+        async with self.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
+            plans = await self.planner.plan(campaign.request)
         products = tuple(new_product(plan, campaign.request) for plan in plans)
         await self.store.add_products(campaign.id, products)
         await self._publish(
@@ -251,6 +252,10 @@ class CampaignService:
                 campaign=await self.store.get(campaign.id),
             )
         )
+        if note := getattr(plans, "note", ""):  # e.g. "fell back to the offline planner: ..."
+            await self._publish(
+                ProgressEvent(EventKind.STEP_PROGRESS, campaign.id, self._clock(), message=note)
+            )
         return products
 
     def _runner(self, campaign: Campaign) -> ChainRunner:
