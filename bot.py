@@ -36,9 +36,7 @@ from adapters.ray_connect import RaySettings, open_ray_executor
 from adapters.render import render_contact_sheet
 from adapters.replicate_generator import ReplicateGenerator
 from adapters.replicate_settings import ReplicateSettings
-from bot import console, discord_app, slack_app
-from bot.discord_settings import DiscordSettings, endpoints
-from bot.slack_settings import SlackSettings
+from bot import console
 from core.errors import CampaignError, ConfigError, InvalidRequest
 from core.model import Campaign, CampaignStatus
 from core.planner import OfflinePlanner
@@ -264,6 +262,9 @@ async def _wait_or_interrupt(service: CampaignService, campaign_id: str) -> bool
 
 async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the Slack front end (HTTP, or Socket Mode) until SIGINT or SIGTERM."""
+    from bot import slack_app  # imported here: other commands need not load slack-bolt
+    from bot.slack_settings import SlackSettings
+
     slack = SlackSettings.from_env()
     socket = args.socket or slack.app_token is not None
     slack.check(socket_mode=socket)
@@ -275,6 +276,9 @@ async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_discord(settings: Settings) -> int:
     """Run the Discord front end until SIGINT or SIGTERM."""
+    from bot import discord_app  # imported here: other commands need not load discord.py
+    from bot.discord_settings import DiscordSettings, endpoints
+
     config = DiscordSettings.from_env()
     with endpoints(config.api_base_url, config.gateway_url):
         async with open_service(settings) as service:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from adapters.local_executor import LocalExecutor
-from core.errors import ConfigError
 from core.ports import Executor, Generator
 from core.scheduler import Limits
+from core.settings import env_value, positive_float, positive_int
 
 if TYPE_CHECKING:
     from adapters.ray_executor import RayExecutor
@@ -56,13 +56,15 @@ class RaySettings:
         base = cls()
         return cls(
             address=env.get("RAY_ADDRESS", "").strip() or None,
-            num_cpus=int(_number(env, "CAMPAIGN_RAY_CPUS", base.num_cpus, whole=True)),
-            object_store_mb=int(
-                _number(env, "CAMPAIGN_RAY_OBJECT_STORE_MB", base.object_store_mb, whole=True)
+            num_cpus=env_value(env, "CAMPAIGN_RAY_CPUS", positive_int, base.num_cpus),
+            object_store_mb=env_value(
+                env, "CAMPAIGN_RAY_OBJECT_STORE_MB", positive_int, base.object_store_mb
             ),
-            actors_per_kind=int(_number(env, "CAMPAIGN_RAY_ACTORS", base.actors_per_kind, True)),
-            connect_timeout_s=_number(
-                env, "CAMPAIGN_RAY_CONNECT_TIMEOUT", base.connect_timeout_s, whole=False
+            actors_per_kind=env_value(
+                env, "CAMPAIGN_RAY_ACTORS", positive_int, base.actors_per_kind
+            ),
+            connect_timeout_s=env_value(
+                env, "CAMPAIGN_RAY_CONNECT_TIMEOUT", positive_float, base.connect_timeout_s
             ),
         )
 
@@ -78,20 +80,6 @@ class RaySettings:
             "object_store_memory": self.object_store_mb * MIB,
             **quiet,
         }
-
-
-def _number(env: Mapping[str, str], name: str, default: float, whole: bool) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        kind = "a whole number of at least 1" if whole else "a number above 0"
-        raise ConfigError(f"{name}={raw!r} is invalid: must be {kind}")
-    return value
 
 
 def gcs_endpoint(address: str) -> tuple[str, int] | None:

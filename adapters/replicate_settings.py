@@ -9,16 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from adapters.replicate_models import ModelTable, parse_ref
 from core.errors import ConfigError
 from core.model import StepKind
-
-T = TypeVar("T")
-_TRUE = frozenset({"1", "yes", "true", "on"})
-_FALSE = frozenset({"0", "no", "false", "off"})
+from core.settings import env_value, positive_float, positive_int, yes_no
 
 
 @dataclass(frozen=True)
@@ -60,13 +56,13 @@ class ReplicateSettings:
         env = os.environ if env is None else env
         base = cls()
         numbers = {
-            f.name: _read(env, _ENV[f.name], _NUMBERS[f.type], getattr(base, f.name))
+            f.name: env_value(env, _ENV[f.name], _NUMBERS[f.type], getattr(base, f.name))
             for f in fields(cls)
             if f.name in _ENV and f.type in _NUMBERS
         }
         models = ModelTable(
             **{
-                k.value: _read(
+                k.value: env_value(
                     env, f"REPLICATE_{k.value.upper()}_MODEL", _ref, getattr(base.models, k.value)
                 )
                 for k in (StepKind.TEXT, StepKind.IMAGE, StepKind.VIDEO)
@@ -76,7 +72,7 @@ class ReplicateSettings:
             api_token=env.get("REPLICATE_API_TOKEN") or None,
             base_url=(env.get("REPLICATE_BASE_URL") or "").strip() or None,
             models=models,
-            allow_http=_read(env, "REPLICATE_ALLOW_HTTP", _bool, False),
+            allow_http=env_value(env, "REPLICATE_ALLOW_HTTP", yes_no, False),
             **numbers,
         )
         settings.check()
@@ -109,37 +105,6 @@ _ENV = {
 }
 
 
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a number above 0")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    word = raw.lower()
-    if word in _TRUE | _FALSE:
-        return word in _TRUE
-    raise ValueError("must be 1 or 0 (yes/no, true/false, on/off)")
-
-
 def _ref(raw: str) -> str:
     return str(parse_ref(raw))
 
@@ -152,8 +117,8 @@ def _model(name: str, raw: str) -> str:
 
 
 _NUMBERS: dict[object, Callable[[str], object]] = {
-    "float": _positive_float,
-    "int": _positive_int,
-    float: _positive_float,
-    int: _positive_int,
+    "float": positive_float,
+    "int": positive_int,
+    float: positive_float,
+    int: positive_int,
 }

@@ -99,6 +99,8 @@ def progress_line(snap: CampaignSnapshot, executor: str, now: float | None = Non
     if snap.cost_usd:
         parts.append(f"${snap.cost_usd:.3f}")
     parts.append(executor)
+    if snap.notice:  # e.g. the LLM planner fell back to the offline templates
+        parts.append(snap.notice)
     return " · ".join(parts)
 
 

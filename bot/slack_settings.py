@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.errors import ConfigError
+from core.settings import env_value, positive_float
 
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_UPDATE_INTERVAL_S = 1.2  # chat.update is Tier 3 (50+/min): one edit per 1.2 s is safe
@@ -44,8 +45,12 @@ class SlackSettings:
             admins=_ids(env, "SLACK_ADMINS"),
             allowed_channels=_ids(env, "SLACK_ALLOWED_CHANNELS"),
             allowed_users=_ids(env, "SLACK_ALLOWED_USERS"),
-            update_interval_s=_positive(env, "SLACK_UPDATE_INTERVAL", DEFAULT_UPDATE_INTERVAL_S),
-            max_upload_mb=_positive(env, "SLACK_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB),
+            update_interval_s=env_value(
+                env, "SLACK_UPDATE_INTERVAL", positive_float, DEFAULT_UPDATE_INTERVAL_S
+            ),
+            max_upload_mb=env_value(
+                env, "SLACK_MAX_UPLOAD_MB", positive_float, DEFAULT_MAX_UPLOAD_MB
+            ),
         )
 
     def check(self, *, socket_mode: bool) -> None:
@@ -66,16 +71,3 @@ class SlackSettings:
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     """Comma- or space-separated Slack ids."""
     return frozenset(env.get(name, "").replace(",", " ").split())
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigError(f"{name}={raw!r} is invalid: must be a number above 0")
-    return value

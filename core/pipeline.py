@@ -83,11 +83,13 @@ class ChainRunner:
 
     async def _run_step(self, plan: ProductPlan, step: StepRecord, image: str | None) -> StepRecord:
         async with self.scheduler.slot(step.name.kind, self.campaign_id):
+            holder = [step]  # the hooks update it (provider id) while an attempt runs
             while True:
-                step = await self._start(step)
+                holder[0] = await self._start(holder[0])
                 try:
-                    return await self._attempt(plan, step, image)
+                    return await self._attempt(plan, holder, image)
                 except TransientStepError as exc:
+                    step = holder[0]  # keeps a prediction id the failed attempt stored
                     if step.attempts >= self.max_attempts:
                         return await self._finish(
                             step.evolve(status=StepStatus.FAILED, error=str(exc))
@@ -95,8 +97,10 @@ class ChainRunner:
                     await self._report(step, f"retrying: {exc}")
                     await asyncio.sleep(exc.delay_s)
 
-    async def _attempt(self, plan: ProductPlan, step: StepRecord, image: str | None) -> StepRecord:
-        holder = [step]
+    async def _attempt(
+        self, plan: ProductPlan, holder: list[StepRecord], image: str | None
+    ) -> StepRecord:
+        step = holder[0]
         job = StepJob(
             self.campaign_id,
             step.name,

@@ -80,6 +80,7 @@ class CampaignService:
         self._sheet = sheet
         self._clock = clock
         self._running: dict[str, _Running] = {}
+        self._restarting: set[str] = set()
 
     def estimate(self, request: CampaignRequest) -> Estimate:
         """Steps and expected cost of a request, before anything is started."""
@@ -172,10 +173,20 @@ class CampaignService:
     async def retry(self, campaign_id: str, sinks: Sequence[ProgressSink] = ()) -> Campaign:
         """Restart only the failed, canceled or skipped steps; `wait()` for the outcome."""
         campaign = await self.store.get(campaign_id)
+        if campaign_id in self._running or campaign_id in self._restarting:
+            raise CampaignStateError(f"campaign {campaign_id} is already running again")
         if not campaign.status.done:
             raise CampaignStateError(f"campaign {campaign_id} is still {campaign.status.value}")
         if campaign.status is CampaignStatus.SUCCEEDED:
             raise CampaignStateError(f"campaign {campaign_id} already succeeded")
+        self._restarting.add(campaign_id)  # two presses of Retry must not start it twice
+        try:
+            return await self._restart(campaign, sinks)
+        finally:
+            self._restarting.discard(campaign_id)
+
+    async def _restart(self, campaign: Campaign, sinks: Sequence[ProgressSink]) -> Campaign:
+        campaign_id = campaign.id
         for step in campaign.steps():
             if step.status is not StepStatus.SUCCEEDED:
                 await self.store.save_step(

@@ -48,8 +48,8 @@ class Settings:
         base = Limits()
         limits = Limits(
             **{
-                kind: _read(
-                    env, f"CAMPAIGN_LIMIT_{kind.upper()}", _positive_int, getattr(base, kind)
+                kind: env_value(
+                    env, f"CAMPAIGN_LIMIT_{kind.upper()}", positive_int, getattr(base, kind)
                 )
                 for kind in ("text", "image", "video", "cpu")
             }
@@ -60,15 +60,18 @@ class Settings:
             db_path=Path(db) if db else None,
             executor=_choice(env, "CAMPAIGN_EXECUTOR", EXECUTORS),
             generator=_choice(env, "CAMPAIGN_GENERATOR", GENERATORS),
-            max_products=_read(env, "CAMPAIGN_MAX_PRODUCTS", _positive_int, DEFAULT_MAX_PRODUCTS),
+            max_products=env_value(
+                env, "CAMPAIGN_MAX_PRODUCTS", positive_int, DEFAULT_MAX_PRODUCTS
+            ),
             limits=limits,
-            progress_interval_s=_read(env, "CAMPAIGN_PROGRESS_INTERVAL", _positive_float, 1.0),
-            video_seconds=_read(env, "CAMPAIGN_VIDEO_SECONDS", _positive_float, 3.0),
+            progress_interval_s=env_value(env, "CAMPAIGN_PROGRESS_INTERVAL", positive_float, 1.0),
+            video_seconds=env_value(env, "CAMPAIGN_VIDEO_SECONDS", positive_float, 3.0),
             replicate_api_token=env.get("REPLICATE_API_TOKEN") or None,
         )
 
 
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+def env_value(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    """`parse(env[name])`, or `default` when unset; a ConfigError naming the variable."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -78,14 +81,16 @@ def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default:
         raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
 
 
-def _positive_int(raw: str) -> int:
+def positive_int(raw: str) -> int:
+    """A whole number of at least 1."""
     value = int(raw)
     if value < 1:
         raise ValueError("must be a whole number of at least 1")
     return value
 
 
-def _positive_float(raw: str) -> float:
+def positive_float(raw: str) -> float:
+    """A number above 0."""
     value = float(raw)
     if not value > 0:
         raise ValueError("must be a number above 0")
@@ -97,3 +102,15 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     if raw not in allowed:
         raise ConfigError(f"{name}={raw!r} is invalid (allowed: {', '.join(allowed)})")
     return raw
+
+
+_YES = frozenset({"1", "yes", "true", "on"})
+_NO = frozenset({"0", "no", "false", "off"})
+
+
+def yes_no(raw: str) -> bool:
+    """1/0, yes/no, true/false, on/off."""
+    word = raw.lower()
+    if word in _YES | _NO:
+        return word in _YES
+    raise ValueError("must be 1 or 0 (yes/no, true/false, on/off)")

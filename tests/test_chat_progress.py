@@ -44,4 +44,6 @@ async def test_posts_each_product_then_the_summary(make_service) -> None:
     assert line.startswith("6/6 steps")  # a skipped video counts as done
     assert "ETA" not in line and line.endswith("local pool")
     assert product_line(final.products[0]).startswith("✅ 1.")
+    final.notice = "planner fell back to templates"
+    assert progress_line(final, "local pool").endswith("· planner fell back to templates")
     assert (await service.get(campaign.id)).status.value == "partial"

@@ -6,8 +6,11 @@ Concurrency is observed with gates and counters, never with sleeps.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from core.errors import CampaignStateError, TransientStepError
 from core.model import CampaignStatus, StepName, StepStatus
+from core.ports import StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Limits
@@ -210,3 +213,48 @@ async def test_cancel_right_after_submit_runs_nothing(make_service) -> None:
     done = await service.cancel(campaign.id)  # before the campaign task has even started
     assert done.status is CampaignStatus.CANCELED
     assert gen.calls == []
+
+
+class FlakyGenerator:
+    """Stores a prediction id, then fails transiently once; records each job's provider id."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.seen_ids: list[str | None] = []
+
+    def price_usd(self, step: object, model: object) -> float:
+        return 0.0
+
+    async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
+        self.seen_ids.append(job.provider_id)
+        if len(self.seen_ids) == 1:
+            await ctx.hooks.remember_provider_id("pred-first")
+            raise TransientStepError("provider hiccup", delay_s=0)
+        path = Path(job.out_dir) / "out.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("ok")
+        return StepOutput(path=str(path), provider_id=job.provider_id)
+
+
+async def test_a_transient_retry_keeps_the_stored_prediction_id(make_service) -> None:
+    gen = FlakyGenerator()
+    done = await make_service(gen).run(_request(1, videos=False))
+    assert done.status is CampaignStatus.SUCCEEDED
+    assert gen.seen_ids == [None, "pred-first"]  # re-poll it instead of paying again
+    step = done.products[0].step(StepName.IMAGE)
+    assert (step.attempts, step.provider_id) == (2, "pred-first")
+
+
+async def test_two_retries_at_once_start_the_campaign_once(make_service) -> None:
+    gen = GatedGenerator(open_all=True, fail={(0, "image")}, fail_once=True)
+    service = make_service(gen)
+    first = await service.run(_request(1, videos=False))
+    results = await asyncio.gather(
+        service.retry(first.id), service.retry(first.id), return_exceptions=True
+    )
+    errors = [r for r in results if isinstance(r, CampaignStateError)]
+    assert len(errors) == 1
+    assert "already running again" in str(errors[0])
+    assert (await service.wait(first.id)).status is CampaignStatus.SUCCEEDED
+    assert gen.calls.count((0, "image")) == 2  # the first run and exactly one retry
