@@ -7,6 +7,7 @@
     python bot.py show ID [--json]            one campaign in full
     python bot.py cancel ID                   stop a running campaign
     python bot.py retry ID [--json]           re-run its failed or canceled steps
+    python bot.py resume [--json]             finish campaigns a crashed process left running
     python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
     python bot.py discord                     the Discord front end (DISCORD_TOKEN)
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("id")
         if name == "retry":
             _model_options(command)
+    sub.add_parser("resume", parents=[common], help="finish campaigns a stopped process left")
     slack = sub.add_parser("slack", parents=[common], help="serve the Slack front end")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
     slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
@@ -239,6 +241,21 @@ async def follow(
     return EXIT_OK if ok else EXIT_FAILED
 
 
+async def resume(service: CampaignService, *, as_json: bool, out: Console) -> int:
+    """Take over every orphaned campaign, wait for all, print their outcomes."""
+    campaigns = await service.resume_orphans()
+    if not as_json:
+        out.print(f"resuming {len(campaigns)} campaign(s): {' '.join(c.id for c in campaigns)}")
+    finished = [await service.wait(c.id) for c in campaigns]
+    if as_json:
+        print(json.dumps([console.summary(c) for c in finished], indent=2))
+    else:
+        for campaign in finished:
+            out.print(console.files_table(campaign))
+    failed = any(c.status in (CampaignStatus.FAILED, CampaignStatus.CANCELED) for c in finished)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 async def _ignore(_snapshot: object) -> None:
     return None
 
@@ -311,8 +328,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 out=out,
                 interval_s=settings.progress_interval_s,
             )
-    retry = args.command == "retry"
-    async with open_service(settings, run_steps=retry, models=model_flags(args)) as service:
+    runs = args.command in ("retry", "resume")
+    async with open_service(settings, run_steps=runs, models=model_flags(args)) as service:
         if args.command == "history":
             campaigns = list(await service.history(args.limit))
             if args.json:
@@ -325,6 +342,8 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(console.details(campaign), indent=2))
             else:
                 out.print(console.files_table(campaign))
+        elif args.command == "resume":
+            return await resume(service, as_json=args.json, out=out)
         elif args.command == "cancel":
             campaign = await service.cancel(args.id)
             out.print(f"campaign {campaign.id}: {campaign.status.value}")

@@ -30,6 +30,7 @@ from bot.discord_settings import DiscordSettings
 from bot.discord_views import CancelButton, RetryButton
 from core.errors import CampaignError, CampaignNotFound, ConfigError
 from core.model import Campaign, CampaignStatus
+from core.ports import ProgressSink
 from core.progress import CampaignSnapshot, ProgressEvent
 from core.request import CampaignRequest
 from core.service import CampaignService
@@ -133,6 +134,16 @@ class CampaignBot(commands.Bot):
                 await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+        self.service.start_resuming(self.sinks_for_stored)
+
+    def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
+        """Progress of a resumed campaign goes back to its stored status message and thread."""
+        place = Place.of(campaign.origin)
+        if place is None or campaign.id in self._relays:
+            return []
+        relay = self._follow(place)
+        self._own(campaign.id, relay)
+        return [relay]
 
     async def close(self) -> None:
         """Stop following campaigns (they keep running in the service), then disconnect."""

@@ -36,6 +36,7 @@ from bot.slack_settings import SlackSettings
 from bot.slack_thread import MB, SlackThread
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Campaign, StepStatus
+from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
 from core.service import CampaignService
 
@@ -263,6 +264,16 @@ class SlackFrontEnd:
             self._unfollow(origin["ts"], follower)
             raise
 
+    def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
+        """Progress of a resumed campaign goes back to its stored parent message."""
+        origin = campaign.origin
+        if origin.get("platform") != "slack" or not origin.get("ts"):
+            return []
+        if self.following(origin["ts"]):
+            return []
+        posted = frozenset(p.plan.index for p in campaign.products if p.status.done)
+        return [self._follow(origin, skip=posted)]
+
     async def _refresh(self, campaign: Campaign) -> None:
         """Show a stored outcome on a parent message no follower is updating (after a restart)."""
         origin = campaign.origin
@@ -348,10 +359,12 @@ async def serve_until_stopped(front: SlackFrontEnd, *, socket: bool, host: str, 
         if socket:
             async with socket_mode(front, front.settings.app_token or ""):
                 log.warning("Slack front end connected in Socket Mode")
+                front.service.start_resuming(front.sinks_for_stored)
                 await stop.wait()
         else:
             async with serving_http(front, host, port) as bound:
                 log.warning("Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH)
+                front.service.start_resuming(front.sinks_for_stored)
                 await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -57,7 +57,7 @@ class ChainRunner:
         """Run every unfinished step of the product, in order."""
         image: str | None = product.output(StepName.IMAGE)
         for step in product.steps:
-            if step.status is StepStatus.SUCCEEDED:
+            if step.status.done:  # finished before (retry resets the steps it re-runs)
                 continue
             if step.name is StepName.VIDEO and image is None:
                 await self._finish(

@@ -172,6 +172,18 @@ class CampaignStore(Protocol):
         """Whether cancellation was requested."""
         ...
 
+    async def claim(self, campaign_id: str, owner: str, now: float, stale_before: float) -> bool:
+        """Take the campaign for `owner` unless another owner beat after `stale_before`."""
+        ...
+
+    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> None:
+        """Say that `owner` is still running the campaign."""
+        ...
+
+    async def orphans(self, stale_before: float) -> Sequence[str]:
+        """Unfinished campaigns whose owner has not beaten since `stale_before`."""
+        ...
+
     async def clear_cancel(self, campaign_id: str) -> None:
         """Forget a cancellation request (before a retry)."""
         ...

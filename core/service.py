@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +29,7 @@ from core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+SinksFor = Callable[[Campaign], Sequence[ProgressSink]]
 SheetFn = Callable[..., str]
 """`sheet(items, out_path, *, title) -> out_path`: picklable contact-sheet renderer."""
 
@@ -37,7 +40,8 @@ class ServiceConfig:
 
     data_dir: Path
     max_products: int = 20
-    cancel_poll_s: float = 1.0
+    cancel_poll_s: float = 1.0  # also the heartbeat interval of a running campaign
+    lease_s: float = 10.0  # a campaign whose owner has not beaten for this long is an orphan
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class CampaignService:
         self._clock = clock
         self._running: dict[str, _Running] = {}
         self._restarting: set[str] = set()
+        # Who runs a campaign, stored with a heartbeat so that another process
+        # can tell a live campaign from one whose process died.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._resumer: asyncio.Task[None] | None = None
 
     def estimate(self, request: CampaignRequest) -> Estimate:
         """Steps and expected cost of a request, before anything is started."""
@@ -119,8 +127,44 @@ class CampaignService:
             origin=dict(origin or {}),
         )
         await self.store.create_campaign(campaign)
+        await self._claim(campaign.id)
         self._start(campaign, sinks)
         return campaign
+
+    async def resume_orphans(self, sinks_for: SinksFor = lambda _c: ()) -> list[Campaign]:
+        """Take over unfinished campaigns whose process stopped beating, and run them on.
+
+        Steps that had finished keep their outcome; running and pending ones run
+        again with their stored prediction id (the generator re-polls it, so no
+        step is paid for twice). `sinks_for(campaign)` re-attaches progress, e.g.
+        to the chat message stored in `campaign.origin`.
+        """
+        resumed = []
+        for campaign_id in await self.store.orphans(self._clock() - self.config.lease_s):
+            if campaign_id in self._running or not await self._claim(campaign_id):
+                continue
+            campaign = await self.store.get(campaign_id)
+            log.warning("resuming campaign %s, orphaned by a stopped process", campaign_id)
+            self._start(campaign, sinks_for(campaign))
+            resumed.append(campaign)
+        return resumed
+
+    def start_resuming(self, sinks_for: SinksFor = lambda _c: ()) -> None:
+        """Take over orphans now and every `lease_s` from now on, until aclose()."""
+        if self._resumer is None:
+            self._resumer = asyncio.create_task(self._resume_loop(sinks_for))
+
+    async def _resume_loop(self, sinks_for: SinksFor) -> None:
+        while True:
+            try:
+                await self.resume_orphans(sinks_for)
+            except Exception:  # a locked or broken database: try again next round
+                log.exception("resuming orphaned campaigns failed")
+            await asyncio.sleep(self.config.lease_s)
+
+    async def _claim(self, campaign_id: str) -> bool:
+        now = self._clock()
+        return await self.store.claim(campaign_id, self.owner, now, now - self.config.lease_s)
 
     async def run(self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()) -> Campaign:
         """Submit and wait for the outcome."""
@@ -156,6 +200,8 @@ class CampaignService:
     async def _cancel_elsewhere(self, campaign_id: str) -> Campaign:
         """Flag it for the process running it; if none reacts in time, mark it here."""
         await self.store.request_cancel(campaign_id)
+        if campaign_id in await self.store.orphans(self._clock() - self.config.lease_s):
+            return await self.abandon(campaign_id)  # its process is gone: no one to wait for
         for _ in range(3):
             await asyncio.sleep(self.config.cancel_poll_s)
             campaign = await self.store.get(campaign_id)
@@ -167,6 +213,8 @@ class CampaignService:
         """Mark a campaign that no process is running any more as canceled."""
         campaign = await self.store.get(campaign_id)
         if campaign.status.done or campaign_id in self._running:
+            return campaign
+        if not await self._claim(campaign_id):  # a live process still runs it
             return campaign
         return await self._finalize(campaign, canceled=True)
 
@@ -181,6 +229,8 @@ class CampaignService:
             raise CampaignStateError(f"campaign {campaign_id} already succeeded")
         self._restarting.add(campaign_id)  # two presses of Retry must not start it twice
         try:
+            if not await self._claim(campaign_id):
+                raise CampaignStateError(f"campaign {campaign_id} is running in another process")
             return await self._restart(campaign, sinks)
         finally:
             self._restarting.discard(campaign_id)
@@ -203,6 +253,9 @@ class CampaignService:
 
     async def aclose(self) -> None:
         """Cancel every campaign this service is running and wait for them to settle."""
+        if self._resumer is not None:
+            self._resumer.cancel()
+            await asyncio.gather(self._resumer, return_exceptions=True)
         for running in list(self._running.values()):
             self._cancel_here(running)
         tasks = [r.task for r in self._running.values()]
@@ -233,7 +286,7 @@ class CampaignService:
         running.work = asyncio.create_task(self._work(campaign))
         if running.canceled:  # cancel() arrived before there was work to cancel
             running.work.cancel()
-        watcher = asyncio.create_task(self._watch_cancel_flag(campaign.id, running))
+        watcher = asyncio.create_task(self._keep_alive(campaign.id, running))
         try:
             await asyncio.wait([running.work])
         finally:
@@ -285,9 +338,11 @@ class CampaignService:
     def _folder(self, campaign_id: str) -> Path:
         return (self.config.data_dir / "campaigns" / campaign_id).resolve()
 
-    async def _watch_cancel_flag(self, campaign_id: str, running: _Running) -> None:
+    async def _keep_alive(self, campaign_id: str, running: _Running) -> None:
+        """Beat the heartbeat and watch the cancel flag other processes may set."""
         while True:
             await asyncio.sleep(self.config.cancel_poll_s)
+            await self.store.heartbeat(campaign_id, self.owner, self._clock())
             if await self.store.cancel_requested(campaign_id):
                 self._cancel_here(running)
                 return

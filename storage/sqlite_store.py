@@ -209,6 +209,40 @@ class SqliteStore:
             "UPDATE campaigns SET cancel_requested = ? WHERE id = ?", (flag, campaign_id)
         )
 
+    async def claim(self, campaign_id: str, owner: str, now: float, stale_before: float) -> bool:
+        """Take the campaign for `owner` unless another owner still runs it (beat lately)."""
+
+        async def work() -> int:
+            cur = await self._db.execute(
+                "UPDATE campaigns SET owner = ?, heartbeat_at = ? WHERE id = ? AND"
+                " (status NOT IN ('pending', 'running') OR owner IS NULL OR owner = ?"
+                "  OR heartbeat_at IS NULL OR heartbeat_at < ?)",
+                (owner, now, campaign_id, owner, stale_before),
+            )
+            return cur.rowcount
+
+        return await self._write(work) == 1
+
+    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> None:
+        """Say that `owner` is still running the campaign."""
+        await self._write(
+            lambda: self._db.execute(
+                "UPDATE campaigns SET heartbeat_at = ? WHERE id = ? AND owner = ?",
+                (now, campaign_id, owner),
+            )
+        )
+
+    async def orphans(self, stale_before: float) -> list[str]:
+        """Unfinished campaigns whose owner has not beaten since `stale_before`."""
+        async with self._db.execute(
+            "SELECT id FROM campaigns WHERE status IN ('pending', 'running')"
+            " AND (heartbeat_at IS NULL OR heartbeat_at < ?)"
+            " AND created_at < ?"  # not one its creator has yet to claim
+            " ORDER BY created_at",
+            (stale_before, stale_before),
+        ) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
     async def _update(self, sql: str, params: tuple[Any, ...]) -> None:
         """One UPDATE of a campaign row; the last parameter is the campaign id."""
 

@@ -163,3 +163,46 @@ def _running_steps(db: Path) -> int:
     except sqlite3.OperationalError:  # the schema is still being created
         return 0
     return int(row[0])
+
+
+def test_a_killed_run_is_finished_by_resume(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    env = {**_env(tmp_path), "CAMPAIGN_LIMIT_CPU": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "bot.py", "run", "crashy cats products:4 videos:yes", "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while _steps(db, "succeeded") == 0:  # some work done, the rest still to do
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()  # a crash: no cleanup, the campaign stays "running"
+    proc.wait(timeout=30)
+    done_before = _steps(db, "succeeded")
+    with sqlite3.connect(db) as conn:  # age the heartbeat instead of waiting out the lease
+        conn.execute("UPDATE campaigns SET heartbeat_at = 0, created_at = created_at - 60")
+    result = subprocess.run(
+        [sys.executable, "bot.py", "resume", "--json"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (summary,) = json.loads(result.stdout)
+    assert summary["status"] == "succeeded"
+    assert all(Path(p["video"]).exists() for p in summary["products"])
+    with sqlite3.connect(db) as conn:
+        attempts = [
+            r[0] for r in conn.execute("SELECT attempts FROM steps WHERE status = 'succeeded'")
+        ]
+    assert len(attempts) == 8
+    assert attempts.count(1) >= done_before  # what was done before the crash was not redone
+
+
+def _steps(db: Path, status: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("SELECT count(*) FROM steps WHERE status = ?", (status,)).fetchone()
+    except sqlite3.OperationalError:  # the schema is still being created
+        return 0
+    return int(row[0])

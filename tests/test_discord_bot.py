@@ -11,7 +11,7 @@ from pathlib import Path
 from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
 from core.settings import Settings
-from tests.fakes import GatedGenerator
+from tests.fakes import GatedGenerator, make_orphan
 from tests.fakes.discord_api import FakeDiscord, Fault, Hold, rate_limited, snowflake
 from tests.fakes.discord_harness import (  # bot_starter and fake_server register fixtures
     EPHEMERAL,
@@ -285,3 +285,23 @@ async def test_dms_allowlists_and_missing_permissions(fake, make_service, start_
         and "Create Public Threads" in reply.json["content"]
     )
     assert list(await service.history(10)) == []  # nothing stored, nothing started
+
+
+async def test_a_freshly_started_bot_resumes_orphans_into_their_thread(
+    fake, make_service, start_bot, store
+) -> None:
+    old_service = make_service(GatedGenerator())  # its campaign never finishes
+    old = await start_bot(old_service)
+    await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 1}))
+    origin = dict((await started(fake, old_service)).origin)
+    await stop(old)
+    posts_before = len(fake.find("POST", rf"/channels/{origin['thread']}/messages", status=200))
+    cid = await make_orphan(store, origin)  # what a crashed bot leaves behind
+
+    service = make_service(GatedGenerator(open_all=True))
+    await start_bot(service)  # setup_hook starts taking over orphans
+    posts = await fake.wait_for(lambda: at_least(fake, origin["thread"], posts_before + 3))
+    assert "resumed cats" in str(posts[-1].json)  # the summary of the resumed campaign
+    assert (await service.get(cid)).status is CampaignStatus.SUCCEEDED
+    message = fake.messages[origin["message"]]
+    await fake.wait_for(lambda: "succeeded" in message["embeds"][0]["title"])

@@ -6,10 +6,14 @@ Concurrency is observed with gates and counters, never with sleeps.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import pytest
+
 from core.errors import CampaignStateError, TransientStepError
-from core.model import CampaignStatus, StepName, StepStatus
+from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord, StepStatus
+from core.planner import OfflinePlanner
 from core.ports import StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
@@ -258,3 +262,77 @@ async def test_two_retries_at_once_start_the_campaign_once(make_service) -> None
     assert "already running again" in str(errors[0])
     assert (await service.wait(first.id)).status is CampaignStatus.SUCCEEDED
     assert gen.calls.count((0, "image")) == 2  # the first run and exactly one retry
+
+
+async def _orphan(store, tmp_path: Path) -> str:
+    """A campaign as a crashed process leaves it: some steps done, one in flight."""
+    image0 = tmp_path / "p0.png"
+    image0.write_text("png")
+    request = _request(3)
+    plans = await OfflinePlanner().plan(request)
+    steps = {
+        (0, "image"): StepRecord(0, StepName.IMAGE, StepStatus.SUCCEEDED, 1, output=str(image0)),
+        (0, "video"): StepRecord(0, StepName.VIDEO, StepStatus.RUNNING, 1, provider_id="pred-v0"),
+        (1, "image"): StepRecord(1, StepName.IMAGE, StepStatus.FAILED, 1, error="nsfw"),
+        (1, "video"): StepRecord(1, StepName.VIDEO, StepStatus.SKIPPED),
+        (2, "image"): StepRecord(2, StepName.IMAGE),
+        (2, "video"): StepRecord(2, StepName.VIDEO),
+    }
+    products = tuple(
+        Product(p, (steps[(p.index, "image")], steps[(p.index, "video")])) for p in plans
+    )
+    campaign = Campaign(
+        id="orphan01",
+        request=request,
+        status=CampaignStatus.RUNNING,
+        created_at=1.0,
+        executor="local",
+        generator="gated",
+        started_at=1.0,
+        products=products,
+    )
+    await store.create_campaign(campaign)
+    return campaign.id
+
+
+async def test_resume_runs_only_unfinished_steps_and_repolls_stored_ids(
+    make_service, store, tmp_path: Path
+) -> None:
+    cid = await _orphan(store, tmp_path)
+    gen = GatedGenerator(open_all=True)
+    sink = RecordingSink()
+    service = make_service(gen)
+    resumed = await service.resume_orphans(lambda campaign: [sink])
+    assert [c.id for c in resumed] == [cid]
+    done = await service.wait(cid)
+    assert sorted(gen.calls) == [(0, "video"), (2, "image"), (2, "video")]
+    assert gen.provider_ids[(0, "video")] == "pred-v0"  # polled again, not paid again
+    assert done.status is CampaignStatus.PARTIAL  # product 1 had failed before the crash
+    assert done.products[0].step(StepName.IMAGE).attempts == 1
+    assert sink.events[-1].kind is EventKind.CAMPAIGN_FINISHED
+    assert await service.resume_orphans() == []  # finished: nothing left to take over
+
+
+async def test_a_live_campaign_is_not_taken_over(make_service, store, tmp_path: Path) -> None:
+    cid = await _orphan(store, tmp_path)
+    assert await store.claim(cid, "other-process", now=time.time(), stale_before=0.0)
+    service = make_service(GatedGenerator(open_all=True))
+    assert await service.resume_orphans() == []
+    with pytest.raises(CampaignStateError, match="still running"):
+        await service.retry(cid)
+
+
+async def test_cancelling_an_orphan_does_not_wait_for_its_dead_process(
+    make_service, store, tmp_path: Path
+) -> None:
+    cid = await _orphan(store, tmp_path)
+    service = make_service(GatedGenerator(), cancel_poll_s=60.0)
+    async with asyncio.timeout(30):  # waiting for the dead owner would take 3 polls: 180 s
+        done = await service.cancel(cid)
+    assert done.status is CampaignStatus.CANCELED
+    assert {s.status for s in done.steps()} == {
+        StepStatus.SUCCEEDED,
+        StepStatus.FAILED,
+        StepStatus.SKIPPED,
+        StepStatus.CANCELED,
+    }

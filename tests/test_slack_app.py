@@ -19,7 +19,7 @@ from core.model import CampaignStatus
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import Settings
-from tests.fakes import GatedGenerator
+from tests.fakes import GatedGenerator, make_orphan
 from tests.fakes.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -337,3 +337,23 @@ async def test_retry_button_works_after_a_restart(make_service: Any) -> None:
     assert after.api.of("chat.postMessage", 200) == [] or all(
         c.params.get("thread_ts") == ts for c in after.api.of("chat.postMessage")
     )  # no new parent message: the stored origin is reused
+
+
+async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
+    offline_service: CampaignService,
+) -> None:
+    origin = {"platform": "slack", "channel": "C1", "ts": "1700000000.000100"}
+    cid = await make_orphan(offline_service.store, origin)
+    async with slack_harness(offline_service) as slack:
+        offline_service.start_resuming(slack.front.sinks_for_stored)
+        api = slack.api
+        await api.wait_for(lambda: summary_posted(api, origin["ts"]))
+        await slack.front.idle()
+    assert (await offline_service.get(cid)).status is CampaignStatus.SUCCEEDED
+    updates = api.of("chat.update")
+    assert updates and all(u.params["ts"] == origin["ts"] for u in updates)
+    assert "succeeded" in block_text(updates[-1])
+    assert not [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")]
+    completes = api.of("files.completeUploadExternal")
+    assert len(completes) == 3  # two products, then the summary
+    assert all(c.params["thread_ts"] == origin["ts"] for c in completes)

@@ -161,3 +161,19 @@ async def test_new_migration_applies_once(tmp_path: Path) -> None:
         (folder / "V2__b.sql").write_text("CREATE TABLE b (x);")
         assert await migrate(db, folder) == 2
         assert await migrate(db, folder) == 2
+
+
+async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:
+    await store.create_campaign(_campaign())
+    assert await store.orphans(stale_before=100.0) == ["abc12345"]  # never claimed
+    assert await store.claim("abc12345", "proc-a", now=100.0, stale_before=90.0)
+    assert await store.orphans(stale_before=100.0) == []  # beat at 100, not before it
+    assert not await store.claim("abc12345", "proc-b", now=105.0, stale_before=95.0)
+    await store.heartbeat("abc12345", "proc-a", now=110.0)
+    await store.heartbeat("abc12345", "proc-b", now=500.0)  # not the owner: ignored
+    assert await store.orphans(stale_before=111.0) == ["abc12345"]
+    assert await store.claim("abc12345", "proc-b", now=125.0, stale_before=115.0)
+    await store.save_status("abc12345", CampaignStatus.SUCCEEDED)
+    assert await store.orphans(stale_before=1000.0) == []  # finished ones are no orphans
+    # a finished campaign runs nowhere: another process may take it (to retry it) at once
+    assert await store.claim("abc12345", "proc-c", now=126.0, stale_before=116.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.errors import PermanentStepError
 from core.model import StepName
-from core.ports import StepContext, StepJob, StepOutput
+from core.ports import CampaignStore, StepContext, StepJob, StepOutput
 
 Key = tuple[int, str]  # (product index, step name)
 
@@ -29,6 +29,7 @@ class GatedGenerator:
         self.fail = set(fail or ())
         self.fail_once = fail_once
         self.calls: list[Key] = []
+        self.provider_ids: dict[Key, str | None] = {}  # what each step was started with
         self.canceled: list[Key] = []
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
@@ -55,6 +56,7 @@ class GatedGenerator:
         key = (job.plan.index, job.step.value)
         kind = job.kind.value
         self.calls.append(key)
+        self.provider_ids[key] = job.provider_id
         self.running[kind] += 1
         self.peak[kind] = max(self.peak[kind], self.running[kind])
         self.started[key].set()
@@ -113,3 +115,27 @@ def wait_for_file(path: str, limit_s: float = 30.0) -> str:
 def raise_value_error(message: str) -> None:
     """Runs in a worker and fails."""
     raise ValueError(message)
+
+
+async def make_orphan(store: CampaignStore, origin: dict[str, str], products: int = 2) -> str:
+    """Store a campaign as a crashed bot leaves it: running, never beaten, long created."""
+    from core.model import Campaign, CampaignStatus
+    from core.pipeline import new_product
+    from core.planner import plan_offline
+    from core.request import CampaignRequest
+
+    request = CampaignRequest(theme="resumed cats", products=products)
+    campaign = Campaign(
+        id="orphan42",
+        request=request,
+        status=CampaignStatus.RUNNING,
+        created_at=1.0,
+        executor="local",
+        generator="offline",
+        started_at=1.0,
+        products=tuple(new_product(p, request) for p in plan_offline(request)),
+        requester="someone",
+        origin=origin,
+    )
+    await store.create_campaign(campaign)
+    return campaign.id
