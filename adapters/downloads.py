@@ -33,6 +33,7 @@ EXTENSIONS = {
     "video/quicktime": ".mov",
 }
 _CHUNK = 1 << 16
+DECODE_INLINE_MAX = 1 << 20  # larger data: URIs are decoded in a thread, off the event loop
 
 
 class OutputGone(PermanentStepError):
@@ -82,7 +83,9 @@ class Downloader:
 
     async def fetch(self, url: str, stem: Path, kind: str) -> str:
         """Save the output at `url` as `stem` + extension; `kind` is 'image' or 'video'."""
-        if url.startswith("data:"):
+        if url.startswith("data:") and len(url) > DECODE_INLINE_MAX:
+            media, body = await asyncio.to_thread(_decode_data_uri, url, self.max_bytes)
+        elif url.startswith("data:"):
             media, body = _decode_data_uri(url, self.max_bytes)
         else:
             self.check_url(url)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 Remember = Callable[[str], Awaitable[None]]
 REUSABLE = frozenset({"starting", "processing", "succeeded"})
 CANCEL_WAIT_S = 15.0
+CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
 DOWNLOAD_ATTEMPTS = 3
 
 
@@ -110,17 +111,26 @@ async def _create(
     api: PredictionApi, ref: str, inputs: dict[str, Any], report: Report
 ) -> Prediction:
     await report(f"sending to {ref.split(':')[0]}")
-    task = asyncio.ensure_future(api.create(ref, inputs))
+    task = asyncio.create_task(api.create(ref, inputs), name=f"{CREATE_TASK}:{ref}")
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         # The request may already be at Replicate: let it answer, then cancel what it made.
-        done, _ = await asyncio.wait([task], timeout=CANCEL_WAIT_S)
-        if not done:
-            task.cancel()
-        elif not task.cancelled() and task.exception() is None:
-            await _cancel(api, task.result()["id"])
+        try:
+            await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+        finally:  # also when cancelled again meanwhile: the task never outlives us
+            await _reap(api, task)
         raise
+
+
+async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
+    """Finish an abandoned create: stop it if it still runs, cancel what it made."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])  # returns once it has stopped; never raises its error
+    if task.cancelled() or task.exception() is not None:  # retrieved: nothing left unawaited
+        return
+    await _cancel(api, task.result()["id"])
 
 
 async def _cancel(api: PredictionApi, prediction_id: str) -> None:
@@ -141,6 +151,17 @@ def outcome_error(prediction: Prediction) -> str | None:
     if status == "aborted":
         return "Replicate aborted the prediction before it ran"
     return "the prediction was canceled on Replicate"
+
+
+def predict_time(prediction: Prediction) -> float | None:
+    """The prediction's `metrics.predict_time` in seconds, if Replicate reported one."""
+    metrics = prediction.get("metrics")
+    value = metrics.get("predict_time") if isinstance(metrics, dict) else None
+    try:
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def file_url(output: object) -> str | None:
@@ -210,6 +231,7 @@ class ReplicateGenerator:
             provider_id=str(prediction["id"]),
             model=spec.ref,
             cost_usd=spec.cost_usd(prediction.get("metrics")),
+            predict_time_s=predict_time(prediction),
         )
 
     async def _reattach(

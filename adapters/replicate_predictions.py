@@ -36,7 +36,7 @@ from replicate.exceptions import ReplicateError
 
 from adapters.downloads import shared_tls
 from adapters.replicate_models import ModelRef, parse_ref
-from adapters.replicate_rate import TokenBucket
+from adapters.replicate_rate import Sleep, TokenBucket
 from adapters.replicate_settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 
@@ -78,15 +78,25 @@ class _Retry(Exception):
 class PredictionApi:
     """Replicate prediction calls with retries and shared rate limits (one per event loop)."""
 
-    def __init__(self, settings: ReplicateSettings) -> None:
+    def __init__(
+        self,
+        settings: ReplicateSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
+    ) -> None:
         self.settings = settings
         self.client = Client(
             api_token=settings.api_token,
             base_url=settings.base_url,
+            timeout=httpx.Timeout(
+                5.0, read=settings.read_timeout_s, write=30.0, connect=5.0, pool=10.0
+            ),
             transport=httpx.AsyncHTTPTransport(verify=shared_tls(), limits=LIMITS),
         )
-        self.creates = TokenBucket(settings.create_per_min)
-        self.reads = TokenBucket(settings.read_per_min)
+        self._sleep = sleep  # backoff waits (tests inject a recorder)
+        self.creates = TokenBucket(settings.create_per_min, clock=clock, sleep=sleep)
+        self.reads = TokenBucket(settings.read_per_min, clock=clock, sleep=sleep)
         self.stats: Counter[str] = Counter()
         self._claimed: set[str] = set()  # ids owned by a step here: never adopted twice
 
@@ -240,8 +250,9 @@ class PredictionApi:
     ) -> None:
         """Sleep before the next attempt; a 429 also holds back every other caller."""
         cap = self.settings.retry_cap_s
-        if retry.delay_s is not None:  # the API said how long
-            delay = min(cap, retry.delay_s) + random.uniform(0, 0.1 * self.settings.backoff_s)
+        if retry.delay_s is not None:  # the API said how long; never longer than the cap
+            jitter = random.uniform(0, 0.1 * self.settings.backoff_s)
+            delay = max(0.0, min(cap, retry.delay_s + jitter))
         else:
             base = min(cap, self.settings.backoff_s * 2 ** (attempt - 1))
             delay = random.uniform(base / 2, base)
@@ -249,7 +260,7 @@ class PredictionApi:
             bucket.pause(delay)
         self.stats["retries"] += 1
         log.info("%s: %s; retrying in %.2f s (attempt %d)", what, retry, delay, attempt)
-        await asyncio.sleep(delay)
+        await (self._sleep or asyncio.sleep)(delay)
 
     def _poll_interval(self, elapsed: float) -> float:
         # Poll often at first, then about 20 times per elapsed-time doubling.

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 _EPSILON = 1e-6
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class TokenBucket:
@@ -24,12 +25,14 @@ class TokenBucket:
         *,
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
     ) -> None:
         if rate_per_min <= 0:
             raise ValueError("rate_per_min must be above 0")
         self.rate_per_s = rate_per_min / 60.0
         self.capacity = max(1.0, burst if burst is not None else self.rate_per_s)
         self._clock = clock
+        self._sleep = sleep
         self._tokens = self.capacity
         self._stamp = clock()
         self._paused_until = 0.0
@@ -45,7 +48,7 @@ class TokenBucket:
                     self._tokens -= 1.0
                     self.taken += 1
                     return
-                await asyncio.sleep(wait)
+                await (self._sleep or asyncio.sleep)(wait)
 
     def pause(self, seconds: float) -> None:
         """Hold everyone back for `seconds` (the API said the limit is exhausted)."""

@@ -32,6 +32,7 @@ class ReplicateSettings:
     create_attempts: int = 6
     backoff_s: float = 1.0  # first retry delay; doubles, with jitter
     retry_cap_s: float = 60.0
+    read_timeout_s: float = 30.0  # wait for an API answer (the client's default); not in env
     poll_min_s: float = 0.25
     poll_max_s: float = 5.0
     allow_http: bool = False  # plain http API and output URLs: local testing only

@@ -211,6 +211,7 @@ def details(campaign: Campaign) -> dict[str, Any]:
                 "cost_usd": s.cost_usd,
                 "worker": s.worker,
                 "model": s.model,
+                "predict_time_s": s.predict_time_s,
             }
             for s in p.steps
         ]

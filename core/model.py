@@ -92,6 +92,7 @@ class StepRecord:
     cost_usd: float = 0.0
     worker: str | None = None
     model: str | None = None
+    predict_time_s: float | None = None  # provider compute time, summed over attempts
 
     def evolve(self, **changes: object) -> StepRecord:
         """A copy with some fields changed."""

@@ -38,6 +38,13 @@ def new_product(plan: ProductPlan, request: CampaignRequest) -> Product:
     )
 
 
+def _add(total: float | None, more: float | None) -> float | None:
+    """Sum of two optional durations; None only when neither is known."""
+    if total is None and more is None:
+        return None
+    return round((total or 0.0) + (more or 0.0), 6)
+
+
 @dataclass
 class ChainRunner:
     """Runs product chains of one campaign on the shared scheduler and executor."""
@@ -135,6 +142,7 @@ class ChainRunner:
                 provider_id=out.provider_id,
                 model=out.model or step.model,
                 cost_usd=step.cost_usd + out.cost_usd,
+                predict_time_s=_add(step.predict_time_s, out.predict_time_s),
                 worker=out.worker,
                 error=None,
             )

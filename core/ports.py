@@ -56,6 +56,7 @@ class StepOutput:
     model: str | None = None
     cost_usd: float = 0.0
     worker: str = "local"
+    predict_time_s: float | None = None  # the provider's metrics.predict_time, if reported
 
 
 @dataclass(frozen=True)

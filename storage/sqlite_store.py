@@ -36,6 +36,7 @@ _STEP_COLUMNS = (
     "cost_usd",
     "worker",
     "model",
+    "predict_time_s",
 )
 
 
@@ -328,4 +329,5 @@ def _step(row: Any) -> StepRecord:
         cost_usd=row["cost_usd"],
         worker=row["worker"],
         model=row["model"],
+        predict_time_s=row["predict_time_s"],
     )

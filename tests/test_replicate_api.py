@@ -63,26 +63,46 @@ async def test_version_create_uses_the_version_endpoint(
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "posts"),
     [
-        Fault("429", retry_after="0.05"),
-        Fault("429", resets_in=0.05),
-        Fault("429"),
-        Fault("500"),
-        Fault("502"),
-        Fault("503"),
-        Fault("drop_before"),
+        (Fault("429", retry_after="0.05"), 3),
+        (Fault("429", resets_in=0.05), 3),
+        (Fault("429"), 3),
+        (Fault("500"), 3),
+        (Fault("502"), 3),
+        (Fault("503"), 3),
+        (Fault("504"), 3),
+        (Fault("drop_before"), 3),
+        (Fault("stall_before"), 3),  # read timeout, nothing made: created anew
+        (Fault("stall_after"), 1),  # read timeout after it was made: adopted at once
     ],
-    ids=["429-retry-after", "429-resets-in", "429-bare", "500", "502", "503", "dropped"],
+    ids=[
+        "429-retry-after",
+        "429-resets-in",
+        "429-bare",
+        "500",
+        "502",
+        "503",
+        "504",
+        "dropped",
+        "read-timeout",
+        "read-timeout-after-create",
+    ],
 )
 async def test_create_recovers_without_a_duplicate(
-    api: PredictionApi, fake: FakeReplicate, fault: Fault
+    fake: FakeReplicate, fault: Fault, posts: int
 ) -> None:
+    api = PredictionApi(fast_settings(fake, read_timeout_s=0.5))
     fake.faults.extend([fault, fault])
-    created = await api.create(IMAGE, INPUT)
-    assert fake.posts("/predictions") == 3
+    try:
+        created = await api.create(IMAGE, INPUT)
+        done = await _done(api, created)
+    finally:
+        await api.aclose()
+    assert fake.posts("/predictions") == posts
     assert [p["id"] for p in fake.created()] == [created["id"]]
-    assert api.stats["retries"] == 2
+    assert api.stats["retries"] == (2 if posts == 3 else 1)  # adopted after the first wait
+    assert done["status"] == "succeeded"
 
 
 async def test_429_pauses_every_creator(api: PredictionApi, fake: FakeReplicate) -> None:

@@ -81,6 +81,9 @@ async def test_run_json_against_the_fake(fake: FakeReplicate, tmp_path: Path) ->
         "bytedance/seedance-1-lite",
     }
     assert sorted(s["cost_usd"] for s in steps) == [0.003] * 4 + [0.18] * 4
+    assert [s["predict_time_s"] for s in steps] == [
+        fake.predictions[s["provider_id"]]["metrics"]["predict_time"] for s in steps
+    ]
     code, out, _ = await _cli(env, "history", "--json")
     assert json.loads(out)[0]["cost_usd"] == summary["cost_usd"]
     assert TOKEN.encode() not in (tmp_path / "c.db").read_bytes()

@@ -16,11 +16,12 @@ from PIL import Image
 from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
 from adapters.replicate_generator import ReplicateGenerator
+from bot.console import details
 from core.model import Campaign, CampaignStatus, ProductPlan, StepName, StepStatus
 from core.planner import OfflinePlanner, plan_offline
 from core.ports import Planner, StepContext, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
-from core.request import CampaignRequest
+from core.request import CampaignRequest, parse_request
 from core.scheduler import Limits, Scheduler
 from core.service import CampaignService, ServiceConfig
 from storage.sqlite_store import SqliteStore
@@ -107,6 +108,49 @@ async def test_full_campaign(build: Build, fake: FakeReplicate) -> None:
     assert all(v["input"]["image"].startswith("data:image/png;base64,") for v in videos)
     assert fake.file_headers and all("Authorization" not in h for h in fake.file_headers)
     assert Path(campaign.contact_sheet or "").exists()
+
+
+async def test_predict_time_is_recorded_stored_and_shown(
+    build: Build, fake: FakeReplicate, tmp_path: Path
+) -> None:
+    campaign = await build(planner=OfflinePlanner()).run(REQUEST)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    expected = [
+        fake.predictions[str(s.provider_id)]["metrics"]["predict_time"] for s in campaign.steps()
+    ]
+    assert len(expected) == 6 and all(t > 0 for t in expected)
+    assert [s.predict_time_s for s in campaign.steps()] == expected
+    reopened = await SqliteStore.open(tmp_path / "campaigns.db")  # a fresh connection
+    try:
+        stored = await reopened.get(campaign.id)
+    finally:
+        await reopened.close()
+    shown = [s["predict_time_s"] for p in details(stored)["products"] for s in p["steps"]]
+    assert shown == expected
+
+
+async def test_request_model_overrides_reach_the_api(build: Build, fake: FakeReplicate) -> None:
+    version = "d" * 64
+    fake.versions[version] = "someone/pixel-model"
+    service = build(planner=OfflinePlanner())
+    official = await service.run(
+        parse_request("cats products:2 seed:4 image_model:black-forest-labs/flux-dev")
+    )
+    pinned = await service.run(
+        parse_request(f"dogs products:1 seed:4 image_model:someone/pixel-model:{version}")
+    )
+    assert official.status is pinned.status is CampaignStatus.SUCCEEDED
+    made = [(p["model"], p["version"]) for p in fake.created()]
+    assert made == [("black-forest-labs/flux-dev", "hidden")] * 2 + [
+        ("someone/pixel-model", version)
+    ]
+    creates = [path for method, path, _ in fake.requests if method == "POST"]
+    assert creates == ["/v1/models/black-forest-labs/flux-dev/predictions"] * 2 + [
+        "/v1/predictions"  # the version endpoint
+    ]
+    assert {s.model for s in official.steps()} == {"black-forest-labs/flux-dev"}
+    assert official.cost_usd == pytest.approx(2 * 0.025)
+    assert [s.model for s in pinned.steps()] == [f"someone/pixel-model:{version}"]
 
 
 async def test_failed_prediction_fails_only_its_product(build: Build, fake: FakeReplicate) -> None:

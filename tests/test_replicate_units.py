@@ -7,7 +7,6 @@ import pickle
 
 import pytest
 
-from adapters import replicate_rate
 from adapters.replicate_models import KNOWN, ModelTable, PriceUnit, parse_ref
 from adapters.replicate_rate import TokenBucket
 from adapters.replicate_settings import ReplicateSettings
@@ -118,10 +117,9 @@ class _Clock:
         self.now += seconds
 
 
-async def test_token_bucket_paces_after_the_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_token_bucket_paces_after_the_burst() -> None:
     clock = _Clock()
-    monkeypatch.setattr(replicate_rate.asyncio, "sleep", clock.sleep)
-    bucket = TokenBucket(600, burst=2, clock=clock)  # 10 per second
+    bucket = TokenBucket(600, burst=2, clock=clock, sleep=clock.sleep)  # 10 per second
     for _ in range(5):
         await bucket.take()
     assert bucket.taken == 5

@@ -67,6 +67,7 @@ async def test_round_trip(store: SqliteStore) -> None:
             output="/x/1.png",
             cost_usd=0.003,
             worker="node-a",
+            predict_time_s=1.25,
         )
     )
     await store.save_step(original.id, step)
@@ -80,6 +81,8 @@ async def test_round_trip(store: SqliteStore) -> None:
     )
     loaded = await store.get(original.id)
     assert loaded.products[1].steps[0] == step
+    assert loaded.products[1].steps[0].predict_time_s == 1.25
+    assert loaded.products[0].steps[0].predict_time_s is None  # not known yet: NULL
     assert loaded.products[1].steps[1] == original.products[1].steps[1]
     assert (loaded.status, loaded.started_at, loaded.finished_at, loaded.contact_sheet) == (
         CampaignStatus.PARTIAL,
@@ -161,6 +164,25 @@ async def test_new_migration_applies_once(tmp_path: Path) -> None:
         (folder / "V2__b.sql").write_text("CREATE TABLE b (x);")
         assert await migrate(db, folder) == 2
         assert await migrate(db, folder) == 2
+
+
+async def test_v3_database_gains_predict_time(tmp_path: Path) -> None:
+    import shutil
+
+    import aiosqlite
+
+    old = tmp_path / "v3"
+    old.mkdir()
+    for _version, path in migrations()[:3]:
+        shutil.copy(path, old / path.name)
+    async with aiosqlite.connect(tmp_path / "old.db", isolation_level=None) as db:
+        assert await migrate(db, old) == 3
+    store = await SqliteStore.open(tmp_path / "old.db")  # V4 adds the column
+    try:
+        await store.create_campaign(_campaign())
+        assert (await store.get("abc12345")).products[0].steps[0].predict_time_s is None
+    finally:
+        await store.close()
 
 
 async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:

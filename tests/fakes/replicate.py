@@ -6,7 +6,8 @@ output files itself. Predictions advance with time: `starting`, `processing`,
 then the outcome once the model's latency has passed (computed when polled, so
 the fake runs no background tasks). It records every request, and tests inject
 trouble: create faults (429 with or without Retry-After, 5xx, a connection
-dropped before or after the prediction is made), a create rate limit, and
+dropped or an answer withheld until the client times out, before or after the
+prediction is made), a gate that holds creates, a create rate limit, and
 per-prompt outcomes (fail with a message, aborted, empty output, hang).
 
 Run it alone:  python -m tests.fakes.replicate --port 8765 --profile bench
@@ -19,87 +20,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
-import json
-import re
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from PIL import Image
 
-PROFILES = {  # seconds per prediction, by kind
-    "fast": {"text": 0.02, "image": 0.02, "video": 0.05},
-    "bench": {"text": 0.1, "image": 0.3, "video": 3.0},  # the old tool's latencies / 100
-    "real": {"text": 3.0, "image": 1.0, "video": 90.0},
-}
-KINDS = {
-    "meta/meta-llama-3-8b-instruct": "text",
-    "black-forest-labs/flux-schnell": "image",
-    "black-forest-labs/flux-dev": "image",
-    "bytedance/seedance-1-lite": "video",
-}
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
-_COUNT_RE = re.compile(r"exactly (\d+)")
-_THEME_RE = re.compile(r'for the theme "([^"]*)"')
+from tests.fakes.replicate_parts import (
+    KINDS,
+    MP4,
+    PROFILES,
+    CreateLimit,
+    Fault,
+    default_reply,
+    error_reply,
+    fault_reply,
+    now_iso,
+    png,
+)
 
-
-def _png(color: tuple[int, int, int] = (200, 80, 120)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 64), color).save(out, "PNG")
-    return out.getvalue()
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def default_reply(prompt: str) -> str:
-    """A plausible LLM answer: prose and a fenced JSON list of the plans asked for."""
-    count = int(m[1]) if (m := _COUNT_RE.search(prompt)) else 3
-    theme = m[1] if (m := _THEME_RE.search(prompt)) else "things"
-    plans = [
-        {
-            "name": f"{theme.title()} Item {i + 1}",
-            "product_type": ("mug", "t-shirt", "poster", "tote bag")[i % 4],
-            "tagline": f"All about {theme}.",
-            "image_prompt": f"product photo of a {theme} item number {i + 1}",
-            "video_prompt": f"slow orbit around {theme} item {i + 1}",
-        }
-        for i in range(count)
-    ]
-    return f"Sure! Here are the plans:\n```json\n{json.dumps(plans, indent=1)}\n```\nEnjoy."
-
-
-@dataclass
-class Fault:
-    """One injected create failure: '429', '500', '502', '503', 'drop_before', 'drop_after'."""
-
-    kind: str
-    retry_after: str | None = None  # Retry-After header of a 429
-    resets_in: float | None = None  # "resets in ~Ns" in a 429 body
-
-
-@dataclass
-class _Bucket:
-    rate_per_s: float
-    capacity: float
-    tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate_per_s)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
+__all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
+MADE_FIRST = frozenset({"drop_after", "stall_after"})  # faults that strike after the create
 
 
 class FakeReplicate:
@@ -122,6 +65,9 @@ class FakeReplicate:
         self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
         self.versions: dict[str, str] = {}  # version id -> owner/name
         self.text_reply: Callable[[str], str] = default_reply
+        self.create_gate: asyncio.Event | None = None  # if given, creates wait until it is set
+        self.at_gate = asyncio.Event()  # set once a create waits at the gate
+        self._released = asyncio.Event()  # set by stop(): withheld answers give up
         self.serve_type: str | None = None  # force the Content-Type of served files
         self.predictions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -132,13 +78,13 @@ class FakeReplicate:
         self.throttled = 0
         self._born: dict[str, float] = {}
         self._limit = (
-            _Bucket(create_rate_per_min / 60, max(1.0, create_rate_per_min / 60 * burst_s))
+            CreateLimit(create_rate_per_min / 60, max(1.0, create_rate_per_min / 60 * burst_s))
             if create_rate_per_min
             else None
         )
         if self._limit:
             self._limit.tokens = self._limit.capacity
-        self._png = _png()
+        self._png = png()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -164,6 +110,9 @@ class FakeReplicate:
 
     async def stop(self) -> None:
         """Stop listening."""
+        self._released.set()
+        if self.create_gate is not None:
+            self.create_gate.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -182,7 +131,7 @@ class FakeReplicate:
     def _record(self, request: web.Request) -> web.Response | None:
         self.requests.append((request.method, request.path_qs, dict(request.headers)))
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(401, "Invalid API token")
+            return error_reply(401, "Invalid API token")
         return None
 
     async def _create_official(self, request: web.Request) -> web.StreamResponse:
@@ -193,7 +142,7 @@ class FakeReplicate:
         body = await request.json()
         version = str(body.get("version", ""))
         if version not in self.versions:
-            return _error(422, "Invalid version or not permitted")
+            return error_reply(422, "Invalid version or not permitted")
         return await self._create(request, self.versions[version], version, body)
 
     async def _create(
@@ -202,19 +151,33 @@ class FakeReplicate:
         if (denied := self._record(request)) is not None:
             return denied
         body = body if body is not None else await request.json()
+        if self.create_gate is not None:
+            self.at_gate.set()
+            await self.create_gate.wait()
         if self._limit is not None and not self._limit.take():
             self.throttled += 1
-            return _error(429, "Request was throttled. Your rate limit resets in ~1s.")
+            return error_reply(429, "Request was throttled. Your rate limit resets in ~1s.")
         fault = self.faults.popleft() if self.faults else None
-        if fault is not None and fault.kind != "drop_after":
-            return _fault(request, fault)
+        if fault is not None and fault.kind == "stall_before":
+            return await self._withhold(request)
+        if fault is not None and fault.kind not in MADE_FIRST:
+            return fault_reply(request, fault)
         if not isinstance(body.get("input"), dict):
-            return _error(422, "input is required")
+            return error_reply(422, "input is required")
         prediction = self._new(model, version, body["input"])
+        if fault is not None and fault.kind == "stall_after":
+            return await self._withhold(request)
         if fault is not None:  # drop_after: made it, but the answer never arrives
             request.transport.close()  # type: ignore[union-attr]
             return web.Response()
         return web.json_response(self._view(prediction), status=201)
+
+    async def _withhold(self, request: web.Request) -> web.Response:
+        """Answer nothing until the fake stops (the client's read timeout fires first)."""
+        await self._released.wait()
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response()
 
     def _new(self, model: str, version: str, inputs: dict[str, Any]) -> dict[str, Any]:
         pid = secrets.token_hex(10)
@@ -228,7 +191,7 @@ class FakeReplicate:
             "logs": "",
             "error": None,
             "metrics": {},
-            "created_at": _now_iso(),
+            "created_at": now_iso(),
             "started_at": None,
             "completed_at": None,
             "urls": {
@@ -245,10 +208,10 @@ class FakeReplicate:
         if (denied := self._record(request)) is not None:
             return denied
         if self.get_faults:
-            return _error(self.get_faults.popleft(), "injected")
+            return error_reply(self.get_faults.popleft(), "injected")
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
-            return _error(404, "Not found.")
+            return error_reply(404, "Not found.")
         return web.json_response(self._view(prediction))
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -272,11 +235,11 @@ class FakeReplicate:
             return denied
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
-            return _error(404, "Not found.")
+            return error_reply(404, "Not found.")
         self.cancels.append(prediction["id"])
         self._view(prediction)
         if prediction["status"] not in ("succeeded", "failed", "canceled", "aborted"):
-            prediction.update(status="canceled", completed_at=_now_iso())
+            prediction.update(status="canceled", completed_at=now_iso())
         return web.json_response(self._view(prediction))
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -285,7 +248,7 @@ class FakeReplicate:
         form = await request.post()
         part = form.get("content")
         if not isinstance(part, web.FileField):
-            return _error(400, "content is required")
+            return error_reply(400, "content is required")
         data = part.file.read()
         fid = secrets.token_hex(8)
         self.uploads[fid] = data
@@ -298,7 +261,7 @@ class FakeReplicate:
                 "etag": fid,
                 "checksums": {"sha256": fid},
                 "metadata": {},
-                "created_at": _now_iso(),
+                "created_at": now_iso(),
                 "expires_at": None,
                 "urls": {"get": f"{self.base_url}/v1/files/{fid}"},
             },
@@ -310,7 +273,7 @@ class FakeReplicate:
             return denied
         fid = request.match_info["id"]
         if fid not in self.uploads:
-            return _error(404, "Not found.")
+            return error_reply(404, "Not found.")
         return web.json_response({"id": fid, "size": len(self.uploads[fid])})
 
     async def _serve(self, request: web.Request) -> web.Response:
@@ -320,7 +283,7 @@ class FakeReplicate:
             return web.Response(body=self._png, content_type=self.serve_type or "image/png")
         if name.endswith(".mp4"):
             return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
-        return _error(404, "Not found.")
+        return error_reply(404, "Not found.")
 
     async def _stats(self, request: web.Request) -> web.Response:
         times = self.create_times
@@ -351,7 +314,7 @@ class FakeReplicate:
         age = time.monotonic() - self._born[prediction["id"]]
         behaviour = self._behaviour(str(prediction["input"].get("prompt", "")))
         if age >= latency * 0.1 and prediction["status"] == "starting":
-            prediction.update(status="processing", started_at=_now_iso())
+            prediction.update(status="processing", started_at=now_iso())
         if age >= latency and behaviour != "hang":
             self._finish(prediction, kind, latency, behaviour)
         return prediction
@@ -360,7 +323,7 @@ class FakeReplicate:
         return next((b for key, b in self.script.items() if key in prompt), "")
 
     def _finish(self, p: dict[str, Any], kind: str, latency: float, behaviour: str) -> None:
-        p.update(completed_at=_now_iso(), metrics={"predict_time": round(latency, 3)})
+        p.update(completed_at=now_iso(), metrics={"predict_time": round(latency, 3)})
         if behaviour.startswith("fail:"):
             p.update(status="failed", error=behaviour[5:])
         elif behaviour == "aborted":
@@ -377,23 +340,6 @@ class FakeReplicate:
             p.update(status="succeeded", output=[f"{self.base_url}/files/{p['id']}{suffix}"])
             if kind == "video":
                 p["output"] = p["output"][0]  # video models return one URL, not a list
-
-
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"detail": detail, "status": status}, status=status, headers=headers)
-
-
-def _fault(request: web.Request, fault: Fault) -> web.Response:
-    if fault.kind == "drop_before":
-        request.transport.close()  # type: ignore[union-attr]
-        return web.Response()
-    if fault.kind == "429":
-        detail = "Request was throttled."
-        if fault.resets_in is not None:
-            detail += f" Your rate limit resets in ~{fault.resets_in:g}s."
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-        return _error(429, detail, headers)
-    return _error(int(fault.kind), "injected server error")
 
 
 TOKEN = "r8_fake-test-token-0123456789"  # what tests send; must never show up anywhere
