@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from core.model import Campaign, Product, StepName, StepStatus
 from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProductView, ProgressEvent
-from core.service import CampaignService
+from core.service import CampaignService, Estimate
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,12 @@ def progress_line(snap: CampaignSnapshot, executor: str, now: float | None = Non
     if snap.notice:  # e.g. the LLM planner fell back to the offline templates
         parts.append(snap.notice)
     return " · ".join(parts)
+
+
+def estimate_text(estimate: Estimate) -> str:
+    """'Estimate: 6 steps, about $0.018' (the steps only when it costs nothing)."""
+    cost = f", about ${estimate.cost_usd:.3f}" if estimate.cost_usd > 0 else ""
+    return f"Estimate: {estimate.steps} steps{cost}"
 
 
 def product_line(product: ProductView) -> str:

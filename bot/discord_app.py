@@ -22,9 +22,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import ChatProgress
+from bot.chat import ChatProgress, estimate_text
 from bot.discord_commands import build_group
-from bot.discord_progress import DiscordTarget, Place
+from bot.discord_progress import DiscordTarget, Place, delete_quietly, remove_place
 from bot.discord_render import clip, explain, starting_embed
 from bot.discord_settings import DiscordSettings
 from bot.discord_views import CancelButton, RetryButton
@@ -189,8 +189,9 @@ class CampaignBot(commands.Bot):
     ) -> None:
         """Defer, open the status message and thread, submit, and reply with the link."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        estimate = estimate_text(self.service.estimate(request))
         try:
-            place = await self._open_place(interaction, request.theme)
+            place = await self._open_place(interaction, request.theme, estimate)
         except discord.HTTPException as exc:
             await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
             return
@@ -202,12 +203,12 @@ class CampaignBot(commands.Bot):
             campaign = await self.service.submit(
                 request, [relay], requester=requester_of(interaction), origin=place.origin()
             )
-        except Exception:  # nothing started: do not leave a "starting" message behind
-            channel = self.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
-            await self._delete_quietly(channel.get_partial_message(place.message_id))
+        except Exception:  # nothing started: leave no "starting" message or empty thread behind
+            await remove_place(self, place)
             raise
         self._own(campaign.id, relay)
-        await answer(interaction, f"✅ Campaign `{campaign.id}` started: {place.thread_url}")
+        started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}\n{estimate}."
+        await answer(interaction, started)
 
     async def cancel_campaign(
         self, interaction: discord.Interaction[Any], campaign_id: str
@@ -276,12 +277,14 @@ class CampaignBot(commands.Bot):
             return None
         return campaign
 
-    async def _open_place(self, interaction: discord.Interaction[Any], theme: str) -> Place | None:
-        """Send the status message with the bot token and open a thread on it."""
+    async def _open_place(
+        self, interaction: discord.Interaction[Any], theme: str, estimate: str | None = None
+    ) -> Place | None:
+        """Send the status message (with the estimate) with the bot token; open a thread on it."""
         channel = interaction.channel
         if interaction.guild_id is None or not isinstance(channel, discord.abc.Messageable):
             return None
-        message = await channel.send(embed=starting_embed(theme))
+        message = await channel.send(embed=starting_embed(theme, estimate))
         thread_id = channel.id
         if not isinstance(channel, discord.Thread):  # inside a thread, use that thread
             try:
@@ -290,18 +293,11 @@ class CampaignBot(commands.Bot):
                     auto_archive_duration=THREAD_ARCHIVE_MINUTES,
                 )
             except discord.HTTPException:
-                await self._delete_quietly(message)
+                await delete_quietly(message)
                 raise
             thread_id = thread.id
         return Place(interaction.guild_id, message.channel.id, message.id, thread_id,
                      interaction.filesize_limit)  # fmt: skip
-
-    @staticmethod
-    async def _delete_quietly(message: discord.Message | discord.PartialMessage) -> None:
-        try:
-            await message.delete()
-        except discord.HTTPException as exc:
-            log.warning("could not remove status message %s: %s", message.id, explain(exc))
 
     def _target(self, place: Place) -> DiscordTarget:
         return DiscordTarget(

@@ -147,3 +147,22 @@ class DiscordTarget:
                 await self._thread.send(content=f"⚠️ {note}")
             except discord.HTTPException as again:
                 log.warning("campaign thread %s: %s", self.place.thread_id, explain(again))
+
+
+async def delete_quietly(message: discord.Message | discord.PartialMessage) -> None:
+    """Delete a status message; a failure is logged, not raised."""
+    try:
+        await message.delete()
+    except discord.HTTPException as exc:
+        log.warning("could not remove status message %s: %s", message.id, explain(exc))
+
+
+async def remove_place(client: discord.Client, place: Place) -> None:
+    """Take down the thread and status message of a campaign that did not start (quietly)."""
+    if place.thread_id != place.channel_id:  # a thread opened for it, not the one it ran in
+        try:
+            await client.http.delete_channel(place.thread_id, reason="the campaign did not start")
+        except discord.HTTPException as exc:
+            log.warning("could not remove thread %s: %s", place.thread_id, explain(exc))
+    channel = client.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
+    await delete_quietly(channel.get_partial_message(place.message_id))

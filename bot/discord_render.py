@@ -98,11 +98,11 @@ def status_embed(
     return embed
 
 
-def starting_embed(theme: str) -> discord.Embed:
-    """The status message before the campaign exists."""
+def starting_embed(theme: str, estimate: str | None = None) -> discord.Embed:
+    """The status message before the campaign exists (with its cost estimate, if given)."""
     return discord.Embed(
         title=clip(f"⏳ “{theme}” · starting", TITLE_CHARS),
-        description="planning products…",
+        description="\n".join(filter(None, ["planning products…", estimate])),
         colour=_COLOURS[CampaignStatus.PENDING],
     )
 

@@ -34,7 +34,7 @@ from bot.chat import ChatProgress
 from bot.slack_commands import Command, parse_command
 from bot.slack_settings import SlackSettings
 from bot.slack_thread import MB, SlackThread
-from core.errors import CampaignError, CampaignStateError, InvalidRequest
+from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
 from core.model import Campaign, StepStatus
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
@@ -46,10 +46,6 @@ HISTORY_LIMIT = 10
 SHUTDOWN_GRACE_S = 5.0  # time for followers to post a final state before they are stopped
 
 log = logging.getLogger("campaign-bot.slack")
-
-
-class Refused(CampaignError):
-    """The user may not do this to this campaign."""
 
 
 def configure_client(client: AsyncWebClient, settings: SlackSettings) -> AsyncWebClient:
@@ -128,9 +124,7 @@ class SlackFrontEnd:
     ) -> None:
         user, channel = command["user_id"], command["channel_id"]
         if not self.settings.may_use(user, channel):
-            await ack(
-                response_type="ephemeral", text="🚫 The campaign bot is not enabled here for you."
-            )
+            await ack(response_type="ephemeral", text=blocks.NOT_ENABLED)
             return
         try:
             cmd = parse_command(command.get("text") or "")
@@ -186,7 +180,9 @@ class SlackFrontEnd:
                 channel=channel, text=first.text, blocks=first.blocks
             )
         except SlackApiError as exc:  # e.g. not_in_channel: explain, start nothing
-            await respond(text=blocks.channel_error_text(_code(exc)), response_type="ephemeral")
+            await respond(
+                text=blocks.channel_error_text(blocks.error_code(exc)), response_type="ephemeral"
+            )
             return
         origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
         follower = self._follow(origin)
@@ -194,14 +190,16 @@ class SlackFrontEnd:
             await self.service.submit(request, [follower], requester=f"slack:{user}", origin=origin)
         except CampaignError as exc:
             self._unfollow(origin["ts"], follower)
-            await self.client.chat_update(channel=channel, ts=origin["ts"], text=_problem(exc))
+            await self.client.chat_update(
+                channel=channel, ts=origin["ts"], text=blocks.problem_text(exc)
+            )
 
     async def _reply(self, cmd: Command, user: str, channel: str, respond: AsyncRespond) -> None:
         """Answer status/history/show/cancel/retry ephemerally through response_url."""
         try:
             answer = await self._answer(cmd, user, channel)
         except CampaignError as exc:
-            answer = blocks.Message(_problem(exc), [])
+            answer = blocks.Message(blocks.problem_text(exc), [])
         await respond(text=answer.text, blocks=answer.blocks or None, response_type="ephemeral")
 
     async def _answer(self, cmd: Command, user: str, channel: str) -> blocks.Message:
@@ -209,10 +207,13 @@ class SlackFrontEnd:
             mine = await self.service.history(HISTORY_LIMIT, requester=f"slack:{user}")
             return blocks.Message(blocks.history_text(mine), [])
         if cmd.name == "status":
-            campaign = await self._latest(user) if not cmd.arg else await self.service.get(cmd.arg)
+            campaign = await (
+                self._visible(cmd.arg, user, channel) if cmd.arg else self._latest(user)
+            )
             return blocks.stored_message(campaign, self.service.executor.describe())
         if cmd.name == "show":
-            return blocks.Message(blocks.show_text(await self.service.get(cmd.arg)), [])
+            campaign = await self._visible(cmd.arg, user, channel)
+            return blocks.Message(blocks.show_text(campaign), [])
         return blocks.Message(await self._manage(cmd.name, cmd.arg, user, channel), [])
 
     async def _latest(self, user: str) -> Campaign:
@@ -221,21 +222,43 @@ class SlackFrontEnd:
             raise CampaignStateError("you have no campaigns yet")
         return mine[0]
 
+    async def _visible(self, campaign_id: str, user: str, channel: str) -> Campaign:
+        """The campaign if this user may see it here: requester, admin, or its own channel.
+
+        Unknown and someone else's campaigns get the same answer, so ids leak nothing.
+        """
+        try:
+            campaign = await self.service.get(campaign_id)
+        except CampaignNotFound:
+            raise blocks.Refused(blocks.not_found_text(campaign_id)) from None
+        origin = campaign.origin
+        here = origin.get("platform") == "slack" and origin.get("channel") == channel
+        if campaign.requester == f"slack:{user}" or user in self.settings.admins or here:
+            return campaign
+        raise blocks.Refused(blocks.not_found_text(campaign_id))
+
     async def _press(self, action: str, body: Mapping[str, Any]) -> None:
         """A Cancel or Retry button: act, or tell the presser (only them) why not."""
         user = body["user"]["id"]
         channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        if not self.settings.may_use(user, channel):  # the allowlists apply to buttons too
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=blocks.NOT_ENABLED
+            )
+            return
         campaign_id = str(body["actions"][0]["value"])
         try:
             await self._manage(action, campaign_id, user, channel)
         except CampaignError as exc:
-            await self.client.chat_postEphemeral(channel=channel, user=user, text=_problem(exc))
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=blocks.problem_text(exc)
+            )
 
     async def _manage(self, action: str, campaign_id: str, user: str, channel: str) -> str:
-        """Cancel or retry for the requester or an admin; raise Refused for anyone else."""
+        """Cancel or retry for the requester or an admin; raise blocks.Refused for anyone else."""
         campaign = await self.service.get(campaign_id)
         if campaign.requester != f"slack:{user}" and user not in self.settings.admins:
-            raise Refused(blocks.refusal_text(action, campaign))
+            raise blocks.Refused(blocks.refusal_text(action, campaign))
         if action == "cancel":
             campaign = await self.service.cancel(campaign_id)
             await self._refresh(campaign)
@@ -294,6 +317,7 @@ class SlackFrontEnd:
             executor=self.service.executor.describe(),
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
             skip=skip,
+            files_base_url=self.settings.files_base_url,
         )
         follower = ChatProgress(
             self.service,
@@ -311,16 +335,6 @@ class SlackFrontEnd:
         """Forget a follower whose campaign did not start (only that one)."""
         if self._followers.get(ts) is follower:
             del self._followers[ts]
-
-
-def _problem(exc: CampaignError) -> str:
-    """User-facing text for a refused or impossible command (a refusal is already mrkdwn)."""
-    return str(exc) if isinstance(exc, Refused) else f"⚠️ {blocks.escape(str(exc))}"
-
-
-def _code(exc: SlackApiError) -> str:
-    """Slack's error code (e.g. not_in_channel); never the request or its token."""
-    return str(exc.response.get("error") or "unknown_error")
 
 
 @contextlib.asynccontextmanager

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.chat import STATUS_EMOJI, product_line, progress_line, summary_text
-from core.errors import InvalidRequest
+from slack_sdk.errors import SlackApiError
+
+from bot.chat import STATUS_EMOJI, estimate_text, product_line, progress_line, summary_text
+from core.errors import CampaignError, InvalidRequest
 from core.model import Campaign, CampaignStatus, StepName
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
@@ -33,6 +35,8 @@ CHANNEL_ERRORS = {
     "is_archived": "This channel is archived, so I cannot post the campaign here.",
 }
 
+NOT_ENABLED = "🚫 The campaign bot is not enabled here for you."
+
 HELP = """*`/campaign` commands*
 • `/campaign theme:"retro cats" products:3 videos:yes` (or `/campaign new ...`): start a campaign
 • `/campaign status [id]`: progress of a campaign (default: your latest)
@@ -41,6 +45,10 @@ HELP = """*`/campaign` commands*
 • `/campaign cancel <id>` / `/campaign retry <id>`: stop it, or re-run its failed steps
 Request options: `theme`, `products`, `videos`, `style` (photo, minimal, vintage, neon,
 watercolor), `audience`, `seed`. Plain words work too: `retro cats 5 products with videos`."""
+
+
+class Refused(CampaignError):
+    """The user may not do this to this campaign (the message is ready-made mrkdwn)."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,19 @@ def accepted_text(request: CampaignRequest, estimate: Estimate) -> str:
     return (
         f"✅ Starting *{escape(request.theme)}*: {request.products} products, {videos}, "
         f"{request.style.value} style{audience}.\n"
-        f"Estimate: {estimate.steps} steps, about ${estimate.cost_usd:.3f}. "
+        f"{estimate_text(estimate)}. "
         f"Progress follows in the channel.\n`{escape(request.to_text())}`"
     )
+
+
+def problem_text(exc: CampaignError) -> str:
+    """User-facing text for a refused or impossible command (a refusal is already mrkdwn)."""
+    return str(exc) if isinstance(exc, Refused) else f"⚠️ {escape(str(exc))}"
+
+
+def error_code(exc: SlackApiError) -> str:
+    """Slack's error code (e.g. not_in_channel); never the request or its token."""
+    return str(exc.response.get("error") or "unknown_error")
 
 
 def channel_error_text(code: str) -> str:
@@ -115,6 +133,11 @@ def refusal_text(action: str, campaign: Campaign) -> str:
     owner = (campaign.requester or "").removeprefix("slack:")
     who = f"<@{owner}>" if owner else "the person who started it"
     return f"🚫 Only {who} or a bot admin can {action} campaign {campaign.id}."
+
+
+def not_found_text(campaign_id: str) -> str:
+    """The same answer whether a campaign does not exist or belongs to someone else."""
+    return f"⚠️ Campaign `{escape(campaign_id)}`: not found or not yours."
 
 
 def history_text(campaigns: Sequence[Campaign]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 from core.settings import env_value, positive_float
@@ -31,6 +32,7 @@ class SlackSettings:
     allowed_users: frozenset[str] = frozenset()  # empty = everyone
     update_interval_s: float = DEFAULT_UPDATE_INTERVAL_S
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    files_base_url: str | None = None  # public URL of the data folder, for too-big videos
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
@@ -51,6 +53,7 @@ class SlackSettings:
             max_upload_mb=env_value(
                 env, "SLACK_MAX_UPLOAD_MB", positive_float, DEFAULT_MAX_UPLOAD_MB
             ),
+            files_base_url=_base_url(env, "SLACK_FILES_BASE_URL"),
         )
 
     def check(self, *, socket_mode: bool) -> None:
@@ -71,3 +74,14 @@ class SlackSettings:
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
     """Comma- or space-separated Slack ids."""
     return frozenset(env.get(name, "").replace(",", " ").split())
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) URL without its trailing slash, or None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}={raw!r} is invalid: must be an absolute http:// or https:// URL")
+    return raw.rstrip("/")

@@ -12,6 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,6 +36,7 @@ class SlackThread:
         executor: str,
         max_upload_bytes: int,
         skip: frozenset[int] = frozenset(),
+        files_base_url: str | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -42,6 +44,7 @@ class SlackThread:
         self.executor = executor
         self.max_upload_bytes = max_upload_bytes
         self.skip = skip  # products already posted before a retry
+        self.files_base_url = files_base_url  # serves the data folder: <base>/campaigns/<id>/
 
     async def render_status(self, snapshot: CampaignSnapshot) -> None:
         """Edit the parent message to show this snapshot."""
@@ -65,14 +68,21 @@ class SlackThread:
             size = await asyncio.to_thread(os.path.getsize, video)
             if size <= self.max_upload_bytes:
                 uploads.append(await _upload(video, f"{product.plan.name} (video)"))
-            else:  # too big for the workspace: say where it is instead
-                caption += (
-                    f"\nvideo: {size / MB:.1f} MB is over the {self.max_upload_bytes / MB:.0f} MB"
-                    f" upload limit; saved on the bot host at `{escape(video)}`"
-                )
+            else:  # too big for the workspace: link it, or say where it is instead
+                caption += "\n" + self._too_big(campaign, video, size)
         await self.client.files_upload_v2(
             channel=self.channel, thread_ts=self.ts, file_uploads=uploads, initial_comment=caption
         )
+
+    def _too_big(self, campaign: Campaign, video: str, size: int) -> str:
+        """The caption line for a video over the upload limit: a link, or its path."""
+        limit = f"{self.max_upload_bytes / MB:.0f} MB"
+        over = f"video: {size / MB:.1f} MB is over the {limit} upload limit"
+        if self.files_base_url:
+            name = Path(video).name
+            url = f"{self.files_base_url}/campaigns/{quote(campaign.id)}/{quote(name)}"
+            return f"{over}: <{escape(url)}|{escape(name)}>"
+        return f"{over}; saved on the bot host at `{escape(video)}`"
 
     async def post_summary(self, campaign: Campaign) -> None:
         """End the thread with the outcome, counts, cost and the contact sheet."""

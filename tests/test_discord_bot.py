@@ -8,6 +8,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+import pytest
+
 from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
 from core.settings import Settings
@@ -85,6 +87,8 @@ async def test_new_campaign_done_when(
     (status,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
     assert status.at > defer.at and status.auth == f"Bot {TOKEN}"  # the bot token, not the webhook
     assert "retro cats" in title(status)
+    estimate = status.json["embeds"][0]["description"]
+    assert "Estimate: 6 steps" in estimate and "$" not in estimate  # offline: it costs nothing
     (thread,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")
     assert thread.path.endswith(f"/messages/{campaign.origin['message']}/threads")
     assert thread.json["name"] == "Campaign: retro cats"
@@ -115,6 +119,26 @@ async def test_new_campaign_done_when(
     assert any("campaign:cancel:" + campaign.id in str(e.json["components"]) for e in edits)
     (reply,) = fake.find("PATCH", r"/webhooks/\d+/[^/]+/messages/@original")
     assert campaign.id in reply.json["content"] and thread_id in reply.json["content"]
+    assert reply.json["content"].endswith("\nEstimate: 6 steps.")
+
+
+async def test_the_estimate_is_shown_before_the_campaign_starts(
+    fake, make_service, start_bot
+) -> None:
+    gen = GatedGenerator()  # nothing finishes: the estimate is all there is to show
+    service = make_service(gen)
+    await start_bot(service)
+    payload = fake.command("new", snowflake(), {"theme": "cats", "products": 2, "videos": True})
+    await fake.interact(payload)
+    campaign = await started(fake, service)
+    (status,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
+    assert status.json["embeds"][0]["description"] == (
+        "planning products…\nEstimate: 4 steps, about $0.040"  # 2 x (image + video) at $0.01
+    )
+    (reply,) = original_edits(fake, payload)
+    assert reply.json["content"].startswith(f"✅ Campaign `{campaign.id}` started: ")
+    assert reply.json["content"].endswith("\nEstimate: 4 steps, about $0.040.")
+    await gen.wait_started(2)  # and the campaign did start
 
 
 async def test_validation_error_is_ephemeral_and_stores_nothing(
@@ -305,3 +329,36 @@ async def test_a_freshly_started_bot_resumes_orphans_into_their_thread(
     assert (await service.get(cid)).status is CampaignStatus.SUCCEEDED
     message = fake.messages[origin["message"]]
     await fake.wait_for(lambda: "succeeded" in message["embeds"][0]["title"])
+
+
+@pytest.mark.parametrize("thread_delete", ["works", "forbidden"])
+async def test_a_failed_submit_leaves_no_message_or_thread(
+    fake, make_service, start_bot, caplog, thread_delete: str
+) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen, max_products=1)  # the bot allows more: submit refuses
+    await start_bot(service)
+    if thread_delete == "forbidden":
+        fake.faults.append(
+            Fault(
+                "DELETE", r"/channels/\d+", 403, {"message": "Missing Permissions", "code": 50013}
+            )
+        )
+    payload = fake.command("new", snowflake(), {"theme": "cats", "products": 2})
+    await fake.interact(payload)
+    (reply,) = await fake.wait_for(lambda: original_edits(fake, payload))
+    assert reply.json["content"].startswith("❌ products: 2 is too many")
+    (thread,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")
+    message_id = thread.path.split("/")[-2]  # /channels/<channel>/messages/<id>/threads
+    thread_id = message_id  # a thread started from a message has the message's id
+    (removed_thread,) = fake.find("DELETE", rf"/channels/{thread_id}")
+    (removed_status,) = fake.find("DELETE", rf"/channels/{fake.channel_id}/messages/{message_id}")
+    assert removed_status.status == 204  # the status message goes even if the thread cannot
+    if thread_delete == "forbidden":
+        assert (
+            removed_thread.status == 403 and f"could not remove thread {thread_id}" in caplog.text
+        )
+    else:
+        assert removed_thread.status == 204
+    assert removed_thread.at < reply.at and removed_status.at < reply.at
+    assert list(await service.history(5)) == [] and gen.calls == []

@@ -4,7 +4,7 @@ fake Slack Web API that records every call, and real SQLite underneath."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import json
 import time
 import urllib.parse
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from core.model import CampaignStatus
+from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import Settings
@@ -132,8 +132,11 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
     interval = 0.4
     async with slack_harness(service, update_interval_s=interval) as slack:
         api = slack.api
+        hold = api.hold("chat.update")  # the first status edit (of "cats") stays in flight
+        began = time.monotonic()
         await slack.command("cats products:4")
         await gen.wait_started(4)  # four images running, held by their gates
+        await asyncio.wait_for(hold.held.wait(), 60)
         acks = [
             await slack.command("dogs products:1"),
             await slack.command("status"),
@@ -148,13 +151,25 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
         gen.open_all = True
         gen.open(*[(i, "image") for i in range(4)])  # a burst of events at once
         ts = await parent_ts(api)
+        cats = next(c for c in await service.history(5) if c.request.theme == "cats")
+        assert (await service.wait(cats.id)).status is CampaignStatus.SUCCEEDED
+        # 4 starts, 4 reports, 4 finishes, 4 product ends, 1 campaign end: all while the
+        # first edit was in flight
+        cats_edits = [c for c in api.of("chat.update") if c.params["ts"] == ts]
+        assert cats_edits == [] and not summaries(api, ts)  # its summary waits for the edit
+        hold.release.set()
         await api.wait_for(lambda: bool(summaries(api, ts)))
+        dogs = next(c for c in await service.history(5) if c.request.theme == "dogs")
+        await service.wait(dogs.id)
+        await api.wait_for(lambda: len(summaries(api, dogs.origin["ts"])) == 1)
+        ended = time.monotonic()
     updates = [c for c in api.of("chat.update") if c.params["ts"] == ts]
-    gaps = [b.at - a.at for a, b in itertools.pairwise(updates)]
-    assert min(gaps) >= interval * 0.8  # never faster than the configured rate (HTTP jitter aside)
-    span = updates[-1].at - updates[0].at
-    assert len(updates) <= span / interval + 2
+    assert len(updates) == 2  # the held edit, then one edit with everything that happened since
     assert "succeeded" in block_text(updates[-1])  # the final state always lands
+    assert "4/4 steps" in block_text(updates[-1])
+    for parent in (ts, dogs.origin["ts"]):  # edits of one message start `interval` apart at least
+        edits = [c for c in api.of("chat.update") if c.params["ts"] == parent]
+        assert 1 <= len(edits) <= (ended - began) / interval + 1
     assert len([c for c in thread_posts(api, ts) if "Campaign" not in str(c.params)]) == 4
 
 
@@ -311,7 +326,7 @@ async def test_subcommands_answer_ephemerally(make_service: Any) -> None:
     assert "model said no to image 1" in answers[1] and "0-image.txt" in answers[1]
     assert "partial" in answers[2] and "campaign_retry" in answers[2]
     assert "already partial" in answers[3]
-    assert "no campaign with id 'ffffffff'" in answers[4]
+    assert "Campaign `ffffffff`: not found or not yours" in answers[4]
     assert "Only <@U1>" in answers[5]
     assert "Retrying" in answers[6]
     assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
@@ -357,3 +372,97 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     completes = api.of("files.completeUploadExternal")
     assert len(completes) == 3  # two products, then the summary
     assert all(c.params["thread_ts"] == origin["ts"] for c in completes)
+
+
+async def test_allowlists_apply_to_buttons(make_service: Any) -> None:
+    gen = GatedGenerator()
+    service = make_service(gen)
+    lists = {"allowed_channels": frozenset({"C1"}), "allowed_users": frozenset({"U1"})}
+    async with slack_harness(service, admins=frozenset({"UADMIN"}), **lists) as slack:
+        api = slack.api
+        await slack.command("cats products:2", user="U1")
+        await gen.wait_started(2)
+        campaign = (await service.history(1))[0]
+        presses = [
+            slack.button_form("campaign_cancel", campaign.id, "U2"),  # not an allowed user
+            slack.button_form("campaign_retry", campaign.id, "U2"),
+            slack.button_form("campaign_cancel", campaign.id, "U1", channel="C2"),  # elsewhere
+        ]
+        for form in presses:
+            assert (await slack.post(form)).status == 200
+            await slack.front.idle()
+        refusals = [c.params for c in api.of("chat.postEphemeral")]
+        assert [(r["user"], r["channel"]) for r in refusals] == [
+            ("U2", "C1"),
+            ("U2", "C1"),
+            ("U1", "C2"),
+        ]
+        assert all("not enabled here for you" in r["text"] for r in refusals)
+        assert (await service.get(campaign.id)).status is CampaignStatus.RUNNING
+
+        await slack.press("campaign_cancel", campaign.id, "UADMIN")  # admins stay allowed
+        await api.wait_for(lambda: len(summaries(api, posted_parent(api))) == 1)
+        await slack.front.idle()
+    assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
+    assert len(api.of("chat.postEphemeral")) == 3
+
+
+async def test_status_and_show_by_id_only_for_requester_admins_or_its_channel(
+    make_service: Any,
+) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    async with slack_harness(service, admins=frozenset({"UADMIN"})) as slack:
+        api = slack.api
+        await slack.command("cats products:1", user="U1", channel="C1")
+        await api.wait_for(lambda: len(summaries(api, posted_parent(api))) == 1)
+        campaign = (await service.history(1))[0]
+        asked = [
+            (f"status {campaign.id}", "U2", "C2"),  # someone else, elsewhere
+            (f"show {campaign.id}", "U2", "C2"),
+            ("show ffffffff", "U2", "C2"),  # unknown: the very same answer
+            (f"show {campaign.id}", "U2", "C1"),  # the campaign's own channel
+            (f"status {campaign.id}", "U1", "C2"),  # the requester, anywhere
+            (f"show {campaign.id}", "UADMIN", "C3"),  # an admin, anywhere
+        ]
+        for text, user, channel in asked:
+            await slack.command(text, user=user, channel=channel)
+            await slack.front.idle()
+        await api.wait_for(lambda: len(api.of("response_url")) == len(asked))
+    answers = [c.params for c in api.of("response_url")]
+    assert all(a["response_type"] == "ephemeral" for a in answers)
+    hidden = [a["text"] for a in answers[:3]]
+    assert hidden == [
+        f"⚠️ Campaign `{campaign.id}`: not found or not yours.",
+        f"⚠️ Campaign `{campaign.id}`: not found or not yours.",
+        "⚠️ Campaign `ffffffff`: not found or not yours.",
+    ]
+    assert all("cats" not in json.dumps(a) for a in answers[:3])  # nothing about it leaks
+    assert "cats" in answers[3]["text"] and "0-image.txt" in answers[3]["text"]
+    assert "succeeded" in json.dumps(answers[4], ensure_ascii=False)
+    assert "cats" in answers[5]["text"]
+
+
+@pytest.mark.parametrize("base", ["https://files.example.com/data", None])
+async def test_a_video_over_the_upload_limit_is_linked_or_named(
+    make_service: Any, base: str | None
+) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    tiny = 1e-6  # MB: about one byte, so every video is too big
+    async with slack_harness(service, max_upload_mb=tiny, files_base_url=base) as slack:
+        api = slack.api
+        await slack.command("cats products:1 videos:yes")
+        ts = await parent_ts(api)
+        await api.wait_for(lambda: len(summaries(api, ts)) == 1)
+        await slack.front.idle()
+    campaign = (await service.history(1))[0]
+    product = thread_posts(api, ts)[0].params
+    assert len(json.loads(product["files"])) == 1  # the image only
+    comment = product["initial_comment"]
+    assert "MB is over the 0 MB upload limit" in comment
+    if base is None:  # today's text: where the file is on the bot host
+        assert (
+            f"saved on the bot host at `{campaign.products[0].output(StepName.VIDEO)}`" in comment
+        )
+    else:
+        link = f"<{base}/campaigns/{campaign.id}/0-video.txt|0-video.txt>"
+        assert link in comment and "bot host" not in comment

@@ -74,6 +74,15 @@ def test_settings_from_env_and_secrets_stay_out_of_repr() -> None:
         defaults.check(socket_mode=True)
 
 
+def test_files_base_url_is_optional_and_must_be_absolute() -> None:
+    assert SlackSettings.from_env({}).files_base_url is None
+    env = {"SLACK_FILES_BASE_URL": " https://files.example.com/data/ "}
+    assert SlackSettings.from_env(env).files_base_url == "https://files.example.com/data"
+    for raw in ("files.example.com/data", "ftp://files.example.com"):
+        with pytest.raises(ConfigError, match="SLACK_FILES_BASE_URL="):
+            SlackSettings.from_env({"SLACK_FILES_BASE_URL": raw})
+
+
 @pytest.mark.parametrize("raw", ["0", "-1", "fast", "nan"])
 def test_settings_reject_bad_numbers(raw: str) -> None:
     with pytest.raises(ConfigError, match=f"SLACK_UPDATE_INTERVAL='{raw}' is invalid"):

@@ -4,7 +4,7 @@ An unmodified discord.py `commands.Bot` logs in, syncs its commands, connects
 to the gateway (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats are ACKed)
 and receives the INTERACTION_CREATE payloads a test sends. REST routes cover
 what the campaign flow uses: interaction callbacks and webhook edits, channel
-messages (JSON or multipart with files), threads on messages.
+messages (JSON or multipart with files), threads on messages and deleting them.
 
 Tests steer it with `faults` (answer the next matching calls with an error,
 e.g. a 429 carrying `Via` and `retry_after` as Discord's does), `holds` (keep
@@ -254,6 +254,7 @@ class FakeDiscord(DiscordPayloads):
                 lambda c, ch, m: web.Response(status=204),
             ),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread),
+            ("DELETE", r"/channels/(\d+)", lambda c, ch: web.Response(status=204)),  # a thread
         ]
 
     def _app_info(self, _call: Call) -> web.Response:

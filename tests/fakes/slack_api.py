@@ -2,7 +2,8 @@
 
 It records every call it receives (method, parameters, arrival time) so tests
 can assert the exact sequence a real slack-sdk client produced. Failures are
-scripted per method: an `ok: false` error, or a 429 with Retry-After.
+scripted per method: an `ok: false` error, or a 429 with Retry-After; `hold`
+keeps the next call of a method waiting until the test releases it.
 `SlackHarness` serves the real AsyncApp next to it and signs requests the way
 Slack does.
 """
@@ -52,12 +53,23 @@ class _Script:
 
 
 @dataclass
+class Hold:
+    """Keep the next `times` calls of `method` unanswered until `release` is set."""
+
+    method: str
+    times: int = 1
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # set once a call waits
+
+
+@dataclass
 class FakeSlackApi:
     """The fake server; `await start()` returns the Web API base URL."""
 
     calls: list[Call] = field(default_factory=list)
     base: str = ""
     _scripts: dict[str, list[_Script]] = field(default_factory=dict)
+    _holds: list[Hold] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -78,7 +90,9 @@ class FakeSlackApi:
         return self.base + "/api/"
 
     async def close(self) -> None:
-        """Stop serving (closes a Socket Mode connection too)."""
+        """Stop serving (closes a Socket Mode connection too); held calls are let go."""
+        for hold in self._holds:
+            hold.release.set()
         if self._socket is not None:
             await self._socket.close()
         if self._runner is not None:
@@ -92,6 +106,12 @@ class FakeSlackApi:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         script = [_Script(retry_after=retry_after) for _ in range(times)]
         self._scripts.setdefault(method, []).extend(script)
+
+    def hold(self, method: str, times: int = 1) -> Hold:
+        """Keep the next `times` calls of `method` in flight until `release` is set."""
+        hold = Hold(method, times)
+        self._holds.append(hold)
+        return hold
 
     def of(self, method: str, status: int = 200) -> list[Call]:
         """The calls of one method that got `status`, in arrival order."""
@@ -124,6 +144,11 @@ class FakeSlackApi:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _params(request)
+        for hold in self._holds:
+            if hold.method == method and hold.times > 0:
+                hold.times -= 1
+                hold.held.set()
+                await hold.release.wait()
         script = self._scripts.get(method)
         step = script.pop(0) if script else _Script()
         if step.retry_after is not None:
