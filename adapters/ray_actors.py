@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,9 +24,9 @@ from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
 Packed = tuple[str, bool, Any]
 """A CPU task's answer: (Ray node id, ok, the value or the exception)."""
 Event = tuple[str, Any]
-"""One item a running step streams to the driver: ("report" | "provider_id" |
-"output" | "error", value)."""
-ACK_SLOTS = 64  # acknowledgements run in their own group: they never wait for a step slot
+"""One item a running step streams to the driver: ("started" (first, with the actor's
+instance id) | "report" | "provider_id" | "output" | "error", value)."""
+ACK_SLOTS = 64  # acks and liveness checks run in their own group: never behind a step
 
 
 def node_id() -> str:
@@ -127,9 +128,15 @@ class StepActorCode:
     def __init__(self, generator: Generator) -> None:
         self._generator = generator
         self._acks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._instance = uuid.uuid4().hex  # new on every (re)start of the actor's process
 
     async def run(self, job: StepJob, call_id: str) -> AsyncIterator[Event]:
-        """Run one step, streaming its hook calls and then its result to the caller."""
+        """Run one step, streaming its hook calls and then its result to the caller.
+
+        The first event names this actor instance: a later `instance()` answering
+        another id means the actor was restarted and this step died with it.
+        """
+        yield ("started", self._instance)
         step = _StepRun(call_id, self._acks)
         task = asyncio.create_task(self._generator.run(job, step.context()))
         task.add_done_callback(lambda _t: step.events.put_nowait(("finished", None)))
@@ -149,6 +156,11 @@ class StepActorCode:
         if entry is not None:
             loop, stored = entry  # groups run on their own loops: hand over thread-safely
             loop.call_soon_threadsafe(stored.set)
+
+    @ray.method(concurrency_group="acks")
+    async def instance(self) -> str:
+        """Which start of this actor answers (the driver's liveness check)."""
+        return self._instance
 
 
 # Ray's type hints do not know `concurrency_groups`; the actor class is Any to mypy.

@@ -47,7 +47,7 @@ class RaySettings:
     num_cpus: int = max(1, os.cpu_count() or 1)  # CPUs of a Ray started by the bot
     object_store_mb: int = 200
     actors_per_kind: int = 2
-    connect_timeout_s: float = 7.0  # plus the probe: a fallback within 10 s
+    connect_timeout_s: float = 5.0  # plus importing Ray and the probe: a fallback within 10 s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RaySettings:

@@ -12,6 +12,14 @@ Nothing here blocks the event loop: `ray.init`, `ray.shutdown` and large
 A dead actor makes the step run again on another one with the stored
 prediction id, so the generator re-polls instead of paying again. If the
 cluster goes away, the remaining steps run on a LocalExecutor.
+
+No wait on remote work is unbounded: while a step's actor is silent, it is
+asked every LIVENESS_INTERVAL_S which instance it is; no answer within
+LIVENESS_TIMEOUT_S, or another instance (it was restarted), counts as a dead
+actor even if Ray never reports one. Timeouts use `asyncio.timeout`, never
+`asyncio.wait_for`: on Python 3.11 wait_for swallows a cancellation that
+arrives as its inner work completes (CPython gh-86296), which once left
+`aclose()` waiting forever for a watchdog that kept running.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 
 from adapters.local_executor import LocalExecutor
 from adapters.ray_actors import StepActor, run_cpu_task, unpack
@@ -41,10 +50,18 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # per step, counting restarts after a dead actor
 BIG_ARG_BYTES = 1024 * 1024  # larger bytes arguments go through the object store
 WATCH_INTERVAL_S = 2.0
+LIVENESS_INTERVAL_S = 5.0  # a step's actor silent this long is asked whether it still runs it
+LIVENESS_TIMEOUT_S = 30.0  # no answer within this (an actor starting on a busy node) = dead
+CANCEL_DRAIN_S = 5.0  # how long a cancelled step may take to stop on its actor
+CLOSE_WAIT_S = 5.0  # aclose: longest wait for the watchdog and for killing the actors
 
 
 class ClusterLost(Exception):
     """The Ray cluster stopped answering while a step was running."""
+
+
+class StepActorLost(Exception):
+    """A step's actor stopped answering or was restarted, and Ray did not say so (yet)."""
 
 
 @dataclass
@@ -91,6 +108,7 @@ class RayExecutor:
         self._description = "Ray (not started)"
         self._gcs: tuple[str, int] | None = None
         self._lost = asyncio.Event()
+        self._closing = False
         self._watchdog: asyncio.Task[None] | None = None
         self._local: LocalExecutor | None = None
 
@@ -124,7 +142,7 @@ class RayExecutor:
                 retry = replace(job, provider_id=tracker.provider_id)
                 try:
                     return await self._until_lost(self._remote_step(retry, tracker, avoid))
-                except RayActorError as exc:
+                except (RayActorError, StepActorLost) as exc:
                     log.warning("step actor died (attempt %d): %s", attempt, _first_line(exc))
                     await self._check_alive()
                 except ClusterLost:
@@ -147,15 +165,19 @@ class RayExecutor:
         return await self._fallback().run_cpu(fn, *args)
 
     async def aclose(self) -> None:
-        """Stop the actors, the watchdog, the fallback and the Ray this executor started."""
+        """Stop the actors, the watchdog, the fallback and the Ray this executor started.
+
+        Bounded: the watchdog and the kills get CLOSE_WAIT_S each.
+        """
+        self._closing = True  # the watchdog's loop ends even if a cancel went astray
         if self._watchdog is not None:
             self._watchdog.cancel()
-            await asyncio.wait({self._watchdog})
+            await asyncio.wait({self._watchdog}, timeout=CLOSE_WAIT_S)
         pools, self._pools = self._pools, {}
-        if not self._lost.is_set() and ray.is_initialized():
-            for pool in pools.values():
-                for actor in pool.actors:
-                    ray.kill(actor)
+        actors = [actor for pool in pools.values() for actor in pool.actors]
+        if actors and not self._lost.is_set() and ray.is_initialized():
+            # ray.kill waits for the head's answer: off the loop, and not for ever
+            await _in_daemon_thread(lambda: [ray.kill(actor) for actor in actors], CLOSE_WAIT_S)
         if self._local is not None:
             await self._local.aclose()
         if self._owns_ray and not self._lost.is_set():
@@ -168,14 +190,21 @@ class RayExecutor:
         actor, call_id = pool.actors[index], uuid.uuid4().hex
         pool.busy[index] += 1
         stream = actor.run.remote(job, call_id)
+        watch = _Liveness(actor)
         try:
-            async for ref in stream:
-                kind, value = await ref
-                if kind == "report":
+            while True:
+                try:
+                    ref = await watch.wait(stream.__anext__())
+                except StopAsyncIteration:
+                    raise RuntimeError("the step actor ended without a result") from None
+                kind, value = await watch.wait(ref)
+                if kind == "started":
+                    watch.instance = value
+                elif kind == "report":
                     await tracker.hooks.report(value)
                 elif kind == "provider_id":
                     await tracker.remember(value)
-                    await actor.ack.remote(call_id)
+                    await watch.wait(actor.ack.remote(call_id))
                 elif kind == "error":
                     raise value
                 else:
@@ -184,25 +213,32 @@ class RayExecutor:
         except RayActorError:
             avoid.add(index)
             raise
+        except StepActorLost:
+            avoid.add(index)
+            with contextlib.suppress(Exception):  # in case it still runs somewhere
+                ray.cancel(stream)
+            raise
         except asyncio.CancelledError:
             await self._cancel_stream(stream)
             raise
         finally:
             pool.busy[index] -= 1
-        raise RuntimeError("the step actor ended without a result")
 
     async def _cancel_stream(self, stream: Any) -> None:
         """Cancel a remote step and wait (briefly) until it has really stopped."""
         if self._lost.is_set():
             return
-        ray.cancel(stream)
+        with contextlib.suppress(Exception):
+            ray.cancel(stream)
 
         async def drain() -> None:
             async for ref in stream:
                 await ref
 
-        with contextlib.suppress(Exception):  # TaskCancelledError: the end we asked for
-            await asyncio.wait_for(drain(), timeout=5.0)
+        # TaskCancelledError (the end we asked for), an actor error or TimeoutError
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CANCEL_DRAIN_S):
+                await drain()
 
     async def _until_lost(self, work: Coroutine[Any, Any, T]) -> T:
         """Await `work`, unless the cluster is declared lost first (then ClusterLost)."""
@@ -211,8 +247,8 @@ class RayExecutor:
         try:
             await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.wait({task})
+            task.cancel()  # the step cancels its remote call, within CANCEL_DRAIN_S
+            await asyncio.wait({task}, timeout=CANCEL_DRAIN_S + 1.0)
             raise
         finally:
             lost.cancel()
@@ -237,7 +273,7 @@ class RayExecutor:
     async def _watch(self) -> None:
         """Probe the cluster's head; two failed probes in a row mean the cluster is lost."""
         failures = 0
-        while not self._lost.is_set():
+        while not (self._lost.is_set() or self._closing):
             await asyncio.sleep(WATCH_INTERVAL_S)
             failures = 0 if await self._alive() else failures + 1
             if failures >= 2:
@@ -253,9 +289,8 @@ class RayExecutor:
         if self._gcs is None:
             return True
         try:
-            _reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(*self._gcs), PROBE_TIMEOUT_S
-            )
+            async with asyncio.timeout(PROBE_TIMEOUT_S):  # not wait_for: see the module doc
+                _reader, writer = await asyncio.open_connection(*self._gcs)
         except (OSError, TimeoutError):
             return False
         writer.close()
@@ -265,6 +300,73 @@ class RayExecutor:
         if not self._lost.is_set():
             log.warning("lost the Ray cluster; the remaining steps run on the local executor")
             self._lost.set()
+
+
+class _Liveness:
+    """Bounds the waits on one remote step: a silent actor is asked which instance it is."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.instance: str | None = None  # set by the step's "started" event
+        self.unstarted_checks = 0
+
+    async def wait(self, work: Awaitable[T]) -> T:
+        """Await `work`; raises StepActorLost once the actor is known not to run the step."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=LIVENESS_INTERVAL_S)
+                if done:
+                    return task.result()
+                await self._check()
+        finally:
+            if not task.done():
+                task.cancel()  # the local wait only; the caller cancels the remote call
+            elif not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" later
+
+    async def _check(self) -> None:
+        ref = self.actor.instance.remote()
+        try:
+            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+                current = await ref
+        except (RayError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+            reason = f"no answer within {LIVENESS_TIMEOUT_S:g} s"
+            if isinstance(exc, RayError):
+                reason = _first_line(exc)
+            raise StepActorLost(f"the step actor is gone ({reason})") from exc
+        if self.instance is None:
+            # The actor answers, so the call was delivered and should start at once.
+            self.unstarted_checks += 1
+            if self.unstarted_checks >= 2:
+                raise StepActorLost("the step never started on its (answering) actor")
+        elif current != self.instance:
+            raise StepActorLost("the step actor was restarted; the step died with it")
+
+
+async def _in_daemon_thread(fn: Callable[[], object], limit_s: float) -> None:
+    """Run a blocking call in a daemon thread and wait at most `limit_s` for it."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def target() -> None:
+        try:
+            fn()
+        except Exception as exc:
+            log.warning("while stopping Ray actors: %s", _first_line(exc))
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_set_done, done)
+
+    threading.Thread(target=target, name="ray-close", daemon=True).start()
+    await asyncio.wait({done}, timeout=limit_s)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _cluster_facts(cluster: bool) -> tuple[str, str]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from adapters.local_executor import LocalExecutor
-from core.errors import PermanentStepError
+from core.errors import PermanentStepError, TransientStepError
 from core.model import ProductPlan, StepName
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -135,6 +136,21 @@ async def test_step_errors_keep_their_type(
     assert str(caught.value) == "model said no to image 0"
     ok = await executor.run_step(_job(tmp_path, 1), HOOKS)  # the failure stays isolated
     assert Path(ok.path).exists()
+
+
+async def test_retry_material_crosses_the_executor(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    """What a retry needs: the stored prediction id goes in, a transient error comes out."""
+    gen = FileGatedGenerator(gates, open_all=True, busy={(1, "image")})
+    executor = make_executor(gen)
+    resumed = replace(_job(tmp_path, 0), provider_id="pred-stored")
+    out = await executor.run_step(resumed, HOOKS)
+    assert isinstance(out, StepOutput)
+    assert [(key, given) for key, given, _pid in gen.calls] == [((0, "image"), "pred-stored")]
+    with pytest.raises(TransientStepError, match="provider busy") as caught:
+        await executor.run_step(_job(tmp_path, 1), HOOKS)
+    assert caught.value.delay_s == 2.5  # the delay survives the trip, for the retry loop
 
 
 async def test_cancel_reaches_the_running_step(

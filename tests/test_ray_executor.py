@@ -6,11 +6,13 @@ All on the session's real local Ray (2 CPUs).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from core.scheduler import Limits
 from tests.fakes.file_gates import FileGatedGenerator
 
 LIMITS = Limits(text=1, image=2, video=1, cpu=2)
+STEP_LIMIT_S = 60.0  # a step or a close that takes this long is hanging: fail with its stack
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
@@ -46,7 +49,8 @@ async def gen_and_executor(tmp_path: Path) -> AsyncIterator[tuple[FileGatedGener
     executor = RayExecutor(gen, LIMITS, RaySettings(actors_per_kind=2))
     yield gen, executor
     gen.open_every_gate()  # an abandoned remote step must not wait forever
-    await executor.aclose()
+    async with asyncio.timeout(STEP_LIMIT_S):
+        await executor.aclose()
 
 
 def _job(tmp_path: Path, index: int) -> StepJob:
@@ -69,14 +73,78 @@ async def test_a_dead_worker_reruns_the_step_elsewhere_with_the_stored_id(
     await gen.wait_started(1)
     (_key, given, first_pid), *_ = gen.calls
     assert (given, stored.provider_ids) == (None, ["pred-0-image"])  # stored before it waited
-    gen.open_every_gate()
-    os.kill(first_pid, signal.SIGKILL)
-    out = await task
-    assert Path(out.path).exists()
-    retried = gen.calls[-1]
+    os.kill(first_pid, signal.SIGKILL)  # its gate stays shut: only a re-run can finish the step
+    await gen.wait_until(lambda: len(gen.calls) >= 2, "the step to run again")
+    retried = gen.calls[1]
     assert retried[1] == "pred-0-image"  # re-polls the stored prediction instead of paying again
     assert retried[2] != first_pid
+    gen.open_every_gate()
+    async with asyncio.timeout(STEP_LIMIT_S):
+        out = await task
+    assert Path(out.path).exists()
     assert len(out.worker) == 56  # a Ray node id (hex)
+
+
+async def test_a_frozen_worker_is_given_up_and_the_step_reruns_with_the_stored_id(
+    gen_and_executor: tuple[FileGatedGenerator, RayExecutor],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gen, executor = gen_and_executor
+    caplog.set_level(logging.WARNING, logger=ray_executor.__name__)
+    warm_up = [
+        asyncio.create_task(executor.run_step(_job(tmp_path, i), Stored().hooks)) for i in (1, 2)
+    ]
+    await gen.wait_started(2)  # both step actors of the kind are up (one step each)
+    gen.open((1, "image"), (2, "image"))
+    await asyncio.gather(*warm_up)
+    monkeypatch.setattr(ray_executor, "LIVENESS_INTERVAL_S", 0.2)
+    monkeypatch.setattr(ray_executor, "LIVENESS_TIMEOUT_S", 3.0)
+    stored = Stored()
+    task = asyncio.create_task(executor.run_step(_job(tmp_path, 0), stored.hooks))
+    await gen.wait_started(3)
+    (key, _given, frozen_pid) = gen.calls[2]
+    assert key == (0, "image")
+    os.kill(frozen_pid, signal.SIGSTOP)  # alive to Ray, silent to us: Ray reports nothing
+    try:
+        await gen.wait_until(lambda: len(gen.calls) >= 4, "the step to run again")
+        (key, given, pid) = gen.calls[3]
+        assert (key, given) == ((0, "image"), "pred-0-image")  # the stored id, re-polled
+        assert pid not in (frozen_pid, os.getpid())  # on the other step actor
+        gen.open_every_gate()
+        async with asyncio.timeout(STEP_LIMIT_S):
+            out = await task
+    finally:
+        os.kill(frozen_pid, signal.SIGKILL)
+    assert Path(out.path).exists()
+    assert "no answer within 3 s" in caplog.text  # found by the liveness check, not by Ray
+
+
+async def test_close_is_prompt_when_the_watchdog_has_just_probed(
+    gen_and_executor: tuple[FileGatedGenerator, RayExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CI hang: aclose() cancelled the watchdog in the very loop iteration in which its
+    # probe connected; 3.11's asyncio.wait_for swallowed the cancel and the watchdog
+    # went on probing for ever while aclose() waited for it.
+    _gen, executor = gen_and_executor
+    monkeypatch.setattr(ray_executor, "WATCH_INTERVAL_S", 0.01)
+    probed = asyncio.get_running_loop().create_future()
+    connect = asyncio.open_connection
+
+    async def connect_and_tell(*args: Any) -> Any:
+        pair = await connect(*args)
+        if not probed.done():
+            probed.set_result(None)  # the test wakes up before the watchdog does
+        return pair
+
+    monkeypatch.setattr(asyncio, "open_connection", connect_and_tell)
+    await executor.start()
+    await probed
+    async with asyncio.timeout(10):
+        await executor.aclose()
+    assert executor._watchdog is not None
+    assert executor._watchdog.done()
 
 
 async def test_lost_cluster_finishes_the_remaining_steps_locally(

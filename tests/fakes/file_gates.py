@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import PermanentStepError
+from core.errors import PermanentStepError, TransientStepError
 from core.model import StepName
 from core.ports import StepContext, StepJob, StepOutput
 
@@ -37,10 +37,12 @@ class FileGatedGenerator:
         open_all: bool = False,
         fail: set[Key] | None = None,
         fail_once: bool = False,
+        busy: set[Key] | None = None,
     ) -> None:
         self.folder = str(folder)
         self.fail = set(fail or ())
         self.fail_once = fail_once
+        self.busy = set(busy or ())  # these raise TransientStepError (a provider hiccup)
         folder.mkdir(parents=True, exist_ok=True)
         if open_all:
             self.open_every_gate()
@@ -134,6 +136,8 @@ class FileGatedGenerator:
             await asyncio.sleep(POLL_S)
 
     def _maybe_fail(self, key: Key) -> None:
+        if key in self.busy:
+            raise TransientStepError(f"provider busy for {key[1]} {key[0]}", delay_s=2.5)
         if key not in self.fail:
             return
         failed_before = self._path("failed", key)
