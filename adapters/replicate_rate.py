@@ -1,7 +1,10 @@
 """A token bucket for API calls, shared by every campaign on one event loop.
 
 Callers take a token before each request; the bucket hands them out at
-`rate_per_min` with a burst of about one second's worth, in arrival order.
+`rate_per_min` with a burst of half a second's worth, in arrival order. The
+burst is kept below the API's own (about a second's worth) on purpose: requests
+released exactly at the limit arrive with network jitter, and the API's unused
+burst is what absorbs it instead of answering 429.
 When the API answers 429 anyway, `pause()` holds every caller back until the
 limit resets, so one throttled request does not turn into a burst of them.
 """
@@ -13,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 _EPSILON = 1e-6
+BURST_S = 0.5  # seconds' worth of tokens the bucket may hand out at once
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -30,7 +34,7 @@ class TokenBucket:
         if rate_per_min <= 0:
             raise ValueError("rate_per_min must be above 0")
         self.rate_per_s = rate_per_min / 60.0
-        self.capacity = max(1.0, burst if burst is not None else self.rate_per_s)
+        self.capacity = max(1.0, burst if burst is not None else self.rate_per_s * BURST_S)
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.capacity

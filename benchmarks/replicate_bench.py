@@ -30,6 +30,7 @@ import httpx
 
 from adapters.local_executor import LocalExecutor
 from adapters.replicate_generator import ReplicateGenerator
+from adapters.replicate_rate import BURST_S
 from adapters.replicate_settings import ReplicateSettings
 from core.model import Campaign, ProductPlan, StepName
 from core.planner import OfflinePlanner
@@ -179,7 +180,7 @@ async def main(n: int, backlog: int, rate: float) -> None:
         stats = await backlog_run(backlog, rate, Path(tmp))
     limit = rate / 60
     creates, spread = stats["creates"], stats["last"] - stats["first"]
-    burst = int(limit)  # the first second's worth goes out at once (the bucket's burst)
+    burst = int(limit * BURST_S)  # what the bucket hands out at once before pacing
     steady = (creates - burst - 1) / spread if spread > 0 else float("inf")
     print()
     print(f"backlog: {backlog} image steps at once, create limit {rate:.0f}/min ({limit:.0f}/s)")
