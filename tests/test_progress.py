@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 
 from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
 from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProgressEvent
 from core.request import CampaignRequest
-
-
-class FakeClock:
-    """Time that moves only when the sink sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+from tests.fakes import FakeClock
 
 
 def _campaign(products: int = 2) -> Campaign:
@@ -83,7 +67,7 @@ async def test_an_event_after_a_delivery_waits_for_the_interval() -> None:
     await sink.publish(_step(EventKind.STEP_STARTED, 0))
     await sink.aclose()
     assert times == [100.0, 105.0]
-    assert clock.sleeps == [5.0]
+    assert clock.slept == [5.0]
 
 
 async def test_a_failing_delivery_does_not_break_the_sink() -> None:

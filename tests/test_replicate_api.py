@@ -11,19 +11,18 @@ import pytest
 from adapters.downloads import Downloader, OutputGone
 from adapters.replicate_predictions import PredictionApi
 from core.errors import PermanentStepError, TransientStepError
-from tests.fakes.replicate import MP4, TOKEN, FakeReplicate, Fault, fast_settings
+from tests.fakes.replicate import (
+    MP4,
+    TOKEN,
+    FakeReplicate,
+    Fault,
+    fake_replicate,  # noqa: F401 (registers the `fake` fixture)
+    fast_settings,
+)
 
 IMAGE = "black-forest-labs/flux-schnell"
 VERSION = "b" * 64
 INPUT = {"prompt": "a mug", "seed": 1}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -6,23 +6,18 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.replicate import TOKEN, FakeReplicate
+from tests.fakes.replicate import (
+    TOKEN,
+    FakeReplicate,
+    fake_replicate,  # noqa: F401 (registers the `fake` fixture)
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _env(tmp_path: Path, fake: FakeReplicate, **extra: str) -> dict[str, str]:

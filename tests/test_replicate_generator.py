@@ -26,7 +26,12 @@ from core.scheduler import Limits, Scheduler
 from core.service import CampaignService, ServiceConfig
 from storage.sqlite_store import SqliteStore
 from tests.fakes import fake_sheet
-from tests.fakes.replicate import TOKEN, FakeReplicate, fast_settings
+from tests.fakes.replicate import (
+    TOKEN,
+    FakeReplicate,
+    fake_replicate,  # noqa: F401 (registers the `fake` fixture)
+    fast_settings,
+)
 
 LIMITS = Limits(text=2, image=4, video=2, cpu=1)
 REQUEST = CampaignRequest(theme="retro cats", products=3, videos=True, seed=11)
@@ -40,14 +45,6 @@ class Recorder:
 
     async def publish(self, event: ProgressEvent) -> None:
         self.events.append(event)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 Build = Callable[..., CampaignService]

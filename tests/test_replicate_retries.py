@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,13 @@ from adapters.replicate_predictions import PredictionApi
 from adapters.replicate_settings import ReplicateSettings
 from core.model import ProductPlan, StepName
 from core.ports import StepContext, StepHooks, StepJob
-from tests.fakes.replicate import TOKEN, FakeReplicate, Fault, fast_settings
+from tests.fakes import FakeClock
+from tests.fakes.replicate import (
+    FakeReplicate,
+    Fault,
+    fake_replicate,  # noqa: F401 (registers the `fake` fixture)
+    fast_settings,
+)
 
 IMAGE = "black-forest-labs/flux-schnell"
 INPUT = {"prompt": "a mug", "seed": 1}
@@ -27,40 +32,20 @@ CAP = ReplicateSettings().retry_cap_s  # the configured default: 60 s
 TOKEN_WAIT_MAX = 0.01  # the create bucket's own waits at the test rate are ~1 ms
 
 
-class FakeTime:
-    """A clock that moves only when slept on; records every sleep (no real waiting)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
+class FakeTime(FakeClock):
+    """The shared fake clock, plus the waits that were backoffs."""
 
     def backoffs(self) -> list[float]:
         """The waits between attempts (not the create bucket's token waits)."""
         return [s for s in self.slept if s > TOKEN_WAIT_MAX]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    server = FakeReplicate(token=TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def _create_with_faults(
     fake: FakeReplicate, faults: list[Fault], **changes: Any
 ) -> tuple[FakeTime, PredictionApi]:
-    time = FakeTime()
+    time = FakeTime(start=1000.0)
     settings = fast_settings(fake, **{"backoff_s": 1.0, "retry_cap_s": CAP, **changes})
-    api = PredictionApi(settings, clock=time.clock, sleep=time.sleep)
+    api = PredictionApi(settings, clock=time, sleep=time.sleep)
     fake.faults.extend(faults)
     try:
         created = await api.create(IMAGE, INPUT)

@@ -14,6 +14,7 @@ from core.errors import ConfigError
 from core.model import StepKind
 from core.plan_json import PlanFormatError, parse_plans, plan_prompt
 from core.request import CampaignRequest, Style
+from tests.fakes import FakeClock
 
 VERSION = "a" * 64
 
@@ -104,21 +105,8 @@ def test_cli_model_overrides_are_checked() -> None:
         ReplicateSettings().with_models({"text": "nope"})
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 async def test_token_bucket_paces_after_the_burst() -> None:
-    clock = _Clock()
+    clock = FakeClock()
     bucket = TokenBucket(600, burst=2, clock=clock, sleep=clock.sleep)  # 10 per second
     for _ in range(5):
         await bucket.take()

@@ -86,6 +86,22 @@ class GatedGenerator:
         )
 
 
+class FakeClock:
+    """Time that moves only when slept on; records every sleep (no real waiting)."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
 def fake_sheet(items: list[tuple[str, str]], out_path: str, *, title: str) -> str:
     """A picklable contact-sheet stand-in: lists the items in a text file."""
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,10 @@ import contextlib
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.fakes.replicate_parts import (
@@ -361,6 +362,15 @@ def fast_settings(fake: FakeReplicate, **changes: Any) -> Any:
         "read_per_min": 600000.0,
     }
     return ReplicateSettings(**{**values, **changes})
+
+
+@pytest.fixture(name="fake")
+async def fake_replicate() -> AsyncIterator[FakeReplicate]:
+    """A running fake Replicate API that checks the test token."""
+    server = FakeReplicate(token=TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 async def _serve_forever(port: int, latency: dict[str, float], rate: float | None) -> None:
