@@ -37,6 +37,7 @@ from adapters.ray_connect import RaySettings, open_ray_executor
 from adapters.render import render_contact_sheet
 from adapters.replicate_generator import ReplicateGenerator
 from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_webhooks import WebhookReceiver
 from bot import console
 from core.errors import CampaignError, ConfigError, InvalidRequest
 from core.model import Campaign, CampaignStatus
@@ -103,11 +104,14 @@ async def open_service(
     planner: Planner | None = None,
     run_steps: bool = True,
     models: Mapping[str, str | None] | None = None,
+    webhook_listener: bool = True,
 ) -> AsyncIterator[CampaignService]:
     """Build store, generator, executor and service; close them all on exit.
 
     `run_steps=False` (commands that only read or flag campaigns) skips
     starting Ray: the local executor is never used and starts nothing.
+    With REPLICATE_WEBHOOK_URL set, steps that run start the webhook listener
+    (`webhook_listener=False`: the caller mounts `webhooks(...)` itself).
     """
     owned = None if generator else make_generator(settings, models)  # closed here at the end
     generator = generator or owned
@@ -129,14 +133,27 @@ async def open_service(
             max_products=settings.max_products,
         ),
     )
+    receiver = webhooks(generator) if run_steps and webhook_listener else None
     try:
-        yield service
+        async with contextlib.AsyncExitStack() as stack:
+            if receiver is not None:
+                await stack.enter_async_context(
+                    receiver.listen(*receiver.runtime.settings.listen_address())
+                )
+            yield service
     finally:
         await service.aclose()
         await executor.aclose()
         await store.close()
         if isinstance(owned, ReplicateGenerator):
             await owned.aclose()
+
+
+def webhooks(generator: Generator) -> WebhookReceiver | None:
+    """The webhook receiver when Replicate generates and REPLICATE_WEBHOOK_URL is set."""
+    if isinstance(generator, ReplicateGenerator) and generator.settings.webhook_url:
+        return WebhookReceiver(generator.runtime)
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,9 +302,16 @@ async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
     slack = SlackSettings.from_env()
     socket = args.socket or slack.app_token is not None
     slack.check(socket_mode=socket)
-    async with open_service(settings) as service:
+    async with open_service(settings, webhook_listener=socket) as service:
         front = slack_app.SlackFrontEnd(service, slack, max_products=settings.max_products)
-        await slack_app.serve_until_stopped(front, socket=socket, host=args.host, port=args.port)
+        receiver = None if socket else webhooks(service.generator)
+        await slack_app.serve_until_stopped(
+            front,
+            socket=socket,
+            host=args.host,
+            port=args.port,
+            mount=receiver.add_to if receiver else None,
+        )
     return EXIT_OK
 
 

@@ -65,6 +65,7 @@ class LlmPlanner:
             self.runtime.current().api,
             spec.ref,
             spec.inputs(plan_prompt(request, strict=strict), seed=request.seed),
+            kind=StepKind.TEXT,
             deadline_s=settings.deadline(StepKind.TEXT),
             report=_quiet,
         )

@@ -25,7 +25,7 @@ Packed = tuple[str, bool, Any]
 """A CPU task's answer: (Ray node id, ok, the value or the exception)."""
 Event = tuple[str, Any]
 """One item a running step streams to the driver: ("started" (first, with the actor's
-instance id) | "report" | "provider_id" | "output" | "error", value)."""
+instance id) | "report" | "provider_id" | "output_url" | "output" | "error", value)."""
 ACK_SLOTS = 64  # acks and liveness checks run in their own group: never behind a step
 
 
@@ -89,11 +89,16 @@ class _StepRun:
 
     def context(self) -> StepContext:
         """Hooks that stream to the driver, and CPU work as Ray tasks."""
-        return StepContext(StepHooks(self.report, self.remember_provider_id), self.run_cpu)
+        hooks = StepHooks(self.report, self.remember_provider_id, self.output_ready)
+        return StepContext(hooks, self.run_cpu)
 
     async def report(self, message: str) -> None:
         """Forward a status line; the step does not wait for it."""
         self.events.put_nowait(("report", message))
+
+    async def output_ready(self, url: str) -> None:
+        """Forward the output's provider URL (a chained step may start); no wait for it."""
+        self.events.put_nowait(("output_url", url))
 
     async def remember_provider_id(self, provider_id: str) -> None:
         """Forward the prediction id and wait until the driver has stored it."""

@@ -2,8 +2,9 @@
 
     driver (event loop)                      Ray
     run_step --semaphore per kind--> StepActor.run (async, num_cpus=0,
-       ^  report / provider_id  <-----   max_concurrency = the kind's limit)
-       |  ack once stored       ----->      generator.run(job, ctx)
+       ^  report, provider_id,  <-----   max_concurrency = the kind's limit)
+       |  output_url            <-----
+       |  ack of a provider_id  ----->      generator.run(job, ctx)
        |  output or error       <-----        ctx.run_cpu --> cpu_call (num_cpus=1)
     run_cpu --------------------------------> cpu_call (num_cpus=1)
 
@@ -150,7 +151,8 @@ class RayExecutor:
             if not self._lost.is_set():
                 raise TransientStepError(f"Ray workers died {MAX_ATTEMPTS} times running this step")
         local_job = replace(job, provider_id=tracker.provider_id)
-        return await self._fallback().run_step(local_job, StepHooks(hooks.report, tracker.remember))
+        local_hooks = StepHooks(hooks.report, tracker.remember, hooks.output_ready)
+        return await self._fallback().run_step(local_job, local_hooks)
 
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run a picklable function as a Ray task holding one CPU."""
@@ -202,6 +204,8 @@ class RayExecutor:
                     watch.instance = value
                 elif kind == "report":
                     await tracker.hooks.report(value)
+                elif kind == "output_url":
+                    await tracker.hooks.output_ready(value)
                 elif kind == "provider_id":
                     await tracker.remember(value)
                     await watch.wait(actor.ack.remote(call_id))

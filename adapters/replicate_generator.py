@@ -6,9 +6,13 @@ buckets are made lazily, once per running event loop, by `ReplicateRuntime`,
 which the LLM planner shares so its predictions count against the same limit.
 
 A step: create the prediction (or re-attach to `job.provider_id`), store its
-id at once, poll it with a per-kind deadline, cancel it on Replicate when the
-deadline passes or the step is cancelled, then download its output into the
-campaign folder and price it from `metrics`.
+id at once, wait for it with a per-kind deadline (images and plans are created
+with `Prefer: wait` and usually come back finished), cancel it on Replicate
+when the deadline passes or the step is cancelled, announce its output URL
+(a video can start from it at once), then download the output into the
+campaign folder and price it from `metrics`. A video's input image is the
+image's output URL while Replicate still serves it, else the saved file
+(inline when small, uploaded when not).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +28,7 @@ from typing import Any
 
 from adapters.downloads import Downloader, OutputGone, sniff
 from adapters.replicate_models import ModelSpec, OutputKind
+from adapters.replicate_polls import timestamp
 from adapters.replicate_predictions import Prediction, PredictionApi, Report
 from adapters.replicate_settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Remember = Callable[[str], Awaitable[None]]
 REUSABLE = frozenset({"starting", "processing", "succeeded"})
+SHORT_KINDS = frozenset({StepKind.TEXT, StepKind.IMAGE})  # created with `Prefer: wait`
 CANCEL_WAIT_S = 15.0
 CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
 DOWNLOAD_ATTEMPTS = 3
@@ -86,17 +93,21 @@ async def predict(
     ref: str,
     inputs: dict[str, Any],
     *,
+    kind: StepKind,
     deadline_s: float,
     report: Report,
     remember: Remember | None = None,
     existing: Prediction | None = None,
 ) -> Prediction:
     """Create (or continue) a prediction and wait for it; cancel it if we stop waiting."""
-    prediction = existing or await _create(api, ref, inputs, report)
+    loop = asyncio.get_running_loop()
+    started = loop.time() if existing is None else _loop_time_of(existing, loop)
+    wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
+    prediction = existing or await _create(api, ref, inputs, report, wait_s)
     try:
         if remember is not None and existing is None:
             await remember(prediction["id"])  # stored before any waiting
-        return await api.wait(prediction, deadline_s, report)
+        return await api.wait(prediction, deadline_s, report, model=ref, started=started)
     except TimeoutError:
         await _cancel(api, prediction["id"])
         raise PermanentStepError(
@@ -107,11 +118,18 @@ async def predict(
         raise
 
 
+def _loop_time_of(prediction: Prediction, loop: asyncio.AbstractEventLoop) -> float:
+    """When a prediction was created, on the loop's clock (now, if unknown)."""
+    created = timestamp(prediction.get("created_at"))
+    age = max(0.0, time.time() - created) if created is not None else 0.0
+    return loop.time() - age
+
+
 async def _create(
-    api: PredictionApi, ref: str, inputs: dict[str, Any], report: Report
+    api: PredictionApi, ref: str, inputs: dict[str, Any], report: Report, wait_s: int | None
 ) -> Prediction:
     await report(f"sending to {ref.split(':')[0]}")
-    task = asyncio.create_task(api.create(ref, inputs), name=f"{CREATE_TASK}:{ref}")
+    task = asyncio.create_task(api.create(ref, inputs, wait_s=wait_s), name=f"{CREATE_TASK}:{ref}")
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -218,6 +236,7 @@ class ReplicateGenerator:
             own.api,
             spec.ref,
             inputs or {},
+            kind=job.kind,
             deadline_s=self.settings.deadline(job.kind),
             report=ctx.hooks.report,
             remember=ctx.hooks.remember_provider_id,
@@ -225,9 +244,15 @@ class ReplicateGenerator:
         )
         if (error := outcome_error(prediction)) is not None:
             raise PermanentStepError(error)
-        path = await self._download(own.downloads, prediction, job, ctx)
+        url = file_url(prediction.get("output"))
+        if url is None:
+            raise PermanentStepError("the model returned no output")
+        if not url.startswith("data:"):
+            await ctx.hooks.output_ready(url)  # a video may start from it while we download
+        path = await self._download(own.downloads, url, job, ctx)
         return StepOutput(
             path=path,
+            url=None if url.startswith("data:") else url,
             provider_id=str(prediction["id"]),
             model=spec.ref,
             cost_usd=spec.cost_usd(prediction.get("metrics")),
@@ -251,9 +276,12 @@ class ReplicateGenerator:
     async def _inputs(self, api: PredictionApi, spec: ModelSpec, job: StepJob) -> dict[str, Any]:
         if job.step is StepName.IMAGE:
             return spec.inputs(job.plan.image_prompt, seed=job.seed)
-        if job.input_path is None:
+        if job.input_url is not None:
+            image = job.input_url  # Replicate still serves the image: no upload, no wait
+        elif job.input_path is not None:
+            image = await self._image_input(api, job.input_path)
+        else:
             raise PermanentStepError("video step has no input image")
-        image = await self._image_input(api, job.input_path)
         return spec.inputs(job.plan.video_prompt, seed=job.seed, image=image)
 
     async def _image_input(self, api: PredictionApi, path: str) -> str:
@@ -265,11 +293,8 @@ class ReplicateGenerator:
         return await api.upload(data, Path(path).name, media)
 
     async def _download(
-        self, downloads: Downloader, prediction: Prediction, job: StepJob, ctx: StepContext
+        self, downloads: Downloader, url: str, job: StepJob, ctx: StepContext
     ) -> str:
-        url = file_url(prediction.get("output"))
-        if url is None:
-            raise PermanentStepError("the model returned no output")
         kind = OutputKind.VIDEO if job.kind is StepKind.VIDEO else OutputKind.IMAGE
         stem = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
         await ctx.hooks.report("downloading")

@@ -29,12 +29,20 @@ class ReplicateSettings:
     deadline_video_s: float = 1800.0
     create_per_min: float = 600.0  # Replicate's create limit
     read_per_min: float = 3000.0  # Replicate's limit for every other endpoint
+    burst_s: float = 1.0  # seconds' worth of requests sent at once (Replicate allows bursts)
+    # `Prefer: wait` on text and image creates: the answer comes when the prediction
+    # is done or after this long. Kept below the 15 s a cancel waits for a create's
+    # answer, so a campaign cancelled meanwhile still learns the id and cancels it.
+    prefer_wait_s: int = 10
     create_attempts: int = 6
     backoff_s: float = 1.0  # first retry delay; doubles, with jitter
     retry_cap_s: float = 60.0
     read_timeout_s: float = 30.0  # wait for an API answer (the client's default); not in env
-    poll_min_s: float = 0.25
-    poll_max_s: float = 5.0
+    poll_min_s: float = 0.05  # shortest gap between polls of one prediction
+    poll_max_s: float = 5.0  # longest gap (the webhook, when set, usually comes first)
+    webhook_url: str | None = None  # public URL Replicate POSTs finished predictions to
+    webhook_secret: str | None = field(default=None, repr=False)  # whsec_...; else fetched
+    webhook_listen: str = "127.0.0.1:8788"  # host:port of the webhook listener (not Slack)
     allow_http: bool = False  # plain http API and output URLs: local testing only
     max_download_mb: float = 200.0
     inline_max_kb: int = 256  # input images up to this size go inline as data: URIs
@@ -72,6 +80,10 @@ class ReplicateSettings:
         settings = cls(
             api_token=env.get("REPLICATE_API_TOKEN") or None,
             base_url=(env.get("REPLICATE_BASE_URL") or "").strip() or None,
+            webhook_url=(env.get("REPLICATE_WEBHOOK_URL") or "").strip() or None,
+            webhook_secret=(env.get("REPLICATE_WEBHOOK_SECRET") or "").strip() or None,
+            webhook_listen=(env.get("REPLICATE_WEBHOOK_LISTEN") or "").strip()
+            or base.webhook_listen,
             models=models,
             allow_http=env_value(env, "REPLICATE_ALLOW_HTTP", yes_no, False),
             **numbers,
@@ -79,16 +91,34 @@ class ReplicateSettings:
         settings.check()
         return settings
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.prefer_wait_s <= 60:
+            raise ConfigError("REPLICATE_PREFER_WAIT is invalid: must be 1-60 seconds")
+
     def check(self) -> None:
-        """Refuse a plain-http API URL unless explicitly allowed (the token travels there)."""
-        if self.base_url is None:
-            return
-        scheme = urlsplit(self.base_url).scheme
-        if scheme not in ("https", "http") or (scheme == "http" and not self.allow_http):
+        """Refuse plain-http URLs unless explicitly allowed, and malformed webhook secrets."""
+        for name, url in (
+            ("REPLICATE_BASE_URL", self.base_url),
+            ("REPLICATE_WEBHOOK_URL", self.webhook_url),
+        ):
+            scheme = urlsplit(url).scheme if url else "https"
+            if scheme not in ("https", "http") or (scheme == "http" and not self.allow_http):
+                raise ConfigError(
+                    f"{name}={url!r} is invalid: must be https "
+                    "(plain http only with REPLICATE_ALLOW_HTTP=1, for local testing)"
+                )
+        if self.webhook_secret is not None and not self.webhook_secret.startswith("whsec_"):
+            raise ConfigError("REPLICATE_WEBHOOK_SECRET is invalid: it starts with whsec_")
+        self.listen_address()
+
+    def listen_address(self) -> tuple[str, int]:
+        """(host, port) of REPLICATE_WEBHOOK_LISTEN."""
+        host, _, port = self.webhook_listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(
-                f"REPLICATE_BASE_URL={self.base_url!r} is invalid: must be https "
-                "(plain http only with REPLICATE_ALLOW_HTTP=1, for local testing)"
+                f"REPLICATE_WEBHOOK_LISTEN={self.webhook_listen!r} is invalid: use host:port"
             )
+        return host, int(port)
 
 
 _ENV = {
@@ -97,6 +127,8 @@ _ENV = {
     "deadline_video_s": "REPLICATE_DEADLINE_VIDEO",
     "create_per_min": "REPLICATE_CREATE_RATE",
     "read_per_min": "REPLICATE_READ_RATE",
+    "burst_s": "REPLICATE_BURST",
+    "prefer_wait_s": "REPLICATE_PREFER_WAIT",
     "create_attempts": "REPLICATE_CREATE_ATTEMPTS",
     "retry_cap_s": "REPLICATE_RETRY_CAP",
     "poll_min_s": "REPLICATE_POLL_MIN",

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +42,7 @@ from core.service import CampaignService
 
 COMMAND = "/campaign"
 EVENTS_PATH = "/slack/events"
+Mount = Callable[[web.Application], None]  # adds routes to the Slack HTTP server
 HISTORY_LIMIT = 10
 SHUTDOWN_GRACE_S = 5.0  # time for followers to post a final state before they are stopped
 
@@ -338,9 +339,17 @@ class SlackFrontEnd:
 
 
 @contextlib.asynccontextmanager
-async def serving_http(front: SlackFrontEnd, host: str, port: int) -> AsyncIterator[int]:
-    """Serve the AsyncApp at EVENTS_PATH on host:port; yields the bound port."""
-    runner = web.AppRunner(front.app.web_app(path=EVENTS_PATH, port=port))
+async def serving_http(
+    front: SlackFrontEnd, host: str, port: int, mount: Mount | None = None
+) -> AsyncIterator[int]:
+    """Serve the AsyncApp at EVENTS_PATH on host:port; yields the bound port.
+
+    `mount` adds more routes to the same server (e.g. the Replicate webhook).
+    """
+    app = front.app.web_app(path=EVENTS_PATH, port=port)
+    if mount is not None:
+        mount(app)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -363,7 +372,9 @@ async def socket_mode(
         await handler.close_async()  # type: ignore[no-untyped-call]
 
 
-async def serve_until_stopped(front: SlackFrontEnd, *, socket: bool, host: str, port: int) -> None:
+async def serve_until_stopped(
+    front: SlackFrontEnd, *, socket: bool, host: str, port: int, mount: Mount | None = None
+) -> None:
     """Serve until SIGINT or SIGTERM, then stop campaigns and followers in order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -376,7 +387,7 @@ async def serve_until_stopped(front: SlackFrontEnd, *, socket: bool, host: str, 
                 front.service.start_resuming(front.sinks_for_stored)
                 await stop.wait()
         else:
-            async with serving_http(front, host, port) as bound:
+            async with serving_http(front, host, port, mount) as bound:
                 log.warning("Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH)
                 front.service.start_resuming(front.sinks_for_stored)
                 await stop.wait()

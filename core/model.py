@@ -93,6 +93,7 @@ class StepRecord:
     worker: str | None = None
     model: str | None = None
     predict_time_s: float | None = None  # provider compute time, summed over attempts
+    output_url: str | None = None  # the provider URL of the output, kept for chaining
 
     def evolve(self, **changes: object) -> StepRecord:
         """A copy with some fields changed."""

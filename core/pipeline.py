@@ -3,6 +3,18 @@
 A chain moves on as soon as its own input exists; there is no barrier
 between products. Every step's state is written to the store before and
 after it runs, and announced as a progress event.
+
+A video does not wait for its image to be saved: it starts as soon as the
+image's provider output URL exists (the generator calls the `output_ready`
+hook before it downloads), while the image step goes on saving the file.
+The video's job gets that URL while it is younger than URL_FRESH_S (the
+provider keeps outputs for an hour) and the file once it is saved; a chain
+resumed after its image finished gets the stored URL only if the image
+finished less than URL_FRESH_S ago. The product is finished when both steps
+are. Once the URL exists the video stands on its own: if the image's
+download then fails, the image step is FAILED with its error and the video
+goes on, its outcome kept. A video whose image failed without a URL is
+SKIPPED.
 """
 
 from __future__ import annotations
@@ -10,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import StepError, TransientStepError
 from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
@@ -22,6 +34,7 @@ from core.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 Publish = Callable[[ProgressEvent], Awaitable[None]]
+URL_FRESH_S = 50 * 60  # a provider output URL is handed on until this old (Replicate: 1 hour)
 
 
 def step_names(request: CampaignRequest) -> tuple[StepName, ...]:
@@ -46,6 +59,50 @@ def _add(total: float | None, more: float | None) -> float | None:
 
 
 @dataclass
+class _Handoff:
+    """An image as its video uses it: the provider URL as soon as it exists, the saved file.
+
+    `ready` is set by the first URL or when the image step ends, whichever comes first.
+    """
+
+    url: str | None = None
+    url_at: float | None = None  # when the URL was known to exist
+    path: str | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def stored(cls, image: StepRecord | None) -> _Handoff:
+        """The handoff of an image that finished before this run."""
+        handoff = cls()
+        handoff.image_finished(image)
+        return handoff
+
+    def url_ready(self, url: str, now: float) -> None:
+        """The image's provider output exists at `url` (it is not saved yet)."""
+        if url != self.url:  # the same URL again (a re-poll) keeps its first, older time
+            self.url, self.url_at = url, now
+        self.ready.set()
+
+    def image_finished(self, image: StepRecord | None) -> None:
+        """The image step ended; a success brings its file (and maybe a URL)."""
+        if image is not None and image.status is StepStatus.SUCCEEDED:
+            self.path = image.output
+            if image.output_url is not None and image.output_url != self.url:
+                self.url, self.url_at = image.output_url, image.finished_at
+        self.ready.set()
+
+    @property
+    def usable(self) -> bool:
+        """Whether there is anything to animate."""
+        return self.url is not None or self.path is not None
+
+    def inputs(self, now: float) -> tuple[str | None, str | None]:
+        """(input_url, input_path) for a video attempt starting now: the URL only while fresh."""
+        fresh = self.url_at is not None and now - self.url_at < URL_FRESH_S
+        return (self.url if fresh else None), self.path
+
+
+@dataclass
 class ChainRunner:
     """Runs product chains of one campaign on the shared scheduler and executor."""
 
@@ -61,40 +118,66 @@ class ChainRunner:
     max_attempts: int = 3
 
     async def run(self, product: Product) -> None:
-        """Run every unfinished step of the product, in order."""
-        image: str | None = product.output(StepName.IMAGE)
-        for step in product.steps:
-            if step.status.done:  # finished before (retry resets the steps it re-runs)
-                continue
-            if step.name is StepName.VIDEO and image is None:
-                await self._finish(
-                    step.evolve(status=StepStatus.SKIPPED, error="no image to animate")
-                )
-                continue
-            done = await self._run_step(product.plan, step, image)
-            if step.name is StepName.IMAGE:
-                image = done.output if done.status is StepStatus.SUCCEEDED else None
+        """Run every unfinished step of the product (a retry resets the ones it re-runs)."""
+        plan = product.plan
+        image, video = product.step(StepName.IMAGE), product.step(StepName.VIDEO)
+        if video is None or video.status.done:  # at most the image is left to run
+            if image is not None and not image.status.done:
+                await self._run_step(plan, image)
+        elif image is None or image.status.done:  # the image finished before this run
+            await self._video(plan, video, _Handoff.stored(image))
+        else:
+            await self._chain(plan, image, video)
         await self.publish(
             ProgressEvent(
                 EventKind.PRODUCT_FINISHED,
                 self.campaign_id,
                 self.clock(),
-                product.plan.index,
-                status=await self._product_status(product.plan.index),
+                plan.index,
+                status=await self._product_status(plan.index),
             )
         )
+
+    async def _chain(self, plan: ProductPlan, image: StepRecord, video: StepRecord) -> None:
+        """Image and video at once: the video waits only for the image's URL (or its end).
+
+        The task group owns the image step: cancelling the chain (or a crash on
+        either side) cancels and awaits both.
+        """
+        handoff = _Handoff()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._image(plan, image, handoff))
+            await handoff.ready.wait()
+            await self._video(plan, video, handoff)
+
+    async def _image(self, plan: ProductPlan, image: StepRecord, handoff: _Handoff) -> None:
+        handoff.image_finished(await self._run_step(plan, image, feeds=handoff))
+
+    async def _video(self, plan: ProductPlan, video: StepRecord, image: _Handoff) -> None:
+        if not image.usable:
+            await self._finish(video.evolve(status=StepStatus.SKIPPED, error="no image to animate"))
+            return
+        await self._run_step(plan, video, given=image)
 
     async def _product_status(self, index: int) -> str:
         campaign = await self.store.get(self.campaign_id)
         return campaign.products[index].status.value
 
-    async def _run_step(self, plan: ProductPlan, step: StepRecord, image: str | None) -> StepRecord:
+    async def _run_step(
+        self,
+        plan: ProductPlan,
+        step: StepRecord,
+        *,
+        given: _Handoff | None = None,
+        feeds: _Handoff | None = None,
+    ) -> StepRecord:
+        """Run one step in its kind's slot; `given` is its input image, `feeds` its video's."""
         async with self.scheduler.slot(step.name.kind, self.campaign_id):
             holder = [step]  # the hooks update it (provider id) while an attempt runs
             while True:
                 holder[0] = await self._start(holder[0])
                 try:
-                    return await self._attempt(plan, holder, image)
+                    return await self._attempt(plan, holder, given, feeds)
                 except TransientStepError as exc:
                     step = holder[0]  # keeps a prediction id the failed attempt stored
                     if step.attempts >= self.max_attempts:
@@ -105,9 +188,14 @@ class ChainRunner:
                     await asyncio.sleep(exc.delay_s)
 
     async def _attempt(
-        self, plan: ProductPlan, holder: list[StepRecord], image: str | None
+        self,
+        plan: ProductPlan,
+        holder: list[StepRecord],
+        given: _Handoff | None,
+        feeds: _Handoff | None,
     ) -> StepRecord:
         step = holder[0]
+        input_url, input_path = given.inputs(self.clock()) if given else (None, None)
         job = StepJob(
             self.campaign_id,
             step.name,
@@ -115,12 +203,13 @@ class ChainRunner:
             self.style,
             self.seed + plan.index,
             self.out_dir,
-            input_path=image,
+            input_path=input_path,
+            input_url=input_url,
             model=step.model,
             provider_id=step.provider_id,
         )
         try:
-            out = await self.executor.run_step(job, self._hooks(holder))
+            out = await self.executor.run_step(job, self._hooks(holder, feeds))
         except asyncio.CancelledError:
             await self._finish(holder[0].evolve(status=StepStatus.CANCELED, error="canceled"))
             raise
@@ -139,6 +228,7 @@ class ChainRunner:
             holder[0].evolve(
                 status=StepStatus.SUCCEEDED,
                 output=out.path,
+                output_url=out.url or holder[0].output_url,
                 provider_id=out.provider_id,
                 model=out.model or step.model,
                 cost_usd=step.cost_usd + out.cost_usd,
@@ -148,7 +238,7 @@ class ChainRunner:
             )
         )
 
-    def _hooks(self, holder: list[StepRecord]) -> StepHooks:
+    def _hooks(self, holder: list[StepRecord], feeds: _Handoff | None) -> StepHooks:
         async def report(message: str) -> None:
             await self._report(holder[0], message)
 
@@ -156,7 +246,13 @@ class ChainRunner:
             holder[0] = holder[0].evolve(provider_id=provider_id)
             await self.store.save_step(self.campaign_id, holder[0])
 
-        return StepHooks(report, remember_provider_id)
+        async def output_ready(url: str) -> None:
+            holder[0] = holder[0].evolve(output_url=url)
+            await self.store.save_step(self.campaign_id, holder[0])
+            if feeds is not None:
+                feeds.url_ready(url, self.clock())
+
+        return StepHooks(report, remember_provider_id, output_ready)
 
     async def _start(self, step: StepRecord) -> StepRecord:
         step = step.evolve(
@@ -165,6 +261,7 @@ class ChainRunner:
             started_at=self.clock(),
             finished_at=None,
             error=None,
+            output_url=None,  # this attempt reports its own (a re-poll: the same one again)
         )
         await self.store.save_step(self.campaign_id, step)
         await self._event(EventKind.STEP_STARTED, step)

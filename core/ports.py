@@ -6,7 +6,7 @@ Fakes in tests satisfy these without inheriting from anything.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from core.model import (
@@ -38,6 +38,8 @@ class StepJob:
     seed: int
     out_dir: str
     input_path: str | None = None  # the image, for a video step
+    # the image's provider URL, for a video step (fresher than input_path)
+    input_url: str | None = None
     model: str | None = None  # a request's model override, if any
     provider_id: str | None = None  # set when resuming an in-flight prediction
 
@@ -57,14 +59,24 @@ class StepOutput:
     cost_usd: float = 0.0
     worker: str = "local"
     predict_time_s: float | None = None  # the provider's metrics.predict_time, if reported
+    url: str | None = None  # the provider's output URL, if any
+
+
+async def _ignore(_url: str) -> None:
+    """The default output_ready hook: nobody chains on this step."""
 
 
 @dataclass(frozen=True)
 class StepHooks:
-    """Callbacks a running step uses to talk back to the campaign."""
+    """Callbacks a running step uses to talk back to the campaign.
+
+    output_ready: the step's provider output URL exists (before it is
+    downloaded); a chained step may start from it.
+    """
 
     report: Callable[[str], Awaitable[None]]
     remember_provider_id: Callable[[str], Awaitable[None]]
+    output_ready: Callable[[str], Awaitable[None]] = field(default=_ignore)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,18 @@ from core.model import StepKind
 
 @dataclass(frozen=True)
 class Limits:
-    """Maximum steps of each kind running at once (process-wide)."""
+    """Maximum steps of each kind running at once (process-wide).
 
-    text: int = 4
-    image: int = 8
-    video: int = 4
+    Provider steps (text, image, video) are mostly waiting on the provider, and
+    its limits are request rates, not concurrent predictions: the defaults let
+    three campaigns of the largest size (20 products) run every step at once,
+    so the provider's rate buckets are the throttle, not these caps. They are
+    there for fairness and memory. CPU steps use every core.
+    """
+
+    text: int = 16
+    image: int = 64
+    video: int = 64
     cpu: int = max(1, os.cpu_count() or 1)
 
     def of(self, kind: StepKind) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
-from core.pipeline import ChainRunner, new_product, step_names
+from core.pipeline import ChainRunner, Publish, new_product, step_names
 from core.planner import base_seed
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.progress import EventKind, ProgressEvent
@@ -58,6 +58,7 @@ class _Running:
     work: asyncio.Task[None] | None = None
     canceled: bool = False
     sinks: list[ProgressSink] = field(default_factory=list)
+    sheet: tuple[list[tuple[str, str]], str | None] | None = None  # (its images, its path)
 
 
 class CampaignService:
@@ -298,10 +299,32 @@ class CampaignService:
 
     async def _work(self, campaign: Campaign) -> None:
         products = campaign.products or await self._plan(campaign)
-        runner = self._runner(campaign)
+        images_left = {p.plan.index for p in products if not _image_done(p)}
+        images_done = asyncio.Event()
+        if not images_left:
+            images_done.set()
+
+        async def publish(event: ProgressEvent) -> None:
+            if event.kind is EventKind.STEP_FINISHED and event.step is StepName.IMAGE:
+                images_left.discard(event.product_index or 0)
+                if not images_left:
+                    images_done.set()
+            await self._publish(event)
+
+        runner = self._runner(campaign, publish)
         async with asyncio.TaskGroup() as group:
             for product in products:
                 group.create_task(runner.run(product))
+            group.create_task(self._sheet_early(campaign.id, images_done))
+
+    async def _sheet_early(self, campaign_id: str, images_done: asyncio.Event) -> None:
+        """Render the contact sheet once every image is done, while the videos still run."""
+        await images_done.wait()
+        campaign = await self.store.get(campaign_id)
+        items = _sheet_items(campaign)
+        running = self._running.get(campaign_id)
+        if running is not None:
+            running.sheet = (items, await self._contact_sheet(campaign, items))
 
     async def _plan(self, campaign: Campaign) -> tuple[Product, ...]:
         async with self.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
@@ -322,7 +345,7 @@ class CampaignService:
             )
         return products
 
-    def _runner(self, campaign: Campaign) -> ChainRunner:
+    def _runner(self, campaign: Campaign, publish: Publish) -> ChainRunner:
         return ChainRunner(
             campaign_id=campaign.id,
             style=campaign.request.style.value,
@@ -331,7 +354,7 @@ class CampaignService:
             store=self.store,
             executor=self.executor,
             scheduler=self.scheduler,
-            publish=self._publish,
+            publish=publish,
             clock=self._clock,
         )
 
@@ -369,7 +392,7 @@ class CampaignService:
                     ),
                 )
         campaign = await self.store.get(campaign.id)
-        sheet = None if canceled else await self._contact_sheet(campaign)
+        sheet = None if canceled else await self._final_sheet(campaign)
         status = outcome(campaign.steps(), canceled)
         await self.store.save_status(
             campaign.id, status, finished_at=self._clock(), contact_sheet=sheet, error=error
@@ -386,12 +409,15 @@ class CampaignService:
         )
         return campaign
 
-    async def _contact_sheet(self, campaign: Campaign) -> str | None:
-        items = [
-            (p.plan.name, path)
-            for p in campaign.products
-            if (path := p.output(StepName.IMAGE)) is not None
-        ]
+    async def _final_sheet(self, campaign: Campaign) -> str | None:
+        """The sheet rendered early if its images are still the campaign's, else a new one."""
+        items = _sheet_items(campaign)
+        running = self._running.get(campaign.id)
+        if running is not None and running.sheet is not None and running.sheet[0] == items:
+            return running.sheet[1]
+        return await self._contact_sheet(campaign, items)
+
+    async def _contact_sheet(self, campaign: Campaign, items: list[tuple[str, str]]) -> str | None:
         if not items:
             return None
         out = str(self._folder(campaign.id) / "contact-sheet.png")
@@ -405,9 +431,24 @@ class CampaignService:
         return sheet
 
     async def _publish(self, event: ProgressEvent) -> None:
+        """Hand an event to every sink of its campaign."""
         running = self._running.get(event.campaign_id)
         for sink in running.sinks if running else ():
             try:
                 await sink.publish(event)
             except Exception:  # one broken display must not stop the campaign
                 log.exception("progress sink failed")
+
+
+def _image_done(product: Product) -> bool:
+    step = product.step(StepName.IMAGE)
+    return step is None or step.status.done
+
+
+def _sheet_items(campaign: Campaign) -> list[tuple[str, str]]:
+    """(name, image path) of every product that has an image."""
+    return [
+        (p.plan.name, path)
+        for p in campaign.products
+        if (path := p.output(StepName.IMAGE)) is not None
+    ]

@@ -37,6 +37,7 @@ _STEP_COLUMNS = (
     "worker",
     "model",
     "predict_time_s",
+    "output_url",
 )
 
 
@@ -330,4 +331,5 @@ def _step(row: Any) -> StepRecord:
         worker=row["worker"],
         model=row["model"],
         predict_time_s=row["predict_time_s"],
+        output_url=row["output_url"],
     )

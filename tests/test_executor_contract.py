@@ -20,7 +20,7 @@ from core.errors import PermanentStepError, TransientStepError
 from core.model import ProductPlan, StepName
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
-from tests.fakes import raise_value_error, wait_for_file, worker_pid
+from tests.fakes import UrlReportingGenerator, raise_value_error, wait_for_file, worker_pid
 from tests.fakes.file_gates import FileGatedGenerator
 
 LIMITS = Limits(text=1, image=2, video=1, cpu=2)
@@ -78,10 +78,13 @@ class RecordingHooks:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
-        self.hooks = StepHooks(self._report, self._remember)
+        self.hooks = StepHooks(self._report, self._remember, self._output_ready)
 
     async def _report(self, message: str) -> None:
         self.seen.append(("report", message))
+
+    async def _output_ready(self, url: str) -> None:
+        self.seen.append(("output_url", url))
 
     async def _remember(self, provider_id: str) -> None:
         self.seen.append(("provider_id", provider_id))
@@ -125,6 +128,21 @@ async def test_hooks_reach_the_driver_while_the_step_runs(
         0.01,
     )
     assert out.worker  # "local", or the Ray node id
+
+
+async def test_output_url_reaches_the_driver_before_the_result(
+    make_executor: ExecutorFactory, tmp_path: Path
+) -> None:
+    """A chained step may start from the URL: it must arrive, and the output must carry it."""
+    executor = make_executor(UrlReportingGenerator())
+    recorder = RecordingHooks()
+    video = replace(
+        _job(tmp_path, 3, StepName.VIDEO), input_url="https://example.invalid/3-image.png"
+    )
+    out = await executor.run_step(video, recorder.hooks)
+    assert recorder.seen == [("output_url", "https://example.invalid/3-video.png")]
+    assert out.url == "https://example.invalid/3-video.png"
+    assert Path(out.path).read_text() == "input_url=https://example.invalid/3-image.png"
 
 
 async def test_step_errors_keep_their_type(

@@ -102,7 +102,10 @@ async def test_full_campaign(build: Build, fake: FakeReplicate) -> None:
     assert kinds.count("black-forest-labs/flux-schnell") == 3
     assert kinds.count("bytedance/seedance-1-lite") == 3
     videos = fake.created("bytedance/seedance-1-lite")
-    assert all(v["input"]["image"].startswith("data:image/png;base64,") for v in videos)
+    images = {p["id"]: p for p in fake.created("black-forest-labs/flux-schnell")}
+    assert {v["input"]["image"] for v in videos} == {i["output"][0] for i in images.values()}
+    assert not fake.uploads  # started from the image's output URL: nothing sent back up
+    assert all(_step(campaign, i, StepName.IMAGE).output_url for i in range(3))
     assert fake.file_headers and all("Authorization" not in h for h in fake.file_headers)
     assert Path(campaign.contact_sheet or "").exists()
 
@@ -194,8 +197,9 @@ async def test_user_cancel_sends_the_cancel_calls(build: Build, fake: FakeReplic
     fake.script["retro cats"] = "hang"
     service = build(planner=OfflinePlanner())
     campaign = await service.submit(REQUEST)
-    for _ in range(500):  # until every image prediction exists
-        if len(fake.created()) == 3:
+    for _ in range(500):  # until every image prediction's id is stored
+        stored = await service.get(campaign.id)
+        if sum(1 for s in stored.steps() if s.provider_id) == 3:
             break
         await asyncio.sleep(0.01)
     campaign = await service.cancel(campaign.id)
@@ -206,13 +210,19 @@ async def test_user_cancel_sends_the_cancel_calls(build: Build, fake: FakeReplic
     assert stored == set(fake.cancels)  # ids were stored before waiting
 
 
-async def test_large_input_image_is_uploaded(build: Build, fake: FakeReplicate) -> None:
-    request = CampaignRequest(theme="cats", products=1, videos=True, seed=2)
-    campaign = await build(planner=OfflinePlanner(), inline_max_kb=0).run(request)
-    assert campaign.status is CampaignStatus.SUCCEEDED
+async def test_saved_image_is_uploaded_when_its_url_is_gone(
+    build: Build, fake: FakeReplicate, tmp_path: Path
+) -> None:
+    generator = build(planner=OfflinePlanner(), inline_max_kb=0).generator
+    image = tmp_path / "p01-image.png"
+    Image.new("RGB", (8, 8)).save(image)
+    plan = plan_offline(CampaignRequest(theme="cats", products=1))[0]
+    job = StepJob("c1", StepName.VIDEO, plan, "photo", 2, str(tmp_path), input_path=str(image))
+    ctx, _ = await _hooks()
+    out = await generator.run(job, ctx)  # type: ignore[attr-defined]
     video = fake.created("bytedance/seedance-1-lite")[0]
     assert video["input"]["image"].startswith(fake.base_url + "/v1/files/")
-    assert len(fake.uploads) == 1
+    assert len(fake.uploads) == 1 and Path(out.path).exists()
 
 
 async def test_planner_fences_garbage_and_fallback(build: Build, fake: FakeReplicate) -> None:

@@ -16,7 +16,7 @@ from adapters.downloads import DECODE_INLINE_MAX, Downloader
 from adapters.replicate_generator import CREATE_TASK, ReplicateGenerator, predict
 from adapters.replicate_predictions import PredictionApi
 from adapters.replicate_settings import ReplicateSettings
-from core.model import ProductPlan, StepName
+from core.model import ProductPlan, StepKind, StepName
 from core.ports import StepContext, StepHooks, StepJob
 from tests.fakes import FakeClock
 from tests.fakes.replicate import (
@@ -139,7 +139,9 @@ def _live_creates() -> list[asyncio.Task[Any]]:
 async def _held_create(fake: FakeReplicate, api: PredictionApi) -> asyncio.Task[Any]:
     """A predict() whose create request has reached the fake and waits at its gate."""
     fake.create_gate = asyncio.Event()
-    task = asyncio.create_task(predict(api, IMAGE, INPUT, deadline_s=10.0, report=_quiet))
+    task = asyncio.create_task(
+        predict(api, IMAGE, INPUT, kind=StepKind.IMAGE, deadline_s=10.0, report=_quiet)
+    )
     async with asyncio.timeout(10):
         await fake.at_gate.wait()
     return task

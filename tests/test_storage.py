@@ -68,6 +68,7 @@ async def test_round_trip(store: SqliteStore) -> None:
             cost_usd=0.003,
             worker="node-a",
             predict_time_s=1.25,
+            output_url="https://example.invalid/1.png",
         )
     )
     await store.save_step(original.id, step)
@@ -83,6 +84,8 @@ async def test_round_trip(store: SqliteStore) -> None:
     assert loaded.products[1].steps[0] == step
     assert loaded.products[1].steps[0].predict_time_s == 1.25
     assert loaded.products[0].steps[0].predict_time_s is None  # not known yet: NULL
+    assert loaded.products[1].steps[0].output_url == "https://example.invalid/1.png"
+    assert loaded.products[0].steps[0].output_url is None
     assert loaded.products[1].steps[1] == original.products[1].steps[1]
     assert (loaded.status, loaded.started_at, loaded.finished_at, loaded.contact_sheet) == (
         CampaignStatus.PARTIAL,
@@ -181,6 +184,29 @@ async def test_v3_database_gains_predict_time(tmp_path: Path) -> None:
     try:
         await store.create_campaign(_campaign())
         assert (await store.get("abc12345")).products[0].steps[0].predict_time_s is None
+    finally:
+        await store.close()
+
+
+async def test_v4_database_gains_output_url(tmp_path: Path) -> None:
+    import shutil
+
+    import aiosqlite
+
+    old = tmp_path / "v4"
+    old.mkdir()
+    for _version, path in migrations()[:4]:
+        shutil.copy(path, old / path.name)
+    async with aiosqlite.connect(tmp_path / "old.db", isolation_level=None) as db:
+        assert await migrate(db, old) == 4
+    store = await SqliteStore.open(tmp_path / "old.db")  # V5 adds the column
+    try:
+        await store.create_campaign(_campaign())
+        step = (await store.get("abc12345")).products[0].steps[0]
+        assert step.output_url is None
+        await store.save_step("abc12345", step.evolve(output_url="https://example.invalid/a"))
+        stored = (await store.get("abc12345")).products[0].steps[0]
+        assert stored.output_url == "https://example.invalid/a"
     finally:
         await store.close()
 

@@ -155,3 +155,24 @@ async def make_orphan(store: CampaignStore, origin: dict[str, str], products: in
     )
     await store.create_campaign(campaign)
     return campaign.id
+
+
+class UrlReportingGenerator:
+    """Picklable: announces its output URL through `output_ready`, then writes its file.
+
+    What the Replicate generator does once a prediction succeeded (before the
+    download), for the executor contract: the URL must reach the driver's hooks.
+    """
+
+    name = "url-reporting"
+
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        return 0.0
+
+    async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
+        url = f"https://example.invalid/{job.plan.index}-{job.step.value}.png"
+        await ctx.hooks.output_ready(url)
+        path = Path(job.out_dir) / f"{job.plan.index}-{job.step.value}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"input_url={job.input_url}")
+        return StepOutput(path=str(path), url=url)

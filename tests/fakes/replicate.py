@@ -7,8 +7,12 @@ then the outcome once the model's latency has passed (computed when polled, so
 the fake runs no background tasks). It records every request, and tests inject
 trouble: create faults (429 with or without Retry-After, 5xx, a connection
 dropped or an answer withheld until the client times out, before or after the
-prediction is made), a gate that holds creates, a create rate limit, and
+prediction is made), a gate that holds creates, create and read rate limits, and
 per-prompt outcomes (fail with a message, aborted, empty output, hang).
+Like the real API it honours `Prefer: wait=N` on creates (the answer is held
+until the prediction finishes or N seconds pass) and, for a create that names
+a `webhook`, POSTs the finished prediction there, signed like Replicate
+(webhook-id, webhook-timestamp, webhook-signature) with `webhook_secret`.
 
 Run it alone:  python -m tests.fakes.replicate --port 8765 --profile bench
 then:  REPLICATE_API_TOKEN=x REPLICATE_BASE_URL=http://127.0.0.1:8765 \\
@@ -19,13 +23,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
+import re
 import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -44,6 +55,9 @@ from tests.fakes.replicate_parts import (
 
 __all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
 MADE_FIRST = frozenset({"drop_after", "stall_after"})  # faults that strike after the create
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+WAIT_RE = re.compile(r"\bwait(?:=(\d+))?")
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-webhook-signing-key-0123456").decode()
 
 
 class FakeReplicate:
@@ -55,8 +69,10 @@ class FakeReplicate:
         latency: dict[str, float] | None = None,
         token: str | None = None,
         create_rate_per_min: float | None = None,
+        read_rate_per_min: float | None = None,
         burst_s: float = 2.0,
         page_size: int = 50,
+        webhook_secret: str = WEBHOOK_SECRET,
     ) -> None:
         self.latency = dict(PROFILES["fast"], **(latency or {}))
         self.token = token
@@ -77,14 +93,16 @@ class FakeReplicate:
         self.cancels: list[str] = []
         self.uploads: dict[str, bytes] = {}
         self.throttled = 0
+        self.reads_throttled = 0
+        self.read_times: list[float] = []
+        self.webhook_secret = webhook_secret
+        self.webhooks_sent: list[tuple[str, str]] = []  # (prediction id, status)
+        self.webhook_fault: int | None = None  # if set, webhooks are never sent (lost)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._born: dict[str, float] = {}
-        self._limit = (
-            CreateLimit(create_rate_per_min / 60, max(1.0, create_rate_per_min / 60 * burst_s))
-            if create_rate_per_min
-            else None
-        )
-        if self._limit:
-            self._limit.tokens = self._limit.capacity
+        self._born_wall: dict[str, float] = {}
+        self._limit = _limit(create_rate_per_min, burst_s)
+        self._read_limit = _limit(read_rate_per_min, burst_s)
         self._png = png()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -100,6 +118,7 @@ class FakeReplicate:
         app.router.add_post("/v1/files", self._upload)
         app.router.add_get("/v1/files/{id}", self._file_info)
         app.router.add_get("/files/{name}", self._serve)
+        app.router.add_get("/v1/webhooks/default/secret", self._secret)
         app.router.add_get("/_fake/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -114,6 +133,9 @@ class FakeReplicate:
         self._released.set()
         if self.create_gate is not None:
             self.create_gate.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -133,6 +155,11 @@ class FakeReplicate:
         self.requests.append((request.method, request.path_qs, dict(request.headers)))
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
             return error_reply(401, "Invalid API token")
+        if request.method == "GET":
+            self.read_times.append(time.monotonic())
+            if self._read_limit is not None and not self._read_limit.take():
+                self.reads_throttled += 1
+                return error_reply(429, "Request was throttled. Your rate limit resets in ~1s.")
         return None
 
     async def _create_official(self, request: web.Request) -> web.StreamResponse:
@@ -166,12 +193,57 @@ class FakeReplicate:
         if not isinstance(body.get("input"), dict):
             return error_reply(422, "input is required")
         prediction = self._new(model, version, body["input"])
+        if isinstance(body.get("webhook"), str):
+            self._spawn(self._send_webhook(prediction, body["webhook"]))
         if fault is not None and fault.kind == "stall_after":
             return await self._withhold(request)
         if fault is not None:  # drop_after: made it, but the answer never arrives
             request.transport.close()  # type: ignore[union-attr]
             return web.Response()
+        if (wait := WAIT_RE.search(request.headers.get("Prefer", ""))) is not None:
+            await self._hold(prediction, float(wait[1] or 60))
         return web.json_response(self._view(prediction), status=201)
+
+    async def _hold(self, prediction: dict[str, Any], wait_s: float) -> None:
+        """`Prefer: wait`: answer once the prediction has finished or `wait_s` has passed."""
+        deadline = time.monotonic() + wait_s
+        while self._view(prediction)["status"] not in TERMINAL:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, max(0.001, self._left(prediction))))
+
+    def _left(self, prediction: dict[str, Any]) -> float:
+        """Seconds until the prediction is due to finish (by its latency)."""
+        age = time.monotonic() - self._born[prediction["id"]]
+        return self._latency(prediction) - age
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_webhook(self, prediction: dict[str, Any], url: str) -> None:
+        """POST the finished prediction to `url`, signed like Replicate does."""
+        await self._hold(prediction, 1800.0)  # predictions time out after 30 minutes
+        if self.webhook_fault is not None or prediction["status"] not in TERMINAL:
+            return
+        body = json.dumps(prediction)
+        webhook_id, stamp = f"msg_{secrets.token_hex(8)}", str(int(time.time()))
+        key = base64.b64decode(self.webhook_secret.split("_", 1)[1])
+        digest = hmac.new(key, f"{webhook_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+        }
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(url, data=body, headers=headers, timeout=_POST_TIMEOUT) as reply,
+            ):
+                self.webhooks_sent.append((prediction["id"], str(reply.status)))
 
     async def _withhold(self, request: web.Request) -> web.Response:
         """Answer nothing until the fake stops (the client's read timeout fires first)."""
@@ -202,6 +274,7 @@ class FakeReplicate:
         }
         self.predictions[pid] = prediction
         self._born[pid] = time.monotonic()
+        self._born_wall[pid] = time.time()
         self.create_times.append(time.monotonic())
         return prediction
 
@@ -286,6 +359,11 @@ class FakeReplicate:
             return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
         return error_reply(404, "Not found.")
 
+    async def _secret(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        return web.json_response({"key": self.webhook_secret})
+
     async def _stats(self, request: web.Request) -> web.Response:
         times = self.create_times
         return web.json_response(
@@ -295,6 +373,11 @@ class FakeReplicate:
                 "last": times[-1] if times else None,
                 "throttled": self.throttled,
                 "requests": len(self.requests),
+                "reads": len(self.read_times),
+                "reads_throttled": self.reads_throttled,
+                "peak_reads_per_min": _peak(self.read_times, 60.0),
+                "peak_reads_per_s": _peak(self.read_times, 1.0),
+                "webhooks_sent": len(self.webhooks_sent),
             }
         )
 
@@ -311,7 +394,7 @@ class FakeReplicate:
         if prediction["status"] in ("succeeded", "failed", "canceled", "aborted"):
             return prediction
         kind = self._kind(prediction)
-        latency = self.latency.get(prediction["model"], self.latency[kind])
+        latency = self._latency(prediction)
         age = time.monotonic() - self._born[prediction["id"]]
         behaviour = self._behaviour(str(prediction["input"].get("prompt", "")))
         if age >= latency * 0.1 and prediction["status"] == "starting":
@@ -320,11 +403,19 @@ class FakeReplicate:
             self._finish(prediction, kind, latency, behaviour)
         return prediction
 
+    def _latency(self, prediction: dict[str, Any]) -> float:
+        kind = self._kind(prediction)
+        return float(self.latency.get(prediction["model"], self.latency[kind]))
+
     def _behaviour(self, prompt: str) -> str:
         return next((b for key, b in self.script.items() if key in prompt), "")
 
     def _finish(self, p: dict[str, Any], kind: str, latency: float, behaviour: str) -> None:
-        p.update(completed_at=now_iso(), metrics={"predict_time": round(latency, 3)})
+        done = datetime.fromtimestamp(self._born_wall[p["id"]] + latency, UTC)  # when it was due
+        p.update(
+            completed_at=done.isoformat().replace("+00:00", "Z"),
+            metrics={"predict_time": round(latency, 3)},
+        )
         if behaviour.startswith("fail:"):
             p.update(status="failed", error=behaviour[5:])
         elif behaviour == "aborted":
@@ -343,6 +434,26 @@ class FakeReplicate:
                 p["output"] = p["output"][0]  # video models return one URL, not a list
 
 
+def _limit(rate_per_min: float | None, burst_s: float) -> CreateLimit | None:
+    if not rate_per_min:
+        return None
+    rate = rate_per_min / 60
+    limit = CreateLimit(rate, max(1.0, rate * burst_s))
+    limit.tokens = limit.capacity
+    return limit
+
+
+def _peak(times: list[float], window_s: float) -> int:
+    """The most events in any sliding window of `window_s` seconds."""
+    best, start = 0, 0
+    for end, stamp in enumerate(times):
+        while stamp - times[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+_POST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 TOKEN = "r8_fake-test-token-0123456789"  # what tests send; must never show up anywhere
 
 
@@ -358,6 +469,7 @@ def fast_settings(fake: FakeReplicate, **changes: Any) -> Any:
         "retry_cap_s": 0.2,
         "poll_min_s": 0.01,
         "poll_max_s": 0.05,
+        "prefer_wait_s": 1,
         "create_per_min": 60000.0,
         "read_per_min": 600000.0,
     }
@@ -373,8 +485,10 @@ async def fake_replicate() -> AsyncIterator[FakeReplicate]:
     await server.stop()
 
 
-async def _serve_forever(port: int, latency: dict[str, float], rate: float | None) -> None:
-    fake = FakeReplicate(latency=latency, create_rate_per_min=rate)
+async def _serve_forever(
+    port: int, latency: dict[str, float], rate: float | None, read_rate: float | None
+) -> None:
+    fake = FakeReplicate(latency=latency, create_rate_per_min=rate, read_rate_per_min=read_rate)
     print(f"fake Replicate listening on {await fake.start(port)}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -389,13 +503,14 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="fast")
     parser.add_argument("--latency", default="", help="e.g. image=0.3,video=3 (seconds)")
     parser.add_argument("--rate", type=float, default=None, help="create limit per minute")
+    parser.add_argument("--read-rate", type=float, default=None, help="GET limit per minute")
     args = parser.parse_args()
     latency = dict(PROFILES[args.profile])
     for pair in filter(None, args.latency.split(",")):
         key, _, value = pair.partition("=")
         latency[key.strip()] = float(value)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, latency, args.rate))
+        asyncio.run(_serve_forever(args.port, latency, args.rate, args.read_rate))
 
 
 if __name__ == "__main__":

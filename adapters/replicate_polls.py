@@ -1,0 +1,147 @@
+"""When to look at a running prediction again: a shared read budget, learned durations, webhooks.
+
+Every in-flight prediction on one event loop is watched here. Its next poll
+comes after a fraction of its elapsed time (`POLL_FRACTION`, so the time lost
+after it finishes is at most a few percent of its run time), never sooner
+than the read budget allows when many are in flight (`POLL_SHARE` of the
+account's read rate, spread over them), and at the moment it is expected to
+finish once a prediction of the same model has finished before: durations are
+learned from the API's own `created_at` / `completed_at`. When one prediction
+of a model finishes, the others of that model that have run about as long
+are polled at once. Polls ask the read bucket with a priority: the prediction
+nearest to its expected end goes first.
+
+A webhook (`deliver`) ends the wait at once; polling stays as the safety net,
+so a lost webhook costs latency, never a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from adapters.replicate_settings import ReplicateSettings
+
+Prediction = dict[str, Any]
+POLL_FRACTION = 0.03  # next poll after 3% of the elapsed time
+POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
+NUDGE_AT = 0.8  # a finish wakes the same model's predictions that ran this share as long
+EARLY_KEEP = 1000  # webhooks that arrived before their wait began, kept for a while
+LEARN_WEIGHT = 0.5  # weight of the newest duration in a model's running estimate
+
+
+@dataclass
+class Watch:
+    """One prediction being waited for."""
+
+    prediction_id: str
+    model: str
+    started: float  # loop time at which it was created (as near as we know)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    delivered: Prediction | None = None  # set by a webhook
+
+    async def nap(self, seconds: float) -> None:
+        """Sleep until the next poll, or less if woken (webhook or nudge)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wake.wait()
+        self.wake.clear()
+
+
+class Polls:
+    """The watches of one event loop, and what has been learned about each model."""
+
+    def __init__(self, settings: ReplicateSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._watches: dict[str, Watch] = {}
+        self._durations: dict[str, float] = {}
+        self._early: OrderedDict[str, Prediction] = OrderedDict()
+
+    def watch(self, prediction: Prediction, model: str, started: float | None = None) -> Watch:
+        """Start watching a prediction (`started`: when it was created, loop time)."""
+        pid = str(prediction["id"])
+        watch = Watch(pid, model, self._clock() if started is None else started)
+        if (early := self._early.pop(pid, None)) is not None:
+            watch.delivered = early
+            watch.wake.set()
+        self._watches[pid] = watch
+        return watch
+
+    def forget(self, watch: Watch) -> None:
+        """Stop watching."""
+        self._watches.pop(watch.prediction_id, None)
+
+    def delay(self, watch: Watch) -> float:
+        """Seconds until this prediction should be polled again."""
+        s = self.settings
+        elapsed = self._clock() - watch.started
+        gap = max(s.poll_min_s, min(s.poll_max_s, POLL_FRACTION * elapsed))
+        expected = self._durations.get(watch.model)
+        if expected is not None and elapsed < expected:
+            gap = min(gap, expected - elapsed)
+        floor = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
+        return max(gap, floor)
+
+    def priority(self, watch: Watch) -> float:
+        """Lower first: the prediction expected to finish soonest (or running longest)."""
+        elapsed = self._clock() - watch.started
+        expected = self._durations.get(watch.model)
+        return (expected - elapsed) if expected is not None else -elapsed
+
+    def deliver(self, prediction: Prediction) -> bool:
+        """A webhook brought this prediction's final state; True if someone was waiting."""
+        pid = str(prediction.get("id"))
+        watch = self._watches.get(pid)
+        if watch is None:
+            self._early[pid] = prediction
+            while len(self._early) > EARLY_KEEP:
+                self._early.popitem(last=False)
+            return False
+        watch.delivered = prediction
+        watch.wake.set()
+        return True
+
+    def finished(self, watch: Watch, prediction: Prediction) -> None:
+        """Learn the model's duration and wake its other predictions that are about as old."""
+        if prediction.get("status") != "succeeded":
+            return
+        took = server_duration(prediction)
+        if took is None:
+            took = self._clock() - watch.started
+        old = self._durations.get(watch.model)
+        self._durations[watch.model] = (
+            took if old is None else LEARN_WEIGHT * took + (1 - LEARN_WEIGHT) * old
+        )
+        now = self._clock()
+        for other in self._watches.values():
+            if other.model == watch.model and now - other.started >= NUDGE_AT * took:
+                other.wake.set()
+
+    def expected(self, model: str) -> float | None:
+        """The learned duration of a model's predictions, if any has finished."""
+        return self._durations.get(model)
+
+
+def server_duration(prediction: Prediction) -> float | None:
+    """Seconds from created_at to completed_at, by the API's own clock."""
+    created = timestamp(prediction.get("created_at"))
+    completed = timestamp(prediction.get("completed_at"))
+    if created is None or completed is None or completed < created:
+        return None
+    return completed - created
+
+
+def timestamp(value: object) -> float | None:
+    """Epoch seconds of an ISO-8601 time from the API, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
