@@ -20,9 +20,8 @@ lint: $(STAMP)
 	$(PY) -m mypy bot.py  # alone: bot.py and the bot/ package share a name
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.scheduler_bench
+	$(PY) -m benchmarks.speed_bench  # writes docs/BENCHMARKS.md and docs/gantt.png
 	$(PY) -m benchmarks.ray_bench
-	$(PY) -m benchmarks.replicate_bench
 
 venv: $(STAMP)
 

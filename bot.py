@@ -30,6 +30,7 @@ from typing import Any
 
 from rich.console import Console
 
+from adapters.downloads import shared_tls
 from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
 from adapters.offline_generator import OfflineGenerator
@@ -116,6 +117,8 @@ async def open_service(
     owned = None if generator else make_generator(settings, models)  # closed here at the end
     generator = generator or owned
     assert generator is not None
+    if isinstance(generator, ReplicateGenerator):
+        await asyncio.to_thread(shared_tls)  # ~50 ms once: not on the first campaign's path
     if run_steps:
         executor = await make_executor(settings, generator)
     else:

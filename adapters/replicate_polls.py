@@ -1,8 +1,9 @@
 """When to look at a running prediction again: a shared read budget, learned durations, webhooks.
 
 Every in-flight prediction on one event loop is watched here. Its next poll
-comes after a fraction of its elapsed time (`POLL_FRACTION`, so the time lost
-after it finishes is at most a few percent of its run time), never sooner
+comes after a fraction of its elapsed time (`POLL_FRACTION`, jittered so that
+predictions started together spread their polls: the first of a batch to
+finish is then seen after a fraction of one gap), never sooner
 than the read budget allows when many are in flight (`POLL_SHARE` of the
 account's read rate, spread over them), and at the moment it is expected to
 finish once a prediction of the same model has finished before: durations are
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +30,8 @@ from typing import Any
 from adapters.replicate_settings import ReplicateSettings
 
 Prediction = dict[str, Any]
-POLL_FRACTION = 0.03  # next poll after 3% of the elapsed time
+POLL_FRACTION = 0.05  # next poll after 5% of the elapsed time (on average)
+JITTER = 0.5  # gaps vary by +-50%: predictions started together do not poll together
 POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
 NUDGE_AT = 0.8  # a finish wakes the same model's predictions that ran this share as long
 EARLY_KEEP = 1000  # webhooks that arrived before their wait began, kept for a while
@@ -56,9 +59,15 @@ class Watch:
 class Polls:
     """The watches of one event loop, and what has been learned about each model."""
 
-    def __init__(self, settings: ReplicateSettings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: ReplicateSettings,
+        clock: Callable[[], float],
+        jitter: Callable[[], float] = lambda: random.uniform(1 - JITTER, 1 + JITTER),
+    ) -> None:
         self.settings = settings
         self._clock = clock
+        self._jitter = jitter
         self._watches: dict[str, Watch] = {}
         self._durations: dict[str, float] = {}
         self._early: OrderedDict[str, Prediction] = OrderedDict()
@@ -86,7 +95,7 @@ class Polls:
         if expected is not None and elapsed < expected:
             gap = min(gap, expected - elapsed)
         floor = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
-        return max(gap, floor)
+        return max(gap * self._jitter(), floor)
 
     def priority(self, watch: Watch) -> float:
         """Lower first: the prediction expected to finish soonest (or running longest)."""

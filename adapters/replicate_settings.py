@@ -38,7 +38,7 @@ class ReplicateSettings:
     backoff_s: float = 1.0  # first retry delay; doubles, with jitter
     retry_cap_s: float = 60.0
     read_timeout_s: float = 30.0  # wait for an API answer (the client's default); not in env
-    poll_min_s: float = 0.05  # shortest gap between polls of one prediction
+    poll_min_s: float = 0.1  # shortest gap between polls of one prediction
     poll_max_s: float = 5.0  # longest gap (the webhook, when set, usually comes first)
     webhook_url: str | None = None  # public URL Replicate POSTs finished predictions to
     webhook_secret: str | None = field(default=None, repr=False)  # whsec_...; else fetched

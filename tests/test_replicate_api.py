@@ -121,6 +121,17 @@ async def test_dropped_after_creation_is_adopted(api: PredictionApi, fake: FakeR
     assert fake.posts("/predictions") == 2  # no second create was sent
 
 
+async def test_adoption_ignores_a_deployment_model_name(
+    api: PredictionApi, fake: FakeReplicate
+) -> None:
+    fake.model_alias[IMAGE] = "replicate-internal/flux-schnell-int8-triton"
+    fake.faults.append(Fault("drop_after"))
+    created = await api.create(IMAGE, INPUT)
+    assert created["model"] == "replicate-internal/flux-schnell-int8-triton"
+    assert len(fake.created()) == 1 and api.stats["adopted"] == 1
+    assert fake.posts("/predictions") == 1  # adopted, not created again
+
+
 async def test_adoption_never_takes_a_prediction_twice(
     api: PredictionApi, fake: FakeReplicate
 ) -> None:

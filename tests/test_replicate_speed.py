@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -95,11 +96,11 @@ def test_default_burst_lets_a_first_wave_out_at_once() -> None:
 
 def test_retry_after_reads_seconds_dates_and_the_body() -> None:
     later = datetime.fromtimestamp(1_000_030, UTC)
-    dated = httpx.Response(429, headers={"Retry-After": format_datetime(later, usegmt=True)})
+    dated = {"Retry-After": format_datetime(later, usegmt=True)}
     assert retry_after(dated, now=lambda: 1_000_000.0) == pytest.approx(30.0)
-    assert retry_after(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
-    body = httpx.Response(429, json={"detail": "Your rate limit resets in ~12s."})
-    assert retry_after(body) == 12.0
+    assert retry_after({"retry-after": "7"}) == 7.0
+    body = json.dumps({"detail": "Your rate limit resets in ~12s."}).encode()
+    assert retry_after({}, body) == 12.0
 
 
 def test_list_pages_stay_on_our_base_url() -> None:
@@ -172,10 +173,10 @@ def _watch(polls: Polls, pid: str, started: float) -> Watch:
 
 def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     clock = FakeClock(start=0.0)
-    polls = Polls(ReplicateSettings(poll_min_s=0.05, poll_max_s=5.0), clock)
+    polls = Polls(ReplicateSettings(poll_min_s=0.05, poll_max_s=5.0), clock, jitter=lambda: 1.0)
     first, second = _watch(polls, "a", 0.0), _watch(polls, "b", 0.5)
     clock.now = 10.0
-    assert polls.delay(first) == pytest.approx(0.3)  # 3% of the elapsed time
+    assert polls.delay(first) == pytest.approx(0.5)  # 5% of the elapsed time
     done = {
         "id": "a",
         "status": "succeeded",
@@ -186,7 +187,7 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     polls.finished(first, done)
     assert polls.expected(VIDEO) == 40.0
     clock.now = 39.0
-    assert polls.delay(second) == pytest.approx(1.155)  # 3% of 38.5 s is sooner than due
+    assert polls.delay(second) == pytest.approx(1.5)  # due at 40.5: sooner than 5% of 38.5 s
     clock.now = 40.4
     assert polls.delay(second) == pytest.approx(0.1)  # due at 40.5: poll right then
     assert polls.priority(second) == pytest.approx(0.1)
@@ -203,9 +204,15 @@ def test_a_finish_wakes_the_same_models_elders_only() -> None:
     assert old.wake.is_set() and not young.wake.is_set() and not other.wake.is_set()
 
 
+def test_polls_of_a_batch_are_spread() -> None:
+    polls = Polls(ReplicateSettings(read_per_min=1e6), FakeClock(start=0.0))  # budget: no floor
+    watches = [_watch(polls, str(i), -10.0) for i in range(20)]
+    assert len({round(polls.delay(w), 6) for w in watches}) > 10
+
+
 def test_the_read_budget_spreads_polls_over_many_predictions() -> None:
     clock = FakeClock(start=0.0)
-    polls = Polls(ReplicateSettings(read_per_min=3000.0), clock)
+    polls = Polls(ReplicateSettings(read_per_min=3000.0), clock, jitter=lambda: 1.5)
     watches = [_watch(polls, str(i), 0.0) for i in range(200)]
     clock.now = 1.0
     # 200 predictions, 80% of 50 reads/s: each polled at most every 5 s.

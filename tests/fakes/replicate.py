@@ -81,6 +81,7 @@ class FakeReplicate:
         self.get_faults: deque[int] = deque()  # statuses answered to the next polls
         self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
         self.versions: dict[str, str] = {}  # version id -> owner/name
+        self.model_alias: dict[str, str] = {}  # asked-for model -> the `model` answered
         self.text_reply: Callable[[str], str] = default_reply
         self.create_gate: asyncio.Event | None = None  # if given, creates wait until it is set
         self.at_gate = asyncio.Event()  # set once a create waits at the gate
@@ -256,7 +257,7 @@ class FakeReplicate:
         pid = secrets.token_hex(10)
         prediction = {
             "id": pid,
-            "model": model,
+            "model": self.model_alias.get(model, model),  # real answers may name a deployment
             "version": version,
             "input": inputs,
             "status": "starting",
