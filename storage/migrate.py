@@ -1,12 +1,16 @@
 """Numbered schema migrations: storage/migrations/V{n}__{desc}.sql.
 
-The applied version is SQLite's `PRAGMA user_version`; each pending file runs
-in its own transaction together with the version bump.
+The applied version is SQLite's `PRAGMA user_version`. It is read inside the
+same `BEGIN IMMEDIATE` transaction that applies the pending files and bumps it,
+so several processes opening a new database at once migrate it exactly once:
+the first holds the write lock, the others wait (busy_timeout) and then find
+nothing left to do.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -28,15 +32,34 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
 
 async def migrate(db: aiosqlite.Connection, folder: Path = MIGRATIONS_DIR) -> int:
     """Apply pending migrations; returns the schema version now in force."""
-    async with db.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
-    for version, path in migrations(folder):
-        if version <= current:
-            continue
-        script = path.read_text(encoding="utf-8")
-        await db.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
-        )
-        current = version
+    found = migrations(folder)
+    await db.execute("BEGIN IMMEDIATE")  # the version is read under the write lock
+    try:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        for version, path in found:
+            if version <= current:
+                continue
+            for statement in statements(path.read_text(encoding="utf-8")):
+                await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {version}")
+            current = version
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
     return current
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of a script, split where SQLite says one is complete."""
+    found, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        found.append(pending.strip())
+    return [s for s in found if s]

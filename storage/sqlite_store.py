@@ -78,10 +78,10 @@ class SqliteStore:
         try:
             db.row_factory = aiosqlite.Row
             for pragma in (
+                "busy_timeout = 5000",  # first: other processes may be opening it too
                 "journal_mode = WAL",
                 "synchronous = NORMAL",
                 "foreign_keys = ON",
-                "busy_timeout = 5000",
             ):
                 await db.execute(f"PRAGMA {pragma}")
             await migrate(db)

@@ -225,3 +225,40 @@ async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:
     assert await store.orphans(stale_before=1000.0) == []  # finished ones are no orphans
     # a finished campaign runs nowhere: another process may take it (to retry it) at once
     assert await store.claim("abc12345", "proc-c", now=126.0, stale_before=116.0)
+
+
+_OPEN = """
+import asyncio, sys, time
+from pathlib import Path
+from storage.sqlite_store import SqliteStore
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+async def main() -> None:
+    store = await SqliteStore.open(sys.argv[1])
+    await store.close()
+asyncio.run(main())
+"""
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    from storage.migrate import migrations
+
+    latest = migrations()[-1][0]
+    for round_no in range(12):
+        db, go = tmp_path / f"new-{round_no}.db", tmp_path / f"go-{round_no}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN, str(db), str(go)], stderr=subprocess.PIPE
+            )
+            for _ in range(3)
+        ]
+        go.touch()  # all three start opening together
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
