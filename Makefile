@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench chaos venv clean
 
 demo: $(STAMP)
 	$(PY) bot.py demo
@@ -22,6 +22,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.speed_bench  # writes docs/BENCHMARKS.md and docs/gantt.png
 	$(PY) -m benchmarks.ray_bench
+
+# Chaos soak (CAMPAIGNS=20, SEED=random): kill -9, SIGSTOP/CONT, SIGTERM and 10% API faults,
+# each followed by `bot.py resume`; reports duplicates, cancels, lost outputs in docs/CHAOS.md.
+chaos: $(STAMP)
+	$(PY) -m benchmarks.chaos --campaigns $(or $(CAMPAIGNS),20) $(if $(SEED),--seed $(SEED))
 
 venv: $(STAMP)
 

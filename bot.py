@@ -7,7 +7,7 @@
     python bot.py show ID [--json]            one campaign in full
     python bot.py cancel ID                   stop a running campaign
     python bot.py retry ID [--json]           re-run its failed or canceled steps
-    python bot.py resume [--json]             finish campaigns a crashed process left running
+    python bot.py resume [--json] [--wait]    finish campaigns a stopped process left
     python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
     python bot.py discord                     the Discord front end (DISCORD_TOKEN)
 
@@ -23,6 +23,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +41,9 @@ from adapters.replicate_generator import ReplicateGenerator
 from adapters.replicate_settings import ReplicateSettings
 from adapters.replicate_webhooks import WebhookReceiver
 from bot import console
-from core.errors import CampaignError, ConfigError, InvalidRequest
+from bot.signals import StopSignals
+from core.errors import CampaignError, CampaignStateError, ConfigError, InvalidRequest
+from core.lease import Held
 from core.model import Campaign, CampaignStatus
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner, ProgressSink
@@ -106,6 +109,7 @@ async def open_service(
     run_steps: bool = True,
     models: Mapping[str, str | None] | None = None,
     webhook_listener: bool = True,
+    hand_over: bool = False,
 ) -> AsyncIterator[CampaignService]:
     """Build store, generator, executor and service; close them all on exit.
 
@@ -113,6 +117,8 @@ async def open_service(
     starting Ray: the local executor is never used and starts nothing.
     With REPLICATE_WEBHOOK_URL set, steps that run start the webhook listener
     (`webhook_listener=False`: the caller mounts `webhooks(...)` itself).
+    On exit, campaigns still running here are cancelled, or with `hand_over`
+    released for the next process (nothing is cancelled at the provider).
     """
     owned = None if generator else make_generator(settings, models)  # closed here at the end
     generator = generator or owned
@@ -134,6 +140,7 @@ async def open_service(
         config=ServiceConfig(
             data_dir=settings.data_dir,
             max_products=settings.max_products,
+            lease_s=settings.lease_s,
         ),
     )
     receiver = webhooks(generator) if run_steps and webhook_listener else None
@@ -145,7 +152,7 @@ async def open_service(
                 )
             yield service
     finally:
-        await service.aclose()
+        await service.aclose(hand_over=hand_over)  # a no-op if the caller already closed it
         await executor.aclose()
         await store.close()
         if isinstance(owned, ReplicateGenerator):
@@ -185,7 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("id")
         if name == "retry":
             _model_options(command)
-    sub.add_parser("resume", parents=[common], help="finish campaigns a stopped process left")
+    resume = sub.add_parser(
+        "resume", parents=[common], help="finish campaigns a stopped process left"
+    )
+    resume.add_argument(
+        "--wait",
+        action="store_true",
+        help="also wait for campaigns a live process holds, and finish them once it lets go",
+    )
     slack = sub.add_parser("slack", parents=[common], help="serve the Slack front end")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
     slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
@@ -234,19 +248,41 @@ def settings_from(args: argparse.Namespace, base: Settings) -> Settings:
 
 
 Start = Callable[[Sequence[ProgressSink]], Awaitable[Campaign]]
+RUNS_CAMPAIGNS = ("run", "demo", "retry", "resume", "slack", "discord")
+MIN_WAIT_STEP_S = 0.2
+CHECKS_PER_LEASE = 5  # resume --wait looks this often per lease (a dead holder is seen at once)
 
 
 async def follow(
-    service: CampaignService, start: Start, *, as_json: bool, out: Console, interval_s: float
+    service: CampaignService,
+    start: Start,
+    *,
+    as_json: bool,
+    out: Console,
+    interval_s: float,
+    stop: StopSignals,
 ) -> int:
-    """Start a campaign, show its progress, print the result; returns the exit code."""
+    """Start a campaign, show its progress, print the result; returns the exit code.
+
+    Ctrl-C (SIGINT) cancels the campaign. SIGTERM hands it over: it stops here,
+    nothing is cancelled at the provider, its lease is released and `resume`
+    finishes it. Both exit with 130.
+    """
+    if stop.requested:  # stopped while starting up: start nothing
+        print("stopped before the campaign started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     live = None if as_json else console.LiveProgress(out, service.executor.describe())
     sink = CoalescingSink(live.deliver if live else _ignore, min_interval_s=interval_s)
+    handed_over = False
     with live or contextlib.nullcontext():
         campaign = await start([sink])
-        interrupted = await _wait_or_interrupt(service, campaign.id)
-        if interrupted:
-            await service.cancel(campaign.id)
+        interrupted = await stop.until(service.wait(campaign.id))
+        if interrupted is signal.SIGTERM:
+            await service.aclose(hand_over=True)
+            handed_over = not (await service.get(campaign.id)).status.done
+        elif interrupted is not None:
+            with contextlib.suppress(CampaignStateError):  # it finished meanwhile
+                await service.cancel(campaign.id)
         campaign = await service.wait(campaign.id)
         await sink.aclose()
     if as_json:
@@ -255,57 +291,182 @@ async def follow(
         out.print()
         out.print(console.files_table(campaign))
         out.print(f"[dim]See it again with: python bot.py show {campaign.id}[/dim]")
-    if interrupted:
+    if handed_over:
+        print(
+            f'stopped: campaign {campaign.id} handed over; run "python bot.py resume" to finish it',
+            file=sys.stderr,
+            flush=True,
+        )
+    if interrupted is not None:
         return EXIT_INTERRUPTED
     ok = campaign.status in (CampaignStatus.SUCCEEDED, CampaignStatus.PARTIAL)
     return EXIT_OK if ok else EXIT_FAILED
 
 
-async def resume(service: CampaignService, *, as_json: bool, out: Console) -> int:
-    """Take over every orphaned campaign, wait for all, print their outcomes."""
-    campaigns = await service.resume_orphans()
+async def resume(
+    service: CampaignService, *, as_json: bool, wait: bool, out: Console, stop: StopSignals
+) -> int:
+    """Take over every orphan (of any front end), say what is held elsewhere, finish them.
+
+    With `wait`, the campaigns a live process holds are checked a few times a
+    lease until each has finished there or been let go (its lease expired, its
+    process is gone, or it handed them over) and resumed here. That lasts as
+    long as their holder runs them; a signal ends the wait. A signal also hands
+    the campaigns resumed here over again (nothing is cancelled).
+    """
+    report = await service.resume_orphans()
+    resumed = list(report.resumed)
+    held = [h for h in report.held if h.campaign.id not in {c.id for c in resumed}]
+    nothing_to_do = not resumed and not held
+    elsewhere: list[Campaign] = []  # held ones that ended in their own process
     if not as_json:
-        out.print(f"resuming {len(campaigns)} campaign(s): {' '.join(c.id for c in campaigns)}")
-    finished = [await service.wait(c.id) for c in campaigns]
+        _print_found(out, resumed, held, wait=wait)
+    if wait:
+        held = await _wait_for_held(
+            service, held, resumed, elsewhere, out=None if as_json else out, stop=stop
+        )
+    interrupted = stop.signal
+    if interrupted is None and resumed:
+        interrupted = await stop.until(asyncio.gather(*(service.wait(c.id) for c in resumed)))
+    if interrupted is not None:
+        await service.aclose(hand_over=True)  # nothing cancelled: the next resume goes on
+    finished = [await service.get(c.id) for c in resumed]
     if as_json:
-        print(json.dumps([console.summary(c) for c in finished], indent=2))
+        print(json.dumps(_resume_json(finished, held, elsewhere, nothing_to_do), indent=2))
     else:
         for campaign in finished:
             out.print(console.files_table(campaign))
+    left = [c.id for c in finished if not c.status.done]
+    if left:
+        print(
+            f"stopped: campaign(s) {' '.join(left)} handed over;"
+            ' run "python bot.py resume" to finish them',
+            file=sys.stderr,
+            flush=True,
+        )
+    if interrupted is not None:
+        return EXIT_INTERRUPTED
     failed = any(c.status in (CampaignStatus.FAILED, CampaignStatus.CANCELED) for c in finished)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _wait_for_held(
+    service: CampaignService,
+    held: list[Held],
+    resumed: list[Campaign],
+    elsewhere: list[Campaign],
+    *,
+    out: Console | None,
+    stop: StopSignals,
+) -> list[Held]:
+    """`resume --wait`: watch held campaigns until none is; returns those still held.
+
+    Each is resumed here (appended to `resumed`) once its holder lets it go,
+    or noted in `elsewhere` once it ended in its own process. Campaigns that
+    live processes start meanwhile are not waited for. Ends early on a signal.
+    """
+    watching = {h.campaign.id for h in held}
+    said_at = -service.config.lease_s
+    while held and not stop.requested:
+        if out is not None and time.monotonic() - said_at >= service.config.lease_s:
+            out.print(_waiting_line(held))  # about once a lease
+            said_at = time.monotonic()
+        step = max(MIN_WAIT_STEP_S, min(h.free_in_s for h in held) + 0.1)
+        if await stop.sleep(min(service.config.lease_s / CHECKS_PER_LEASE, step)):
+            break
+        report = await service.resume_orphans()
+        resumed += report.resumed
+        taken = {c.id for c in report.resumed}
+        still = {h.campaign.id: h for h in report.held if h.campaign.id in watching - taken}
+        ended = [h.campaign.id for h in held if h.campaign.id not in still.keys() | taken]
+        gone = [await service.get(campaign_id) for campaign_id in ended]
+        elsewhere += gone
+        if out is not None:
+            for campaign in report.resumed:
+                out.print(f"resuming {_campaign_line(campaign)}")
+            for campaign in gone:
+                out.print(f"{campaign.id} is {campaign.status.value} in its own process")
+        held = list(still.values())
+    return held
+
+
+def _campaign_line(campaign: Campaign) -> str:
+    """'abc12345 from slack: “retro cats”, 3 products'."""
+    return (
+        f"{campaign.id} from {campaign.platform}: “{campaign.request.theme}”,"
+        f" {campaign.request.products} product(s)"
+    )
+
+
+def _held_line(held: Held) -> str:
+    return (
+        f"{_campaign_line(held.campaign)}; run by {held.owner}, a live process"
+        f" (its lease expires in {held.free_in_s:.0f}s unless it beats again)"
+    )
+
+
+def _print_found(out: Console, resumed: list[Campaign], held: list[Held], *, wait: bool) -> None:
+    """What `resume` found: campaigns it takes over, campaigns live processes still run."""
+    if not resumed and not held:
+        out.print("nothing to resume")
+        return
+    if resumed:
+        out.print(f"resuming {len(resumed)} campaign(s):")
+    for campaign in resumed:
+        out.print(f"  {_campaign_line(campaign)}")
+    if held:
+        out.print(f"{len(held)} campaign(s) still held by a live process:")
+    for item in held:
+        out.print(f"  {_held_line(item)}")
+    if held and not wait:
+        out.print("[dim]`python bot.py resume --wait` takes them over once they are let go[/dim]")
+
+
+def _waiting_line(held: list[Held]) -> str:
+    first = min(held, key=lambda h: h.free_in_s)
+    return (
+        f"{time.strftime('%H:%M:%S')} waiting for {len(held)} held campaign(s):"
+        f" {' '.join(h.campaign.id for h in held)}; {first.campaign.id}'s holder"
+        f" {first.owner} is alive (lease expires in {first.free_in_s:.0f}s unless it beats)"
+    )
+
+
+def _resume_json(
+    finished: list[Campaign], held: list[Held], elsewhere: list[Campaign], nothing_to_do: bool
+) -> dict[str, Any]:
+    """`resume --json`: what was resumed (and how it ended), what is still held elsewhere."""
+    return {
+        "resumed": [{**console.summary(c), "platform": c.platform} for c in finished],
+        "held": [
+            {
+                "id": h.campaign.id,
+                "owner": h.owner,
+                "free_in_s": round(h.free_in_s, 1),
+                "platform": h.campaign.platform,
+            }
+            for h in held
+        ],
+        "finished_elsewhere": [{**console.summary(c), "platform": c.platform} for c in elsewhere],
+        "nothing_to_do": nothing_to_do,
+    }
 
 
 async def _ignore(_snapshot: object) -> None:
     return None
 
 
-async def _wait_or_interrupt(service: CampaignService, campaign_id: str) -> bool:
-    """Wait for the campaign; True if Ctrl-C or SIGTERM came first."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    done = asyncio.ensure_future(service.wait(campaign_id))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait([done, stopped], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        stopped.cancel()
-    return not done.done()
+async def run_slack(args: argparse.Namespace, settings: Settings, stop: StopSignals) -> int:
+    """Serve the Slack front end (HTTP, or Socket Mode) until SIGINT or SIGTERM.
 
-
-async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve the Slack front end (HTTP, or Socket Mode) until SIGINT or SIGTERM."""
+    Stopping hands the campaigns running here over to the next process.
+    """
     from bot import slack_app  # imported here: other commands need not load slack-bolt
     from bot.slack_settings import SlackSettings
 
     slack = SlackSettings.from_env()
     socket = args.socket or slack.app_token is not None
     slack.check(socket_mode=socket)
-    async with open_service(settings, webhook_listener=socket) as service:
+    async with open_service(settings, webhook_listener=socket, hand_over=True) as service:
         front = slack_app.SlackFrontEnd(service, slack, max_products=settings.max_products)
         receiver = None if socket else webhooks(service.generator)
         await slack_app.serve_until_stopped(
@@ -314,49 +475,36 @@ async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host,
             port=args.port,
             mount=receiver.add_to if receiver else None,
+            stop=stop,
         )
     return EXIT_OK
 
 
-async def run_discord(settings: Settings) -> int:
-    """Run the Discord front end until SIGINT or SIGTERM."""
+async def run_discord(settings: Settings, stop: StopSignals) -> int:
+    """Run the Discord front end until SIGINT or SIGTERM; stopping hands campaigns over."""
     from bot import discord_app  # imported here: other commands need not load discord.py
     from bot.discord_settings import DiscordSettings, endpoints
 
     config = DiscordSettings.from_env()
     with endpoints(config.api_base_url, config.gateway_url):
-        async with open_service(settings) as service:
+        async with open_service(settings, hand_over=True) as service:
             bot = discord_app.CampaignBot(
                 service,
                 config,
                 max_products=settings.max_products,
                 progress_interval_s=settings.progress_interval_s,
             )
-            await discord_app.serve_until_stopped(bot, config.token)
+            await discord_app.serve_until_stopped(bot, config.token, stop=stop)
     return EXIT_OK
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run one CLI command."""
+    if args.command in RUNS_CAMPAIGNS:
+        with StopSignals() as stop:  # through the shutdown: a second signal exits at once
+            return await run_campaigns(args, settings, stop)
     out = Console()
-    if args.command == "slack":
-        return await run_slack(args, settings)
-    if args.command == "discord":
-        return await run_discord(settings)
-    if args.command in ("run", "demo"):
-        text = DEMO_REQUEST if args.command == "demo" else args.request
-        request = parse_request(text, max_products=settings.max_products)
-        async with open_service(settings, models=model_flags(args)) as service:
-            print_estimate(service, request, args.json)
-            return await follow(
-                service,
-                lambda sinks: service.submit(request, sinks),
-                as_json=args.json,
-                out=out,
-                interval_s=settings.progress_interval_s,
-            )
-    runs = args.command in ("retry", "resume")
-    async with open_service(settings, run_steps=runs, models=model_flags(args)) as service:
+    async with open_service(settings, run_steps=False) as service:
         if args.command == "history":
             campaigns = list(await service.history(args.limit))
             if args.json:
@@ -369,20 +517,44 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(console.details(campaign), indent=2))
             else:
                 out.print(console.files_table(campaign))
-        elif args.command == "resume":
-            return await resume(service, as_json=args.json, out=out)
         elif args.command == "cancel":
             campaign = await service.cancel(args.id)
             out.print(f"campaign {campaign.id}: {campaign.status.value}")
-        elif args.command == "retry":
+    return EXIT_OK
+
+
+async def run_campaigns(args: argparse.Namespace, settings: Settings, stop: StopSignals) -> int:
+    """The commands that run campaigns: run, demo, retry, resume, slack, discord."""
+    out = Console()
+    if args.command == "slack":
+        return await run_slack(args, settings, stop)
+    if args.command == "discord":
+        return await run_discord(settings, stop)
+    if args.command in ("run", "demo"):
+        text = DEMO_REQUEST if args.command == "demo" else args.request
+        request = parse_request(text, max_products=settings.max_products)
+        async with open_service(settings, models=model_flags(args)) as service:
+            print_estimate(service, request, args.json)
             return await follow(
                 service,
-                lambda sinks: service.retry(args.id, sinks),
+                lambda sinks: service.submit(request, sinks),
                 as_json=args.json,
                 out=out,
                 interval_s=settings.progress_interval_s,
+                stop=stop,
             )
-    return EXIT_OK
+    if args.command == "resume":
+        async with open_service(settings, hand_over=True) as service:
+            return await resume(service, as_json=args.json, wait=args.wait, out=out, stop=stop)
+    async with open_service(settings, models=model_flags(args)) as service:
+        return await follow(
+            service,
+            lambda sinks: service.retry(args.id, sinks),
+            as_json=args.json,
+            out=out,
+            interval_s=settings.progress_interval_s,
+            stop=stop,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

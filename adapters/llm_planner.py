@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 
-from adapters.replicate_generator import ReplicateRuntime, outcome_error, predict
-from core.errors import StepError
+from adapters.replicate_generator import ReplicateRuntime, outcome_error
+from adapters.replicate_predict import QUIET, REUSABLE, predict
+from adapters.replicate_predictions import Prediction, PredictionApi
+from core.errors import PermanentStepError, StepError
 from core.model import ProductPlan, StepKind
 from core.plan_json import NotedPlans, PlanFormatError, parse_plans, plan_prompt
 from core.planner import OfflinePlanner
-from core.ports import Planner
+from core.ports import PlanContext, Planner
 from core.request import CampaignRequest
 
 log = logging.getLogger(__name__)
-
-
-async def _quiet(_message: str) -> None:
-    return None
 
 
 def answer_text(output: object) -> str:
@@ -41,12 +39,18 @@ class LlmPlanner:
         self.runtime = runtime
         self.fallback = fallback or OfflinePlanner()
 
-    async def plan(self, request: CampaignRequest) -> list[ProductPlan]:
-        """Exactly request.products plans; falls back to the offline planner on failure."""
+    async def plan(
+        self, request: CampaignRequest, ctx: PlanContext | None = None
+    ) -> list[ProductPlan]:
+        """Exactly request.products plans; falls back to the offline planner on failure.
+
+        With `ctx`, the planning prediction is stored like a step's, and one a
+        crash left behind (stored id, or only the intent) is used, not paid again.
+        """
         reason = ""
         for strict in (False, True):
             try:
-                answer = await self._ask(request, strict=strict)
+                answer = await self._ask(request, ctx, strict=strict)
                 return NotedPlans(parse_plans(answer, request.products))
             except PlanFormatError as exc:
                 reason = f"the model's plans were unusable ({exc})"
@@ -58,17 +62,32 @@ class LlmPlanner:
         plans = await self.fallback.plan(request)
         return NotedPlans(plans, note=f"fell back to the offline planner: {reason}")
 
-    async def _ask(self, request: CampaignRequest, *, strict: bool) -> str:
+    async def _ask(self, request: CampaignRequest, ctx: PlanContext | None, *, strict: bool) -> str:
         settings = self.runtime.settings
+        api = self.runtime.current().api
         spec = settings.models.spec(StepKind.TEXT, request.models.text)
+        existing = None
+        if ctx is not None and ctx.provider_id and not strict:
+            existing = await _reusable(api, ctx.provider_id)
         prediction = await predict(
-            self.runtime.current().api,
+            api,
             spec.ref,
             spec.inputs(plan_prompt(request, strict=strict), seed=request.seed),
             kind=StepKind.TEXT,
             deadline_s=settings.deadline(StepKind.TEXT),
-            report=_quiet,
+            hooks=ctx.hooks if ctx else QUIET,
+            existing=existing,
+            intent_at=ctx.intent_at if ctx and existing is None else None,
         )
         if (error := outcome_error(prediction)) is not None:
             raise StepError(error)
         return answer_text(prediction.get("output"))
+
+
+async def _reusable(api: PredictionApi, provider_id: str) -> Prediction | None:
+    """The stored planning prediction, if it can still give its answer."""
+    try:
+        prediction = await api.get(provider_id)
+    except PermanentStepError:
+        return None
+    return prediction if prediction.get("status") in REUSABLE else None

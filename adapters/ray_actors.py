@@ -19,13 +19,17 @@ from typing import Any
 
 import ray
 
+from core.errors import LeaseLost
 from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
 
 Packed = tuple[str, bool, Any]
 """A CPU task's answer: (Ray node id, ok, the value or the exception)."""
 Event = tuple[str, Any]
 """One item a running step streams to the driver: ("started" (first, with the actor's
-instance id) | "report" | "provider_id" | "output_url" | "output" | "error", value)."""
+instance id) | "report" | "provider_id" | "intent" | "output_url" | "output" | "error",
+value). "provider_id" and "intent" wait for the driver's `ack` (an intent's ack says
+whether this process still owns the campaign)."""
+Acks = dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event, list[bool]]]
 ACK_SLOTS = 64  # acks and liveness checks run in their own group: never behind a step
 
 
@@ -83,13 +87,21 @@ class _StepRun:
     """The plumbing of one running step inside the actor."""
 
     call_id: str
-    acks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]]
+    campaign_id: str
+    acks: Acks
     events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     nodes: list[str] = field(default_factory=list)
+    keep: bool = False  # the driver hands the campaign over: leave predictions running
 
     def context(self) -> StepContext:
         """Hooks that stream to the driver, and CPU work as Ray tasks."""
-        hooks = StepHooks(self.report, self.remember_provider_id, self.output_ready)
+        hooks = StepHooks(
+            self.report,
+            self.remember_provider_id,
+            self.output_ready,
+            self.before_spend,
+            lambda: self.keep,
+        )
         return StepContext(hooks, self.run_cpu)
 
     async def report(self, message: str) -> None:
@@ -102,13 +114,22 @@ class _StepRun:
 
     async def remember_provider_id(self, provider_id: str) -> None:
         """Forward the prediction id and wait until the driver has stored it."""
-        stored = asyncio.Event()
-        self.acks[self.call_id] = (asyncio.get_running_loop(), stored)
-        self.events.put_nowait(("provider_id", provider_id))
+        await self._acked(("provider_id", provider_id))
+
+    async def before_spend(self) -> None:
+        """Ask the driver to record the intent; LeaseLost if it no longer owns the campaign."""
+        if not await self._acked(("intent", None)):
+            raise LeaseLost(self.campaign_id)
+
+    async def _acked(self, event: Event) -> bool:
+        stored, answer = asyncio.Event(), [True]
+        self.acks[self.call_id] = (asyncio.get_running_loop(), stored, answer)
+        self.events.put_nowait(event)
         try:
             await stored.wait()
         finally:
             self.acks.pop(self.call_id, None)
+        return answer[0]
 
     async def run_cpu(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """CPU work of the step as a Ray task; remembers the node it ran on."""
@@ -132,7 +153,8 @@ class StepActorCode:
 
     def __init__(self, generator: Generator) -> None:
         self._generator = generator
-        self._acks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._acks: Acks = {}
+        self._runs: dict[str, _StepRun] = {}
         self._instance = uuid.uuid4().hex  # new on every (re)start of the actor's process
 
     async def run(self, job: StepJob, call_id: str) -> AsyncIterator[Event]:
@@ -142,7 +164,8 @@ class StepActorCode:
         another id means the actor was restarted and this step died with it.
         """
         yield ("started", self._instance)
-        step = _StepRun(call_id, self._acks)
+        step = _StepRun(call_id, job.campaign_id, self._acks)
+        self._runs[call_id] = step
         task = asyncio.create_task(self._generator.run(job, step.context()))
         task.add_done_callback(lambda _t: step.events.put_nowait(("finished", None)))
         try:
@@ -150,17 +173,26 @@ class StepActorCode:
                 yield event
             yield step.result(task)
         finally:
+            self._runs.pop(call_id, None)
             if not task.done():  # cancelled by ray.cancel: let the generator clean up
                 task.cancel()
                 await asyncio.wait({task})
 
     @ray.method(concurrency_group="acks")
-    async def ack(self, call_id: str) -> None:
-        """The driver stored the provider id of step `call_id`: let it go on."""
+    async def ack(self, call_id: str, ok: bool = True) -> None:
+        """The driver stored what step `call_id` told it (`ok`: it still owns the campaign)."""
         entry = self._acks.get(call_id)
         if entry is not None:
-            loop, stored = entry  # groups run on their own loops: hand over thread-safely
+            loop, stored, answer = entry  # groups run on their own loops: thread-safely
+            answer[0] = ok
             loop.call_soon_threadsafe(stored.set)
+
+    @ray.method(concurrency_group="acks")
+    async def keep(self, call_id: str) -> None:
+        """The campaign is handed over: step `call_id` must not cancel its prediction."""
+        run = self._runs.get(call_id)
+        if run is not None:
+            run.keep = True
 
     @ray.method(concurrency_group="acks")
     async def instance(self) -> str:

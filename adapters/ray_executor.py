@@ -40,7 +40,7 @@ from ray.exceptions import RayActorError, RayError
 from adapters.local_executor import LocalExecutor
 from adapters.ray_actors import StepActor, run_cpu_task, unpack
 from adapters.ray_connect import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint, init_ray
-from core.errors import TransientStepError
+from core.errors import LeaseLost, TransientStepError
 from core.model import StepKind
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -151,7 +151,7 @@ class RayExecutor:
             if not self._lost.is_set():
                 raise TransientStepError(f"Ray workers died {MAX_ATTEMPTS} times running this step")
         local_job = replace(job, provider_id=tracker.provider_id)
-        local_hooks = StepHooks(hooks.report, tracker.remember, hooks.output_ready)
+        local_hooks = replace(hooks, remember_provider_id=tracker.remember)
         return await self._fallback().run_step(local_job, local_hooks)
 
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
@@ -209,6 +209,9 @@ class RayExecutor:
                 elif kind == "provider_id":
                     await tracker.remember(value)
                     await watch.wait(actor.ack.remote(call_id))
+                elif kind == "intent":
+                    ok = await _intent(tracker.hooks)
+                    await watch.wait(actor.ack.remote(call_id, ok))
                 elif kind == "error":
                     raise value
                 else:
@@ -223,6 +226,10 @@ class RayExecutor:
                 ray.cancel(stream)
             raise
         except asyncio.CancelledError:
+            if tracker.hooks.keep_on_stop():  # handed over: the prediction keeps running
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(CANCEL_DRAIN_S):
+                        await actor.keep.remote(call_id)
             await self._cancel_stream(stream)
             raise
         finally:
@@ -392,3 +399,12 @@ async def _to_object_store(arg: Any) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+async def _intent(hooks: StepHooks) -> bool:
+    """Record a step's intent to pay; False if this process no longer owns the campaign."""
+    try:
+        await hooks.before_spend()
+    except LeaseLost:
+        return False
+    return True

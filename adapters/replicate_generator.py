@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 
 from adapters.downloads import Downloader, OutputGone, sniff
 from adapters.replicate_models import ModelSpec, OutputKind
-from adapters.replicate_polls import timestamp
-from adapters.replicate_predictions import Prediction, PredictionApi, Report
+from adapters.replicate_predict import REUSABLE, predict
+from adapters.replicate_predictions import Prediction, PredictionApi
 from adapters.replicate_settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepKind, StepName
@@ -38,10 +37,6 @@ from core.ports import StepContext, StepJob, StepOutput
 log = logging.getLogger(__name__)
 
 Remember = Callable[[str], Awaitable[None]]
-REUSABLE = frozenset({"starting", "processing", "succeeded"})
-SHORT_KINDS = frozenset({StepKind.TEXT, StepKind.IMAGE})  # created with `Prefer: wait`
-CANCEL_WAIT_S = 15.0
-CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
 DOWNLOAD_ATTEMPTS = 3
 
 
@@ -86,76 +81,6 @@ class ReplicateRuntime:
         own = self._loops.pop(asyncio.get_running_loop(), None)
         if own is not None:
             await own.aclose()
-
-
-async def predict(
-    api: PredictionApi,
-    ref: str,
-    inputs: dict[str, Any],
-    *,
-    kind: StepKind,
-    deadline_s: float,
-    report: Report,
-    remember: Remember | None = None,
-    existing: Prediction | None = None,
-) -> Prediction:
-    """Create (or continue) a prediction and wait for it; cancel it if we stop waiting."""
-    loop = asyncio.get_running_loop()
-    started = loop.time() if existing is None else _loop_time_of(existing, loop)
-    wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
-    prediction = existing or await _create(api, ref, inputs, report, wait_s)
-    try:
-        if remember is not None and existing is None:
-            await remember(prediction["id"])  # stored before any waiting
-        return await api.wait(prediction, deadline_s, report, model=ref, started=started)
-    except TimeoutError:
-        await _cancel(api, prediction["id"])
-        raise PermanentStepError(
-            f"no result after {deadline_s:g} s; the prediction was canceled on Replicate"
-        ) from None
-    except asyncio.CancelledError:
-        await _cancel(api, prediction["id"])
-        raise
-
-
-def _loop_time_of(prediction: Prediction, loop: asyncio.AbstractEventLoop) -> float:
-    """When a prediction was created, on the loop's clock (now, if unknown)."""
-    created = timestamp(prediction.get("created_at"))
-    age = max(0.0, time.time() - created) if created is not None else 0.0
-    return loop.time() - age
-
-
-async def _create(
-    api: PredictionApi, ref: str, inputs: dict[str, Any], report: Report, wait_s: int | None
-) -> Prediction:
-    await report(f"sending to {ref.split(':')[0]}")
-    task = asyncio.create_task(api.create(ref, inputs, wait_s=wait_s), name=f"{CREATE_TASK}:{ref}")
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        # The request may already be at Replicate: let it answer, then cancel what it made.
-        try:
-            await asyncio.wait([task], timeout=CANCEL_WAIT_S)
-        finally:  # also when cancelled again meanwhile: the task never outlives us
-            await _reap(api, task)
-        raise
-
-
-async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
-    """Finish an abandoned create: stop it if it still runs, cancel what it made."""
-    if not task.done():
-        task.cancel()
-        await asyncio.wait([task])  # returns once it has stopped; never raises its error
-    if task.cancelled() or task.exception() is not None:  # retrieved: nothing left unawaited
-        return
-    await _cancel(api, task.result()["id"])
-
-
-async def _cancel(api: PredictionApi, prediction_id: str) -> None:
-    try:
-        await asyncio.wait_for(api.cancel(prediction_id), CANCEL_WAIT_S)
-    except TimeoutError:
-        log.warning("cancel of prediction %s did not finish in time", prediction_id)
 
 
 def outcome_error(prediction: Prediction) -> str | None:
@@ -238,9 +163,9 @@ class ReplicateGenerator:
             inputs or {},
             kind=job.kind,
             deadline_s=self.settings.deadline(job.kind),
-            report=ctx.hooks.report,
-            remember=ctx.hooks.remember_provider_id,
+            hooks=ctx.hooks,
             existing=existing,
+            intent_at=job.intent_at if existing is None else None,
         )
         if (error := outcome_error(prediction)) is not None:
             raise PermanentStepError(error)

@@ -39,7 +39,7 @@ from replicate.exceptions import ReplicateError
 from adapters.downloads import shared_tls
 from adapters.replicate_rate import Sleep, TokenBucket
 from adapters.replicate_settings import ReplicateSettings
-from core.errors import PermanentStepError
+from core.errors import LeaseLost, PermanentStepError
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,17 @@ class ReplicateHttp:
         create: bool = False,
         priority: float = 0.0,
         timeout_s: float | None = None,
+        guard: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Json:
-        """One request after a token from its bucket; raises Retry or PermanentStepError."""
+        """One request after a token from its bucket; raises Retry or PermanentStepError.
+
+        `guard`: asked after the token, right before sending; False raises
+        LeaseLost (a paid request from a process that may have lost its lease).
+        """
         await (self.creates if create else self.reads).take(priority)
+        if guard is not None and not guard():
+            raise LeaseLost()
         self.stats["requests"] += 1
         if timeout_s is not None:
             kwargs["timeout"] = _timeout(timeout_s)

@@ -77,16 +77,27 @@ class PredictionApi:
         await self.http.aclose()
 
     async def create(
-        self, ref: str, inputs: Mapping[str, Any], *, wait_s: int | None = None
+        self,
+        ref: str,
+        inputs: Mapping[str, Any],
+        *,
+        wait_s: int | None = None,
+        cancel_after_s: float | None = None,
+        guard: Callable[[], bool] | None = None,
     ) -> Prediction:
         """Create a prediction exactly once, retrying and adopting as needed.
 
         `wait_s`: ask Replicate to hold the answer until the prediction finishes
         (at most that many seconds); the answer may still be unfinished.
+        `cancel_after_s`: Replicate cancels it by itself after that long (a
+        deadline that holds even when the bot is gone).
+        `guard`: checked right before each attempt is sent (see ReplicateHttp.send).
         """
         model = parse_ref(ref)
         path, body = self._create_call(model, inputs)
         headers = {"Prefer": f"wait={wait_s}"} if wait_s else {}
+        if cancel_after_s:
+            headers["Cancel-After"] = f"{max(1, round(cancel_after_s))}s"
         timeout = self.settings.read_timeout_s + (wait_s or 0)
         since: float | None = None  # set once an attempt may have created it
         for attempt in range(1, self.settings.create_attempts + 1):
@@ -95,7 +106,13 @@ class PredictionApi:
             sent_at = time.time()
             try:
                 prediction = await self.http.send(
-                    "POST", path, create=True, json=body, headers=headers, timeout_s=timeout
+                    "POST",
+                    path,
+                    create=True,
+                    json=body,
+                    headers=headers,
+                    timeout_s=timeout,
+                    guard=guard,
                 )
             except Retry as retry:
                 since = since or (sent_at if retry.ambiguous else None)
@@ -217,8 +234,21 @@ class PredictionApi:
             path = _same_api_path(page.get("next"))
         return found
 
+    async def find(
+        self, ref: str, inputs: Mapping[str, Any], since: float, statuses: frozenset[str]
+    ) -> Prediction | None:
+        """A prediction of ours with this input created since `since` (epoch s), if any.
+
+        For a create that a crash may have sent without its id being stored.
+        """
+        return await self._adopt(parse_ref(ref), inputs, since, statuses)
+
     async def _adopt(
-        self, model: ModelRef, inputs: Mapping[str, Any], since: float
+        self,
+        model: ModelRef,
+        inputs: Mapping[str, Any],
+        since: float,
+        statuses: frozenset[str] | None = None,
     ) -> Prediction | None:
         """The prediction an ambiguous create made, if Replicate has it."""
         try:
@@ -227,6 +257,8 @@ class PredictionApi:
             log.warning("could not list recent predictions: %s", exc)
             return None
         for prediction in reversed(candidates):  # oldest first: the first send made it
+            if statuses is not None and prediction.get("status") not in statuses:
+                continue
             if prediction.get("id") not in self._claimed and _same(prediction, model, inputs):
                 self.stats["adopted"] += 1
                 log.info("adopted prediction %s after an ambiguous create", prediction["id"])

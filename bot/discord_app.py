@@ -13,8 +13,8 @@ Every task and follower this bot starts is owned and stopped in `close()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from bot.discord_progress import DiscordTarget, Place, delete_quietly, remove_pl
 from bot.discord_render import clip, explain, starting_embed
 from bot.discord_settings import DiscordSettings
 from bot.discord_views import CancelButton, RetryButton
+from bot.signals import StopSignals
 from core.errors import CampaignError, CampaignNotFound, ConfigError
 from core.model import Campaign, CampaignStatus
 from core.ports import ProgressSink
@@ -42,6 +43,7 @@ DM_REFUSAL = (
     "use `/campaign` in a server channel where I'm installed."
 )
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: long campaigns keep their thread open
+RESTARTING = "I'm restarting right now: please try again in a few seconds."
 
 
 class _Relay:
@@ -122,6 +124,7 @@ class CampaignBot(commands.Bot):
         self.progress_interval_s = progress_interval_s
         self._relays: dict[str, tuple[_Relay, ChatProgress]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False  # set on SIGINT/SIGTERM: new commands and presses are refused
 
     async def setup_hook(self) -> None:
         """Register the persistent buttons and the command group, then sync commands."""
@@ -134,7 +137,12 @@ class CampaignBot(commands.Bot):
                 await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
-        self.service.start_resuming(self.sinks_for_stored)
+        self.service.start_resuming(self.sinks_for_stored, accept=self.owns)
+
+    @staticmethod
+    def owns(campaign: Campaign) -> bool:
+        """Whether this bot resumes the campaign: only Discord's own, never Slack's."""
+        return campaign.platform == "discord"
 
     def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
         """Progress of a resumed campaign goes back to its stored status message and thread."""
@@ -161,6 +169,8 @@ class CampaignBot(commands.Bot):
 
     async def refusal(self, interaction: discord.Interaction[Any]) -> str | None:
         """Why this interaction may not use the bot here (DM, channel, role), or None."""
+        if self.stopping:
+            return RESTARTING
         if interaction.guild_id is None:
             return DM_REFUSAL
         allowed = self.settings.allowed_channel_ids
@@ -341,23 +351,31 @@ class CampaignBot(commands.Bot):
         await self._target(place).render_status(CampaignSnapshot.of(campaign))
 
 
-async def serve_until_stopped(bot: CampaignBot, token: str) -> None:
-    """Run the bot until SIGINT or SIGTERM (or until it fails), and always close it."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with bot:
-        runner = asyncio.create_task(bot.start(token))
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            stopper.cancel()
-            await bot.close()
-            await asyncio.wait([runner])  # start() returns once the bot is closed
+async def serve_until_stopped(
+    bot: CampaignBot, token: str, *, stop: StopSignals | None = None
+) -> None:
+    """Run the bot until SIGINT or SIGTERM (or until it fails), and always close it.
+
+    Stopping refuses new commands and button presses, hands the campaigns
+    running here over to the next process (nothing is cancelled at the
+    provider), then closes the followers and the connection. A second signal
+    exits at once (`stop`, installed here unless the caller has one).
+    """
+    with contextlib.ExitStack() as stack:
+        signals = stop if stop is not None else stack.enter_context(StopSignals())
+        async with bot:
+            runner = asyncio.create_task(bot.start(token))
+            stopper = asyncio.create_task(signals.wait())
+            try:
+                await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                bot.stopping = True
+                if signals.requested:
+                    log.warning("stopping: handing running campaigns over to the next process")
+                await bot.service.aclose(hand_over=True)
+                await bot.close()
+                await asyncio.wait([runner])  # start() returns once the bot is closed
     if isinstance(runner.exception(), discord.LoginFailure):
         raise ConfigError("Discord rejected DISCORD_TOKEN (reset it in the Developer Portal)")
     runner.result()  # re-raise anything else that stopped the bot

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_blocks as blocks
 from bot.chat import ChatProgress
+from bot.signals import StopSignals
 from bot.slack_commands import Command, parse_command
 from bot.slack_settings import SlackSettings
 from bot.slack_thread import MB, SlackThread
@@ -88,19 +88,23 @@ class SlackFrontEnd:
         self._followers: dict[str, ChatProgress] = {}  # by parent message ts
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def aclose(self) -> None:
-        """Shut down: stop handler tasks, end the service's campaigns, close the followers.
+    async def aclose(self, *, hand_over: bool = False) -> None:
+        """Shut down: stop handler tasks, stop the service's campaigns, close the followers.
 
-        Campaigns end before followers close so each thread can get its final
-        state; a follower that cannot post within SHUTDOWN_GRACE_S is stopped.
+        By default the campaigns are cancelled before followers close, so each
+        thread gets its final state (a follower that cannot post within
+        SHUTDOWN_GRACE_S is stopped). With `hand_over` (a deploy: SIGTERM) they
+        are released for the next process instead, nothing is cancelled at the
+        provider, and the followers just post their last status edit: the next
+        process re-attaches to the same message and thread when it resumes them.
         `service.aclose()` is idempotent: open_service calls it again on exit.
         """
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.service.aclose()
+        await self.service.aclose(hand_over=hand_over)
         pending = [f.done.wait() for f in self._followers.values() if not f.done.is_set()]
-        if pending:
+        if pending and not hand_over:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_GRACE_S):
                     await asyncio.gather(*pending)
@@ -288,6 +292,15 @@ class SlackFrontEnd:
             self._unfollow(origin["ts"], follower)
             raise
 
+    @staticmethod
+    def owns(campaign: Campaign) -> bool:
+        """Whether this front end resumes the campaign: only Slack's own, never Discord's."""
+        return campaign.platform == "slack"
+
+    def start_resuming(self) -> None:
+        """Take over Slack's orphaned campaigns now and every lease from now on."""
+        self.service.start_resuming(self.sinks_for_stored, accept=self.owns)
+
     def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
         """Progress of a resumed campaign goes back to its stored parent message."""
         origin = campaign.origin
@@ -373,25 +386,37 @@ async def socket_mode(
 
 
 async def serve_until_stopped(
-    front: SlackFrontEnd, *, socket: bool, host: str, port: int, mount: Mount | None = None
+    front: SlackFrontEnd,
+    *,
+    socket: bool,
+    host: str,
+    port: int,
+    mount: Mount | None = None,
+    stop: StopSignals | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then stop campaigns and followers in order."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        if socket:
-            async with socket_mode(front, front.settings.app_token or ""):
-                log.warning("Slack front end connected in Socket Mode")
-                front.service.start_resuming(front.sinks_for_stored)
-                await stop.wait()
-        else:
-            async with serving_http(front, host, port, mount) as bound:
-                log.warning("Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH)
-                front.service.start_resuming(front.sinks_for_stored)
-                await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await front.aclose()
+    """Serve until SIGINT or SIGTERM, then stop taking work and hand the campaigns over.
+
+    The server (or the Socket Mode connection) closes first, so nothing new
+    starts; then the campaigns running here are released for the next process
+    (nothing is cancelled at the provider) and the followers close. A second
+    signal exits at once (`stop`, installed here unless the caller has one).
+    """
+    with contextlib.ExitStack() as stack:
+        signals = stop if stop is not None else stack.enter_context(StopSignals())
+        try:
+            if socket:
+                async with socket_mode(front, front.settings.app_token or ""):
+                    log.warning("Slack front end connected in Socket Mode")
+                    front.start_resuming()
+                    await signals.wait()
+            else:
+                async with serving_http(front, host, port, mount) as bound:
+                    log.warning(
+                        "Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH
+                    )
+                    front.start_resuming()
+                    await signals.wait()
+        finally:
+            if signals.requested:
+                log.warning("stopping: handing running campaigns over to the next process")
+            await front.aclose(hand_over=True)

@@ -5,6 +5,7 @@
      +-- CampaignNotFound         unknown campaign id
      +-- CampaignStateError       operation not allowed in the current state
      +-- ConfigError              a setting from the environment or CLI is invalid
+     +-- LeaseLost                another process owns the campaign now: stop, spend nothing
      +-- StepError                one step of one product failed
           +-- PermanentStepError  retrying will not help (bad input, model error)
           +-- TransientStepError  may succeed later; carries a suggested delay
@@ -38,6 +39,19 @@ class InvalidRequest(CampaignError):
         if suggestion:
             text += f"; did you mean {suggestion}?"
         super().__init__(text)
+
+
+class LeaseLost(CampaignError):
+    """This process no longer owns the campaign (its lease lapsed and another took it).
+
+    The run stops here at once and makes no further paid call; nothing is
+    cancelled on the provider, because the new owner is using it.
+    """
+
+    def __init__(self, campaign_id: str = "") -> None:
+        self.campaign_id = campaign_id
+        what = f"campaign {campaign_id}" if campaign_id else "the campaign"
+        super().__init__(f"{what} is now run by another process")
 
 
 class CampaignNotFound(CampaignError):

@@ -93,6 +93,7 @@ class StepRecord:
     worker: str | None = None
     model: str | None = None
     predict_time_s: float | None = None  # provider compute time, summed over attempts
+    intent_at: float | None = None  # when a paid create was last about to be sent (epoch s)
     output_url: str | None = None  # the provider URL of the output, kept for chaining
 
     def evolve(self, **changes: object) -> StepRecord:
@@ -152,6 +153,13 @@ class Campaign:
     products: tuple[Product, ...] = field(default=())
     requester: str | None = None  # front-end user id, e.g. "slack:U123" or "discord:42"
     origin: Mapping[str, str] = field(default_factory=dict)  # where its status message lives
+    plan_provider_id: str | None = None  # the planning prediction, once it exists
+    plan_intent_at: float | None = None  # when the planning create was about to be sent
+
+    @property
+    def platform(self) -> str:
+        """Where it was asked for: slack, discord or terminal."""
+        return self.origin.get("platform") or "terminal"
 
     @property
     def cost_usd(self) -> float:
@@ -182,3 +190,13 @@ def outcome(steps: Iterable[StepRecord], canceled: bool) -> CampaignStatus:
     if statuses and all(s is StepStatus.CANCELED for s in statuses):
         return CampaignStatus.CANCELED
     return CampaignStatus.FAILED
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who runs an unfinished campaign, and when it last said so."""
+
+    campaign_id: str
+    owner: str | None  # "host:pid:tag"; None when nobody has it (new or released)
+    heartbeat_at: float | None  # epoch seconds; 0 once released by a handing-over process
+    created_at: float

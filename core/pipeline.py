@@ -15,16 +15,24 @@ are. Once the URL exists the video stands on its own: if the image's
 download then fails, the image step is FAILED with its error and the video
 goes on, its outcome kept. A video whose image failed without a URL is
 SKIPPED.
+
+Every write is fenced by the campaign's owner: when another process has
+taken the campaign over, the write raises LeaseLost, `stop.keep` is set, and
+every step of the campaign stops without cancelling its prediction (the new
+owner re-polls it by its stored id). Before a paid create the step records
+its intent (`before_spend`), so a crash between the create and the stored id
+leaves a trace that the next owner follows (it adopts the prediction).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from core.errors import StepError, TransientStepError
+from core.errors import LeaseLost, StepError, TransientStepError
 from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
 from core.ports import CampaignStore, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
@@ -103,6 +111,23 @@ class _Handoff:
 
 
 @dataclass
+class Stop:
+    """How a campaign's run is being stopped, and whether it may still spend.
+
+    `keep`: leave its predictions running (handed over or taken over).
+    `valid_until`: monotonic time until which this process surely holds the
+    lease (its last successful heartbeat plus the lease, less a margin).
+    """
+
+    keep: bool = False
+    valid_until: float = float("inf")
+
+    def may_spend(self) -> bool:
+        """Whether a paid request may go out now."""
+        return not self.keep and time.monotonic() < self.valid_until
+
+
+@dataclass
 class ChainRunner:
     """Runs product chains of one campaign on the shared scheduler and executor."""
 
@@ -115,6 +140,8 @@ class ChainRunner:
     scheduler: Scheduler
     publish: Publish
     clock: Callable[[], float]
+    owner: str | None = None  # writes are fenced by it (None: unfenced, for tests)
+    stop: Stop = field(default_factory=Stop)
     max_attempts: int = 3
 
     async def run(self, product: Product) -> None:
@@ -207,11 +234,16 @@ class ChainRunner:
             input_url=input_url,
             model=step.model,
             provider_id=step.provider_id,
+            intent_at=step.intent_at,
         )
         try:
             out = await self.executor.run_step(job, self._hooks(holder, feeds))
         except asyncio.CancelledError:
-            await self._finish(holder[0].evolve(status=StepStatus.CANCELED, error="canceled"))
+            if not self.stop.keep:  # handed over: the step stays running for the next owner
+                await self._finish(holder[0].evolve(status=StepStatus.CANCELED, error="canceled"))
+            raise
+        except LeaseLost:
+            self.stop.keep = True  # before the task group cancels the other steps
             raise
         except TransientStepError:
             raise
@@ -244,15 +276,34 @@ class ChainRunner:
 
         async def remember_provider_id(provider_id: str) -> None:
             holder[0] = holder[0].evolve(provider_id=provider_id)
-            await self.store.save_step(self.campaign_id, holder[0])
+            await self._save(holder[0])
 
         async def output_ready(url: str) -> None:
             holder[0] = holder[0].evolve(output_url=url)
-            await self.store.save_step(self.campaign_id, holder[0])
+            await self._save(holder[0])
             if feeds is not None:
                 feeds.url_ready(url, self.clock())
 
-        return StepHooks(report, remember_provider_id, output_ready)
+        async def before_spend() -> None:
+            holder[0] = holder[0].evolve(intent_at=self.clock())
+            await self._save(holder[0])  # LeaseLost here: no create is sent
+
+        return StepHooks(
+            report,
+            remember_provider_id,
+            output_ready,
+            before_spend,
+            lambda: self.stop.keep,
+            self.stop.may_spend,
+        )
+
+    async def _save(self, step: StepRecord) -> None:
+        """A fenced write; losing the lease stops the whole campaign here, keeping its work."""
+        try:
+            await self.store.save_step(self.campaign_id, step, self.owner)
+        except LeaseLost:
+            self.stop.keep = True  # set before anything is cancelled
+            raise
 
     async def _start(self, step: StepRecord) -> StepRecord:
         step = step.evolve(
@@ -263,13 +314,13 @@ class ChainRunner:
             error=None,
             output_url=None,  # this attempt reports its own (a re-poll: the same one again)
         )
-        await self.store.save_step(self.campaign_id, step)
+        await self._save(step)
         await self._event(EventKind.STEP_STARTED, step)
         return step
 
     async def _finish(self, step: StepRecord) -> StepRecord:
         step = step.evolve(finished_at=self.clock())
-        await self.store.save_step(self.campaign_id, step)
+        await self._save(step)
         await self._event(
             EventKind.STEP_FINISHED,
             step,

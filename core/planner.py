@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import TYPE_CHECKING
 
 from core.model import ProductPlan
 from core.request import CampaignRequest, Style
+
+if TYPE_CHECKING:
+    from core.ports import PlanContext
 
 PRODUCT_TYPES = (
     "t-shirt",
@@ -92,8 +96,10 @@ class OfflinePlanner:
 
     name = "offline"
 
-    async def plan(self, request: CampaignRequest) -> list[ProductPlan]:
-        """Exactly request.products distinct plans."""
+    async def plan(
+        self, request: CampaignRequest, ctx: PlanContext | None = None
+    ) -> list[ProductPlan]:
+        """Exactly request.products distinct plans (free: `ctx` is not needed)."""
         return plan_offline(request)
 
 

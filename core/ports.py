@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from core.model import (
     Campaign,
     CampaignStatus,
+    Lease,
     Product,
     ProductPlan,
     StepKind,
@@ -42,6 +43,7 @@ class StepJob:
     input_url: str | None = None
     model: str | None = None  # a request's model override, if any
     provider_id: str | None = None  # set when resuming an in-flight prediction
+    intent_at: float | None = None  # a create may have been sent then (epoch s): adopt first
 
     @property
     def kind(self) -> StepKind:
@@ -66,17 +68,42 @@ async def _ignore(_url: str) -> None:
     """The default output_ready hook: nobody chains on this step."""
 
 
+async def _spend_freely() -> None:
+    """The default before_spend hook: nothing to record, nobody to fence."""
+
+
+def _cancel_on_stop() -> bool:
+    """The default keep_on_stop: a stopped step cancels its prediction."""
+    return False
+
+
+def _always() -> bool:
+    """The default may_spend: nobody to fence."""
+    return True
+
+
 @dataclass(frozen=True)
 class StepHooks:
     """Callbacks a running step uses to talk back to the campaign.
 
     output_ready: the step's provider output URL exists (before it is
     downloaded); a chained step may start from it.
+    before_spend: called right before a paid create is sent; records the
+    intent and raises LeaseLost if this process no longer owns the campaign.
+    keep_on_stop: True when the step is being stopped because the campaign is
+    handed over (or was taken over): leave the prediction running for the
+    next owner instead of cancelling it.
+    may_spend: asked right before a paid request is written to the socket
+    (after any rate-limit wait): False once this process's lease may have
+    lapsed (e.g. it was paused), so a stale owner never sends a create.
     """
 
     report: Callable[[str], Awaitable[None]]
     remember_provider_id: Callable[[str], Awaitable[None]]
     output_ready: Callable[[str], Awaitable[None]] = field(default=_ignore)
+    before_spend: Callable[[], Awaitable[None]] = field(default=_spend_freely)
+    keep_on_stop: Callable[[], bool] = field(default=_cancel_on_stop)
+    may_spend: Callable[[], bool] = field(default=_always)
 
 
 @dataclass(frozen=True)
@@ -123,12 +150,23 @@ class Executor(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PlanContext:
+    """What a planner that pays for its plans gets: hooks and what a crash left behind."""
+
+    hooks: StepHooks
+    provider_id: str | None = None  # the planning prediction of an earlier run
+    intent_at: float | None = None  # a planning create may have been sent then
+
+
 class Planner(Protocol):
     """Turns a request into product plans."""
 
     name: str
 
-    async def plan(self, request: CampaignRequest) -> list[ProductPlan]:
+    async def plan(
+        self, request: CampaignRequest, ctx: PlanContext | None = None
+    ) -> list[ProductPlan]:
         """Exactly request.products distinct plans, indexed from 0."""
         ...
 
@@ -152,8 +190,14 @@ class CampaignStore(Protocol):
         """Insert planned products and their steps."""
         ...
 
-    async def save_step(self, campaign_id: str, step: StepRecord) -> None:
-        """Write one step's current state."""
+    async def save_step(self, campaign_id: str, step: StepRecord, owner: str | None = None) -> None:
+        """Write one step's state; with `owner`, only while it owns it (else LeaseLost)."""
+        ...
+
+    async def save_plan(
+        self, campaign_id: str, provider_id: str | None, intent_at: float | None, owner: str
+    ) -> None:
+        """Remember the planning prediction or the intent to create it (fenced by owner)."""
         ...
 
     async def save_status(
@@ -165,8 +209,9 @@ class CampaignStore(Protocol):
         finished_at: float | None = None,
         contact_sheet: str | None = None,
         error: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Write the campaign's status and, when given, its other fields."""
+        """Write the campaign's status and, when given, its other fields (fenced by owner)."""
         ...
 
     async def get(self, campaign_id: str) -> Campaign:
@@ -185,12 +230,27 @@ class CampaignStore(Protocol):
         """Whether cancellation was requested."""
         ...
 
-    async def claim(self, campaign_id: str, owner: str, now: float, stale_before: float) -> bool:
+    async def claim(
+        self,
+        campaign_id: str,
+        owner: str,
+        now: float,
+        stale_before: float,
+        replacing: str | None = None,
+    ) -> bool:
         """Take the campaign for `owner` unless another owner beat after `stale_before`."""
         ...
 
-    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> None:
-        """Say that `owner` is still running the campaign."""
+    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> bool:
+        """Say that `owner` is still running the campaign; False if it lost it."""
+        ...
+
+    async def release(self, campaign_id: str, owner: str) -> None:
+        """Give the campaign up so that the next process takes it over at once."""
+        ...
+
+    async def unfinished(self) -> Sequence[Lease]:
+        """Who holds each pending or running campaign."""
         ...
 
     async def orphans(self, stale_before: float) -> Sequence[str]:

@@ -10,26 +10,35 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import CampaignError, CampaignStateError, InvalidRequest
+from core.errors import CampaignError, CampaignStateError, InvalidRequest, LeaseLost
+from core.lease import Held, ResumeReport, judge, new_owner
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
-from core.pipeline import ChainRunner, Publish, new_product, step_names
+from core.pipeline import ChainRunner, Publish, Stop, new_product, step_names
 from core.planner import base_seed
-from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
+from core.ports import (
+    CampaignStore,
+    Executor,
+    Generator,
+    PlanContext,
+    Planner,
+    ProgressSink,
+    StepHooks,
+)
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+SURE_SHARE = 0.8  # of the lease: a process that could not beat for longer spends nothing
 SinksFor = Callable[[Campaign], Sequence[ProgressSink]]
+Accept = Callable[[Campaign], bool]  # which orphans a process takes over
 SheetFn = Callable[..., str]
 """`sheet(items, out_path, *, title) -> out_path`: picklable contact-sheet renderer."""
 
@@ -57,6 +66,7 @@ class _Running:
     task: asyncio.Task[Campaign]
     work: asyncio.Task[None] | None = None
     canceled: bool = False
+    stop: Stop = field(default_factory=Stop)  # keep: handed over or taken over, not canceled
     sinks: list[ProgressSink] = field(default_factory=list)
     sheet: tuple[list[tuple[str, str]], str | None] | None = None  # (its images, its path)
 
@@ -88,7 +98,7 @@ class CampaignService:
         self._restarting: set[str] = set()
         # Who runs a campaign, stored with a heartbeat so that another process
         # can tell a live campaign from one whose process died.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = new_owner()
         self._resumer: asyncio.Task[None] | None = None
 
     def estimate(self, request: CampaignRequest) -> Estimate:
@@ -132,40 +142,59 @@ class CampaignService:
         self._start(campaign, sinks)
         return campaign
 
-    async def resume_orphans(self, sinks_for: SinksFor = lambda _c: ()) -> list[Campaign]:
-        """Take over unfinished campaigns whose process stopped beating, and run them on.
+    async def resume_orphans(
+        self, sinks_for: SinksFor = lambda _c: (), accept: Accept = lambda _c: True
+    ) -> ResumeReport:
+        """Take over unfinished campaigns whose process stopped, and run them on.
 
-        Steps that had finished keep their outcome; running and pending ones run
-        again with their stored prediction id (the generator re-polls it, so no
-        step is paid for twice). `sinks_for(campaign)` re-attaches progress, e.g.
-        to the chat message stored in `campaign.origin`.
+        An owner stopped when its lease lapsed (no heartbeat for `lease_s`), when
+        it released the campaign (a deploy hands over), or at once when its
+        process is gone from this host. Steps that had finished keep their
+        outcome; the others run again with their stored prediction id or, after
+        a crash between create and store, adopt the prediction their intent
+        points to (no step is paid for twice). `accept` picks the campaigns this
+        process may report on (a front end takes only its own); `sinks_for`
+        re-attaches progress, e.g. to the chat message in `campaign.origin`.
         """
-        resumed = []
-        for campaign_id in await self.store.orphans(self._clock() - self.config.lease_s):
-            if campaign_id in self._running or not await self._claim(campaign_id):
+        report = ResumeReport([], [], [])
+        now = self._clock()
+        leases = await self.store.unfinished()
+        for verdict in judge(leases, self.owner, now, self.config.lease_s):
+            campaign_id = verdict.lease.campaign_id
+            if campaign_id in self._running:
                 continue
             campaign = await self.store.get(campaign_id)
-            log.warning("resuming campaign %s, orphaned by a stopped process", campaign_id)
-            self._start(campaign, sinks_for(campaign))
-            resumed.append(campaign)
-        return resumed
+            if not verdict.free:
+                report.held.append(
+                    Held(campaign, verdict.lease.owner or "", round(verdict.free_in_s, 1))
+                )
+            elif not accept(campaign):
+                report.skipped.append(campaign)
+            elif await self._claim(campaign_id, replacing=verdict.dead_owner):
+                log.warning("resuming campaign %s, left by a stopped process", campaign_id)
+                self._start(campaign, sinks_for(campaign))
+                report.resumed.append(campaign)
+        return report
 
-    def start_resuming(self, sinks_for: SinksFor = lambda _c: ()) -> None:
+    def start_resuming(
+        self, sinks_for: SinksFor = lambda _c: (), accept: Accept = lambda _c: True
+    ) -> None:
         """Take over orphans now and every `lease_s` from now on, until aclose()."""
         if self._resumer is None:
-            self._resumer = asyncio.create_task(self._resume_loop(sinks_for))
+            self._resumer = asyncio.create_task(self._resume_loop(sinks_for, accept))
 
-    async def _resume_loop(self, sinks_for: SinksFor) -> None:
+    async def _resume_loop(self, sinks_for: SinksFor, accept: Accept) -> None:
         while True:
             try:
-                await self.resume_orphans(sinks_for)
+                await self.resume_orphans(sinks_for, accept)
             except Exception:  # a locked or broken database: try again next round
                 log.exception("resuming orphaned campaigns failed")
             await asyncio.sleep(self.config.lease_s)
 
-    async def _claim(self, campaign_id: str) -> bool:
+    async def _claim(self, campaign_id: str, replacing: str | None = None) -> bool:
         now = self._clock()
-        return await self.store.claim(campaign_id, self.owner, now, now - self.config.lease_s)
+        stale_before = now - self.config.lease_s
+        return await self.store.claim(campaign_id, self.owner, now, stale_before, replacing)
 
     async def run(self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()) -> Campaign:
         """Submit and wait for the outcome."""
@@ -252,22 +281,42 @@ class CampaignService:
         self._start(campaign, sinks)
         return campaign
 
-    async def aclose(self) -> None:
-        """Cancel every campaign this service is running and wait for them to settle."""
+    async def aclose(self, *, hand_over: bool = False) -> None:
+        """Stop every campaign this service runs and wait for them to settle.
+
+        `hand_over=False`: cancel them (and their predictions). `hand_over=True`
+        (a deploy): stop them here without cancelling anything on the provider
+        and release their leases, so the next process takes them over at once.
+        """
         if self._resumer is not None:
             self._resumer.cancel()
             await asyncio.gather(self._resumer, return_exceptions=True)
         for running in list(self._running.values()):
+            if hand_over:
+                running.stop.keep = True
+                if running.work is not None:
+                    running.work.cancel()
+                continue
             self._cancel_here(running)
         tasks = [r.task for r in self._running.values()]
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _sure_s(self) -> float:
+        """How long after a successful claim or beat this process surely holds the lease."""
+        return self.config.lease_s * SURE_SHARE
+
     def _start(self, campaign: Campaign, sinks: Sequence[ProgressSink]) -> None:
-        running = _Running(task=asyncio.create_task(self._drive(campaign)), sinks=list(sinks))
+        """Run a campaign this process has just claimed."""
+        stop = Stop(valid_until=time.monotonic() + self._sure_s())
+        running = _Running(
+            task=asyncio.create_task(self._drive(campaign)), stop=stop, sinks=list(sinks)
+        )
         self._running[campaign.id] = running
         running.task.add_done_callback(lambda _t: self._running.pop(campaign.id, None))
 
     def _cancel_here(self, running: _Running) -> None:
+        if running.stop.keep:  # already being handed over: nothing left to cancel here
+            return
         running.canceled = True
         if running.work is not None:
             running.work.cancel()
@@ -275,7 +324,9 @@ class CampaignService:
     async def _drive(self, campaign: Campaign) -> Campaign:
         running = self._running[campaign.id]
         started = campaign.started_at or self._clock()
-        await self.store.save_status(campaign.id, CampaignStatus.RUNNING, started_at=started)
+        await self.store.save_status(
+            campaign.id, CampaignStatus.RUNNING, started_at=started, owner=self.owner
+        )
         await self._publish(
             ProgressEvent(
                 EventKind.CAMPAIGN_STARTED,
@@ -285,17 +336,28 @@ class CampaignService:
             )
         )
         running.work = asyncio.create_task(self._work(campaign))
-        if running.canceled:  # cancel() arrived before there was work to cancel
+        if running.canceled or running.stop.keep:  # stopped before there was work to stop
             running.work.cancel()
         watcher = asyncio.create_task(self._keep_alive(campaign.id, running))
         try:
             await asyncio.wait([running.work])
         finally:
             watcher.cancel()
+        if _lost(running.work) or running.stop.keep:
+            return await self._let_go(campaign.id)
         error = self._work_error(running.work)
-        return await self._finalize(
-            await self.store.get(campaign.id), canceled=running.canceled, error=error
-        )
+        try:
+            return await self._finalize(
+                await self.store.get(campaign.id), canceled=running.canceled, error=error
+            )
+        except LeaseLost:
+            return await self._let_go(campaign.id)
+
+    async def _let_go(self, campaign_id: str) -> Campaign:
+        """Leave a campaign that is handed over (or was taken over) to its next owner."""
+        await self.store.release(campaign_id, self.owner)  # no-op if another owns it now
+        log.warning("campaign %s left to its next owner; nothing canceled", campaign_id)
+        return await self.store.get(campaign_id)
 
     async def _work(self, campaign: Campaign) -> None:
         products = campaign.products or await self._plan(campaign)
@@ -328,7 +390,11 @@ class CampaignService:
 
     async def _plan(self, campaign: Campaign) -> tuple[Product, ...]:
         async with self.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
-            plans = await self.planner.plan(campaign.request)
+            try:
+                plans = await self.planner.plan(campaign.request, self._plan_context(campaign))
+            except LeaseLost:
+                self._running[campaign.id].stop.keep = True
+                raise
         products = tuple(new_product(plan, campaign.request) for plan in plans)
         await self.store.add_products(campaign.id, products)
         await self._publish(
@@ -345,6 +411,35 @@ class CampaignService:
             )
         return products
 
+    def _plan_context(self, campaign: Campaign) -> PlanContext:
+        """Hooks that store the planning prediction like a step's (fenced by owner)."""
+        state = _PlanState(campaign.plan_provider_id, campaign.plan_intent_at)
+        stop = self._running[campaign.id].stop
+
+        async def save() -> None:
+            try:
+                await self.store.save_plan(campaign.id, state.pid, state.intent_at, self.owner)
+            except LeaseLost:
+                stop.keep = True
+                raise
+
+        async def remember(provider_id: str) -> None:
+            state.pid = provider_id
+            await save()
+
+        async def before_spend() -> None:
+            state.intent_at = self._clock()
+            await save()
+
+        hooks = StepHooks(
+            _quiet,
+            remember,
+            before_spend=before_spend,
+            keep_on_stop=lambda: stop.keep,
+            may_spend=stop.may_spend,
+        )
+        return PlanContext(hooks, campaign.plan_provider_id, campaign.plan_intent_at)
+
     def _runner(self, campaign: Campaign, publish: Publish) -> ChainRunner:
         return ChainRunner(
             campaign_id=campaign.id,
@@ -356,16 +451,32 @@ class CampaignService:
             scheduler=self.scheduler,
             publish=publish,
             clock=self._clock,
+            owner=self.owner,
+            stop=self._running[campaign.id].stop,
         )
 
     def _folder(self, campaign_id: str) -> Path:
         return (self.config.data_dir / "campaigns" / campaign_id).resolve()
 
     async def _keep_alive(self, campaign_id: str, running: _Running) -> None:
-        """Beat the heartbeat and watch the cancel flag other processes may set."""
+        """Beat the heartbeat and watch the cancel flag other processes may set.
+
+        A beat that no longer matches means another process took the campaign
+        over (this one was paused or cut off past its lease): stop at once,
+        cancelling nothing on the provider.
+        """
+        beat_s = min(self.config.cancel_poll_s, self.config.lease_s / 3)
         while True:
-            await asyncio.sleep(self.config.cancel_poll_s)
-            await self.store.heartbeat(campaign_id, self.owner, self._clock())
+            await asyncio.sleep(beat_s)
+            beat_at = time.monotonic()
+            if await self.store.heartbeat(campaign_id, self.owner, self._clock()):
+                running.stop.valid_until = beat_at + self._sure_s()
+            else:
+                log.warning("campaign %s: lease lost to another process; stopping", campaign_id)
+                running.stop.keep = True
+                if running.work is not None:
+                    running.work.cancel()
+                return
             if await self.store.cancel_requested(campaign_id):
                 self._cancel_here(running)
                 return
@@ -390,12 +501,18 @@ class CampaignService:
                     step.evolve(
                         status=StepStatus.CANCELED, error="canceled", finished_at=self._clock()
                     ),
+                    self.owner,
                 )
         campaign = await self.store.get(campaign.id)
         sheet = None if canceled else await self._final_sheet(campaign)
         status = outcome(campaign.steps(), canceled)
         await self.store.save_status(
-            campaign.id, status, finished_at=self._clock(), contact_sheet=sheet, error=error
+            campaign.id,
+            status,
+            finished_at=self._clock(),
+            contact_sheet=sheet,
+            error=error,
+            owner=self.owner,
         )
         campaign = await self.store.get(campaign.id)
         await self._publish(
@@ -452,3 +569,21 @@ def _sheet_items(campaign: Campaign) -> list[tuple[str, str]]:
         for p in campaign.products
         if (path := p.output(StepName.IMAGE)) is not None
     ]
+
+
+def _lost(work: asyncio.Task[None]) -> bool:
+    """Whether the work ended because another process took the campaign over."""
+    exc = None if work.cancelled() else work.exception()  # retrieved in any case
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(LeaseLost) is not None
+    return isinstance(exc, LeaseLost)
+
+
+@dataclass
+class _PlanState:
+    pid: str | None
+    intent_at: float | None
+
+
+async def _quiet(_message: str) -> None:
+    return None

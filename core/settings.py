@@ -33,6 +33,7 @@ class Settings:
     max_products: int = DEFAULT_MAX_PRODUCTS
     limits: Limits = field(default_factory=Limits)
     progress_interval_s: float = 1.0
+    lease_s: float = 10.0  # a campaign whose owner has not beaten for this long is free
     video_seconds: float = 3.0
     replicate_api_token: str | None = field(default=None, repr=False)
 
@@ -65,6 +66,7 @@ class Settings:
             ),
             limits=limits,
             progress_interval_s=env_value(env, "CAMPAIGN_PROGRESS_INTERVAL", positive_float, 1.0),
+            lease_s=env_value(env, "CAMPAIGN_LEASE", positive_float, 10.0),
             video_seconds=env_value(env, "CAMPAIGN_VIDEO_SECONDS", positive_float, 3.0),
             replicate_api_token=env.get("REPLICATE_API_TOKEN") or None,
         )

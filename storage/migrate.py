@@ -33,11 +33,12 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
 async def migrate(db: aiosqlite.Connection, folder: Path = MIGRATIONS_DIR) -> int:
     """Apply pending migrations; returns the schema version now in force."""
     found = migrations(folder)
-    await db.execute("BEGIN IMMEDIATE")  # the version is read under the write lock
+    latest = found[-1][0] if found else 0
+    if await _version(db) >= latest:  # up to date: no write lock (a frozen writer can't block)
+        return latest
+    await db.execute("BEGIN IMMEDIATE")  # the version is read again under the write lock
     try:
-        async with db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
+        current = await _version(db)
         for version, path in found:
             if version <= current:
                 continue
@@ -50,6 +51,12 @@ async def migrate(db: aiosqlite.Connection, folder: Path = MIGRATIONS_DIR) -> in
         raise
     await db.execute("COMMIT")
     return current
+
+
+async def _version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def statements(script: str) -> list[str]:

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from core.errors import CampaignNotFound
+from core.errors import CampaignNotFound, LeaseLost
 from core.model import (
     Campaign,
     CampaignStatus,
+    Lease,
     Product,
     ProductPlan,
     StepName,
@@ -38,6 +39,7 @@ _STEP_COLUMNS = (
     "model",
     "predict_time_s",
     "output_url",
+    "intent_at",
 )
 
 
@@ -56,6 +58,7 @@ class SqliteStore:
         task = asyncio.ensure_future(self._transaction(work))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+        task.add_done_callback(_settled)
         return await asyncio.shield(task)
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -147,9 +150,45 @@ class SqliteStore:
             for step in product.steps:
                 await self._upsert_step(campaign_id, step)
 
-    async def save_step(self, campaign_id: str, step: StepRecord) -> None:
-        """Write one step's current state."""
-        await self._write(lambda: self._upsert_step(campaign_id, step))
+    async def save_step(self, campaign_id: str, step: StepRecord, owner: str | None = None) -> None:
+        """Write one step's current state; with `owner`, only while it owns the campaign.
+
+        The fenced write raises LeaseLost (and writes nothing) when another
+        process has taken the campaign over: a stale owner never overwrites
+        the new owner's state.
+        """
+
+        async def work() -> None:
+            await self._fence(campaign_id, owner)
+            await self._upsert_step(campaign_id, step)
+
+        await self._write(work)
+
+    async def save_plan(
+        self, campaign_id: str, provider_id: str | None, intent_at: float | None, owner: str
+    ) -> None:
+        """Remember the planning prediction (or the intent to create it), fenced by owner."""
+
+        async def work() -> None:
+            await self._fence(campaign_id, owner)
+            await self._db.execute(
+                "UPDATE campaigns SET plan_provider_id = ?, plan_intent_at = ? WHERE id = ?",
+                (provider_id, intent_at, campaign_id),
+            )
+
+        await self._write(work)
+
+    async def _fence(self, campaign_id: str, owner: str | None) -> None:
+        if owner is None:
+            return
+        async with self._db.execute(
+            "SELECT owner FROM campaigns WHERE id = ?", (campaign_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise CampaignNotFound(campaign_id)
+        if row[0] != owner:
+            raise LeaseLost(campaign_id)
 
     async def _upsert_step(self, campaign_id: str, step: StepRecord) -> None:
         values = [getattr(step, c) for c in _STEP_COLUMNS]
@@ -171,14 +210,25 @@ class SqliteStore:
         finished_at: float | None = None,
         contact_sheet: str | None = None,
         error: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Write the status; other fields only when given (None keeps the old value)."""
-        await self._update(
-            "UPDATE campaigns SET status = ?,"
-            " started_at = COALESCE(?, started_at), finished_at = ?,"
-            " contact_sheet = COALESCE(?, contact_sheet), error = ? WHERE id = ?",
-            (status.value, started_at, finished_at, contact_sheet, error, campaign_id),
-        )
+        """Write the status; other fields only when given (None keeps the old value).
+
+        With `owner`, only while it owns the campaign (else LeaseLost).
+        """
+
+        async def work() -> None:
+            await self._fence(campaign_id, owner)
+            cur = await self._db.execute(
+                "UPDATE campaigns SET status = ?,"
+                " started_at = COALESCE(?, started_at), finished_at = ?,"
+                " contact_sheet = COALESCE(?, contact_sheet), error = ? WHERE id = ?",
+                (status.value, started_at, finished_at, contact_sheet, error, campaign_id),
+            )
+            if cur.rowcount == 0:
+                raise CampaignNotFound(campaign_id)
+
+        await self._write(work)
 
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps."""
@@ -211,35 +261,65 @@ class SqliteStore:
             "UPDATE campaigns SET cancel_requested = ? WHERE id = ?", (flag, campaign_id)
         )
 
-    async def claim(self, campaign_id: str, owner: str, now: float, stale_before: float) -> bool:
-        """Take the campaign for `owner` unless another owner still runs it (beat lately)."""
+    async def claim(
+        self,
+        campaign_id: str,
+        owner: str,
+        now: float,
+        stale_before: float,
+        replacing: str | None = None,
+    ) -> bool:
+        """Take the campaign for `owner` unless another owner still runs it (beat lately).
+
+        `replacing`: an owner known to be dead (its process is gone), taken over at once.
+        """
 
         async def work() -> int:
             cur = await self._db.execute(
                 "UPDATE campaigns SET owner = ?, heartbeat_at = ? WHERE id = ? AND"
                 " (status NOT IN ('pending', 'running') OR owner IS NULL OR owner = ?"
-                "  OR heartbeat_at IS NULL OR heartbeat_at < ?)",
-                (owner, now, campaign_id, owner, stale_before),
+                "  OR heartbeat_at IS NULL OR heartbeat_at < ? OR owner = ?)",
+                (owner, now, campaign_id, owner, stale_before, replacing),
             )
             return cur.rowcount
 
         return await self._write(work) == 1
 
-    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> None:
-        """Say that `owner` is still running the campaign."""
-        await self._write(
-            lambda: self._db.execute(
+    async def heartbeat(self, campaign_id: str, owner: str, now: float) -> bool:
+        """Say that `owner` is still running the campaign; False if it no longer owns it."""
+
+        async def work() -> int:
+            cur = await self._db.execute(
                 "UPDATE campaigns SET heartbeat_at = ? WHERE id = ? AND owner = ?",
                 (now, campaign_id, owner),
             )
+            return cur.rowcount
+
+        return await self._write(work) == 1
+
+    async def release(self, campaign_id: str, owner: str) -> None:
+        """Give the campaign up so that the next process takes it over at once."""
+        await self._write(
+            lambda: self._db.execute(
+                "UPDATE campaigns SET owner = NULL, heartbeat_at = 0 WHERE id = ? AND owner = ?",
+                (campaign_id, owner),
+            )
         )
+
+    async def unfinished(self) -> list[Lease]:
+        """Who holds each pending or running campaign, oldest first."""
+        async with self._db.execute(
+            "SELECT id, owner, heartbeat_at, created_at FROM campaigns"
+            " WHERE status IN ('pending', 'running') ORDER BY created_at"
+        ) as cur:
+            return [Lease(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
     async def orphans(self, stale_before: float) -> list[str]:
         """Unfinished campaigns whose owner has not beaten since `stale_before`."""
         async with self._db.execute(
             "SELECT id FROM campaigns WHERE status IN ('pending', 'running')"
             " AND (heartbeat_at IS NULL OR heartbeat_at < ?)"
-            " AND created_at < ?"  # not one its creator has yet to claim
+            " AND (created_at < ? OR heartbeat_at = 0)"  # not one its creator has yet to claim
             " ORDER BY created_at",
             (stale_before, stale_before),
         ) as cur:
@@ -302,7 +382,15 @@ class SqliteStore:
             products=products,
             requester=row["requester"],
             origin=json.loads(row["origin_json"]),
+            plan_provider_id=row["plan_provider_id"],
+            plan_intent_at=row["plan_intent_at"],
         )
+
+
+def _settled(task: asyncio.Future[Any]) -> None:
+    """Retrieve a write's outcome: its caller may have been cancelled meanwhile (shield)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _plan(row: Any) -> ProductPlan:
@@ -332,4 +420,5 @@ def _step(row: Any) -> StepRecord:
         model=row["model"],
         predict_time_s=row["predict_time_s"],
         output_url=row["output_url"],
+        intent_at=row["intent_at"],
     )

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.test_handover_cli import kill_9
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -176,18 +178,22 @@ def test_a_killed_run_is_finished_by_resume(tmp_path: Path) -> None:
     while _steps(db, "succeeded") == 0:  # some work done, the rest still to do
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    proc.kill()  # a crash: no cleanup, the campaign stays "running"
-    proc.wait(timeout=30)
+    kill_9(proc)  # a crash: no cleanup, the campaign stays "running"
     done_before = _steps(db, "succeeded")
-    with sqlite3.connect(db) as conn:  # age the heartbeat instead of waiting out the lease
-        conn.execute("UPDATE campaigns SET heartbeat_at = 0, created_at = created_at - 60")
+    with sqlite3.connect(db) as conn:  # as if on another host: its lease has lapsed
+        conn.execute(
+            "UPDATE campaigns SET owner = 'elsewhere:1:x', heartbeat_at = 1,"
+            " created_at = created_at - 60"
+        )
     result = subprocess.run(
         [sys.executable, "bot.py", "resume", "--json"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (summary,) = json.loads(result.stdout)
-    assert summary["status"] == "succeeded"
+    report = json.loads(result.stdout)
+    assert report["held"] == [] and report["nothing_to_do"] is False
+    (summary,) = report["resumed"]
+    assert (summary["status"], summary["platform"]) == ("succeeded", "terminal")
     assert all(Path(p["video"]).exists() for p in summary["products"])
     with sqlite3.connect(db) as conn:
         attempts = [

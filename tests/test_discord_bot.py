@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,30 @@ async def test_a_freshly_started_bot_resumes_orphans_into_their_thread(
     assert (await service.get(cid)).status is CampaignStatus.SUCCEEDED
     message = fake.messages[origin["message"]]
     await fake.wait_for(lambda: "succeeded" in message["embeds"][0]["title"])
+
+
+async def test_a_bot_never_takes_over_another_front_ends_orphans(
+    fake, make_service, start_bot, store, monkeypatch
+) -> None:
+    cid = await make_orphan(store, {"platform": "slack", "channel": "C1", "ts": "1.2"})
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen)
+    accepts = []
+    real = service.start_resuming
+
+    def spy(sinks_for, accept):
+        accepts.append(accept)
+        real(sinks_for, accept=accept)
+
+    monkeypatch.setattr(service, "start_resuming", spy)
+    bot = await start_bot(service)  # setup_hook starts taking over orphans
+    assert accepts == [bot.owns]  # only the ones the bot owns
+    report = await service.resume_orphans(bot.sinks_for_stored, accept=bot.owns)
+    assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
+    stored = await service.get(cid)
+    assert stored.status is CampaignStatus.RUNNING and gen.calls == []  # left for Slack
+    assert bot.owns(replace(stored, origin={"platform": "discord"}))
+    assert not bot.owns(replace(stored, origin={}))  # a terminal run is `resume`'s
 
 
 @pytest.mark.parametrize("thread_delete", ["works", "forbidden"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local_executor import LocalExecutor
-from core.errors import PermanentStepError, TransientStepError
+from core.errors import LeaseLost, PermanentStepError, TransientStepError
 from core.model import ProductPlan, StepName
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -185,6 +185,44 @@ async def test_cancel_reaches_the_running_step(
     assert gen.canceled == [(0, "image")]
     gen.open_every_gate()  # the slot was given back
     assert isinstance(await executor.run_step(_job(tmp_path, 1), HOOKS), StepOutput)
+
+
+async def test_intent_and_lease_cross_the_executor(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    """before_spend runs on the driver; its LeaseLost comes back as LeaseLost, unpaid."""
+    gen = FileGatedGenerator(gates, open_all=True)
+    executor = make_executor(gen)
+    intents: list[str] = []
+
+    async def record() -> None:
+        intents.append("intent")
+
+    async def refuse() -> None:
+        raise LeaseLost("c1")
+
+    await executor.run_step(_job(tmp_path, 0), replace(HOOKS, before_spend=record))
+    assert intents == ["intent"] and gen.spent == [(0, "image")]
+    with pytest.raises(LeaseLost):
+        await executor.run_step(_job(tmp_path, 1), replace(HOOKS, before_spend=refuse))
+    assert gen.spent == [(0, "image")]  # nothing paid without the lease
+
+
+async def test_a_hand_over_stop_reaches_the_step(
+    make_executor: ExecutorFactory, tmp_path: Path, gates: Path
+) -> None:
+    """keep_on_stop is asked when the step is cancelled: it leaves its prediction running."""
+    gen = FileGatedGenerator(gates)
+    executor = make_executor(gen)
+    task = asyncio.create_task(
+        executor.run_step(_job(tmp_path, 0), replace(HOOKS, keep_on_stop=lambda: True))
+    )
+    await gen.wait_started(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await gen.wait_until(lambda: gen.kept == [(0, "image")], "the hand-over in the generator")
+    assert gen.canceled == []
 
 
 async def test_cpu_work_runs_in_another_process(

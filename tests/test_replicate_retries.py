@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from adapters import downloads as downloads_module
-from adapters import replicate_generator
+from adapters import replicate_predict
 from adapters.downloads import DECODE_INLINE_MAX, Downloader
-from adapters.replicate_generator import CREATE_TASK, ReplicateGenerator, predict
+from adapters.replicate_generator import ReplicateGenerator
+from adapters.replicate_predict import CREATE_TASK, predict
 from adapters.replicate_predictions import PredictionApi
 from adapters.replicate_settings import ReplicateSettings
 from core.model import ProductPlan, StepKind, StepName
@@ -139,9 +140,7 @@ def _live_creates() -> list[asyncio.Task[Any]]:
 async def _held_create(fake: FakeReplicate, api: PredictionApi) -> asyncio.Task[Any]:
     """A predict() whose create request has reached the fake and waits at its gate."""
     fake.create_gate = asyncio.Event()
-    task = asyncio.create_task(
-        predict(api, IMAGE, INPUT, kind=StepKind.IMAGE, deadline_s=10.0, report=_quiet)
-    )
+    task = asyncio.create_task(predict(api, IMAGE, INPUT, kind=StepKind.IMAGE, deadline_s=10.0))
     async with asyncio.timeout(10):
         await fake.at_gate.wait()
     return task
@@ -150,7 +149,7 @@ async def _held_create(fake: FakeReplicate, api: PredictionApi) -> asyncio.Task[
 async def test_cancel_during_create_cancels_what_it_made(
     fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replicate_generator, "CANCEL_WAIT_S", 5.0)
+    monkeypatch.setattr(replicate_predict, "CANCEL_WAIT_S", 5.0)
     api = PredictionApi(fast_settings(fake))
     try:
         task = await _held_create(fake, api)
@@ -169,7 +168,7 @@ async def test_cancel_during_create_cancels_what_it_made(
 async def test_create_that_never_answers_is_not_left_running(
     fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replicate_generator, "CANCEL_WAIT_S", 0.05)
+    monkeypatch.setattr(replicate_predict, "CANCEL_WAIT_S", 0.05)
     api = PredictionApi(fast_settings(fake))
     try:
         task = await _held_create(fake, api)

@@ -143,9 +143,7 @@ async def test_an_image_comes_back_finished_from_its_create(fake: FakeReplicate)
     fake.latency["image"] = 0.2
     api = PredictionApi(fast_settings(fake, prefer_wait_s=5))
     try:
-        done = await predict(
-            api, IMAGE, {"prompt": "cat"}, kind=StepKind.IMAGE, deadline_s=10, report=_quiet
-        )
+        done = await predict(api, IMAGE, {"prompt": "cat"}, kind=StepKind.IMAGE, deadline_s=10)
     finally:
         await api.aclose()
     assert done["status"] == "succeeded"
@@ -159,7 +157,7 @@ async def test_a_video_is_polled_not_held(fake: FakeReplicate) -> None:
     try:
         done = await predict(
             api, VIDEO, {"prompt": "orbit", "image": "data:,"}, kind=StepKind.VIDEO,
-            deadline_s=10, report=_quiet,
+            deadline_s=10,
         )  # fmt: skip
     finally:
         await api.aclose()
@@ -254,7 +252,7 @@ async def test_a_webhook_ends_the_wait_without_polling(fake: FakeReplicate) -> N
         try:
             done = await predict(
                 api, VIDEO, {"prompt": "orbit", "image": "data:,"}, kind=StepKind.VIDEO,
-                deadline_s=10, report=_quiet,
+                deadline_s=10,
             )  # fmt: skip
         finally:
             await runtime.aclose()

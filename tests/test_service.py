@@ -302,7 +302,7 @@ async def test_resume_runs_only_unfinished_steps_and_repolls_stored_ids(
     gen = GatedGenerator(open_all=True)
     sink = RecordingSink()
     service = make_service(gen)
-    resumed = await service.resume_orphans(lambda campaign: [sink])
+    resumed = (await service.resume_orphans(lambda campaign: [sink])).resumed
     assert [c.id for c in resumed] == [cid]
     done = await service.wait(cid)
     assert sorted(gen.calls) == [(0, "video"), (2, "image"), (2, "video")]
@@ -310,14 +310,14 @@ async def test_resume_runs_only_unfinished_steps_and_repolls_stored_ids(
     assert done.status is CampaignStatus.PARTIAL  # product 1 had failed before the crash
     assert done.products[0].step(StepName.IMAGE).attempts == 1
     assert sink.events[-1].kind is EventKind.CAMPAIGN_FINISHED
-    assert await service.resume_orphans() == []  # finished: nothing left to take over
+    assert (await service.resume_orphans()).nothing_to_do  # finished: nothing left to take over
 
 
 async def test_a_live_campaign_is_not_taken_over(make_service, store, tmp_path: Path) -> None:
     cid = await _orphan(store, tmp_path)
     assert await store.claim(cid, "other-process", now=time.time(), stale_before=0.0)
     service = make_service(GatedGenerator(open_all=True))
-    assert await service.resume_orphans() == []
+    assert (await service.resume_orphans()).resumed == []
     with pytest.raises(CampaignStateError, match="still running"):
         await service.retry(cid)
 

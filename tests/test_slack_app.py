@@ -9,6 +9,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -360,7 +361,7 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     origin = {"platform": "slack", "channel": "C1", "ts": "1700000000.000100"}
     cid = await make_orphan(offline_service.store, origin)
     async with slack_harness(offline_service) as slack:
-        offline_service.start_resuming(slack.front.sinks_for_stored)
+        slack.front.start_resuming()  # what the server does: only Slack's own orphans
         api = slack.api
         await api.wait_for(lambda: summary_posted(api, origin["ts"]))
         await slack.front.idle()
@@ -372,6 +373,35 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     completes = api.of("files.completeUploadExternal")
     assert len(completes) == 3  # two products, then the summary
     assert all(c.params["thread_ts"] == origin["ts"] for c in completes)
+
+
+async def test_slack_never_takes_over_another_front_ends_orphans(
+    offline_service: CampaignService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = {"platform": "discord", "guild": "1", "channel": "2", "message": "3", "thread": "3"}
+    cid = await make_orphan(offline_service.store, origin)  # a crashed Discord bot's campaign
+    accepts = []
+    real = offline_service.start_resuming
+
+    def spy(sinks_for: Any, accept: Any) -> None:
+        accepts.append(accept)
+        real(sinks_for, accept=accept)
+
+    monkeypatch.setattr(offline_service, "start_resuming", spy)
+    async with slack_harness(offline_service) as slack:
+        front = slack.front
+        assert front is not None
+        front.start_resuming()
+        assert accepts == [front.owns]  # the server's resumer asks the front end
+        report = await offline_service.resume_orphans(front.sinks_for_stored, accept=front.owns)
+        assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
+        stored = await offline_service.get(cid)
+        assert stored.status is CampaignStatus.RUNNING  # left for the Discord bot
+        assert [front.owns(replace(stored, origin=o)) for o in ({"platform": "slack"}, {})] == [
+            True,
+            False,  # a terminal run is `resume`'s, not Slack's
+        ]
+    assert slack.api.of("chat.update") == [] and slack.api.of("chat.postMessage") == []
 
 
 async def test_allowlists_apply_to_buttons(make_service: Any) -> None:

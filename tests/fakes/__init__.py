@@ -23,14 +23,22 @@ class GatedGenerator:
     name = "gated"
 
     def __init__(
-        self, *, open_all: bool = False, fail: set[Key] | None = None, fail_once: bool = False
+        self,
+        *,
+        open_all: bool = False,
+        fail: set[Key] | None = None,
+        fail_once: bool = False,
+        spend_late: bool = False,  # pay only after the gate opens (as after an upload)
     ) -> None:
         self.open_all = open_all
+        self.spend_late = spend_late
         self.fail = set(fail or ())
         self.fail_once = fail_once
         self.calls: list[Key] = []
         self.provider_ids: dict[Key, str | None] = {}  # what each step was started with
         self.canceled: list[Key] = []
+        self.kept: list[Key] = []  # stopped for a hand-over: the prediction left running
+        self.spent: list[Key] = []  # passed before_spend: a paid create would go out
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.gates: defaultdict[Key, asyncio.Event] = defaultdict(asyncio.Event)
@@ -64,6 +72,11 @@ class GatedGenerator:
             self.started_count += 1
             self.progress.notify_all()
         try:
+            if self.spend_late:
+                await self.gates[key].wait()
+            if job.provider_id is None:
+                await ctx.hooks.before_spend()
+                self.spent.append(key)
             await ctx.hooks.remember_provider_id(f"pred-{key[0]}-{key[1]}")
             await ctx.hooks.report("working")
             if not self.open_all:
@@ -73,7 +86,7 @@ class GatedGenerator:
                     self.fail.discard(key)
                 raise PermanentStepError(f"model said no to {key[1]} {key[0]}")
         except asyncio.CancelledError:
-            self.canceled.append(key)
+            (self.kept if ctx.hooks.keep_on_stop() else self.canceled).append(key)
             raise
         finally:
             self.running[kind] -= 1

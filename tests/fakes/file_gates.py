@@ -86,8 +86,18 @@ class FileGatedGenerator:
 
     @property
     def canceled(self) -> list[Key]:
-        """Steps that saw CancelledError, in order."""
+        """Steps that saw CancelledError, in order (with keep_on_stop: in `kept`)."""
         return [_key(line) for line in self._records("canceled")]
+
+    @property
+    def kept(self) -> list[Key]:
+        """Steps stopped for a hand-over: keep_on_stop() was True when they were cancelled."""
+        return [_key(line) for line in self._records("kept")]
+
+    @property
+    def spent(self) -> list[Key]:
+        """Steps whose before_spend passed (a paid create would have gone out)."""
+        return [_key(line) for line in self._records("spent")]
 
     @property
     def calls(self) -> list[tuple[Key, str | None, int]]:
@@ -113,13 +123,17 @@ class FileGatedGenerator:
         now = len(list(Path(self.folder).glob(f"running-{job.kind.value}-*")))
         self._append("peaks", f"{job.kind.value} {now}")
         try:
+            if job.provider_id is None:
+                await ctx.hooks.before_spend()
+                self._append("spent", f"{key[0]} {key[1]}")
             await ctx.hooks.remember_provider_id(f"pred-{key[0]}-{key[1]}")
             await ctx.hooks.report("working")
             self._append("started", f"{key[0]} {key[1]}")
             await self._wait_for_gate(key)
             self._maybe_fail(key)
         except asyncio.CancelledError:
-            self._append("canceled", f"{key[0]} {key[1]}")
+            kept = ctx.hooks.keep_on_stop()
+            self._append("kept" if kept else "canceled", f"{key[0]} {key[1]}")
             raise
         finally:
             running.unlink(missing_ok=True)

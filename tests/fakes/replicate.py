@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import random
 import re
 import secrets
 import time
@@ -55,6 +56,8 @@ from tests.fakes.replicate_parts import (
 
 __all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
 MADE_FIRST = frozenset({"drop_after", "stall_after"})  # faults that strike after the create
+RANDOM_FAULTS = ("429", "500", "502", "503", "drop_before", "drop_after")  # --fault-rate, creates
+RANDOM_GET_FAULTS = (429, 503)  # --fault-rate, prediction reads
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 WAIT_RE = re.compile(r"\bwait(?:=(\d+))?")
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-webhook-signing-key-0123456").decode()
@@ -73,12 +76,17 @@ class FakeReplicate:
         burst_s: float = 2.0,
         page_size: int = 50,
         webhook_secret: str = WEBHOOK_SECRET,
+        fault_rate: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         self.latency = dict(PROFILES["fast"], **(latency or {}))
         self.token = token
         self.page_size = page_size
         self.faults: deque[Fault] = deque()
         self.get_faults: deque[int] = deque()  # statuses answered to the next polls
+        self.fault_rate = fault_rate  # chance of a random fault per create and per read
+        self._random = random.Random(seed)
+        self.injected: dict[str, int] = {"create": 0, "get": 0}  # random faults so far
         self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
         self.versions: dict[str, str] = {}  # version id -> owner/name
         self.model_alias: dict[str, str] = {}  # asked-for model -> the `model` answered
@@ -186,7 +194,7 @@ class FakeReplicate:
         if self._limit is not None and not self._limit.take():
             self.throttled += 1
             return error_reply(429, "Request was throttled. Your rate limit resets in ~1s.")
-        fault = self.faults.popleft() if self.faults else None
+        fault = self.faults.popleft() if self.faults else self._random_fault()
         if fault is not None and fault.kind == "stall_before":
             return await self._withhold(request)
         if fault is not None and fault.kind not in MADE_FIRST:
@@ -204,6 +212,20 @@ class FakeReplicate:
         if (wait := WAIT_RE.search(request.headers.get("Prefer", ""))) is not None:
             await self._hold(prediction, float(wait[1] or 60))
         return web.json_response(self._view(prediction), status=201)
+
+    def _random_fault(self) -> Fault | None:
+        """With probability `fault_rate`, one of the create faults (the queue comes first)."""
+        if self.fault_rate <= 0 or self._random.random() >= self.fault_rate:
+            return None
+        self.injected["create"] += 1
+        return Fault(self._random.choice(RANDOM_FAULTS))
+
+    def _random_get_fault(self) -> web.Response | None:
+        """With probability `fault_rate`, a 429 or 503 for a prediction read."""
+        if self.fault_rate <= 0 or self._random.random() >= self.fault_rate:
+            return None
+        self.injected["get"] += 1
+        return error_reply(self._random.choice(RANDOM_GET_FAULTS), "injected")
 
     async def _hold(self, prediction: dict[str, Any], wait_s: float) -> None:
         """`Prefer: wait`: answer once the prediction has finished or `wait_s` has passed."""
@@ -284,6 +306,8 @@ class FakeReplicate:
             return denied
         if self.get_faults:
             return error_reply(self.get_faults.popleft(), "injected")
+        if (fault := self._random_get_fault()) is not None:
+            return fault
         prediction = self.predictions.get(request.match_info["id"])
         if prediction is None:
             return error_reply(404, "Not found.")
@@ -292,6 +316,8 @@ class FakeReplicate:
     async def _list(self, request: web.Request) -> web.Response:
         if (denied := self._record(request)) is not None:
             return denied
+        if (fault := self._random_get_fault()) is not None:
+            return fault
         start = int(request.query.get("cursor", "0"))
         newest = list(reversed(self.predictions.values()))
         page = newest[start : start + self.page_size]
@@ -379,6 +405,17 @@ class FakeReplicate:
                 "peak_reads_per_min": _peak(self.read_times, 60.0),
                 "peak_reads_per_s": _peak(self.read_times, 1.0),
                 "webhooks_sent": len(self.webhooks_sent),
+                "injected": dict(self.injected),
+                "predictions": [
+                    {
+                        "id": p["id"],
+                        "model": p["model"],
+                        "input_key": json.dumps(p["input"], sort_keys=True),
+                        "status": self._view(p)["status"],
+                    }
+                    for p in self.predictions.values()
+                ],
+                "cancels": list(self.cancels),
             }
         )
 
@@ -487,9 +524,20 @@ async def fake_replicate() -> AsyncIterator[FakeReplicate]:
 
 
 async def _serve_forever(
-    port: int, latency: dict[str, float], rate: float | None, read_rate: float | None
+    port: int,
+    latency: dict[str, float],
+    rate: float | None,
+    read_rate: float | None,
+    fault_rate: float = 0.0,
+    seed: int | None = None,
 ) -> None:
-    fake = FakeReplicate(latency=latency, create_rate_per_min=rate, read_rate_per_min=read_rate)
+    fake = FakeReplicate(
+        latency=latency,
+        create_rate_per_min=rate,
+        read_rate_per_min=read_rate,
+        fault_rate=fault_rate,
+        seed=seed,
+    )
     print(f"fake Replicate listening on {await fake.start(port)}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -505,13 +553,25 @@ def main() -> None:
     parser.add_argument("--latency", default="", help="e.g. image=0.3,video=3 (seconds)")
     parser.add_argument("--rate", type=float, default=None, help="create limit per minute")
     parser.add_argument("--read-rate", type=float, default=None, help="GET limit per minute")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="chance (0-1) of a random fault per create (429, 5xx, dropped connection)"
+        " and per prediction read (429, 503)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the random faults")
     args = parser.parse_args()
     latency = dict(PROFILES[args.profile])
     for pair in filter(None, args.latency.split(",")):
         key, _, value = pair.partition("=")
         latency[key.strip()] = float(value)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, latency, args.rate, args.read_rate))
+        asyncio.run(
+            _serve_forever(
+                args.port, latency, args.rate, args.read_rate, args.fault_rate, args.seed
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,154 @@
+"""One paid prediction from intent to result: adopt, create, store, wait, cancel.
+
+`predict` is shared by the generator (images, videos) and the LLM planner:
+
+1. A prediction a crash left behind is found first: with a stored id the
+   caller passes it as `existing`; with only an intent (`intent_at`: a create
+   may have been sent then, but its id was never stored) the account's recent
+   predictions are searched for one with the same input, created since.
+2. Otherwise `hooks.before_spend()` records the intent (and raises LeaseLost
+   if this process no longer owns the campaign: nothing is sent), then the
+   create goes out with `Cancel-After` = the kind's deadline, so Replicate
+   stops it even if the bot dies, and `Prefer: wait` for short kinds.
+3. The id is stored (`hooks.remember_provider_id`) before any waiting.
+4. On the deadline, or when the step is cancelled, the prediction is cancelled
+   on Replicate, unless `hooks.keep_on_stop()` says the campaign is being
+   handed over: then it keeps running for the next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from adapters.replicate_polls import timestamp
+from adapters.replicate_predictions import Prediction, PredictionApi
+from core.errors import PermanentStepError
+from core.model import StepKind
+from core.ports import StepHooks
+
+log = logging.getLogger(__name__)
+
+CANCEL_WAIT_S = 15.0
+CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
+SHORT_KINDS = frozenset({StepKind.TEXT, StepKind.IMAGE})  # created with `Prefer: wait`
+REUSABLE = frozenset({"starting", "processing", "succeeded"})
+
+
+async def _quiet(_message: str) -> None:
+    return None
+
+
+async def _forget(_provider_id: str) -> None:
+    return None
+
+
+QUIET = StepHooks(_quiet, _forget)
+
+
+async def predict(
+    api: PredictionApi,
+    ref: str,
+    inputs: dict[str, Any],
+    *,
+    kind: StepKind,
+    deadline_s: float,
+    hooks: StepHooks = QUIET,
+    existing: Prediction | None = None,
+    intent_at: float | None = None,
+) -> Prediction:
+    """Adopt, continue or create a prediction and wait for it (see the module doc)."""
+    loop = asyncio.get_running_loop()
+    if existing is None and intent_at is not None:
+        existing = await api.find(ref, inputs, intent_at, REUSABLE)
+        if existing is not None:
+            await hooks.report(f"adopted prediction {existing['id']} sent before a restart")
+            await hooks.remember_provider_id(existing["id"])
+    started = loop.time() if existing is None else _loop_time_of(existing, loop)
+    prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks)
+    try:
+        return await api.wait(prediction, deadline_s, hooks.report, model=ref, started=started)
+    except TimeoutError:
+        await _cancel(api, prediction["id"])
+        raise PermanentStepError(
+            f"no result after {deadline_s:g} s; the prediction was canceled on Replicate"
+        ) from None
+    except asyncio.CancelledError:
+        if not hooks.keep_on_stop():
+            await _cancel(api, prediction["id"])
+        raise
+
+
+async def _send(
+    api: PredictionApi,
+    ref: str,
+    inputs: dict[str, Any],
+    kind: StepKind,
+    deadline_s: float,
+    hooks: StepHooks,
+) -> Prediction:
+    """Record the intent, create, and store the id before anything else."""
+    await hooks.before_spend()
+    wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
+    prediction = await _create(api, ref, inputs, hooks, wait_s, deadline_s)
+    try:
+        await hooks.remember_provider_id(prediction["id"])  # stored before any waiting
+    except asyncio.CancelledError:
+        if not hooks.keep_on_stop():
+            await _cancel(api, prediction["id"])
+        raise
+    return prediction
+
+
+def _loop_time_of(prediction: Prediction, loop: asyncio.AbstractEventLoop) -> float:
+    """When a prediction was created, on the loop's clock (now, if unknown)."""
+    created = timestamp(prediction.get("created_at"))
+    age = max(0.0, time.time() - created) if created is not None else 0.0
+    return loop.time() - age
+
+
+async def _create(
+    api: PredictionApi,
+    ref: str,
+    inputs: dict[str, Any],
+    hooks: StepHooks,
+    wait_s: int | None,
+    deadline_s: float,
+) -> Prediction:
+    await hooks.report(f"sending to {ref.split(':')[0]}")
+    task = asyncio.create_task(
+        api.create(ref, inputs, wait_s=wait_s, cancel_after_s=deadline_s, guard=hooks.may_spend),
+        name=f"{CREATE_TASK}:{ref}",
+    )
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if hooks.keep_on_stop():  # handed over: its intent leads the next owner to it
+            task.cancel()
+            await asyncio.wait([task])
+            raise
+        # The request may already be at Replicate: let it answer, then cancel what it made.
+        try:
+            await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+        finally:  # also when cancelled again meanwhile: the task never outlives us
+            await _reap(api, task)
+        raise
+
+
+async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
+    """Finish an abandoned create: stop it if it still runs, cancel what it made."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])  # returns once it has stopped; never raises its error
+    if task.cancelled() or task.exception() is not None:  # retrieved: nothing left unawaited
+        return
+    await _cancel(api, task.result()["id"])
+
+
+async def _cancel(api: PredictionApi, prediction_id: str) -> None:
+    try:
+        await asyncio.wait_for(api.cancel(prediction_id), CANCEL_WAIT_S)
+    except TimeoutError:
+        log.warning("cancel of prediction %s did not finish in time", prediction_id)

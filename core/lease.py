@@ -1,0 +1,104 @@
+"""Who runs a campaign: owner ids, leases, and telling a dead owner from a live one.
+
+A process that runs a campaign owns it: its owner id ("host:pid:tag") is
+stored on the campaign with a heartbeat. The lease lapses `lease_s` after
+the last beat, or at once when the owner's process is gone from this very
+host (its pid no longer exists, or is a zombie): then another process may
+take the campaign over. A process can also release a campaign on purpose (a
+deploy hands over), which frees it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.model import Campaign, Lease
+
+NOBODY_YET_S = 10.0  # a campaign just created is its creator's to claim for this long
+
+
+def new_owner() -> str:
+    """A unique owner id for this process: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def dead_here(owner: str | None) -> bool:
+    """Whether `owner` is a process of this host that no longer runs."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+@dataclass(frozen=True)
+class Held:
+    """An unfinished campaign that a live process still runs."""
+
+    campaign: Campaign
+    owner: str
+    free_in_s: float  # until its lease lapses, if that process stops beating
+
+
+@dataclass(frozen=True)
+class ResumeReport:
+    """What a resume found."""
+
+    resumed: list[Campaign]  # taken over by this process and now running here
+    held: list[Held]  # run by a live process
+    skipped: list[Campaign]  # orphans this process does not take (another front end's)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Neither resumed nor held anything."""
+        return not self.resumed and not self.held
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One lease as a resumer sees it."""
+
+    lease: Lease
+    free: bool  # may be taken over now
+    dead_owner: str | None  # the owner whose process is gone (taken over at once)
+    free_in_s: float
+
+
+def judge(leases: Sequence[Lease], me: str, now: float, lease_s: float) -> list[Verdict]:
+    """Which unfinished campaigns are free to take over, and when the others will be."""
+    verdicts = []
+    for lease in leases:
+        if lease.owner == me:
+            continue
+        creating = lease.owner is None and lease.heartbeat_at is None  # its creator claims it
+        if creating and now - lease.created_at < NOBODY_YET_S:
+            continue
+        dead = lease.owner if dead_here(lease.owner) else None
+        beat = lease.heartbeat_at or 0.0
+        free_in = max(0.0, beat + lease_s - now)
+        verdicts.append(Verdict(lease, dead is not None or free_in <= 0, dead, free_in))
+    return verdicts

@@ -1,0 +1,224 @@
+"""A deploy of `python bot.py slack`: SIGTERM hands its campaigns over, the restarted
+process finishes them in the same thread, nothing is paid twice or cancelled; a
+second SIGTERM while a stop is slow exits at once. Subprocesses against the fake
+Slack Web API and the fake Replicate API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.replicate import TOKEN, FakeReplicate
+from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlackApi, SlackHarness
+
+ROOT = Path(__file__).resolve().parent.parent
+VIDEO_MODEL = "bytedance/seedance-1-lite"
+TEXT_MODEL = "meta/meta-llama-3-8b-instruct"
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Bot:
+    """One `bot.py slack` process, its stderr drained into `log`."""
+
+    proc: asyncio.subprocess.Process
+    url: str = ""
+    log: list[str] = field(default_factory=list)
+    drain: asyncio.Task[None] | None = None
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.log)
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send `sig` and wait for the exit status (bounded)."""
+        self.proc.send_signal(sig)
+        return await self.exited()
+
+    async def exited(self) -> int:
+        code = await asyncio.wait_for(self.proc.wait(), 60)
+        if self.drain is not None:
+            await asyncio.wait_for(self.drain, 30)
+        return code
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[FakeSlackApi, FakeReplicate]]:
+    api, replicate = FakeSlackApi(), FakeReplicate(token=TOKEN)
+    await api.start()
+    await replicate.start()
+    yield api, replicate
+    await replicate.stop()
+    await api.close()
+
+
+def _env(tmp_path: Path, api: FakeSlackApi, replicate: FakeReplicate) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CAMPAIGN_", "REPLICATE_", "SLACK_", "RAY_"))
+    }
+    env.update(
+        CAMPAIGN_DATA_DIR=str(tmp_path / "data"),
+        CAMPAIGN_DB=str(tmp_path / "c.db"),
+        CAMPAIGN_EXECUTOR="local",
+        CAMPAIGN_GENERATOR="replicate",
+        REPLICATE_API_TOKEN=TOKEN,
+        REPLICATE_BASE_URL=replicate.base_url,
+        REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_POLL_MIN="0.05",
+        REPLICATE_POLL_MAX="0.3",
+        REPLICATE_PREFER_WAIT="1",
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api.base + "/api/",
+        SLACK_UPDATE_INTERVAL="0.2",
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def serving(env: dict[str, str]) -> AsyncIterator[Bot]:
+    """Start `bot.py slack --port 0`, wait for its URL; kill it if the test left it running."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "bot.py", "slack", "--port", "0", cwd=ROOT, env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    bot = Bot(proc)
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(60):
+            while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/slack/events", bot.stderr)):
+                line = (await proc.stderr.readline()).decode()
+                assert line, f"bot.py slack exited early: {bot.stderr}"
+                bot.log.append(line)
+        bot.url = found.group(0)
+        bot.drain = asyncio.create_task(_drain(proc.stderr, bot.log))
+        yield bot
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if bot.drain is not None:
+            bot.drain.cancel()
+            await asyncio.gather(bot.drain, return_exceptions=True)
+
+
+async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
+    while line := await stream.readline():
+        log.append(line.decode())
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db) as conn:
+            return list(conn.execute(sql).fetchall())
+    except sqlite3.OperationalError:  # the schema is still being created
+        return []
+
+
+async def _until(check: Callable[[], bool], limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while not check():
+        assert time.monotonic() < deadline, "gave up waiting"
+        await asyncio.sleep(0.05)
+
+
+def _videos_stored(db: Path) -> int:
+    found = _rows(db, "SELECT count(*) FROM steps WHERE name = 'video' AND provider_id IS NOT NULL")
+    return int(found[0][0]) if found else 0
+
+
+def _campaign(db: Path) -> tuple[str, str, str | None, float | None]:
+    (row,) = _rows(db, "SELECT id, status, owner, heartbeat_at FROM campaigns")
+    return row[0], row[1], row[2], row[3]
+
+
+def _parent_ts(api: FakeSlackApi) -> str:
+    (parent,) = [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")]
+    return str(parent.answer["ts"])
+
+
+def _summary_in(api: FakeSlackApi, ts: str) -> bool:
+    return any(
+        c.params.get("thread_ts") == ts and "Campaign" in str(c.params.get("initial_comment"))
+        for c in api.of("files.completeUploadExternal")
+    )
+
+
+async def test_a_deploy_hands_over_and_the_restarted_bot_finishes_the_campaign(
+    servers: tuple[FakeSlackApi, FakeReplicate], tmp_path: Path
+) -> None:
+    api, replicate = servers
+    replicate.latency["video"] = 600.0  # the videos are still being made when the deploy comes
+    env, db = _env(tmp_path, api, replicate), tmp_path / "c.db"
+    async with serving(env) as old:
+        reply = await SlackHarness(api, None, old.url).command(
+            'theme:"deploy cats" products:2 videos:yes'
+        )
+        assert reply.status == 200 and "Estimate: 4 steps" in reply.body["text"]
+        await _until(lambda: len(replicate.created(VIDEO_MODEL)) == 2 and _videos_stored(db) == 2)
+        cid = _campaign(db)[0]
+        began = time.monotonic()
+        assert await old.stop() == 0, old.stderr
+        assert time.monotonic() - began < 15  # quick: nothing to wait for
+    assert "Traceback" not in old.stderr
+    assert _campaign(db) == (cid, "running", None, 0.0)  # released for the next process
+    assert replicate.cancels == []
+    ts = _parent_ts(api)
+    calls_before = len(api.calls)
+
+    replicate.latency["video"] = 0.05  # the predictions it left running finish now
+    async with serving(env) as new:
+        await api.wait_for(lambda: _summary_in(api, ts))  # resumed into the same thread
+        await _until(lambda: _campaign(db)[1] == "succeeded")
+        assert await new.stop() == 0, new.stderr
+    assert "Traceback" not in new.stderr
+    assert replicate.cancels == []  # nothing cancelled at the provider, ever
+    assert len(replicate.created()) == 5  # 1 plan + 2 images + 2 videos: nothing paid twice
+    stored = {r[0] for r in _rows(db, "SELECT provider_id FROM steps")}
+    assert stored == {p["id"] for p in replicate.created() if p["model"] != TEXT_MODEL}
+    after = api.calls[calls_before:]
+    parents = [c for c in after if c.method == "chat.postMessage" and not c.params.get("thread_ts")]
+    assert parents == []  # no new status message: the stored one is reused
+    updates = [c for c in after if c.method == "chat.update"]
+    assert updates and all(c.params["ts"] == ts for c in updates)
+    posts = [c for c in api.of("files.completeUploadExternal") if c.params.get("thread_ts") == ts]
+    assert len(posts) == 3  # each product once, then the summary
+    assert BOT_TOKEN not in old.stderr + new.stderr
+
+
+async def test_a_second_sigterm_while_stopping_exits_at_once(
+    servers: tuple[FakeSlackApi, FakeReplicate], tmp_path: Path
+) -> None:
+    api, replicate = servers
+    replicate.latency["video"] = 600.0
+    env, db = _env(tmp_path, api, replicate), tmp_path / "c.db"
+    async with serving(env) as bot:
+        held = api.hold("chat.update")  # the first status edit never gets an answer
+        await SlackHarness(api, None, bot.url).command("stuck cats products:1 videos:yes")
+        await asyncio.wait_for(held.held.wait(), 60)
+        await _until(lambda: _videos_stored(db) == 1)
+        bot.proc.send_signal(signal.SIGTERM)  # the stop hands over, then waits on that edit
+        await _until(lambda: _campaign(db)[2] is None)
+        assert bot.proc.returncode is None  # still stopping
+        began = time.monotonic()
+        assert await bot.stop() == 130
+        assert time.monotonic() - began < 10
+    assert "second signal" in bot.stderr and "Traceback" not in bot.stderr
+    assert _campaign(db)[1:] == ("running", None, 0.0)  # handed over before it left
+    assert replicate.cancels == []
