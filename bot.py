@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,20 +31,41 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from rich.console import Console
+from rich.markup import escape
 
-from adapters.downloads import shared_tls
 from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
 from adapters.offline_generator import OfflineGenerator
 from adapters.ray_connect import RaySettings, open_ray_executor
 from adapters.render import render_contact_sheet
 from adapters.replicate_generator import ReplicateGenerator
+from adapters.replicate_models import KNOWN
 from adapters.replicate_settings import ReplicateSettings
 from adapters.replicate_webhooks import WebhookReceiver
 from bot import console
+from bot.health import (
+    Check,
+    add_health_routes,
+    database_check,
+    http_listen_address,
+    project_version,
+    provider_check,
+    serve_http,
+)
 from bot.signals import StopSignals
-from core.errors import CampaignError, CampaignStateError, ConfigError, InvalidRequest
+from bot.usage import usage
+from core import logs
+from core.dotenv import env_file, load_dotenv
+from core.errors import (
+    CampaignError,
+    CampaignStateError,
+    ConfigError,
+    InvalidRequest,
+    QuotaExceeded,
+    RequestBlocked,
+)
 from core.lease import Held
 from core.model import Campaign, CampaignStatus
 from core.planner import OfflinePlanner
@@ -124,7 +147,7 @@ async def open_service(
     generator = generator or owned
     assert generator is not None
     if isinstance(generator, ReplicateGenerator):
-        await asyncio.to_thread(shared_tls)  # ~50 ms once: not on the first campaign's path
+        await generator.warm()  # clients and TLS made now, not on the first campaign's path
     if run_steps:
         executor = await make_executor(settings, generator)
     else:
@@ -141,6 +164,9 @@ async def open_service(
             data_dir=settings.data_dir,
             max_products=settings.max_products,
             lease_s=settings.lease_s,
+            quotas=settings.quotas,
+            blocklist=settings.blocklist,
+            priced_models=priced_models(generator),
         ),
     )
     receiver = webhooks(generator) if run_steps and webhook_listener else None
@@ -159,6 +185,14 @@ async def open_service(
             await owned.aclose()
 
 
+def priced_models(generator: Generator) -> dict[str, frozenset[str]]:
+    """The models Replicate's price table knows, per kind; {} for a free generator."""
+    if not isinstance(generator, ReplicateGenerator):
+        return {}
+    kinds = ("text", "image", "video")
+    return {k: frozenset(r for r, s in KNOWN.items() if s.output.value == k) for k in kinds}
+
+
 def webhooks(generator: Generator) -> WebhookReceiver | None:
     """The webhook receiver when Replicate generates and REPLICATE_WEBHOOK_URL is set."""
     if isinstance(generator, ReplicateGenerator) and generator.settings.webhook_url:
@@ -166,45 +200,74 @@ def webhooks(generator: Generator) -> WebhookReceiver | None:
     return None
 
 
+# Options every command takes, before or after the subcommand: (flags, argparse keywords).
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--db",), {"type": Path, "help": "SQLite file (env CAMPAIGN_DB)"}),
+    (("--data-dir",), {"type": Path, "help": "output folder (env CAMPAIGN_DATA_DIR)"}),
+    (("--executor",), {"choices": EXECUTORS, "help": "env CAMPAIGN_EXECUTOR"}),
+    (("--generator",), {"choices": GENERATORS, "help": "env CAMPAIGN_GENERATOR"}),
+    (("--json",), {"action": "store_true", "help": "print JSON on stdout"}),
+    (("-v", "--verbose"), {"action": "store_true", "help": "log to stderr"}),
+)
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The GLOBAL_OPTIONS; without `defaults` an option absent here leaves the value alone.
+
+    The main parser sets the defaults; a subcommand's copies use SUPPRESS, so
+    `bot.py --json run x` is not undone by the subcommand's own (absent) --json.
+    """
+    extra: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    for flags, options in GLOBAL_OPTIONS:
+        parser.add_argument(*flags, **options, **extra)
+
+
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+) -> argparse.ArgumentParser:
+    """A subcommand that takes the global options too; add its own arguments to the result."""
+    command = sub.add_parser(name, help=help, description=help)
+    add_global_options(command, defaults=False)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's arguments."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", type=Path, help="SQLite file (env CAMPAIGN_DB)")
-    common.add_argument("--data-dir", type=Path, help="output folder (env CAMPAIGN_DATA_DIR)")
-    common.add_argument("--executor", choices=EXECUTORS, help="env CAMPAIGN_EXECUTOR")
-    common.add_argument("--generator", choices=GENERATORS, help="env CAMPAIGN_GENERATOR")
-    common.add_argument("--json", action="store_true", help="print JSON on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
-    parser = argparse.ArgumentParser(prog="bot.py", description="Campaign bot", parents=[common])
+    """The CLI's arguments; global options work before or after the subcommand."""
+    parser = argparse.ArgumentParser(prog="bot.py", description="Campaign bot")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {project_version()}")
+    add_global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="run one campaign")
+    run = add_command(sub, "run", "run one campaign")
     run.add_argument("request", help="e.g. 'theme:\"retro cats\" products:5 videos:yes'")
     _model_options(run)
-    sub.add_parser("demo", parents=[common], help="run a sample campaign offline")
-    history = sub.add_parser("history", parents=[common], help="list recent campaigns")
+    add_command(sub, "demo", "run a sample campaign offline")
+    history = add_command(sub, "history", "list recent campaigns")
     history.add_argument("--limit", type=int, default=20)
     for name, text in (
         ("show", "show one campaign"),
         ("cancel", "cancel a campaign"),
         ("retry", "re-run failed or canceled steps"),
     ):
-        command = sub.add_parser(name, parents=[common], help=text)
+        command = add_command(sub, name, text)
         command.add_argument("id")
         if name == "retry":
             _model_options(command)
-    resume = sub.add_parser(
-        "resume", parents=[common], help="finish campaigns a stopped process left"
-    )
+    resume = add_command(sub, "resume", "finish campaigns a stopped process left")
     resume.add_argument(
         "--wait",
         action="store_true",
         help="also wait for campaigns a live process holds, and finish them once it lets go",
     )
-    slack = sub.add_parser("slack", parents=[common], help="serve the Slack front end")
+    slack = add_command(sub, "slack", "serve the Slack front end")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
     slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
     slack.add_argument("--socket", action="store_true", help="Socket Mode (SLACK_APP_TOKEN)")
-    sub.add_parser("discord", parents=[common], help="run the Discord front end")
+    add_command(sub, "discord", "run the Discord front end")
+    usage_cmd = add_command(sub, "usage", "spend per user, channel and server")
+    usage_cmd.add_argument("--days", type=float, help="only the last N days (default: all time)")
+    gallery = add_command(sub, "gallery", "serve the read-only campaign gallery")
+    gallery.add_argument("--host", default="127.0.0.1", help="address to bind")
+    gallery.add_argument("--port", type=int, default=8081, help="HTTP port")
     return parser
 
 
@@ -391,10 +454,10 @@ async def _wait_for_held(
 
 
 def _campaign_line(campaign: Campaign) -> str:
-    """'abc12345 from slack: “retro cats”, 3 products'."""
+    """'abc12345 from slack: “retro cats”, 3 products' (user text escaped for rich)."""
+    theme = escape(console.inert(campaign.request.theme).plain)
     return (
-        f"{campaign.id} from {campaign.platform}: “{campaign.request.theme}”,"
-        f" {campaign.request.products} product(s)"
+        f"{campaign.id} from {campaign.platform}: “{theme}”, {campaign.request.products} product(s)"
     )
 
 
@@ -469,15 +532,55 @@ async def run_slack(args: argparse.Namespace, settings: Settings, stop: StopSign
     async with open_service(settings, webhook_listener=socket, hand_over=True) as service:
         front = slack_app.SlackFrontEnd(service, slack, max_products=settings.max_products)
         receiver = None if socket else webhooks(service.generator)
-        await slack_app.serve_until_stopped(
-            front,
-            socket=socket,
-            host=args.host,
-            port=args.port,
-            mount=receiver.add_to if receiver else None,
-            stop=stop,
-        )
+        checks = readiness_checks(settings, service.generator)
+
+        def mount(app: web.Application) -> None:
+            if receiver is not None:
+                receiver.add_to(app)
+            add_health_routes(app, checks)
+
+        async with health_listener(checks, busy_port=None if socket else args.port):
+            await slack_app.serve_until_stopped(
+                front, socket=socket, host=args.host, port=args.port, mount=mount, stop=stop
+            )
     return EXIT_OK
+
+
+def readiness_checks(settings: Settings, generator: Generator) -> dict[str, Check]:
+    """/readyz: the database takes the write lock; Replicate answers (or the offline generator)."""
+    ping = None
+    if isinstance(generator, ReplicateGenerator):
+        ping = functools.partial(_replicate_account, generator)
+    return {"database": database_check(settings.database), "provider": provider_check(ping)}
+
+
+async def _replicate_account(generator: ReplicateGenerator) -> object:
+    """One authenticated GET /v1/account (3 s): the token is accepted, the API answers."""
+    return await generator.runtime.current().api.http.send("GET", "/v1/account", timeout_s=3.0)
+
+
+def health_listener(
+    checks: Mapping[str, Check], busy_port: int | None = None
+) -> contextlib.AbstractAsyncContextManager[int | None]:
+    """The CAMPAIGN_HTTP_PORT listener with /healthz and /readyz, or a no-op when unset."""
+    address = http_listen_address()
+    if address is None or address[1] == busy_port:
+        return contextlib.nullcontext()
+    return serve_http(lambda app: add_health_routes(app, checks), *address)
+
+
+async def run_gallery(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the gallery (with /healthz, /readyz) until SIGINT or SIGTERM; prints a signed link."""
+    from bot.gallery import GallerySettings, serve_gallery
+
+    gallery = GallerySettings.from_env()  # a bad secret or URL: exit 2 before serving
+    store = await SqliteStore.open(settings.database)
+    try:
+        return await serve_gallery(
+            store, settings, args.host, args.port, sys.stdout, gallery=gallery
+        )
+    finally:
+        await store.close()
 
 
 async def run_discord(settings: Settings, stop: StopSignals) -> int:
@@ -494,7 +597,8 @@ async def run_discord(settings: Settings, stop: StopSignals) -> int:
                 max_products=settings.max_products,
                 progress_interval_s=settings.progress_interval_s,
             )
-            await discord_app.serve_until_stopped(bot, config.token, stop=stop)
+            async with health_listener(readiness_checks(settings, service.generator)):
+                await discord_app.serve_until_stopped(bot, config.token, stop=stop)
     return EXIT_OK
 
 
@@ -503,8 +607,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in RUNS_CAMPAIGNS:
         with StopSignals() as stop:  # through the shutdown: a second signal exits at once
             return await run_campaigns(args, settings, stop)
+    if args.command == "gallery":
+        return await run_gallery(args, settings)
     out = Console()
     async with open_service(settings, run_steps=False) as service:
+        if args.command == "usage":
+            return await usage(service, as_json=args.json, out=out, days=args.days)
         if args.command == "history":
             campaigns = list(await service.history(args.limit))
             if args.json:
@@ -559,15 +667,20 @@ async def run_campaigns(args: argparse.Namespace, settings: Settings, stop: Stop
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run the command, map errors to exit codes."""
+    try:
+        dotenv = env_file()
+        if dotenv is not None:
+            load_dotenv(dotenv, os.environ)  # fills only unset variables: the environment wins
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure("text", verbose=args.verbose)
     try:
         settings = settings_from(args, Settings.from_env())
+        logs.configure(settings.log_format, verbose=args.verbose)
         return asyncio.run(dispatch(args, settings))
-    except (InvalidRequest, ConfigError) as exc:
+    except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CampaignError as exc:

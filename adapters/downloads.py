@@ -2,10 +2,26 @@
 
 The replicate client's own `FileOutput.read()` sends the API token to
 whatever host an output URL names; this downloader has no credentials at
-all. It accepts https only (plain http when explicitly allowed, for local
-testing), follows redirects only to allowed URLs, caps the size, checks the
-content type (and the file's first bytes) against the expected kind, handles
-`data:` URIs, and writes the file atomically.
+all. Any chat user may pick the model, so the model picks the output URL:
+it is treated as hostile.
+
+- Hosts are allowed by name (`OUTPUT_HOSTS`: Replicate's delivery hosts, plus
+  what the operator adds); every redirect hop is checked the same way.
+- Every address a name resolves to must be public: loopback, private,
+  link-local, reserved, multicast, unspecified, cloud metadata addresses and
+  IPv6 forms that embed them (IPv4-mapped, 6to4, NAT64) are refused before any
+  connection is made. `allow_private` (REPLICATE_ALLOW_PRIVATE_OUTPUTS, local
+  testing only) lifts this check.
+- The connection goes to the address that was checked (the name is resolved
+  once, in `GuardedBackend`); TLS still verifies the certificate against the
+  name (SNI), and the Host header is the name. A DNS answer that changes
+  between the check and the connection (rebinding) therefore cannot redirect
+  it. Proxy variables (HTTPS_PROXY, ...) are ignored: through a proxy the
+  address could not be checked.
+
+It also accepts https only (plain http when explicitly allowed, for local
+testing), caps the size, checks the content type (and the file's first bytes)
+against the expected kind, handles `data:` URIs, and writes the file atomically.
 """
 
 from __future__ import annotations
@@ -14,10 +30,15 @@ import asyncio
 import base64
 import binascii
 import functools
+import ipaddress
+import socket
 import ssl
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from urllib.parse import unquote_to_bytes, urlsplit
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
+import httpcore
 import httpx
 
 from adapters.files import atomic_path
@@ -34,6 +55,25 @@ EXTENSIONS = {
 }
 _CHUNK = 1 << 16
 DECODE_INLINE_MAX = 1 << 20  # larger data: URIs are decoded in a thread, off the event loop
+# Where Replicate serves prediction outputs: replicate.delivery and its subdomains
+# (pbxt.replicate.delivery, tjzk.replicate.delivery, ...).
+OUTPUT_HOSTS = ("replicate.delivery", "*.replicate.delivery")
+# Cloud metadata services, refused even where they are not link-local or private.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200",
+              "168.63.129.16")
+)  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_ANY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolve = Callable[[str, int], Awaitable[list[str]]]  # (host, port) -> addresses
+
+
+class UnsafeOutput(PermanentStepError):
+    """An output URL that points where downloads may not go (host or address)."""
 
 
 class OutputGone(PermanentStepError):
@@ -63,18 +103,156 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-class Downloader:
-    """Fetches output files into a folder; one per event loop (owns an httpx client)."""
+def host_patterns(raw: Iterable[str]) -> tuple[str, ...]:
+    """Normalized host names (`cdn.example.com`) or subdomain patterns (`*.example.com`)."""
+    patterns: list[str] = []
+    for item in raw:
+        name = item.strip().lower().rstrip(".")
+        bare = name.removeprefix("*.")
+        if not bare or any(c in bare for c in "/:@*?#[] ") or bare.startswith("."):
+            raise ValueError(f"{item!r} is not a host name or *.domain pattern")
+        patterns.append(name)
+    return tuple(dict.fromkeys(patterns))
 
-    def __init__(self, *, max_bytes: int, allow_http: bool = False, timeout_s: float = 60.0):
+
+def host_allowed(host: str, patterns: Iterable[str]) -> bool:
+    """Whether `host` is one of the names, or a subdomain of a `*.domain` pattern."""
+    name = host.lower().rstrip(".")
+    return any(
+        name.endswith(p[1:]) and len(name) > len(p) - 1 if p.startswith("*.") else name == p
+        for p in patterns
+    )
+
+
+def unsafe_address(address: str) -> str | None:
+    """Why downloads may not connect to this IP address, or None for a public one."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        teredo = ip.teredo[1] if ip.teredo else None
+        nat64 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None
+        for inner in (ip.ipv4_mapped, ip.sixtofour, teredo, nat64):
+            if inner is not None and (why := unsafe_address(str(inner))):
+                return f"{why} (inside {ip.compressed})"
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    for flag in ("loopback", "link_local", "private", "reserved", "multicast", "unspecified"):
+        if getattr(ip, f"is_{flag}"):
+            return f"a {flag.replace('_', '-')} address"
+    if getattr(ip, "is_site_local", False) or not ip.is_global:
+        return "not a public address"
+    return None
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to, in the resolver's order (the event loop's getaddrinfo)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, resolving once, checking, and connecting to the checked IP.
+
+    `trusted` networks skip the public-address check (local testing only).
+    """
+
+    def __init__(self, *, trusted: Iterable[IPNetwork] = (), resolve: Resolve = resolve_host):
+        self._trusted = tuple(trusted)
+        self._resolve = resolve
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve `host`, refuse it if any address is not public, connect to a checked one."""
+        addresses = await self._addresses(host, port, timeout)
+        for address in addresses:
+            why = None if self._is_trusted(address) else unsafe_address(address)
+            if why is not None:
+                raise UnsafeOutput(f"refusing to download output from {host}: {why}")
+        error: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:  # pinned: the name is not looked up again
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Never: outputs are fetched over TCP only."""
+        raise UnsafeOutput("refusing to download output over a unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        """The pool's retry delay."""
+        await self._inner.sleep(seconds)
+
+    async def _addresses(self, host: str, port: int, within_s: float | None) -> list[str]:
+        try:
+            async with asyncio.timeout(within_s):
+                found = await self._resolve(host, port)
+        except (OSError, TimeoutError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        return [a.partition("%")[0] for a in found]  # scope ids (fe80::1%eth0) are not needed
+
+    def _is_trusted(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip.version == net.version and ip in net for net in self._trusted)
+
+
+def guarded_transport(
+    *, trusted: Iterable[IPNetwork] = (), resolve: Resolve = resolve_host
+) -> httpx.AsyncHTTPTransport:
+    """httpx's transport with its connection pool on a `GuardedBackend`, no proxies."""
+    transport = httpx.AsyncHTTPTransport(verify=shared_tls(), trust_env=False)
+    # httpx has no public seam for a network backend: swap its pool (httpx 0.28 `_pool`).
+    # test_guard_downloads fails if this stops taking effect.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=shared_tls(), network_backend=GuardedBackend(trusted=trusted, resolve=resolve)
+    )
+    return transport
+
+
+class Downloader:
+    """Fetches output files into a folder; one per event loop (owns an httpx client).
+
+    `hosts`: allowed output host names or `*.domain` patterns. `allow_private`:
+    True trusts every address, or give the networks to trust (local testing only).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        allow_http: bool = False,
+        hosts: Iterable[str] = OUTPUT_HOSTS,
+        allow_private: bool | Iterable[str] = False,
+        timeout_s: float = 60.0,
+        resolve: Resolve = resolve_host,
+    ):
         self.max_bytes = max_bytes
         self.allow_http = allow_http
+        self.hosts = host_patterns(hosts)
+        trusted = _ANY if allow_private is True else () if allow_private is False else allow_private
         self._client = httpx.AsyncClient(
-            verify=shared_tls(),
+            transport=guarded_transport(
+                trusted=[ipaddress.ip_network(n) for n in trusted], resolve=resolve
+            ),
             timeout=httpx.Timeout(timeout_s, connect=10.0),
             follow_redirects=True,
             event_hooks={"request": [self._check_hop]},
             headers={"User-Agent": "campaign-bot"},
+            trust_env=False,
         )
 
     async def aclose(self) -> None:
@@ -95,23 +273,32 @@ class Downloader:
         await asyncio.to_thread(_write, path, body)
         return path
 
-    def check_url(self, url: str) -> None:
-        """Refuse URLs that are not https (or http, when allowed)."""
-        parts = urlsplit(url)
+    def check_url(self, url: str | httpx.URL) -> None:
+        """Refuse URLs that are not https (or http, when allowed) on an allowed output host."""
+        try:
+            parts = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            raise UnsafeOutput("refusing to download output from a malformed URL") from None
         allowed = ("https", "http") if self.allow_http else ("https",)
-        if parts.scheme not in allowed or not parts.hostname:
-            raise PermanentStepError(
+        if parts.scheme not in allowed or not parts.raw_host:
+            raise UnsafeOutput(
                 f"refusing to download output from a {parts.scheme or 'relative'} URL"
+            )
+        host = parts.raw_host.decode("ascii")
+        if not host_allowed(host, self.hosts):
+            raise UnsafeOutput(
+                f"refusing to download output from {host[:100]}: not an output host"
+                f" (allowed: {', '.join(self.hosts)}; add hosts with REPLICATE_OUTPUT_HOSTS)"
             )
 
     async def _check_hop(self, request: httpx.Request) -> None:
-        self.check_url(str(request.url))  # redirects are checked too
+        self.check_url(request.url)  # redirects are checked too, before they are sent
 
     async def _get(self, url: str) -> tuple[str, bytes]:
         try:
             async with self._client.stream("GET", url) as response:
                 _check_status(response)
-                declared = int(response.headers.get("content-length") or 0)
+                declared = _declared_size(response)
                 if declared > self.max_bytes:
                     raise PermanentStepError(_too_big(declared, self.max_bytes))
                 body = await self._read_capped(response)
@@ -119,6 +306,8 @@ class Downloader:
                 return media, body
         except httpx.TransportError as exc:
             raise TransientStepError(f"output download failed ({type(exc).__name__})") from None
+        except httpx.RequestError as exc:  # too many redirects, undecodable body
+            raise PermanentStepError(f"output download failed ({type(exc).__name__})") from None
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []
@@ -129,6 +318,11 @@ class Downloader:
                 raise PermanentStepError(_too_big(size, self.max_bytes))
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _declared_size(response: httpx.Response) -> int:
+    raw = response.headers.get("content-length") or "0"
+    return int(raw) if raw.isdigit() else 0  # a bogus header is ignored: the read is capped
 
 
 def _check_status(response: httpx.Response) -> None:

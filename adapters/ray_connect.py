@@ -9,6 +9,17 @@ make `ray.init` hang for ~820 s):
 2. a TCP connect to the host:port of `RAY_ADDRESS` (1 ms, or the timeout);
 3. `ray.init` in a daemon thread with a deadline (a cluster that refuses the
    driver, e.g. token authentication, retries for ~40 s).
+
+Joining a cluster ships this project's code with the job (Ray's
+`runtime_env={"working_dir": <repo root>, "excludes": [...]}`): Ray zips the
+repository (without SHIP_EXCLUDES, and what .gitignore / .rayignore name),
+stores the zip in the cluster once per content hash, and starts every worker
+of the job in an unpacked copy with it first on `sys.path`. So the nodes need
+only Ray and the pinned requirements, not a checkout (and a stale checkout at
+the driver's path can't shadow the shipped code: with a working_dir Ray does
+not add the driver's directories to the workers' path).
+CAMPAIGN_RAY_SHIP_CODE=0 turns it off for nodes that have the code already.
+A local Ray the bot starts needs none of this.
 """
 
 from __future__ import annotations
@@ -21,18 +32,42 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.local_executor import LocalExecutor
 from core.ports import Executor, Generator
 from core.scheduler import Limits
-from core.settings import env_value, positive_float, positive_int
+from core.settings import env_value, positive_float, positive_int, yes_no
 
 if TYPE_CHECKING:
     from adapters.ray_executor import RayExecutor
 
 MIB = 1024 * 1024
 PROBE_TIMEOUT_S = 2.0
+ROOT = Path(__file__).resolve().parent.parent  # the repository: what a cluster job ships
+# Never shipped (gitignore syntax, relative to ROOT): secrets, outputs, the venv and
+# what the workers never import. Ray also skips what .gitignore and .rayignore name.
+SHIP_EXCLUDES = (
+    ".git",
+    ".env",
+    ".env.*",
+    ".venv",
+    "venv",
+    "data",
+    "docs",
+    "tests",
+    "benchmarks",
+    "bench-results",
+    "__pycache__",
+    "*.pyc",
+    "*.db",
+    "*.db-*",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+)
 
 
 class RayUnavailable(Exception):
@@ -48,6 +83,7 @@ class RaySettings:
     object_store_mb: int = 200
     actors_per_kind: int = 2
     connect_timeout_s: float = 5.0  # plus importing Ray and the probe: a fallback within 10 s
+    ship_code: bool = True  # joining a cluster: send the code along (runtime_env working_dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RaySettings:
@@ -66,13 +102,17 @@ class RaySettings:
             connect_timeout_s=env_value(
                 env, "CAMPAIGN_RAY_CONNECT_TIMEOUT", positive_float, base.connect_timeout_s
             ),
+            ship_code=env_value(env, "CAMPAIGN_RAY_SHIP_CODE", yes_no, base.ship_code),
         )
 
     def init_kwargs(self) -> dict[str, Any]:
         """Arguments for `ray.init`: join the cluster, or start a small, quiet local Ray."""
         quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address:
-            return {"address": self.address, **quiet}
+            joined: dict[str, Any] = {"address": self.address, **quiet}
+            if self.ship_code:
+                joined["runtime_env"] = runtime_env()
+            return joined
         return {
             "address": "local",  # never join whatever Ray happens to run on this machine
             "num_cpus": self.num_cpus,
@@ -80,6 +120,11 @@ class RaySettings:
             "object_store_memory": self.object_store_mb * MIB,
             **quiet,
         }
+
+
+def runtime_env(root: Path = ROOT) -> dict[str, Any]:
+    """The job's runtime_env: this repository as the workers' working directory."""
+    return {"working_dir": str(root), "excludes": list(SHIP_EXCLUDES)}
 
 
 def gcs_endpoint(address: str) -> tuple[str, int] | None:

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.downloads import Downloader, OutputGone, sniff
+from adapters.downloads import Downloader, OutputGone, shared_tls, sniff
 from adapters.replicate_models import ModelSpec, OutputKind
 from adapters.replicate_predict import REUSABLE, predict
 from adapters.replicate_predictions import Prediction, PredictionApi
@@ -46,7 +46,10 @@ class _Loop:
     def __init__(self, settings: ReplicateSettings) -> None:
         self.api = PredictionApi(settings)
         self.downloads = Downloader(
-            max_bytes=int(settings.max_download_mb * 1e6), allow_http=settings.allow_http
+            max_bytes=int(settings.max_download_mb * 1e6),
+            allow_http=settings.allow_http,
+            hosts=settings.download_hosts(),
+            allow_private=settings.allow_private_outputs,
         )
 
     async def aclose(self) -> None:
@@ -134,6 +137,11 @@ class ReplicateGenerator:
     async def aclose(self) -> None:
         """Close the running loop's clients."""
         await self.runtime.aclose()
+
+    async def warm(self) -> None:
+        """Build the running loop's clients (and the TLS context) before the first campaign."""
+        await asyncio.to_thread(shared_tls)  # ~50 ms once, off the event loop
+        self.runtime.current().api.http.warm()
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Run one image or video prediction and download its output."""

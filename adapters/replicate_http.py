@@ -107,6 +107,10 @@ class ReplicateHttp:
         if self._session is not None:
             await self._session.close()
 
+    def warm(self) -> None:
+        """Make the session now, so that the first campaign does not pay for it."""
+        self._open()
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(

@@ -2,8 +2,9 @@
 
 A model is named `owner/name` (official-model endpoint) or `owner/name:<version>`
 (version endpoint). A model that is not in the table is sent the input names of
-its kind's default model and priced like it: that is the best guess the table
-can make without fetching the model's schema.
+its kind's default model (the best guess without fetching the model's
+schema) and priced like the most expensive known model of its kind, so an
+estimate never undercounts.
 
 Prices are in US dollars as listed on the models' Replicate pages when this
 table was written; check them before relying on estimates.
@@ -174,5 +175,16 @@ class ModelTable:
         ref = override or getattr(self, kind.value)
         parsed = parse_ref(ref)
         known = KNOWN.get(parsed.model)
-        base = known if known and known.output.value == kind.value else KNOWN[DEFAULTS[kind]]
-        return base.with_ref(ref)
+        if known and known.output.value == kind.value:
+            return known.with_ref(ref)
+        return _unknown(kind).with_ref(ref)
+
+
+def _unknown(kind: StepKind) -> ModelSpec:
+    """A model not in the table: the default's inputs, the dearest known price of its kind."""
+    base = KNOWN[DEFAULTS[kind]]
+    dearest = max(
+        (spec for spec in KNOWN.values() if spec.output.value == kind.value),
+        key=lambda spec: spec.estimate_usd(),
+    )
+    return replace(base, unit=dearest.unit, price_usd=dearest.price_usd, typical=dearest.typical)

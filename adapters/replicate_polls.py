@@ -7,7 +7,8 @@ finish is then seen after a fraction of one gap), never sooner
 than the read budget allows when many are in flight (`POLL_SHARE` of the
 account's read rate, spread over them), and at the moment it is expected to
 finish once a prediction of the same model has finished before: durations are
-learned from the API's own `created_at` / `completed_at`. When one prediction
+learned from the API's own `created_at` / `completed_at`, and closely (every
+1% of that duration) for a while once it is due. When one prediction
 of a model finishes, the others of that model that have run about as long
 are polled at once. Polls ask the read bucket with a priority: the prediction
 nearest to its expected end goes first.
@@ -33,6 +34,8 @@ Prediction = dict[str, Any]
 POLL_FRACTION = 0.05  # next poll after 5% of the elapsed time (on average)
 JITTER = 0.5  # gaps vary by +-50%: predictions started together do not poll together
 POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
+DUE_WINDOW = 1.25  # past its learned duration, a prediction is polled closely until this
+DUE_GAP = 0.01  # ... every 1% of the learned duration
 NUDGE_AT = 0.8  # a finish wakes the same model's predictions that ran this share as long
 EARLY_KEEP = 1000  # webhooks that arrived before their wait began, kept for a while
 LEARN_WEIGHT = 0.5  # weight of the newest duration in a model's running estimate
@@ -90,12 +93,14 @@ class Polls:
         """Seconds until this prediction should be polled again."""
         s = self.settings
         elapsed = self._clock() - watch.started
-        gap = max(s.poll_min_s, min(s.poll_max_s, POLL_FRACTION * elapsed))
+        gap = max(s.poll_min_s, min(s.poll_max_s, POLL_FRACTION * elapsed)) * self._jitter()
         expected = self._durations.get(watch.model)
         if expected is not None and elapsed < expected:
-            gap = min(gap, expected - elapsed)
+            gap = min(gap, expected - elapsed)  # be there when it is due
+        elif expected is not None and elapsed < DUE_WINDOW * expected:
+            gap = min(gap, DUE_GAP * expected)  # overdue: it is finishing about now
         floor = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
-        return max(gap * self._jitter(), floor)
+        return max(gap, floor)
 
     def priority(self, watch: Watch) -> float:
         """Lower first: the prediction expected to finish soonest (or running longest)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
+from adapters.downloads import OUTPUT_HOSTS, host_patterns
 from adapters.replicate_models import ModelTable, parse_ref
 from core.errors import ConfigError
 from core.model import StepKind
@@ -44,6 +45,10 @@ class ReplicateSettings:
     webhook_secret: str | None = field(default=None, repr=False)  # whsec_...; else fetched
     webhook_listen: str = "127.0.0.1:8788"  # host:port of the webhook listener (not Slack)
     allow_http: bool = False  # plain http API and output URLs: local testing only
+    # Output downloads: hosts added to Replicate's delivery hosts (names or *.domain), and
+    # whether outputs may resolve to loopback/private addresses (local testing only).
+    output_hosts: tuple[str, ...] = ()
+    allow_private_outputs: bool = False
     max_download_mb: float = 200.0
     inline_max_kb: int = 256  # input images up to this size go inline as data: URIs
 
@@ -86,6 +91,8 @@ class ReplicateSettings:
             or base.webhook_listen,
             models=models,
             allow_http=env_value(env, "REPLICATE_ALLOW_HTTP", yes_no, False),
+            output_hosts=env_value(env, "REPLICATE_OUTPUT_HOSTS", _hosts, ()),
+            allow_private_outputs=env_value(env, "REPLICATE_ALLOW_PRIVATE_OUTPUTS", yes_no, False),
             **numbers,
         )
         settings.check()
@@ -110,6 +117,12 @@ class ReplicateSettings:
         if self.webhook_secret is not None and not self.webhook_secret.startswith("whsec_"):
             raise ConfigError("REPLICATE_WEBHOOK_SECRET is invalid: it starts with whsec_")
         self.listen_address()
+
+    def download_hosts(self) -> tuple[str, ...]:
+        """Hosts outputs may be downloaded from: Replicate's, the operator's, and the API's own
+        host when REPLICATE_BASE_URL names one (a proxy or a local fake serving outputs too)."""
+        api_host = urlsplit(self.base_url).hostname if self.base_url else None
+        return host_patterns([*OUTPUT_HOSTS, *self.output_hosts, *([api_host] if api_host else [])])
 
     def listen_address(self) -> tuple[str, int]:
         """(host, port) of REPLICATE_WEBHOOK_LISTEN."""
@@ -140,6 +153,10 @@ _ENV = {
 
 def _ref(raw: str) -> str:
     return str(parse_ref(raw))
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    return host_patterns(raw.replace(",", " ").split())
 
 
 def _model(name: str, raw: str) -> str:

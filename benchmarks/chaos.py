@@ -585,6 +585,7 @@ def bot_env(base_url: str, data_dir: Path) -> dict[str, str]:
         REPLICATE_API_TOKEN="x",
         REPLICATE_BASE_URL=base_url,
         REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_ALLOW_PRIVATE_OUTPUTS="1",  # the fake serves outputs on 127.0.0.1
         CAMPAIGN_GENERATOR="replicate",
         CAMPAIGN_EXECUTOR="local",
         CAMPAIGN_DATA_DIR=str(data_dir),

@@ -286,6 +286,7 @@ def operator_env(base_url: str, data_dir: Path, rates: tuple[float, float]) -> d
         "REPLICATE_API_TOKEN": "bench-token",
         "REPLICATE_BASE_URL": base_url,
         "REPLICATE_ALLOW_HTTP": "1",
+        "REPLICATE_ALLOW_PRIVATE_OUTPUTS": "1",  # the fake serves outputs on 127.0.0.1
         "REPLICATE_CREATE_RATE": f"{rates[0]:g}",
         "REPLICATE_READ_RATE": f"{rates[1]:g}",
         "CAMPAIGN_GENERATOR": "replicate",

@@ -1,8 +1,15 @@
-"""Terminal front end: live progress, result tables and JSON summaries (rich)."""
+"""Terminal front end: live progress, result tables and JSON summaries (rich).
+
+Every text that a user or a model wrote (themes, product names, notes, errors,
+paths) is shown through `inert()`: a rich `Text`, so `[/y]` is never markup,
+with control characters (ESC, NUL, bidi overrides, ...) shown as `\\x1b`-style
+escapes instead of reaching the terminal.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -32,6 +39,21 @@ STEP_ICON = {
     StepStatus.CANCELED: "⊘",
     StepStatus.SKIPPED: "-",
 }
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in "\t\n\r":
+        return " "
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def inert(text: object, style: str = "") -> Text:
+    """User or model text as a literal rich Text: no markup, no control characters."""
+    return Text(_CONTROL.sub(_escape_control, "" if text is None else str(text)), style=style)
 
 
 class LiveProgress:
@@ -69,15 +91,15 @@ def _header(snap: CampaignSnapshot, executor: str) -> RenderableType:
     elapsed, left = snap.timing(time.time())
     eta = "" if left is None else f"  ETA {left:.0f}s"
     line = Text.assemble(
-        (f"Campaign {snap.campaign_id} ", "bold"),
-        (f"“{snap.theme}” ", "italic"),
-        (snap.status.value, STATUS_STYLE.get(snap.status.value, "")),
-        f"  {done}/{total} steps  {elapsed:.1f}s{eta}  [{executor}]",
+        inert(f"Campaign {snap.campaign_id} ", "bold"),
+        inert(f"“{snap.theme}” ", "italic"),
+        inert(snap.status.value, STATUS_STYLE.get(snap.status.value, "")),
+        inert(f"  {done}/{total} steps  {elapsed:.1f}s{eta}  [{executor}]"),
     )
     bar = Table.grid()
     bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=60))
     if snap.notice:
-        return Group(line, Text(snap.notice, style="yellow"), bar)
+        return Group(line, inert(snap.notice, "yellow"), bar)
     return Group(line, bar)
 
 
@@ -91,10 +113,10 @@ def _product_rows(snap: CampaignSnapshot) -> Table:
         note = next((s.message for s in p.steps.values() if s.message), "")
         table.add_row(
             str(p.index + 1),
-            p.name,
+            inert(p.name),
             _cell(p.steps.get(StepName.IMAGE)),
             _cell(p.steps.get(StepName.VIDEO)),
-            note,
+            inert(note),
         )
     return table
 
@@ -115,24 +137,24 @@ def files_table(campaign: Campaign) -> Table:
     """Final table: one row per product with its files (names within the folder) or error."""
     outputs = [s.output for s in campaign.steps() if s.output]
     folder = os.path.commonpath(outputs) if len(outputs) > 1 else None
-    table = Table(title=f"Campaign {campaign.id}: {campaign.status.value}")
+    table = Table(title=inert(f"Campaign {campaign.id}: {campaign.status.value}"))
     for column in ("#", "product", "status", "image", "video / error"):
         table.add_column(column, overflow="fold")
     for p in campaign.products:
         video = _short(p.output(StepName.VIDEO), folder) or p.error() or ""
         table.add_row(
             str(p.plan.index + 1),
-            p.plan.name,
-            Text(p.status.value, style=STATUS_STYLE.get(p.status.value, "")),
-            _short(p.output(StepName.IMAGE), folder) or "",
-            video,
+            inert(p.plan.name),
+            inert(p.status.value, STATUS_STYLE.get(p.status.value, "")),
+            inert(_short(p.output(StepName.IMAGE), folder)),
+            inert(video),
         )
     notes = [f"files in {folder}"] if folder else []
     if campaign.contact_sheet:
         notes.append(f"contact sheet: {campaign.contact_sheet}")
     if campaign.error:
         notes.append(f"error: {campaign.error}")
-    table.caption = "\n".join(notes) or None
+    table.caption = Text("\n").join(inert(n) for n in notes) if notes else None
     return table
 
 
@@ -147,13 +169,13 @@ def history_table(campaigns: list[Campaign]) -> Table:
         table.add_column(column, overflow="ellipsis")
     for c in campaigns:
         table.add_row(
-            c.id,
+            inert(c.id),
             time.strftime("%Y-%m-%d %H:%M", time.localtime(c.created_at)),
-            Text(c.status.value, style=STATUS_STYLE.get(c.status.value, "")),
+            inert(c.status.value, STATUS_STYLE.get(c.status.value, "")),
             str(c.request.products),
             "yes" if c.request.videos else "no",
             f"${c.cost_usd:.3f}",
-            c.request.theme,
+            inert(c.request.theme),
         )
     return table
 

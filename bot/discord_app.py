@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -79,6 +80,10 @@ class CampaignTree(app_commands.CommandTree[Any]):
             text = f"❌ {original}"
         elif isinstance(original, discord.HTTPException):
             text = f"❌ {explain(original)}"
+        elif isinstance(
+            original, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch
+        ):
+            text = "❌ I don't know that command (an outdated client?). Try `/campaign help`."
         else:
             log.error("command %s failed", interaction.command, exc_info=original)
             text = "❌ Something went wrong on my side (it is logged). Please try again."
@@ -116,8 +121,10 @@ class CampaignBot(commands.Bot):
             intents=intents,
             tree_cls=CampaignTree,
             help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),  # themes may say @everyone
             **options,
         )
+        guard_parsers(self._connection.parsers)
         self.service = service
         self.settings = settings
         self.max_products = max_products
@@ -379,6 +386,31 @@ async def serve_until_stopped(
     if isinstance(runner.exception(), discord.LoginFailure):
         raise ConfigError("Discord rejected DISCORD_TOKEN (reset it in the Developer Portal)")
     runner.result()  # re-raise anything else that stopped the bot
+
+
+def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
+    """Make every gateway event parser but READY log and skip a payload it cannot parse.
+
+    discord.py calls these straight from the gateway loop (`DiscordWebSocket.
+    received_message`), so one odd INTERACTION_CREATE (a missing member `flags`
+    or `attachment_size_limit`) would otherwise end `bot.start()` and the bot.
+    READY stays unguarded: without it the session is unusable anyway.
+    """
+    for event, parse in list(parsers.items()):
+        if event != "READY" and not getattr(parse, "guarded", False):
+            parsers[event] = _guarded(event, parse)
+
+
+def _guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+    def guarded(data: Any) -> None:
+        try:
+            parse(data)
+        except Exception:
+            ident = data.get("id") if isinstance(data, dict) else None
+            log.exception("skipped a %s payload discord.py could not parse (id %s)", event, ident)
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def requester_of(interaction: discord.Interaction[Any]) -> str:

@@ -8,6 +8,12 @@ are closed by `aclose()`.
 
 Buttons carry the campaign id and act on the stored campaign (requester and
 origin are stored), so they keep working after a restart.
+
+Hostile input: a body Bolt cannot parse gets a 400 before Bolt sees it
+(`reject_malformed`); a command or press missing the fields it needs gets an
+ephemeral error or is logged and dropped, never an exception; a replayed
+signed request (same signature or trigger_id within Slack's window) is
+answered with an empty ack and starts nothing (`RecentRequests`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import slack_blocks as blocks
 from bot.chat import ChatProgress
 from bot.signals import StopSignals
-from bot.slack_commands import Command, parse_command
+from bot.slack_commands import (
+    Command,
+    RecentRequests,
+    button_fields,
+    command_fields,
+    parse_command,
+    reject_malformed,
+)
 from bot.slack_settings import SlackSettings
 from bot.slack_thread import MB, SlackThread
 from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
@@ -82,6 +95,8 @@ class SlackFrontEnd:
             logger=log,
         )
         self.client = configure_client(self.app.client, settings)
+        self.recent = RecentRequests()
+        self.app.middleware(self.recent.drop_replays)  # after Bolt has checked the signature
         self.app.command(COMMAND)(self._on_command)
         self.app.action(blocks.ACTION_CANCEL)(self._on_cancel)
         self.app.action(blocks.ACTION_RETRY)(self._on_retry)
@@ -127,12 +142,17 @@ class SlackFrontEnd:
     async def _on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        user, channel = command["user_id"], command["channel_id"]
+        fields = command_fields(command)
+        if fields is None:
+            log.warning("ignored a /campaign command without a usable user, channel or text")
+            await ack(response_type="ephemeral", text=blocks.MALFORMED)
+            return
+        user, channel, text = fields
         if not self.settings.may_use(user, channel):
             await ack(response_type="ephemeral", text=blocks.NOT_ENABLED)
             return
         try:
-            cmd = parse_command(command.get("text") or "")
+            cmd = parse_command(text)
             request = (
                 parse_request(cmd.arg, max_products=self.max_products)
                 if cmd.name == "new"
@@ -244,14 +264,19 @@ class SlackFrontEnd:
 
     async def _press(self, action: str, body: Mapping[str, Any]) -> None:
         """A Cancel or Retry button: act, or tell the presser (only them) why not."""
-        user = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or body["container"]["channel_id"]
+        fields = button_fields(body)
+        if fields is None:
+            log.warning("ignored a %s press without a usable user or channel", action)
+            return
+        user, channel, campaign_id = fields
         if not self.settings.may_use(user, channel):  # the allowlists apply to buttons too
             await self.client.chat_postEphemeral(
                 channel=channel, user=user, text=blocks.NOT_ENABLED
             )
             return
-        campaign_id = str(body["actions"][0]["value"])
+        if campaign_id is None:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=blocks.MALFORMED)
+            return
         try:
             await self._manage(action, campaign_id, user, channel)
         except CampaignError as exc:
@@ -360,6 +385,7 @@ async def serving_http(
     `mount` adds more routes to the same server (e.g. the Replicate webhook).
     """
     app = front.app.web_app(path=EVENTS_PATH, port=port)
+    app.middlewares.append(reject_malformed(EVENTS_PATH))
     if mount is not None:
         mount(app)
     runner = web.AppRunner(app)

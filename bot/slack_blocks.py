@@ -1,8 +1,9 @@
 """Block Kit and mrkdwn rendering for Slack: the status message and the ephemeral replies.
 
 Limits respected here (PLATFORM_LIMITS.md): 50 blocks per message, 3000
-characters per section, 150 per header. User text is escaped (&, <, >) so a
-theme can never ping a channel or forge a link.
+characters per section, 150 per header. User and model text is escaped (&, <,
+>) in every mrkdwn field, message fallback texts included, so a theme can never
+ping a channel or forge a link; plain_text fields (headers) take it as is.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CHANNEL_ERRORS = {
 }
 
 NOT_ENABLED = "🚫 The campaign bot is not enabled here for you."
+MALFORMED = "⚠️ I could not read that request (a field Slack sends is missing). Nothing was started."
 
 HELP = """*`/campaign` commands*
 • `/campaign theme:"retro cats" products:3 videos:yes` (or `/campaign new ...`): start a campaign
@@ -73,21 +75,22 @@ def status_message(snap: CampaignSnapshot, executor: str, now: float | None = No
         rows.append(f"… and {len(snap.products) - MAX_PRODUCT_ROWS} more products")
     rows = rows or ["🗒️ planning the products…"]
     blocks += _product_sections(rows)
-    blocks.append(_context(f"*{snap.status.value}* · {progress_line(snap, executor, now)}"))
+    blocks.append(_context(f"*{snap.status.value}* · {escape(progress_line(snap, executor, now))}"))
     buttons = _buttons(snap.campaign_id, snap.status)
     if buttons:
         blocks.append(
             {"type": "actions", "block_id": f"campaign:{snap.campaign_id}", "elements": buttons}
         )
     done, total = snap.counts()
-    text = f"Campaign {snap.campaign_id} “{snap.theme}”: {snap.status.value}, {done}/{total} steps"
+    theme = escape(snap.theme)  # the fallback text is mrkdwn too (notifications)
+    text = f"Campaign {snap.campaign_id} “{theme}”: {snap.status.value}, {done}/{total} steps"
     return Message(text, blocks)
 
 
 def starting_message(request: CampaignRequest) -> Message:
     """The parent message before the campaign has an id (a moment, normally)."""
-    text = f"⏳ Starting campaign “{request.theme}” ({request.products} products)…"
-    return Message(text, [_header(text)])
+    text = f"⏳ Starting campaign “{{}}” ({request.products} products)…"
+    return Message(text.format(escape(request.theme)), [_header(text.format(request.theme))])
 
 
 def stored_message(campaign: Campaign, executor: str) -> Message:

@@ -10,20 +10,46 @@
 
 A theme that happens to start with a subcommand word ("history of jazz") is
 refused with a hint to say `new` explicitly rather than guessed at.
+
+Also here, for what Slack sends being possibly malformed or replayed: reading
+the fields a command or a button press needs (`command_fields`,
+`button_fields`: None, never an exception), `reject_malformed` (400 for a body
+Bolt cannot parse) and `RecentRequests` (a replayed request, same signature
+or same trigger_id, starts nothing).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from slack_bolt.async_app import AsyncBoltRequest
+from slack_bolt.request import payload_utils
+from slack_bolt.request.internals import parse_body
+from slack_bolt.response import BoltResponse
 
 from core.errors import InvalidRequest
+from core.request import UNSAFE_CHARS
 
 NO_ARG = ("history", "help")
 OPTIONAL_ID = ("status",)
 NEEDS_ID = ("show", "cancel", "retry")
 SUBCOMMANDS = ("new", *OPTIONAL_ID, *NO_ARG, *NEEDS_ID)
 _ID_RE = re.compile(r"[0-9a-f]{4,32}")
+log = logging.getLogger("campaign-bot.slack")
+_SLACK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")  # user and channel ids (U0G9QF9C6, C1H9RESGL)
+_VALUE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a button's campaign id
+# Slack accepts a signed request whose timestamp is within 5 minutes of its clock, so
+# a replay is possible until 10 minutes after the first arrival; a minute to spare.
+REPLAY_MEMORY_S = 11 * 60
+REPLAY_MEMORY_KEYS = 20_000  # beyond this the oldest are forgotten (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -62,5 +88,143 @@ def _mistake(name: str, problem: str, allowed: str, text: str) -> InvalidRequest
 
 
 def _clip(text: str, limit: int = 60) -> str:
-    flat = " ".join(text.split())
+    flat = UNSAFE_CHARS.sub("\ufffd", " ".join(text.split()))  # echoed: nothing invisible
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def command_fields(command: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(user id, channel id, text) of a slash command, or None if any is missing or bad
+    (or there is no response_url, which every answer after the ack goes through)."""
+    user, channel = command.get("user_id"), command.get("channel_id")
+    text = command.get("text") or ""
+    replies = isinstance(command.get("response_url"), str)
+    if _slack_id(user) and _slack_id(channel) and isinstance(text, str) and replies:
+        return user, channel, text
+    return None
+
+
+def button_fields(body: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """(user id, channel id, campaign id or None if unreadable) of a button press, or None."""
+    user = _dig(body, "user", "id")
+    channel = _dig(body, "channel", "id") or _dig(body, "container", "channel_id")
+    if not (_slack_id(user) and _slack_id(channel)):
+        return None
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    value = first.get("value") if isinstance(first, dict) else None
+    ok = value if isinstance(value, str) and _VALUE_RE.fullmatch(value) else None
+    return user, channel, ok
+
+
+class RecentRequests:
+    """Keys of requests already handled, kept REPLAY_MEMORY_S (bounded: oldest go first)."""
+
+    def __init__(
+        self,
+        keep_s: float = REPLAY_MEMORY_S,
+        max_keys: int = REPLAY_MEMORY_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.keep_s, self.max_keys, self._clock = keep_s, max_keys, clock
+        self._until: OrderedDict[str, float] = OrderedDict()  # key -> forget after
+
+    def seen(self, keys: Iterable[str]) -> bool:
+        """Whether any key was seen before; remembers them all either way."""
+        now = self._clock()
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        fresh = [k for k in keys if k]
+        repeated = any(k in self._until for k in fresh)
+        for key in fresh:
+            self._until.pop(key, None)
+            self._until[key] = now + self.keep_s
+        while len(self._until) > self.max_keys:
+            self._until.popitem(last=False)
+        return repeated
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    async def drop_replays(
+        self, req: AsyncBoltRequest, resp: BoltResponse, next_: Callable[[], Awaitable[None]]
+    ) -> BoltResponse:
+        """Bolt middleware: ack a request seen before (a replay) with nothing, and stop there."""
+        if self.seen(replay_keys(req.headers, req.body)):
+            log.warning("ignored a replayed Slack request (same signature or trigger_id)")
+            return BoltResponse(status=200, body="")
+        await next_()
+        return resp
+
+
+def replay_keys(headers: Mapping[str, Any], body: Any) -> list[str]:
+    """What identifies a request: its signature (HTTP mode) and its trigger_id, if any."""
+    keys = []
+    signature = _first(headers.get("x-slack-signature"))
+    if signature:
+        keys.append(f"sig:{_first(headers.get('x-slack-request-timestamp'))}:{signature}")
+    trigger = body.get("trigger_id") if isinstance(body, dict) else None
+    if isinstance(trigger, str) and trigger:
+        keys.append(f"trigger:{trigger[:200]}")
+    return keys
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def reject_malformed(path: str) -> Middleware:
+    """aiohttp middleware: 400 for a POST to `path` whose body Bolt cannot parse.
+
+    Bolt parses the body before it checks the signature, and answers 500 when
+    that fails (so anyone could make it answer 500), and it reads the payload's
+    parts (e.g. `actions[0]`) before any listener of ours could look at them.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "POST" and request.path == path:
+            try:
+                raw = (await request.read()).decode("utf-8")  # aiohttp keeps it for Bolt
+                parsed = parse_body(raw, request.content_type)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                parsed = None
+            if not isinstance(parsed, dict) or not _bolt_can_read(parsed):
+                return web.Response(status=400, text="malformed request body")
+        return await handler(request)
+
+    return middleware
+
+
+_BOLT_READERS = (
+    payload_utils.to_options, payload_utils.to_shortcut, payload_utils.to_action,
+    payload_utils.to_view, payload_utils.to_command, payload_utils.to_event,
+    payload_utils.to_message, payload_utils.to_step,
+)  # fmt: skip
+
+
+def _bolt_can_read(body: dict[str, Any]) -> bool:
+    """Whether Bolt's payload readers (run for every middleware and listener) accept it,
+    each part they read being a mapping as its matchers expect (`actions[0]["action_id"]`)."""
+    try:
+        parts = [read(body) for read in _BOLT_READERS]
+    except (LookupError, TypeError, AttributeError, ValueError):
+        return False
+    return all(part is None or isinstance(part, dict) for part in parts)
+
+
+def _first(value: Any) -> str:
+    """A header's value: Bolt keeps each as a list of strings."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else ""
+    return value if isinstance(value, str) else ""
+
+
+def _slack_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _SLACK_ID_RE.fullmatch(value) is not None
+
+
+def _dig(body: Mapping[str, Any], *keys: str) -> object:
+    """body[k1][k2]... or None when a level is missing or not a mapping."""
+    value: object = body
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value

@@ -6,6 +6,8 @@
      +-- CampaignStateError       operation not allowed in the current state
      +-- ConfigError              a setting from the environment or CLI is invalid
      +-- LeaseLost                another process owns the campaign now: stop, spend nothing
+     +-- QuotaExceeded            a quota or cost cap refuses the request; names limit and reset
+     +-- RequestBlocked           the request's text matches the blocklist; names the field
      +-- StepError                one step of one product failed
           +-- PermanentStepError  retrying will not help (bad input, model error)
           +-- TransientStepError  may succeed later; carries a suggested delay
@@ -84,3 +86,40 @@ class TransientStepError(StepError):
 
 class ConfigError(CampaignError):
     """A setting from the environment or the command line is invalid."""
+
+
+class QuotaExceeded(CampaignError):
+    """A quota or cost cap refuses the request; nothing was stored or started.
+
+    `limit` is the setting's name (e.g. CAMPAIGN_QUOTA_USER_DAILY); `used` and
+    `allowed` are its numbers; `resets_at` (epoch s) is when a daily limit
+    starts over, None for per-campaign and concurrency limits.
+    """
+
+    def __init__(
+        self,
+        limit: str,
+        text: str,
+        *,
+        used: float,
+        allowed: float,
+        resets_at: float | None = None,
+    ) -> None:
+        self.limit = limit
+        self.used = used
+        self.allowed = allowed
+        self.resets_at = resets_at
+        super().__init__(text)
+
+
+class RequestBlocked(CampaignError):
+    """A request field matches the blocklist; nothing was stored or started.
+
+    The message names the field only: neither the matched entry nor the list
+    is shown to the user (`entry` is kept for the audit line).
+    """
+
+    def __init__(self, field: str, entry: str = "") -> None:
+        self.field = field
+        self.entry = entry
+        super().__init__(f"{field}: not allowed by this bot's content rules; nothing was started")

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.errors import LeaseLost, StepError, TransientStepError
+from core.logs import step_fields
 from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
 from core.ports import CampaignStore, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
@@ -321,6 +322,14 @@ class ChainRunner:
     async def _finish(self, step: StepRecord) -> StepRecord:
         step = step.evolve(finished_at=self.clock())
         await self._save(step)
+        log.info(
+            "campaign %s product %d %s: %s",
+            self.campaign_id,
+            step.product_index + 1,
+            step.name.value,
+            step.status.value,
+            extra=step_fields(self.campaign_id, step),
+        )
         await self._event(
             EventKind.STEP_FINISHED,
             step,

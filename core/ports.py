@@ -20,6 +20,7 @@ from core.model import (
     StepRecord,
 )
 from core.progress import ProgressEvent
+from core.quotas import AuditEntry, Spend, SpendLine, Who
 from core.request import CampaignRequest
 
 T = TypeVar("T")
@@ -259,4 +260,26 @@ class CampaignStore(Protocol):
 
     async def clear_cancel(self, campaign_id: str) -> None:
         """Forget a cancellation request (before a retry)."""
+        ...
+
+    async def create_campaign_checked(
+        self,
+        campaign: Campaign,
+        entry: AuditEntry,
+        since: float,
+        check: Callable[[Sequence[Spend]], None],
+    ) -> None:
+        """Atomically: `check(usage(entry.who, since))` (raises to refuse), then insert both."""
+        ...
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Append one line to the audit ledger."""
+        ...
+
+    async def usage(self, who: Who, since: float) -> Sequence[Spend]:
+        """Submitted campaigns of who's scopes: since `since`, or still unfinished."""
+        ...
+
+    async def spend_by(self, since: float | None = None) -> Sequence[SpendLine]:
+        """Campaigns, refusals, estimated and actual cost per user, channel and guild."""
         ...

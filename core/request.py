@@ -18,6 +18,10 @@ Text grammar of `parse_request` (words are separated by whitespace):
             `neon style`, `in neon style` (real style names only: `retro style` is
             theme text).
 
+New requests refuse control characters that are not whitespace (NUL, ESC, DEL, C1),
+bidi embeddings/overrides/isolates (U+202A-E, U+2066-9) and lone surrogates in any
+field; whitespace controls separate words like a space. Stored ones are not re-checked.
+
 A word whose part before ':' or '=' is not letters/underscores (`3:30`, `x-y=z`) or
 that continues with `//` (`https://x.com`) is a theme word. Any other `word:` is an
 option, and an unknown one is an error (quote the theme to use such words).
@@ -66,6 +70,9 @@ _MODEL_RE = re.compile(r"[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*(?::[0-9a-f]{6
 _PRODUCT_WORDS = frozenset({"product", "products"})
 _VIDEO_WORDS = frozenset({"video", "videos"})
 _QUOTES = "\"'"
+UNSAFE_CHARS = re.compile(  # refused in new requests (see the module doc)
+    "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 class Style(str, Enum):
@@ -143,7 +150,7 @@ class CampaignRequest:
             raise InvalidRequest("models", "is not a mapping", "text, image, video")
         raw: dict[str, object] = {key: data.get(key) for key in _PLAIN_FIELDS}
         raw.update({f"{kind}_model": models.get(kind) for kind in _MODEL_KINDS})
-        return _build(raw, None)
+        return _build(raw, None, stored=True)
 
     def to_text(self) -> str:
         """Return canonical one-line text; parse_request gives back an equal request."""
@@ -290,8 +297,15 @@ def _phrase(words: list[str]) -> tuple[str, str, int] | None:
     return None
 
 
-def _build(raw: Mapping[str, object], max_products: int | None) -> CampaignRequest:
+def _build(
+    raw: Mapping[str, object], max_products: int | None, *, stored: bool = False
+) -> CampaignRequest:
     """Validate raw field values (None = not given) into a CampaignRequest."""
+    for field, value in () if stored else raw.items():
+        bad = UNSAFE_CHARS.search(value) if isinstance(value, str) else None
+        if bad is not None:
+            problem = f"contains the control character U+{ord(bad.group()):04X}"
+            raise InvalidRequest(field, problem, "text without control characters")
     if raw.get("theme") is None:
         raise InvalidRequest("theme", "is missing", f"1-{MAX_THEME_CHARS} characters")
     given = {key: value for key, value in raw.items() if value is not None}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.audit import Gate
 from core.errors import CampaignError, CampaignStateError, InvalidRequest, LeaseLost
 from core.lease import Held, ResumeReport, judge, new_owner
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
@@ -31,8 +32,10 @@ from core.ports import (
     StepHooks,
 )
 from core.progress import EventKind, ProgressEvent
+from core.quotas import QuotaSettings, Who
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
+from core.screening import Blocklist
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,13 @@ class ServiceConfig:
     max_products: int = 20
     cancel_poll_s: float = 1.0  # also the heartbeat interval of a running campaign
     lease_s: float = 10.0  # a campaign whose owner has not beaten for this long is an orphan
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    blocklist: Blocklist = field(default_factory=Blocklist)
+    # The models the generator's price table knows, per kind ("text", "image",
+    # "video") as `owner/name`: a request naming any other model of a listed
+    # kind is refused, so no estimate or cost is a guess. Empty: no check (a
+    # generator that ignores models, like the offline one).
+    priced_models: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,12 +131,15 @@ class CampaignService:
         """Store a new campaign and start it; returns the stored record at once.
 
         `requester` is the front end's user id; `origin` says where the campaign's
-        chat status message lives (opaque to the core, kept for the front end).
+        chat status message lives (opaque to the core, kept for the front end;
+        its platform, channel and guild or team are the scopes quotas count in).
+        Before anything is stored: InvalidRequest, RequestBlocked (blocklist)
+        or QuotaExceeded (quotas and cost caps, checked and counted in the same
+        store transaction that inserts the campaign); the last two leave an
+        audit line.
         """
-        if request.products > self.config.max_products:
-            raise InvalidRequest(
-                "products", f"{request.products} is too many", f"1-{self.config.max_products}"
-            )
+        who = Who.of(requester, origin)
+        estimate = await self._screen(request, who)
         campaign = Campaign(
             id=uuid.uuid4().hex[:8],
             request=request,
@@ -137,10 +150,48 @@ class CampaignService:
             requester=requester,
             origin=dict(origin or {}),
         )
-        await self.store.create_campaign(campaign)
+        await self._gate().create(campaign, who, estimate.cost_usd)
         await self._claim(campaign.id)
         self._start(campaign, sinks)
         return campaign
+
+    async def check(
+        self,
+        request: CampaignRequest,
+        *,
+        requester: str | None = None,
+        origin: Mapping[str, str] | None = None,
+    ) -> Estimate:
+        """Refuse now what `submit` would refuse, e.g. before a front end posts anything.
+
+        Raises like `submit` (leaving the same audit line) but stores no
+        campaign; returns the estimate. `submit` checks again, atomically.
+        """
+        who = Who.of(requester, origin)
+        estimate = await self._screen(request, who)
+        await self._gate().check(request, who, estimate.cost_usd)
+        return estimate
+
+    async def _screen(self, request: CampaignRequest, who: Who) -> Estimate:
+        """The request's estimate, once its size, models and text may be spent on."""
+        if request.products > self.config.max_products:
+            raise InvalidRequest(
+                "products", f"{request.products} is too many", f"1-{self.config.max_products}"
+            )
+        estimate = self.estimate(request)
+        await self._gate().screen(request, who, estimate.cost_usd)
+        return estimate
+
+    def _gate(self) -> Gate:
+        """Screening, quotas and the audit ledger (core/audit.py)."""
+        config = self.config
+        return Gate(
+            self.store,
+            quotas=config.quotas,
+            blocklist=config.blocklist,
+            priced_models=config.priced_models,
+            clock=self._clock,
+        )
 
     async def resume_orphans(
         self, sinks_for: SinksFor = lambda _c: (), accept: Accept = lambda _c: True
@@ -515,6 +566,7 @@ class CampaignService:
             owner=self.owner,
         )
         campaign = await self.store.get(campaign.id)
+        await self._gate().finished(campaign, self.estimate(campaign.request).cost_usd)
         await self._publish(
             ProgressEvent(
                 EventKind.CAMPAIGN_FINISHED,

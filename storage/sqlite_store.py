@@ -21,6 +21,7 @@ from core.model import (
     StepRecord,
     StepStatus,
 )
+from core.quotas import AuditEntry, AuditEvent, Spend, SpendLine, Who
 from core.request import CampaignRequest
 from storage.migrate import migrate
 
@@ -53,16 +54,22 @@ class SqliteStore:
         self._lock = asyncio.Lock()
         self._writes: set[asyncio.Future[Any]] = set()
 
-    async def _write(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` in a transaction that completes even if the caller is cancelled."""
-        task = asyncio.ensure_future(self._transaction(work))
+    async def _write(self, work: Callable[[], Awaitable[T]], *, atomic: bool = True) -> T:
+        """Run `work` in a transaction that completes even if the caller is cancelled.
+
+        `atomic=False`: `work` is one statement (atomic by itself in autocommit
+        mode) or opens its own transaction: no BEGIN/COMMIT round trips.
+        """
+        task = asyncio.ensure_future(self._transaction(work, atomic))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         task.add_done_callback(_settled)
         return await asyncio.shield(task)
 
-    async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def _transaction(self, work: Callable[[], Awaitable[T]], atomic: bool = True) -> T:
         async with self._lock:
+            if not atomic:
+                return await work()
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = await work()
@@ -101,31 +108,30 @@ class SqliteStore:
 
     async def create_campaign(self, campaign: Campaign) -> None:
         """Insert a campaign with its products and steps, atomically."""
+        await self._write(lambda: self._insert_campaign(campaign))
 
-        async def work() -> None:
-            await self._db.execute(
-                "INSERT INTO campaigns (id, theme, request_json, status, executor, generator,"
-                " created_at, started_at, finished_at, contact_sheet, error, requester,"
-                " origin_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    campaign.id,
-                    campaign.request.theme,
-                    json.dumps(campaign.request.to_dict()),
-                    campaign.status.value,
-                    campaign.executor,
-                    campaign.generator,
-                    campaign.created_at,
-                    campaign.started_at,
-                    campaign.finished_at,
-                    campaign.contact_sheet,
-                    campaign.error,
-                    campaign.requester,
-                    json.dumps(dict(campaign.origin)),
-                ),
-            )
-            await self._insert_products(campaign.id, campaign.products)
-
-        await self._write(work)
+    async def _insert_campaign(self, campaign: Campaign) -> None:
+        await self._db.execute(
+            "INSERT INTO campaigns (id, theme, request_json, status, executor, generator,"
+            " created_at, started_at, finished_at, contact_sheet, error, requester,"
+            " origin_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                campaign.id,
+                campaign.request.theme,
+                json.dumps(campaign.request.to_dict()),
+                campaign.status.value,
+                campaign.executor,
+                campaign.generator,
+                campaign.created_at,
+                campaign.started_at,
+                campaign.finished_at,
+                campaign.contact_sheet,
+                campaign.error,
+                campaign.requester,
+                json.dumps(dict(campaign.origin)),
+            ),
+        )
+        await self._insert_products(campaign.id, campaign.products)
 
     async def add_products(self, campaign_id: str, products: Sequence[Product]) -> None:
         """Insert planned products and their steps, atomically."""
@@ -159,10 +165,30 @@ class SqliteStore:
         """
 
         async def work() -> None:
-            await self._fence(campaign_id, owner)
-            await self._upsert_step(campaign_id, step)
+            if owner is not None and await self._update_step(campaign_id, step, owner):
+                return  # the usual case: one fenced statement
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._fence(campaign_id, owner)
+                await self._upsert_step(campaign_id, step)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
 
-        await self._write(work)
+        await self._write(work, atomic=False)
+
+    async def _update_step(self, campaign_id: str, step: StepRecord, owner: str) -> bool:
+        """Update an existing step while `owner` owns the campaign; False if nothing matched."""
+        values = [getattr(step, c) for c in _STEP_COLUMNS]
+        values[0] = step.status.value
+        cur = await self._db.execute(
+            f"UPDATE steps SET {', '.join(f'{c} = ?' for c in _STEP_COLUMNS)}"
+            " WHERE campaign_id = ? AND product_idx = ? AND name = ?"
+            " AND EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND owner = ?)",
+            (*values, campaign_id, step.product_index, step.name.value, campaign_id, owner),
+        )
+        return cur.rowcount == 1
 
     async def save_plan(
         self, campaign_id: str, provider_id: str | None, intent_at: float | None, owner: str
@@ -295,7 +321,7 @@ class SqliteStore:
             )
             return cur.rowcount
 
-        return await self._write(work) == 1
+        return await self._write(work, atomic=False) == 1
 
     async def release(self, campaign_id: str, owner: str) -> None:
         """Give the campaign up so that the next process takes it over at once."""
@@ -345,6 +371,85 @@ class SqliteStore:
             raise CampaignNotFound(campaign_id)
         return bool(row[0])
 
+    # -- the audit ledger (quotas, cost caps, `bot.py usage`) ------------------
+
+    async def create_campaign_checked(
+        self,
+        campaign: Campaign,
+        entry: AuditEntry,
+        since: float,
+        check: Callable[[Sequence[Spend]], None],
+    ) -> None:
+        """In one write transaction: read the ledger, `check` it, insert campaign and entry.
+
+        `check` gets the ledger of `entry.who` (see `usage`) and raises to
+        refuse; then nothing is written. The write lock is held throughout, so
+        two requests (from any process) cannot both pass a limit only one fits.
+        """
+
+        async def work() -> None:
+            check(await self._ledger(entry.who, since))
+            await self._insert_campaign(campaign)
+            await self._insert_audit(entry)
+
+        await self._write(work)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Append one audit line."""
+        await self._write(lambda: self._insert_audit(entry))
+
+    async def usage(self, who: Who, since: float) -> list[Spend]:
+        """Submitted campaigns of who's requester, channel or guild since `since` or unfinished."""
+        return await self._ledger(who, since)
+
+    async def spend_by(self, since: float | None = None) -> list[SpendLine]:
+        """Campaigns, refusals, estimates and costs per user, channel and guild since `since`."""
+        lines: list[SpendLine] = []
+        for scope, column in (("user", "requester"), ("channel", "channel"), ("guild", "guild")):
+            async with self._db.execute(_SPEND_BY.format(column=column), (since or 0.0,)) as cur:
+                rows = await cur.fetchall()
+            lines += [
+                SpendLine(scope, r[0], r[1], r[2], round(r[3], 6), round(r[4], 6)) for r in rows
+            ]
+        return lines
+
+    async def audit_entries(
+        self, limit: int = 100, campaign_id: str | None = None
+    ) -> list[AuditEntry]:
+        """The newest audit lines first (only one campaign's, if given)."""
+        where, params = (
+            ("WHERE campaign_id = ?", (campaign_id, limit)) if campaign_id else ("", (limit,))
+        )
+        async with self._db.execute(
+            f"SELECT * FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?", params
+        ) as cur:
+            return [_audit(row) for row in await cur.fetchall()]
+
+    async def _insert_audit(self, entry: AuditEntry) -> None:
+        who = entry.who
+        await self._db.execute(
+            "INSERT INTO audit (at, event, campaign_id, requester, channel, guild, theme,"
+            " estimate_usd, cost_usd, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.at,
+                entry.event.value,
+                entry.campaign_id,
+                who.requester,
+                who.channel,
+                who.guild,
+                entry.theme,
+                entry.estimate_usd,
+                entry.cost_usd,
+                entry.reason,
+            ),
+        )
+
+    async def _ledger(self, who: Who, since: float) -> list[Spend]:
+        if not who.any:
+            return []
+        async with self._db.execute(_LEDGER, (who.requester, who.channel, who.guild, since)) as cur:
+            return [_spend(row) for row in await cur.fetchall()]
+
     async def _assemble(self, row: Any) -> Campaign:
         cid = row["id"]
         async with self._db.execute(
@@ -387,6 +492,25 @@ class SqliteStore:
         )
 
 
+_SPENT = "(SELECT COALESCE(SUM(s.cost_usd), 0) FROM steps s WHERE s.campaign_id = a.campaign_id)"
+_LEDGER = (
+    "SELECT a.campaign_id, a.at, a.requester, a.channel, a.guild,"
+    f" COALESCE(a.estimate_usd, 0), {_SPENT}, c.status IN ('pending', 'running')"
+    " FROM audit a LEFT JOIN campaigns c ON c.id = a.campaign_id"
+    " WHERE a.event = 'submitted' AND (a.requester = ? OR a.channel = ? OR a.guild = ?)"
+    " AND (a.at >= ? OR c.status IN ('pending', 'running'))"
+    " ORDER BY a.at"
+)
+_SPEND_BY = (  # {column} is one of requester, channel, guild
+    "SELECT COALESCE(a.{column}, ''),"
+    " SUM(a.event = 'submitted'), SUM(a.event IN ('refused', 'blocked')),"
+    " SUM(CASE WHEN a.event = 'submitted' THEN COALESCE(a.estimate_usd, 0) ELSE 0 END),"
+    f" SUM(CASE WHEN a.event = 'submitted' THEN {_SPENT} ELSE 0 END)"
+    " FROM audit a WHERE a.event IN ('submitted', 'refused', 'blocked') AND a.at >= ?"
+    " GROUP BY 1 ORDER BY 5 DESC, 4 DESC, 1"
+)
+
+
 def _settled(task: asyncio.Future[Any]) -> None:
     """Retrieve a write's outcome: its caller may have been cancelled meanwhile (shield)."""
     if not task.cancelled():
@@ -422,3 +546,20 @@ def _step(row: Any) -> StepRecord:
         output_url=row["output_url"],
         intent_at=row["intent_at"],
     )
+
+
+def _audit(row: Any) -> AuditEntry:
+    return AuditEntry(
+        at=row["at"],
+        event=AuditEvent(row["event"]),
+        who=Who(row["requester"], row["channel"], row["guild"]),
+        campaign_id=row["campaign_id"],
+        theme=row["theme"],
+        estimate_usd=row["estimate_usd"],
+        cost_usd=row["cost_usd"],
+        reason=row["reason"],
+    )
+
+
+def _spend(row: Any) -> Spend:
+    return Spend(row[0], row[1], row[2], row[3], row[4], row[5], row[6], active=bool(row[7]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -71,3 +72,47 @@ async def make_service(tmp_path: Path, store: SqliteStore) -> AsyncIterator[Serv
     for service, executor in built:
         await service.aclose()
         await executor.aclose()
+
+
+ServiceOpener = Callable[..., contextlib.AbstractAsyncContextManager[CampaignService]]
+
+
+@pytest.fixture
+def service_on(tmp_path: Path) -> ServiceOpener:
+    """Factory: `async with service_on(generator, clock=..., **config) as service:`.
+
+    Every service it opens uses the same database file in tmp_path (its own
+    connection), so opening a second one after the first closed is a restart,
+    and two open at once are two processes sharing the database.
+    """
+
+    @contextlib.asynccontextmanager
+    async def open_one(
+        generator: Any,
+        *,
+        clock: Callable[[], float] | None = None,
+        planner: Any = None,
+        hand_over: bool = False,
+        **config: Any,
+    ) -> AsyncIterator[CampaignService]:
+        store = await SqliteStore.open(tmp_path / "campaigns.db")
+        limits = Limits(text=2, image=4, video=2, cpu=1)
+        executor = LocalExecutor(generator, limits)
+        service = CampaignService(
+            store=store,
+            planner=planner or OfflinePlanner(),
+            generator=generator,
+            executor=executor,
+            scheduler=Scheduler(limits),
+            sheet=fake_sheet,
+            config=ServiceConfig(data_dir=tmp_path / "data", **config),
+            **({"clock": clock} if clock else {}),
+        )
+        try:
+            yield service
+        finally:
+            await service.aclose(hand_over=hand_over)
+            await executor.aclose()
+            await store.close()
+
+    return open_one

@@ -37,6 +37,7 @@ def _env(tmp_path: Path, fake: FakeReplicate) -> dict[str, str]:
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=fake.base_url,
         REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_ALLOW_PRIVATE_OUTPUTS="1",  # the fake serves outputs on 127.0.0.1
         REPLICATE_PREFER_WAIT="1",
     )
     return env

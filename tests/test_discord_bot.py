@@ -387,3 +387,28 @@ async def test_a_failed_submit_leaves_no_message_or_thread(
         assert removed_thread.status == 204
     assert removed_thread.at < reply.at and removed_status.at < reply.at
     assert list(await service.history(5)) == [] and gen.calls == []
+
+
+async def test_a_quota_refusal_is_ephemeral_and_starts_nothing(
+    fake, make_service, start_bot
+) -> None:
+    from core.quotas import QuotaSettings
+
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen, quotas=QuotaSettings(user_daily=1))
+    await start_bot(service)
+    user = snowflake()
+    first = fake.command("new", user, {"theme": "cats", "products": 1})
+    await fake.interact(first)
+    campaign = await service.wait((await started(fake, service)).id)
+    calls = list(gen.calls)
+    second = fake.command("new", user, {"theme": "dogs", "products": 1})
+    await fake.interact(second)
+    (reply,) = await fake.wait_for(lambda: original_edits(fake, second))
+    assert reply.json["content"].startswith(
+        "❌ quota: you have started 1 of the 1 campaign allowed per day; resets at 00:00 UTC"
+    )
+    (defer,) = callback(fake, second)
+    assert defer.json["data"]["flags"] == EPHEMERAL  # the answer is the deferred, ephemeral one
+    assert fake.find("DELETE", rf"/channels/{fake.channel_id}/messages/\d+")  # its status message
+    assert [c.id for c in await service.history(5)] == [campaign.id] and gen.calls == calls

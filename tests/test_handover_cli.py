@@ -59,6 +59,7 @@ def _replicate_env(tmp_path: Path, fake: FakeReplicate) -> dict[str, str]:
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=fake.base_url,
         REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_ALLOW_PRIVATE_OUTPUTS="1",  # the fake serves outputs on 127.0.0.1
         REPLICATE_POLL_MIN="0.05",
         REPLICATE_POLL_MAX="0.3",
         REPLICATE_PREFER_WAIT="1",

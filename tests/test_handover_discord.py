@@ -50,6 +50,7 @@ def _env(tmp_path: Path, fake: FakeDiscord, replicate: FakeReplicate) -> dict[st
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=replicate.base_url,
         REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_ALLOW_PRIVATE_OUTPUTS="1",  # the fake serves outputs on 127.0.0.1
         REPLICATE_POLL_MIN="0.05",
         REPLICATE_POLL_MAX="0.3",
         REPLICATE_PREFER_WAIT="1",

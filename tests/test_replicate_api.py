@@ -194,7 +194,9 @@ async def test_upload_returns_a_file_url(api: PredictionApi, fake: FakeReplicate
 async def test_downloads_carry_no_token_and_check_types(
     fake: FakeReplicate, tmp_path: Path
 ) -> None:
-    downloads = Downloader(max_bytes=10_000, allow_http=True)
+    downloads = Downloader(
+        max_bytes=10_000, allow_http=True, hosts=["127.0.0.1"], allow_private=True
+    )
     try:
         image = await downloads.fetch(f"{fake.base_url}/files/x.png", tmp_path / "a", "image")
         video = await downloads.fetch(f"{fake.base_url}/files/x.mp4", tmp_path / "b", "video")

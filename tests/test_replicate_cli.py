@@ -30,6 +30,7 @@ def _env(tmp_path: Path, fake: FakeReplicate, **extra: str) -> dict[str, str]:
         REPLICATE_API_TOKEN=TOKEN,
         REPLICATE_BASE_URL=fake.base_url,
         REPLICATE_ALLOW_HTTP="1",
+        REPLICATE_ALLOW_PRIVATE_OUTPUTS="1",  # the fake serves outputs on 127.0.0.1
         REPLICATE_POLL_MIN="0.02",
         REPLICATE_POLL_MAX="0.1",
     )

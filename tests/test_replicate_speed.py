@@ -189,6 +189,8 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     clock.now = 40.4
     assert polls.delay(second) == pytest.approx(0.1)  # due at 40.5: poll right then
     assert polls.priority(second) == pytest.approx(0.1)
+    clock.now = 41.0
+    assert polls.delay(second) == pytest.approx(0.4)  # overdue: every 1% of 40 s
 
 
 def test_a_finish_wakes_the_same_models_elders_only() -> None:

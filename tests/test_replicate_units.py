@@ -164,3 +164,14 @@ def test_parse_plans_with_prose_and_fences() -> None:
 def test_parse_plans_rejects_garbage(text: str, needle: str) -> None:
     with pytest.raises(PlanFormatError, match=needle):
         parse_plans(text, 2)
+
+
+def test_an_unknown_model_is_priced_like_the_dearest_of_its_kind() -> None:
+    table = ModelTable()
+    unknown = table.spec(StepKind.IMAGE, "someone/cheap-looking-model")
+    assert (
+        unknown.estimate_usd()
+        == table.spec(StepKind.IMAGE, "black-forest-labs/flux-dev").estimate_usd()
+    )
+    assert unknown.estimate_usd() > table.spec(StepKind.IMAGE).estimate_usd()  # not the default's
+    assert unknown.prompt_key == "prompt" and unknown.ref == "someone/cheap-looking-model"

@@ -12,6 +12,7 @@ from core.errors import InvalidRequest
 from core.request import (
     DEFAULT_PRODUCTS,
     MAX_THEME_CHARS,
+    UNSAFE_CHARS,
     CampaignRequest,
     ModelOverrides,
     Style,
@@ -368,7 +369,7 @@ def test_grammar_like_text_parses_or_raises_invalid_request(text: str) -> None:
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(UNSAFE_CHARS.sub("", text).split())  # new requests refuse control chars
 
 
 THEMES = (

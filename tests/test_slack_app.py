@@ -496,3 +496,30 @@ async def test_a_video_over_the_upload_limit_is_linked_or_named(
     else:
         link = f"<{base}/campaigns/{campaign.id}/0-video.txt|0-video.txt>"
         assert link in comment and "bot host" not in comment
+
+
+async def test_a_quota_refusal_is_explained_and_starts_nothing(make_service: Any) -> None:
+    from core.quotas import QuotaSettings
+
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen, quotas=QuotaSettings(user_daily=1))
+    async with slack_harness(service) as slack:
+        api = slack.api
+        await slack.command("cats products:1")
+        first_ts = await parent_ts(api)
+        await api.wait_for(lambda: len(summaries(api, first_ts)) == 1)
+        await slack.front.idle()
+        calls = list(gen.calls)
+
+        def refusals() -> list[Call]:
+            return [c for c in api.of("chat.update") if "quota" in str(c.params.get("text"))]
+
+        await slack.command("dogs products:1")
+        await api.wait_for(lambda: bool(refusals()))
+        await slack.front.idle()
+    (refusal,) = refusals()
+    assert refusal.params["ts"] != first_ts  # the second request's own message says why
+    assert str(refusal.params["text"]).startswith(
+        "⚠️ quota: you have started 1 of the 1 campaign allowed per day; resets at 00:00 UTC"
+    )
+    assert len(await service.history(5)) == 1 and gen.calls == calls

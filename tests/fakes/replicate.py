@@ -496,13 +496,14 @@ TOKEN = "r8_fake-test-token-0123456789"  # what tests send; must never show up a
 
 
 def fast_settings(fake: FakeReplicate, **changes: Any) -> Any:
-    """ReplicateSettings for tests: this fake, plain http allowed, tiny delays."""
+    """ReplicateSettings for tests: this fake, http and 127.0.0.1 outputs allowed, tiny delays."""
     from adapters.replicate_settings import ReplicateSettings
 
     values: dict[str, Any] = {
         "api_token": TOKEN,
         "base_url": fake.base_url,
         "allow_http": True,
+        "allow_private_outputs": True,  # outputs are served on 127.0.0.1 (test-only setting)
         "backoff_s": 0.01,
         "retry_cap_s": 0.2,
         "poll_min_s": 0.01,

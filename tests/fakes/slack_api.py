@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -248,6 +249,11 @@ class SlackHarness:
         self.front = front
         self.url = url
         self._responses = itertools.count(1)
+        self._triggers = itertools.count(1)
+
+    def trigger_id(self) -> str:
+        """A fresh trigger_id, as Slack gives every command and press its own."""
+        return f"{next(self._triggers)}.1.{secrets.token_hex(8)}"
 
     def command_form(self, text: str, user: str = "U1", channel: str = "C1") -> dict[str, str]:
         """A slash command as Slack posts it."""
@@ -263,7 +269,7 @@ class SlackHarness:
             "text": text,
             "api_app_id": "A1",
             "response_url": f"{self.api.base}/response/{next(self._responses)}",
-            "trigger_id": "1.2.3",
+            "trigger_id": self.trigger_id(),
         }
 
     def button_form(
@@ -277,7 +283,7 @@ class SlackHarness:
             "api_app_id": "A1",
             "token": "legacy",
             "container": {"type": "message", "message_ts": "1", "channel_id": channel},
-            "trigger_id": "1.2.3",
+            "trigger_id": self.trigger_id(),
             "channel": {"id": channel, "name": "general"},
             "response_url": f"{self.api.base}/response/{next(self._responses)}",
             "actions": [
