@@ -207,6 +207,12 @@ class CampaignBot(commands.Bot):
         """Defer, open the status message and thread, submit, and reply with the link."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         estimate = estimate_text(self.service.estimate(request))
+        where = {
+            "platform": "discord",
+            "guild": str(interaction.guild_id),
+            "channel": str(interaction.channel_id),
+        }  # a refusal (blocklist, quota) is answered before any message or thread exists
+        await self.service.check(request, requester=requester_of(interaction), origin=where)
         try:
             place = await self._open_place(interaction, request.theme, estimate)
         except discord.HTTPException as exc:

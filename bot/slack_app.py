@@ -166,7 +166,8 @@ class SlackFrontEnd:
         elif request is not None:
             estimate = self.service.estimate(request)
             await ack(response_type="ephemeral", text=blocks.accepted_text(request, estimate))
-            self._spawn(self._start(request, user, channel, respond))
+            team = command.get("team_id")
+            self._spawn(self._start(request, user, channel, respond, str(team or "")))
         else:
             await ack()  # the answer needs the database: it follows through response_url
             self._spawn(self._reply(cmd, user, channel, respond))
@@ -196,9 +197,20 @@ class SlackFrontEnd:
     # -- the work behind each handler ------------------------------------------
 
     async def _start(
-        self, request: CampaignRequest, user: str, channel: str, respond: AsyncRespond
+        self,
+        request: CampaignRequest,
+        user: str,
+        channel: str,
+        respond: AsyncRespond,
+        team: str = "",
     ) -> None:
-        """Post the parent message, then submit the campaign bound to it."""
+        """Check the spend guard, post the parent message, then submit the campaign."""
+        where = {"platform": "slack", "channel": channel} | ({"team": team} if team else {})
+        try:  # a refusal (blocklist, quota) stays between the bot and the user
+            await self.service.check(request, requester=f"slack:{user}", origin=where)
+        except CampaignError as exc:
+            await respond(text=blocks.problem_text(exc), response_type="ephemeral")
+            return
         first = blocks.starting_message(request)
         try:
             posted = await self.client.chat_postMessage(
@@ -209,7 +221,7 @@ class SlackFrontEnd:
                 text=blocks.channel_error_text(blocks.error_code(exc)), response_type="ephemeral"
             )
             return
-        origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
+        origin = where | {"ts": str(posted["ts"])}
         follower = self._follow(origin)
         try:
             await self.service.submit(request, [follower], requester=f"slack:{user}", origin=origin)

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -358,10 +359,16 @@ async def test_a_bot_never_takes_over_another_front_ends_orphans(
 
 @pytest.mark.parametrize("thread_delete", ["works", "forbidden"])
 async def test_a_failed_submit_leaves_no_message_or_thread(
-    fake, make_service, start_bot, caplog, thread_delete: str
+    fake, make_service, start_bot, caplog, monkeypatch, thread_delete: str
 ) -> None:
     gen = GatedGenerator(open_all=True)
     service = make_service(gen, max_products=1)  # the bot allows more: submit refuses
+    real_estimate = service.estimate
+
+    async def passes(request: Any, **_where: Any) -> Any:  # only submit finds the problem
+        return real_estimate(request)
+
+    monkeypatch.setattr(service, "check", passes)
     await start_bot(service)
     if thread_delete == "forbidden":
         fake.faults.append(
@@ -402,6 +409,7 @@ async def test_a_quota_refusal_is_ephemeral_and_starts_nothing(
     await fake.interact(first)
     campaign = await service.wait((await started(fake, service)).id)
     calls = list(gen.calls)
+    threads = len(fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads"))
     second = fake.command("new", user, {"theme": "dogs", "products": 1})
     await fake.interact(second)
     (reply,) = await fake.wait_for(lambda: original_edits(fake, second))
@@ -410,5 +418,6 @@ async def test_a_quota_refusal_is_ephemeral_and_starts_nothing(
     )
     (defer,) = callback(fake, second)
     assert defer.json["data"]["flags"] == EPHEMERAL  # the answer is the deferred, ephemeral one
-    assert fake.find("DELETE", rf"/channels/{fake.channel_id}/messages/\d+")  # its status message
+    # refused before any status message or thread was opened for it
+    assert len(fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")) == threads
     assert [c.id for c in await service.history(5)] == [campaign.id] and gen.calls == calls

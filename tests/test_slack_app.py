@@ -106,7 +106,7 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
     assert len(campaigns) == 1
     stored = campaigns[0]
     assert stored.status is CampaignStatus.SUCCEEDED and stored.requester == "slack:U1"
-    assert dict(stored.origin) == {"platform": "slack", "channel": "C1", "ts": ts}
+    assert dict(stored.origin) == {"platform": "slack", "channel": "C1", "team": "T1", "ts": ts}
     recorded = json.dumps([c.params for c in api.calls])
     assert BOT_TOKEN not in recorded and SIGNING_SECRET not in recorded
 
@@ -512,14 +512,16 @@ async def test_a_quota_refusal_is_explained_and_starts_nothing(make_service: Any
         calls = list(gen.calls)
 
         def refusals() -> list[Call]:
-            return [c for c in api.of("chat.update") if "quota" in str(c.params.get("text"))]
+            return [c for c in api.of("response_url") if "quota" in str(c.params.get("text"))]
 
+        posted = len(api.of("chat.postMessage"))
         await slack.command("dogs products:1")
         await api.wait_for(lambda: bool(refusals()))
         await slack.front.idle()
     (refusal,) = refusals()
-    assert refusal.params["ts"] != first_ts  # the second request's own message says why
+    assert refusal.params["response_type"] == "ephemeral"  # only the requester sees it
     assert str(refusal.params["text"]).startswith(
         "⚠️ quota: you have started 1 of the 1 campaign allowed per day; resets at 00:00 UTC"
     )
+    assert len(api.of("chat.postMessage")) == posted  # no parent message for a refusal
     assert len(await service.history(5)) == 1 and gen.calls == calls
