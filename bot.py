@@ -45,6 +45,7 @@ from adapters.replicate_models import KNOWN
 from adapters.replicate_settings import ReplicateSettings
 from adapters.replicate_webhooks import WebhookReceiver
 from bot import console
+from bot.gallery import GallerySettings
 from bot.health import (
     Check,
     add_health_routes,
@@ -530,7 +531,9 @@ async def run_slack(args: argparse.Namespace, settings: Settings, stop: StopSign
     socket = args.socket or slack.app_token is not None
     slack.check(socket_mode=socket)
     async with open_service(settings, webhook_listener=socket, hand_over=True) as service:
-        front = slack_app.SlackFrontEnd(service, slack, max_products=settings.max_products)
+        front = slack_app.SlackFrontEnd(
+            service, slack, max_products=settings.max_products, gallery=GallerySettings.from_env()
+        )
         receiver = None if socket else webhooks(service.generator)
         checks = readiness_checks(settings, service.generator)
 
@@ -571,7 +574,7 @@ def health_listener(
 
 async def run_gallery(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the gallery (with /healthz, /readyz) until SIGINT or SIGTERM; prints a signed link."""
-    from bot.gallery import GallerySettings, serve_gallery
+    from bot.gallery import serve_gallery
 
     gallery = GallerySettings.from_env()  # a bad secret or URL: exit 2 before serving
     store = await SqliteStore.open(settings.database)
@@ -596,6 +599,7 @@ async def run_discord(settings: Settings, stop: StopSignals) -> int:
                 config,
                 max_products=settings.max_products,
                 progress_interval_s=settings.progress_interval_s,
+                gallery=GallerySettings.from_env(),
             )
             async with health_listener(readiness_checks(settings, service.generator)):
                 await discord_app.serve_until_stopped(bot, config.token, stop=stop)

@@ -29,6 +29,7 @@ from bot.discord_progress import DiscordTarget, Place, delete_quietly, remove_pl
 from bot.discord_render import clip, explain, starting_embed
 from bot.discord_settings import DiscordSettings
 from bot.discord_views import CancelButton, RetryButton
+from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from core.errors import CampaignError, CampaignNotFound, ConfigError
 from core.model import Campaign, CampaignStatus
@@ -112,8 +113,10 @@ class CampaignBot(commands.Bot):
         *,
         max_products: int,
         progress_interval_s: float,
+        gallery: GallerySettings | None = None,
         **options: Any,
     ) -> None:
+        self.gallery = gallery  # signed gallery links in summaries and for too-big files
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and threads; no privileged intents needed
         super().__init__(
@@ -328,6 +331,7 @@ class CampaignBot(commands.Bot):
             place,
             executor=self.service.executor.describe(),
             files_base_url=self.settings.files_base_url,
+            gallery=self.gallery,
         )
 
     def _follow(self, place: Place) -> _Relay:

@@ -26,6 +26,7 @@ from bot.discord_render import (
     summary_embed,
 )
 from bot.discord_views import status_view
+from bot.gallery import GallerySettings
 from core.model import Campaign, Product
 from core.progress import CampaignSnapshot
 
@@ -85,11 +86,13 @@ class DiscordTarget:
         *,
         executor: str,
         files_base_url: str | None = None,
+        gallery: GallerySettings | None = None,
     ) -> None:
         self.place = place
         self.notes: list[str] = []
         self._executor = executor
         self._files_base_url = files_base_url
+        self._gallery = gallery
         channel = client.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
         self._status = channel.get_partial_message(place.message_id)
         self._thread = client.get_partial_messageable(place.thread_id, guild_id=place.guild_id)
@@ -120,6 +123,8 @@ class DiscordTarget:
         files = await self._attachments(sheet)
         name = files.uploads[0].filename if files.uploads else None
         embed = summary_embed(campaign, name)
+        if self._gallery and (url := self._gallery.campaign_link(campaign.id)):
+            embed.url = url  # the title opens the campaign's gallery page
         if files.notes:
             embed.add_field(name="Contact sheet", value=files.notes[0][:1024], inline=False)
         try:
@@ -131,7 +136,10 @@ class DiscordTarget:
 
     async def _attachments(self, paths: list[str]) -> Attachments:
         return await attachments(
-            paths, file_limit=self.place.file_limit, files_base_url=self._files_base_url
+            paths,
+            file_limit=self.place.file_limit,
+            files_base_url=self._files_base_url,
+            gallery=self._gallery,
         )
 
     async def _problem(

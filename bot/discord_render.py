@@ -18,6 +18,7 @@ import discord
 from PIL import Image
 
 from bot.chat import STATUS_EMOJI, product_caption, product_line, progress_line, summary_text
+from bot.gallery import GallerySettings
 from core.model import Campaign, CampaignStatus, Product, StepName
 from core.progress import CampaignSnapshot
 
@@ -169,7 +170,11 @@ class Attachments:
 
 
 async def attachments(
-    paths: Sequence[str], *, file_limit: int, files_base_url: str | None
+    paths: Sequence[str],
+    *,
+    file_limit: int,
+    files_base_url: str | None,
+    gallery: GallerySettings | None = None,
 ) -> Attachments:
     """Fit files into one message: as they are, shrunk (images), or linked/explained."""
     out = Attachments()
@@ -182,7 +187,7 @@ async def attachments(
         if upload is not None:
             out.uploads.append(upload)
         else:
-            out.notes.append(_too_big(path, file_limit, files_base_url))
+            out.notes.append(_too_big(path, file_limit, files_base_url, gallery))
     return out
 
 
@@ -214,10 +219,14 @@ def shrink_image(path: str, max_bytes: int) -> bytes | None:
     return None
 
 
-def _too_big(path: str, file_limit: int, files_base_url: str | None) -> str:
+def _too_big(
+    path: str, file_limit: int, files_base_url: str | None, gallery: GallerySettings | None
+) -> str:
     file = Path(path)
     if files_base_url:  # the data folder is served: <base>/campaigns/<id>/<name>
         return f"{file.name}: {files_base_url}/campaigns/{file.parent.name}/{file.name}"
+    if gallery and (url := gallery.link(f"/files/{file.parent.name}/{file.name}")):
+        return f"{file.name}: {url}"  # a signed, expiring gallery link
     try:
         size = f"{file.stat().st_size / MIB:.1f} MiB"
     except OSError:

@@ -36,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_blocks as blocks
 from bot.chat import ChatProgress
+from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from bot.slack_commands import (
     Command,
@@ -84,10 +85,12 @@ class SlackFrontEnd:
         settings: SlackSettings,
         *,
         max_products: int,
+        gallery: GallerySettings | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
         self.max_products = max_products
+        self.gallery = gallery  # signed gallery links in summaries and for too-big videos
         self.app = AsyncApp(
             token=settings.bot_token,  # a client= would warn when SLACK_BOT_TOKEN is also set
             signing_secret=settings.signing_secret,
@@ -369,6 +372,7 @@ class SlackFrontEnd:
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
             skip=skip,
             files_base_url=self.settings.files_base_url,
+            gallery=self.gallery,
         )
         follower = ChatProgress(
             self.service,

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.chat import product_caption, summary_text
+from bot.gallery import GallerySettings
 from bot.slack_blocks import escape, status_message
 from core.model import Campaign, Product, StepName
 from core.progress import CampaignSnapshot
@@ -37,6 +38,7 @@ class SlackThread:
         max_upload_bytes: int,
         skip: frozenset[int] = frozenset(),
         files_base_url: str | None = None,
+        gallery: GallerySettings | None = None,
     ) -> None:
         self.client = client
         self.channel = channel
@@ -45,6 +47,7 @@ class SlackThread:
         self.max_upload_bytes = max_upload_bytes
         self.skip = skip  # products already posted before a retry
         self.files_base_url = files_base_url  # serves the data folder: <base>/campaigns/<id>/
+        self.gallery = gallery or GallerySettings()  # signed links, when configured
 
     async def render_status(self, snapshot: CampaignSnapshot) -> None:
         """Edit the parent message to show this snapshot."""
@@ -78,15 +81,21 @@ class SlackThread:
         """The caption line for a video over the upload limit: a link, or its path."""
         limit = f"{self.max_upload_bytes / MB:.0f} MB"
         over = f"video: {size / MB:.1f} MB is over the {limit} upload limit"
-        if self.files_base_url:
-            name = Path(video).name
-            url = f"{self.files_base_url}/campaigns/{quote(campaign.id)}/{quote(name)}"
+        name = Path(video).name
+        url = (
+            f"{self.files_base_url}/campaigns/{quote(campaign.id)}/{quote(name)}"
+            if self.files_base_url
+            else self.gallery.link(f"/files/{quote(campaign.id)}/{quote(name)}")
+        )
+        if url:
             return f"{over}: <{escape(url)}|{escape(name)}>"
         return f"{over}; saved on the bot host at `{escape(video)}`"
 
     async def post_summary(self, campaign: Campaign) -> None:
         """End the thread with the outcome, counts, cost and the contact sheet."""
         text = escape(summary_text(campaign))
+        if url := self.gallery.campaign_link(campaign.id):
+            text += f"\n<{escape(url)}|Open in the gallery>"
         try:
             sheet = campaign.contact_sheet and await _upload(
                 campaign.contact_sheet, f"Contact sheet {campaign.id}"

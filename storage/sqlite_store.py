@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from core.request import CampaignRequest
 from storage.migrate import migrate
 
 T = TypeVar("T")
+OPEN_ATTEMPTS = 5
 
 _STEP_COLUMNS = (
     "status",
@@ -87,14 +89,17 @@ class SqliteStore:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             db.row_factory = aiosqlite.Row
-            for pragma in (
-                "busy_timeout = 5000",  # first: other processes may be opening it too
-                "journal_mode = WAL",
-                "synchronous = NORMAL",
-                "foreign_keys = ON",
-            ):
-                await db.execute(f"PRAGMA {pragma}")
-            await migrate(db)
+            await db.execute("PRAGMA busy_timeout = 5000")  # others may be opening it too
+            for attempt in range(1, OPEN_ATTEMPTS + 1):
+                try:
+                    await _prepare(db)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL can fail at once ("database is locked",
+                    # no busy wait) while another process does the same: try again.
+                    if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.05 * attempt)
         except BaseException:
             await db.close()
             raise
@@ -509,6 +514,13 @@ _SPEND_BY = (  # {column} is one of requester, channel, guild
     " FROM audit a WHERE a.event IN ('submitted', 'refused', 'blocked') AND a.at >= ?"
     " GROUP BY 1 ORDER BY 5 DESC, 4 DESC, 1"
 )
+
+
+async def _prepare(db: aiosqlite.Connection) -> None:
+    """WAL mode, the other pragmas, and the migrations."""
+    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+        await db.execute(f"PRAGMA {pragma}")
+    await migrate(db)
 
 
 def _settled(task: asyncio.Future[Any]) -> None:

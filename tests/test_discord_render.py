@@ -55,6 +55,19 @@ async def test_a_too_big_video_is_linked_or_explained(tmp_path: Path) -> None:
     assert note.startswith("p01-video.mp4 (2.0 MiB) is over this server's 1 MiB upload limit")
 
 
+async def test_a_too_big_video_gets_a_signed_gallery_link(tmp_path: Path) -> None:
+    from bot.gallery import GallerySettings
+
+    video = tmp_path / "campaigns" / "c1" / "p01-video.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(b"\0" * (2 * MIB))
+    gallery = GallerySettings(secret="s" * 32, base_url="https://bot.example.com/g")
+    found = await attachments([str(video)], file_limit=MIB, files_base_url=None, gallery=gallery)
+    (note,) = found.notes
+    assert note.startswith("p01-video.mp4: https://bot.example.com/g/files/c1/p01-video.mp4?")
+    assert "sig=" in note and "exp=" in note
+
+
 async def test_at_most_ten_files_per_message(tmp_path: Path) -> None:
     paths = []
     for index in range(12):

@@ -525,3 +525,33 @@ async def test_a_quota_refusal_is_explained_and_starts_nothing(make_service: Any
     )
     assert len(api.of("chat.postMessage")) == posted  # no parent message for a refusal
     assert len(await service.history(5)) == 1 and gen.calls == calls
+
+
+async def test_the_gallery_links_the_summary_and_a_too_big_video(make_service: Any) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from bot.gallery import GallerySettings, valid_until
+
+    secret = "s" * 32
+    gallery = GallerySettings(secret=secret, base_url="https://bot.example.com/g")
+    service = make_service(GatedGenerator(open_all=True))
+    async with slack_harness(service, max_upload_mb=1e-6, gallery=gallery) as slack:
+        api = slack.api
+        await slack.command("cats products:1 videos:yes")
+        ts = await parent_ts(api)
+        await api.wait_for(lambda: len(summaries(api, ts)) == 1)
+        await slack.front.idle()
+    campaign = (await service.history(1))[0]
+    comment = thread_posts(api, ts)[0].params["initial_comment"]
+    summary = summaries(api, ts)[0]
+    for text, path in (
+        (comment, f"/g/files/{campaign.id}/0-video.txt"),
+        (summary, f"/g/campaigns/{campaign.id}"),
+    ):
+        url = text.split("<https://bot.example.com", 1)[1].split("|", 1)[0]
+        parts = urlsplit("https://bot.example.com" + url.replace("&amp;", "&"))
+        assert parts.path == path
+        query = dict(parse_qsl(parts.query))
+        signed = parts.path.removeprefix("/g")
+        assert valid_until(secret, signed, query, time.time()) is not None  # a working link
+    assert "Open in the gallery" in summary

@@ -118,7 +118,9 @@ class FakeClock:
 def fake_sheet(items: list[tuple[str, str]], out_path: str, *, title: str) -> str:
     """A picklable contact-sheet stand-in: lists the items in a text file."""
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_path).write_text(title + "\n" + "\n".join(f"{n}\t{p}" for n, p in items))
+    partial = Path(out_path + ".partial")  # written whole, then moved: like the real renderer
+    partial.write_text(title + "\n" + "\n".join(f"{n}\t{p}" for n, p in items))
+    partial.replace(out_path)
     return out_path
 
 

@@ -333,13 +333,13 @@ def fake_settings(api_url: str, **changes: Any) -> SlackSettings:
 
 @asynccontextmanager
 async def slack_harness(
-    service: CampaignService, *, max_products: int = 20, **settings: Any
+    service: CampaignService, *, max_products: int = 20, gallery: Any = None, **settings: Any
 ) -> AsyncIterator[SlackHarness]:
     """A fake Slack, the front end on `service`, and the AsyncApp served on 127.0.0.1."""
     api = FakeSlackApi()
     api_url = await api.start()
     slack = fake_settings(api_url, **settings)
-    front = SlackFrontEnd(service, slack, max_products=max_products)
+    front = SlackFrontEnd(service, slack, max_products=max_products, gallery=gallery)
     try:
         async with serving_http(front, "127.0.0.1", 0) as port:
             yield SlackHarness(api, front, f"http://127.0.0.1:{port}{EVENTS_PATH}")
