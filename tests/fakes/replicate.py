@@ -16,7 +16,8 @@ a `webhook`, POSTs the finished prediction there, signed like Replicate
 
 Run it alone:  python -m tests.fakes.replicate --port 8765 --profile bench
 then:  REPLICATE_API_TOKEN=x REPLICATE_BASE_URL=http://127.0.0.1:8765 \\
-       REPLICATE_ALLOW_HTTP=1 python bot.py run "retro cats products:4 videos:yes"
+       REPLICATE_ALLOW_HTTP=1 REPLICATE_ALLOW_PRIVATE_OUTPUTS=1 \\
+       python bot.py run "retro cats products:4 videos:yes"
 """
 
 from __future__ import annotations
