@@ -49,6 +49,7 @@ class ChatProgress:
     ) -> None:
         self._service = service
         self._status = CoalescingSink(render_status, min_interval_s=min_interval_s)
+        self._status.hold()  # the status message was just posted: its first edit waits too
         self._post_product = post_product
         self._post_summary = post_summary
         self._queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()

@@ -182,6 +182,10 @@ class CoalescingSink:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush_loop())
 
+    def hold(self) -> None:
+        """A message was just sent outside the sink: space the next delivery from now."""
+        self._last = self._clock()
+
     async def aclose(self) -> None:
         """Deliver whatever is pending (the final state) and stop."""
         if self._task is not None:
@@ -196,8 +200,10 @@ class CoalescingSink:
                 if wait > 0:
                     await self._sleep(wait)
             self._dirty = False
-            self._last = self._clock()
-            await self._safe_deliver(copy.deepcopy(self.snapshot))
+            try:
+                await self._safe_deliver(copy.deepcopy(self.snapshot))
+            finally:  # the interval runs from when the platform answered, not from the send
+                self._last = self._clock()
 
     async def _safe_deliver(self, snapshot: CampaignSnapshot) -> None:
         self.deliveries += 1

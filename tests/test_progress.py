@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
 from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProgressEvent
 from core.request import CampaignRequest
@@ -99,3 +101,23 @@ async def test_events_of_another_campaign_are_ignored() -> None:
     await sink.aclose()
     assert seen[-1].campaign_id == "c1"
     assert seen[-1].status is CampaignStatus.RUNNING
+
+
+async def test_the_interval_runs_from_the_end_of_a_slow_delivery() -> None:
+    """A chat API that takes 0.5 s to answer still gets its edits min_interval_s apart."""
+    clock = FakeClock()
+    spans: list[tuple[float, float]] = []
+
+    async def deliver(_snapshot: CampaignSnapshot) -> None:
+        start = clock()
+        await clock.sleep(0.5)  # the platform's latency
+        spans.append((start, clock()))
+
+    sink = CoalescingSink(deliver, min_interval_s=1.2, clock=clock, sleep=clock.sleep)
+    sink.hold()  # the status message itself was just posted
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    await sink.aclose()
+    await sink.publish(_step(EventKind.STEP_STARTED, 0))
+    await sink.aclose()
+    assert spans[0][0] == pytest.approx(101.2)  # 1.2 s after the post, not at once
+    assert spans[1][0] - spans[0][1] == pytest.approx(1.2)  # from the end of the last edit
