@@ -49,7 +49,7 @@ from bot.slack_commands import (
 from bot.slack_settings import SlackSettings
 from bot.slack_thread import MB, SlackThread
 from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
-from core.model import Campaign, StepStatus
+from core.model import Campaign
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
 from core.service import CampaignService
@@ -322,10 +322,7 @@ class SlackFrontEnd:
             origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
         if self.following(origin["ts"]):  # its run (or a retry) is still posting there
             raise CampaignStateError(f"campaign {campaign.id} is still running")
-        done = frozenset(
-            p.plan.index for p in campaign.products if p.status is StepStatus.SUCCEEDED
-        )
-        follower = self._follow(origin, skip=done)
+        follower = self._follow(origin)
         try:
             await self.service.retry(campaign.id, [follower])
         except CampaignError:
@@ -348,8 +345,7 @@ class SlackFrontEnd:
             return []
         if self.following(origin["ts"]):
             return []
-        posted = frozenset(p.plan.index for p in campaign.products if p.status.done)
-        return [self._follow(origin, skip=posted)]
+        return [self._follow(origin)]  # products finished before are not announced again
 
     async def _refresh(self, campaign: Campaign) -> None:
         """Show a stored outcome on a parent message no follower is updating (after a restart)."""
@@ -361,16 +357,13 @@ class SlackFrontEnd:
             channel=origin["channel"], ts=origin["ts"], text=final.text, blocks=final.blocks
         )
 
-    def _follow(
-        self, origin: Mapping[str, str], skip: frozenset[int] = frozenset()
-    ) -> ChatProgress:
+    def _follow(self, origin: Mapping[str, str]) -> ChatProgress:
         thread = SlackThread(
             self.client,
             origin["channel"],
             origin["ts"],
             executor=self.service.executor.describe(),
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
-            skip=skip,
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,
         )

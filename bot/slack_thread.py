@@ -36,7 +36,6 @@ class SlackThread:
         *,
         executor: str,
         max_upload_bytes: int,
-        skip: frozenset[int] = frozenset(),
         files_base_url: str | None = None,
         gallery: GallerySettings | None = None,
     ) -> None:
@@ -45,7 +44,6 @@ class SlackThread:
         self.ts = ts
         self.executor = executor
         self.max_upload_bytes = max_upload_bytes
-        self.skip = skip  # products already posted before a retry
         self.files_base_url = files_base_url  # serves the data folder: <base>/campaigns/<id>/
         self.gallery = gallery or GallerySettings()  # signed links, when configured
 
@@ -58,8 +56,6 @@ class SlackThread:
 
     async def post_product(self, campaign: Campaign, product: Product) -> None:
         """Post one finished product into the thread: its files, or one line with the reason."""
-        if product.plan.index in self.skip:
-            return
         caption = escape(product_caption(product))
         image = product.output(StepName.IMAGE)
         if image is None:

@@ -146,7 +146,13 @@ class ChainRunner:
     max_attempts: int = 3
 
     async def run(self, product: Product) -> None:
-        """Run every unfinished step of the product (a retry resets the ones it re-runs)."""
+        """Run every unfinished step of the product (a retry resets the ones it re-runs).
+
+        A product with nothing left to run (finished before a retry or a resume)
+        is not announced again: every front end posts a product once.
+        """
+        if all(step.status.done for step in product.steps):
+            return
         plan = product.plan
         image, video = product.step(StepName.IMAGE), product.step(StepName.VIDEO)
         if video is None or video.status.done:  # at most the image is left to run

@@ -210,6 +210,19 @@ async def test_product_finished_is_announced_once_per_product(make_service) -> N
     assert finished == {0: "succeeded", 1: "failed", 2: "succeeded"}
 
 
+async def test_a_retry_announces_only_the_products_it_ran_again(make_service) -> None:
+    """Products that finished before a retry are not announced (and so not re-posted) again."""
+    gen = GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True)
+    service = make_service(gen)
+    first = await service.run(_request(3))
+    assert first.status is CampaignStatus.PARTIAL
+    sink = RecordingSink()
+    await service.retry(first.id, [sink])
+    await service.wait(first.id)
+    announced = [e.product_index for e in sink.events if e.kind is EventKind.PRODUCT_FINISHED]
+    assert announced == [1]
+
+
 async def test_cancel_right_after_submit_runs_nothing(make_service) -> None:
     gen = GatedGenerator(open_all=True)
     service = make_service(gen)
