@@ -87,19 +87,13 @@ class ReplicateHttp:
             self._headers["Authorization"] = f"Bearer {settings.api_token}"
         self._session: aiohttp.ClientSession | None = None  # made in the running loop
         self._sleep = sleep
-        burst = settings.burst_s
-        self.creates = TokenBucket(
-            settings.create_per_min,
-            burst=settings.create_per_min / 60 * burst,
-            clock=clock,
-            sleep=sleep,
-        )
-        self.reads = TokenBucket(
-            settings.read_per_min,
-            burst=settings.read_per_min / 60 * burst,
-            clock=clock,
-            sleep=sleep,
-        )
+
+        def bucket(per_min: float) -> TokenBucket:  # REPLICATE_BURST seconds' worth at once
+            burst = per_min / 60 * settings.burst_s
+            return TokenBucket(per_min, burst=burst, clock=clock, sleep=sleep)
+
+        self.creates = bucket(settings.create_per_min)
+        self.reads = bucket(settings.read_per_min)
         self.stats: Counter[str] = Counter()
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from adapters.replicate_http import Json, ReplicateHttp, Retry
 from adapters.replicate_models import ModelRef, parse_ref
 from adapters.replicate_polls import Polls, Watch, timestamp
-from adapters.replicate_rate import Sleep
+from adapters.replicate_rate import Sleep, TokenBucket
 from adapters.replicate_settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 
@@ -63,12 +64,12 @@ class PredictionApi:
         self._webhook_secret = settings.webhook_secret
 
     @property
-    def creates(self) -> Any:
+    def creates(self) -> TokenBucket:
         """The create bucket (tests look at it)."""
         return self.http.creates
 
     @property
-    def stats(self) -> Any:
+    def stats(self) -> Counter[str]:
         """Request counters: requests, retries, created, adopted, http_<status>."""
         return self.http.stats
 

@@ -5,13 +5,16 @@ stored on the campaign with a heartbeat. The lease lapses `lease_s` after
 the last beat, or at once when the owner's process is gone from this very
 host (its pid no longer exists, or is a zombie): then another process may
 take the campaign over. A process can also release a campaign on purpose (a
-deploy hands over), which frees it at once.
+deploy hands over), which frees it at once. `Stop` is one run's side of it:
+whether it is being handed over (keep its predictions running) and until
+when it surely still holds the lease.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +56,23 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+@dataclass
+class Stop:
+    """How a campaign's run is being stopped, and whether it may still spend.
+
+    `keep`: leave its predictions running (handed over or taken over).
+    `valid_until`: monotonic time until which this process surely holds the
+    lease (its last successful heartbeat plus the lease, less a margin).
+    """
+
+    keep: bool = False
+    valid_until: float = float("inf")
+
+    def may_spend(self) -> bool:
+        """Whether a paid request may go out now."""
+        return not self.keep and time.monotonic() < self.valid_until
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.errors import LeaseLost, StepError, TransientStepError
+from core.lease import Stop
 from core.logs import step_fields
 from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
 from core.ports import CampaignStore, Executor, StepHooks, StepJob
@@ -109,23 +109,6 @@ class _Handoff:
         """(input_url, input_path) for a video attempt starting now: the URL only while fresh."""
         fresh = self.url_at is not None and now - self.url_at < URL_FRESH_S
         return (self.url if fresh else None), self.path
-
-
-@dataclass
-class Stop:
-    """How a campaign's run is being stopped, and whether it may still spend.
-
-    `keep`: leave its predictions running (handed over or taken over).
-    `valid_until`: monotonic time until which this process surely holds the
-    lease (its last successful heartbeat plus the lease, less a margin).
-    """
-
-    keep: bool = False
-    valid_until: float = float("inf")
-
-    def may_spend(self) -> bool:
-        """Whether a paid request may go out now."""
-        return not self.keep and time.monotonic() < self.valid_until
 
 
 @dataclass

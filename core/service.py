@@ -18,9 +18,9 @@ from pathlib import Path
 
 from core.audit import Gate
 from core.errors import CampaignError, CampaignStateError, InvalidRequest, LeaseLost
-from core.lease import Held, ResumeReport, judge, new_owner
+from core.lease import Held, ResumeReport, Stop, judge, new_owner
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
-from core.pipeline import ChainRunner, Publish, Stop, new_product, step_names
+from core.pipeline import ChainRunner, Publish, new_product, step_names
 from core.planner import base_seed
 from core.ports import (
     CampaignStore,
@@ -343,12 +343,7 @@ class CampaignService:
             self._resumer.cancel()
             await asyncio.gather(self._resumer, return_exceptions=True)
         for running in list(self._running.values()):
-            if hand_over:
-                running.stop.keep = True
-                if running.work is not None:
-                    running.work.cancel()
-                continue
-            self._cancel_here(running)
+            (self._hand_over_here if hand_over else self._cancel_here)(running)
         tasks = [r.task for r in self._running.values()]
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -364,6 +359,13 @@ class CampaignService:
         )
         self._running[campaign.id] = running
         running.task.add_done_callback(lambda _t: self._running.pop(campaign.id, None))
+
+    @staticmethod
+    def _hand_over_here(running: _Running) -> None:
+        """Stop the run here, leaving its predictions running for the next owner."""
+        running.stop.keep = True
+        if running.work is not None:
+            running.work.cancel()
 
     def _cancel_here(self, running: _Running) -> None:
         if running.stop.keep:  # already being handed over: nothing left to cancel here
@@ -524,9 +526,7 @@ class CampaignService:
                 running.stop.valid_until = beat_at + self._sure_s()
             else:
                 log.warning("campaign %s: lease lost to another process; stopping", campaign_id)
-                running.stop.keep = True
-                if running.work is not None:
-                    running.work.cancel()
+                self._hand_over_here(running)
                 return
             if await self.store.cancel_requested(campaign_id):
                 self._cancel_here(running)

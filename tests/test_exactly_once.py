@@ -13,8 +13,8 @@ from adapters.replicate_generator import ReplicateGenerator
 from adapters.replicate_predict import predict
 from adapters.replicate_predictions import PredictionApi
 from core.errors import LeaseLost
+from core.lease import Stop
 from core.model import ProductPlan, StepKind, StepName
-from core.pipeline import Stop
 from core.ports import PlanContext, StepContext, StepHooks, StepJob
 from core.request import CampaignRequest
 from tests.fakes.replicate import (
