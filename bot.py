@@ -35,16 +35,17 @@ from aiohttp import web
 from rich.console import Console
 from rich.markup import escape
 
-from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
-from adapters.offline_generator import OfflineGenerator
-from adapters.ray_connect import RaySettings, open_ray_executor
-from adapters.render import render_contact_sheet
-from adapters.replicate_generator import ReplicateGenerator
-from adapters.replicate_models import KNOWN
-from adapters.replicate_settings import ReplicateSettings
-from adapters.replicate_webhooks import WebhookReceiver
-from bot import console
+from adapters.offline.generator import OfflineGenerator
+from adapters.pictures.sheet import render_contact_sheet
+from adapters.ray_exec.connect import RaySettings, open_ray_executor
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.models import KNOWN
+from adapters.replicate_api.planner import LlmPlanner
+from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.webhooks import WebhookReceiver
+from bot.cli import console
+from bot.cli.usage import usage
 from bot.gallery import GallerySettings
 from bot.health import (
     Check,
@@ -56,7 +57,6 @@ from bot.health import (
     serve_http,
 )
 from bot.signals import StopSignals
-from bot.usage import usage
 from core import logs
 from core.dotenv import env_file, load_dotenv
 from core.errors import (
@@ -524,8 +524,10 @@ async def run_slack(args: argparse.Namespace, settings: Settings, stop: StopSign
 
     Stopping hands the campaigns running here over to the next process.
     """
-    from bot import slack_app  # imported here: other commands need not load slack-bolt
-    from bot.slack_settings import SlackSettings
+    from bot.slack_ui import (
+        app as slack_app,  # imported here: other commands need not load slack-bolt
+    )
+    from bot.slack_ui.settings import SlackSettings
 
     slack = SlackSettings.from_env()
     socket = args.socket or slack.app_token is not None
@@ -588,8 +590,10 @@ async def run_gallery(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_discord(settings: Settings, stop: StopSignals) -> int:
     """Run the Discord front end until SIGINT or SIGTERM; stopping hands campaigns over."""
-    from bot import discord_app  # imported here: other commands need not load discord.py
-    from bot.discord_settings import DiscordSettings, endpoints
+    from bot.discord_ui import (
+        app as discord_app,  # imported here: other commands need not load discord.py
+    )
+    from bot.discord_ui.settings import DiscordSettings, endpoints
 
     config = DiscordSettings.from_env()
     with endpoints(config.api_base_url, config.gateway_url):

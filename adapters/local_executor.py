@@ -19,7 +19,9 @@ T = TypeVar("T")
 # forkserver: forking a process that already runs threads (aiosqlite, asyncio
 # executors) can deadlock; spawn would re-import everything per worker.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["adapters.render", "adapters.ken_burns"])
+_CONTEXT.set_forkserver_preload(
+    ["adapters.offline.product_image", "adapters.offline.ken_burns", "adapters.pictures.sheet"]
+)
 
 
 class LocalExecutor:

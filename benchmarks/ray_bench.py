@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters import ken_burns, render
 from adapters.local_executor import LocalExecutor
-from adapters.ray_connect import RaySettings
-from adapters.ray_executor import RayExecutor
+from adapters.offline import ken_burns, product_image
+from adapters.ray_exec.connect import RaySettings
+from adapters.ray_exec.executor import RayExecutor
 from core.model import ProductPlan, StepName
 from core.ports import Executor, StepContext, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -118,7 +118,7 @@ async def main(n_renders: int, seconds: float, n_steps: int) -> None:
     """Print the benchmark tables (markdown)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        image = render.render_product_image(
+        image = product_image.render_product_image(
             str(folder / "in.png"), name="Bench", product_type="mug", tagline="t", style="neon",
             seed=1,
         )  # fmt: skip

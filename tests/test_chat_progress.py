@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.chat import ChatProgress, product_caption, product_line, progress_line, summary_text
+from bot.chat.progress import (
+    ChatProgress,
+    product_caption,
+    product_line,
+    progress_line,
+    summary_text,
+)
 from core.model import Campaign, Product
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.ray_connect import RaySettings
-from adapters.replicate_settings import ReplicateSettings
+from adapters.ray_exec.connect import RaySettings
+from adapters.replicate_api.settings import ReplicateSettings
 from bot.gallery import GallerySettings
 from bot.health import http_listen_address, project_version
-from bot.slack_app import EVENTS_PATH
-from bot.slack_settings import SlackSettings
+from bot.slack_ui.app import EVENTS_PATH
+from bot.slack_ui.settings import SlackSettings
 from core.dotenv import parse_dotenv
 from core.settings import Settings
 
@@ -77,7 +77,7 @@ def _names_in_code() -> set[str]:
     names: set[str] = set()
     files = [
         ROOT / "bot.py",
-        *(p for d in ("core", "adapters", "bot") for p in (ROOT / d).glob("*.py")),
+        *(p for d in ("core", "adapters", "bot") for p in (ROOT / d).rglob("*.py")),
     ]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

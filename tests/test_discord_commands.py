@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.discord_progress import Place
+from bot.discord_ui.progress import Place
 from core.model import Campaign, CampaignStatus
 from core.request import CampaignRequest
 from core.service import CampaignService

@@ -9,11 +9,11 @@ import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.render import render_product_image
-from bot.discord_commands import to_request
-from bot.discord_progress import Place
-from bot.discord_render import MIB, _join_within, attachments, explain, shrink_image
-from bot.discord_settings import DiscordSettings, endpoints
+from adapters.offline.product_image import render_product_image
+from bot.discord_ui.commands import to_request
+from bot.discord_ui.progress import Place
+from bot.discord_ui.render import MIB, _join_within, attachments, explain, shrink_image
+from bot.discord_ui.settings import DiscordSettings, endpoints
 from core.errors import ConfigError, InvalidRequest
 
 

@@ -8,10 +8,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from adapters.llm_planner import LlmPlanner
-from adapters.replicate_generator import ReplicateGenerator
-from adapters.replicate_predict import predict
-from adapters.replicate_predictions import PredictionApi
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.planner import LlmPlanner
+from adapters.replicate_api.predict import predict
+from adapters.replicate_api.predictions import PredictionApi
 from core.errors import LeaseLost
 from core.lease import Stop
 from core.model import ProductPlan, StepKind, StepName

@@ -32,8 +32,8 @@ def _local(gen: Generator) -> Executor:
 
 
 def _ray(gen: Generator) -> Executor:
-    from adapters.ray_connect import RaySettings
-    from adapters.ray_executor import RayExecutor
+    from adapters.ray_exec.connect import RaySettings
+    from adapters.ray_exec.executor import RayExecutor
 
     return RayExecutor(gen, LIMITS, RaySettings(actors_per_kind=1))
 

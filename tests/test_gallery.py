@@ -24,8 +24,8 @@ import pytest
 from yarl import URL
 
 from adapters.local_executor import LocalExecutor
-from adapters.offline_generator import OfflineGenerator
-from adapters.render import render_contact_sheet
+from adapters.offline.generator import OfflineGenerator
+from adapters.pictures.sheet import render_contact_sheet
 from bot.gallery import (
     GallerySettings,
     make_link,

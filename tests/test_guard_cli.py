@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 from rich.console import Console
 
-from bot.console import inert
+from bot.cli.console import inert
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

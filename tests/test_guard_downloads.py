@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from adapters.downloads import (
+from adapters.local_executor import LocalExecutor
+from adapters.replicate_api.downloads import (
     OUTPUT_HOSTS,
     Downloader,
     UnsafeOutput,
@@ -25,9 +26,8 @@ from adapters.downloads import (
     host_patterns,
     unsafe_address,
 )
-from adapters.local_executor import LocalExecutor
-from adapters.replicate_generator import ReplicateGenerator
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import ConfigError
 from core.model import CampaignStatus, StepName
 from core.planner import OfflinePlanner

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import slack_blocks as blocks
-from bot.slack_commands import RecentRequests, button_fields, command_fields, replay_keys
+from bot.slack_ui import blocks as blocks
+from bot.slack_ui.commands import RecentRequests, button_fields, command_fields, replay_keys
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator

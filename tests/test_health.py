@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.replicate_generator import ReplicateRuntime
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.generator import ReplicateRuntime
+from adapters.replicate_api.settings import ReplicateSettings
 from bot.health import (
     Check,
     add_health_routes,

@@ -256,7 +256,7 @@ async def test_check_refuses_early_like_submit(service_on) -> None:
 async def test_a_model_without_a_price_is_refused(service_on) -> None:
     """Unknown models are refused (not priced like a cheaper default), so the estimate
     shown and the cost counted both come from the generator's price table."""
-    from adapters.replicate_models import KNOWN, ModelTable
+    from adapters.replicate_api.models import KNOWN, ModelTable
     from core.model import StepKind
 
     known = {

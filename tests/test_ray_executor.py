@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from adapters import ray_executor
-from adapters.ray_connect import RaySettings
-from adapters.ray_executor import RayExecutor
+from adapters.ray_exec import executor as ray_executor
+from adapters.ray_exec.connect import RaySettings
+from adapters.ray_exec.executor import RayExecutor
 from core.model import ProductPlan, StepName
 from core.ports import StepHooks, StepJob
 from core.scheduler import Limits

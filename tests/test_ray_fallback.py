@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from adapters.local_executor import LocalExecutor
-from adapters.ray_connect import RaySettings, gcs_endpoint, open_ray_executor, unavailable_reason
+from adapters.ray_exec.connect import (
+    RaySettings,
+    gcs_endpoint,
+    open_ray_executor,
+    unavailable_reason,
+)
 from core.errors import ConfigError
 from core.scheduler import Limits
 from tests.fakes.file_gates import FileGatedGenerator

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ray_connect import ROOT, SHIP_EXCLUDES, RaySettings, runtime_env
+from adapters.ray_exec.connect import ROOT, SHIP_EXCLUDES, RaySettings, runtime_env
 from core.errors import ConfigError
 
 RAY = Path(sys.executable).with_name("ray")
@@ -38,9 +38,9 @@ DRIVER = textwrap.dedent(
     import asyncio, json, os, sys
     sys.path.insert(1, sys.argv[1])  # the driver imports the bot's code; Ray never ships this
 
-    from adapters.offline_generator import OfflineGenerator
-    from adapters.ray_connect import RaySettings
-    from adapters.ray_executor import RayExecutor
+    from adapters.offline.generator import OfflineGenerator
+    from adapters.ray_exec.connect import RaySettings
+    from adapters.ray_exec.executor import RayExecutor
     from core.model import ProductPlan, StepName
     from core.ports import StepHooks, StepJob
     from core.scheduler import Limits
@@ -83,7 +83,7 @@ def test_joining_a_cluster_ships_the_repository_without_secrets_or_data() -> Non
     kwargs = RaySettings.from_env({"RAY_ADDRESS": "10.0.0.5:6379"}).init_kwargs()
     assert kwargs["runtime_env"] == {"working_dir": str(ROOT), "excludes": list(SHIP_EXCLUDES)}
     assert runtime_env()["working_dir"] == str(ROOT)
-    assert (ROOT / "adapters" / "ray_connect.py").is_file()  # ROOT really is the repository
+    assert (ROOT / "adapters" / "ray_exec" / "connect.py").is_file()  # ROOT: the repo
     for never in (".env", ".venv", "data", ".git", "docs", "tests", "__pycache__", "*.db"):
         assert never in SHIP_EXCLUDES
 

@@ -1,4 +1,4 @@
-"""Tests for adapters.render: real Pillow drawing and the bundled ffmpeg binary."""
+"""Product mock-ups, the contact sheet and Ken Burns clips: real Pillow and bundled ffmpeg."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import imageio_ffmpeg
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from adapters import ken_burns, render
+from adapters.offline import ken_burns, product_image
+from adapters.pictures import sheet
+from adapters.pictures import text as text_fitting
 
 STYLES = ["photo", "minimal", "vintage", "neon", "watercolor"]
 PRODUCT_TYPES = [
@@ -30,7 +32,7 @@ def _product(out: Path, **overrides: str | int) -> Path:
         "seed": 7,
     }
     args.update(overrides)
-    return Path(render.render_product_image(str(out), **args))  # type: ignore[arg-type]
+    return Path(product_image.render_product_image(str(out), **args))  # type: ignore[arg-type]
 
 
 def _mean_diff(a: Image.Image, b: Image.Image) -> float:
@@ -72,7 +74,7 @@ def _fake_ffmpeg(tmp_path: Path, body: str) -> str:
 
 def test_product_image_is_a_1024_rgb_png(tmp_path: Path) -> None:
     out = tmp_path / "p.png"
-    result = render.render_product_image(
+    result = product_image.render_product_image(
         str(out), name="Cat", product_type="mug", tagline="Hi", style="neon", seed=1
     )
     assert result == str(out)
@@ -107,7 +109,7 @@ def test_every_style_and_product_type_renders_distinctly(tmp_path: Path) -> None
     for i, product_type in enumerate(PRODUCT_TYPES):
         style = STYLES[i % len(STYLES)]
         out = tmp_path / f"{i}.png"
-        render.render_product_image(
+        product_image.render_product_image(
             str(out), name="Same", product_type=product_type, tagline="", style=style, seed=1,
             size=256,
         )  # fmt: skip
@@ -119,7 +121,7 @@ def test_unknown_style_and_product_type_fall_back(tmp_path: Path) -> None:
     out = _product(tmp_path / "x.png", style="cyberpunk", product_type="spaceship")
     with Image.open(out) as im:
         assert im.size == (1024, 1024)
-    assert render.shape_kind("spaceship") == "generic"
+    assert product_image.shape_kind("spaceship") == "generic"
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_unknown_style_and_product_type_fall_back(tmp_path: Path) -> None:
     ],
 )
 def test_shape_kind_matches_word_starts(product_type: str, kind: str) -> None:
-    assert render.shape_kind(product_type) == kind
+    assert product_image.shape_kind(product_type) == kind
 
 
 def test_long_names_taglines_and_types_do_not_crash(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_long_names_taglines_and_types_do_not_crash(tmp_path: Path) -> None:
 
 def test_fitted_text_stays_inside_its_box() -> None:
     for text in ("Unbreakable" * 40, "Unbreakable" * 10 + " and more words " * 30):
-        font, lines = render._fit_text(text, 800, 150, (100, 50), 2)
+        font, lines = text_fitting.fit_text(text, 800, 150, (100, 50), 2)
         assert 1 <= len(lines) <= 2
         assert all(0 < font.getlength(line) <= 800 for line in lines)
         assert lines[-1].endswith("…")
@@ -262,7 +264,7 @@ def test_ken_burns_rejects_bad_numbers(tmp_path: Path, small_png: Path) -> None:
 
 
 def _sheet(out: Path, items: list[tuple[str, str]], thumb: int = 64) -> Image.Image:
-    result = render.render_contact_sheet(items, str(out), title="Retro cats", thumb=thumb)
+    result = sheet.render_contact_sheet(items, str(out), title="Retro cats", thumb=thumb)
     assert result == str(out)
     return _open(out)
 
@@ -290,7 +292,7 @@ def test_contact_sheet_thumb_size_scales_the_sheet(tmp_path: Path, small_png: Pa
 
 def _placeholder_pixels(img: Image.Image) -> int:
     colors = img.getcolors(maxcolors=img.width * img.height) or []
-    return sum(count for count, color in colors if color == render.PLACEHOLDER_COLOR)
+    return sum(count for count, color in colors if color == sheet.PLACEHOLDER_COLOR)
 
 
 def test_missing_or_broken_image_becomes_a_placeholder(tmp_path: Path, small_png: Path) -> None:
@@ -310,7 +312,7 @@ def test_missing_or_broken_image_becomes_a_placeholder(tmp_path: Path, small_png
 def test_contact_sheet_long_names_and_empty_list(tmp_path: Path, product_png: Path) -> None:
     _sheet(tmp_path / "s.png", [("a very long product name " * 20, str(product_png))], thumb=256)
     with pytest.raises(ValueError, match="at least one"):
-        render.render_contact_sheet([], str(tmp_path / "empty.png"), title="t")
+        sheet.render_contact_sheet([], str(tmp_path / "empty.png"), title="t")
     assert [p.name for p in tmp_path.iterdir()] == ["s.png"]
 
 
@@ -319,7 +321,7 @@ def test_contact_sheet_long_names_and_empty_list(tmp_path: Path, product_png: Pa
 
 @pytest.mark.parametrize(
     "fn",
-    [render.render_product_image, ken_burns.render_ken_burns, render.render_contact_sheet],
+    [product_image.render_product_image, ken_burns.render_ken_burns, sheet.render_contact_sheet],
 )
 def test_render_functions_pickle(fn: Callable[..., str]) -> None:
     assert pickle.loads(pickle.dumps(fn)) is fn
@@ -329,7 +331,7 @@ def test_runs_in_a_process_pool(tmp_path: Path) -> None:
     out = tmp_path / "pool.png"
     with ProcessPoolExecutor(max_workers=1) as pool:
         future = pool.submit(
-            render.render_product_image,
+            product_image.render_product_image,
             str(out),
             name="Pool",
             product_type="cap",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.downloads import Downloader, OutputGone
-from adapters.replicate_predictions import PredictionApi
+from adapters.replicate_api.downloads import Downloader, OutputGone
+from adapters.replicate_api.predictions import PredictionApi
 from core.errors import PermanentStepError, TransientStepError
 from tests.fakes.replicate import (
     MP4,

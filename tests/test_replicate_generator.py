@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from adapters.llm_planner import LlmPlanner
 from adapters.local_executor import LocalExecutor
-from adapters.replicate_generator import ReplicateGenerator
-from bot.console import details
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.planner import LlmPlanner
+from bot.cli.console import details
 from core.model import Campaign, CampaignStatus, ProductPlan, StepName, StepStatus
 from core.planner import OfflinePlanner, plan_offline
 from core.ports import Planner, StepContext, StepHooks, StepJob

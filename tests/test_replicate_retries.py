@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from adapters import downloads as downloads_module
-from adapters import replicate_predict
-from adapters.downloads import DECODE_INLINE_MAX, Downloader
-from adapters.replicate_generator import ReplicateGenerator
-from adapters.replicate_predict import CREATE_TASK, predict
-from adapters.replicate_predictions import PredictionApi
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api import downloads as downloads_module
+from adapters.replicate_api import predict as replicate_predict
+from adapters.replicate_api.downloads import DECODE_INLINE_MAX, Downloader
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.predict import CREATE_TASK, predict
+from adapters.replicate_api.predictions import PredictionApi
+from adapters.replicate_api.settings import ReplicateSettings
 from core.model import ProductPlan, StepKind, StepName
 from core.ports import StepContext, StepHooks, StepJob
 from tests.fakes import FakeClock

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.replicate_generator import ReplicateRuntime, predict
-from adapters.replicate_http import retry_after
-from adapters.replicate_polls import Polls, Watch
-from adapters.replicate_predictions import PredictionApi, _same_api_path
-from adapters.replicate_rate import TokenBucket
-from adapters.replicate_settings import ReplicateSettings
-from adapters.replicate_webhooks import WebhookReceiver
+from adapters.replicate_api.generator import ReplicateRuntime, predict
+from adapters.replicate_api.http import retry_after
+from adapters.replicate_api.polls import Polls, Watch
+from adapters.replicate_api.predictions import PredictionApi, _same_api_path
+from adapters.replicate_api.rate import TokenBucket
+from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.webhooks import WebhookReceiver
 from core.model import StepKind, StepName
 from core.request import DEFAULT_MAX_PRODUCTS, CampaignRequest
 from core.scheduler import Limits

@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
-from adapters.replicate_models import KNOWN, ModelTable, PriceUnit, parse_ref
-from adapters.replicate_rate import TokenBucket
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.models import KNOWN, ModelTable, PriceUnit, parse_ref
+from adapters.replicate_api.rate import TokenBucket
+from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import ConfigError
 from core.model import StepKind
 from core.plan_json import PlanFormatError, parse_plans, plan_prompt

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack_app import SlackFrontEnd, socket_mode
+from bot.slack_ui.app import SlackFrontEnd, socket_mode
 from core.model import CampaignStatus
 from tests.fakes import GatedGenerator
 from tests.fakes.slack_api import APP_TOKEN, FakeSlackApi, SlackHarness, fake_settings

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bot.slack_blocks import escape, status_message
-from bot.slack_commands import Command, parse_command
-from bot.slack_settings import SlackSettings
+from bot.slack_ui.blocks import escape, status_message
+from bot.slack_ui.commands import Command, parse_command
+from bot.slack_ui.settings import SlackSettings
 from core.errors import ConfigError, InvalidRequest
 from core.model import CampaignStatus, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProductView, StepView

@@ -8,7 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
-from bot.usage import usage
+from bot.cli.usage import usage
 from core.errors import QuotaExceeded
 from core.quotas import QuotaSettings
 from core.request import CampaignRequest

@@ -498,7 +498,7 @@ TOKEN = "r8_fake-test-token-0123456789"  # what tests send; must never show up a
 
 def fast_settings(fake: FakeReplicate, **changes: Any) -> Any:
     """ReplicateSettings for tests: this fake, http and 127.0.0.1 outputs allowed, tiny delays."""
-    from adapters.replicate_settings import ReplicateSettings
+    from adapters.replicate_api.settings import ReplicateSettings
 
     values: dict[str, Any] = {
         "api_token": TOKEN,

@@ -26,8 +26,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.slack_app import EVENTS_PATH, SlackFrontEnd, serving_http
-from bot.slack_settings import SlackSettings
+from bot.slack_ui.app import EVENTS_PATH, SlackFrontEnd, serving_http
+from bot.slack_ui.settings import SlackSettings
 from core.service import CampaignService
 
 BOT_TOKEN = "xoxb-test-bot-token-0000"

@@ -17,7 +17,13 @@ from pathlib import Path
 import discord
 from PIL import Image
 
-from bot.chat import STATUS_EMOJI, product_caption, product_line, progress_line, summary_text
+from bot.chat.progress import (
+    STATUS_EMOJI,
+    product_caption,
+    product_line,
+    progress_line,
+    summary_text,
+)
 from bot.gallery import GallerySettings
 from core.model import Campaign, CampaignStatus, Product, StepName
 from core.progress import CampaignSnapshot

@@ -25,11 +25,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.downloads import Downloader, OutputGone, shared_tls, sniff
-from adapters.replicate_models import ModelSpec, OutputKind
-from adapters.replicate_predict import REUSABLE, predict
-from adapters.replicate_predictions import Prediction, PredictionApi
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.downloads import Downloader, OutputGone, shared_tls, sniff
+from adapters.replicate_api.models import ModelSpec, OutputKind
+from adapters.replicate_api.predict import REUSABLE, predict
+from adapters.replicate_api.predictions import Prediction, PredictionApi
+from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepKind, StepName
 from core.ports import StepContext, StepJob, StepOutput

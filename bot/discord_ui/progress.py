@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.discord_render import (
+from bot.discord_ui.render import (
     DEFAULT_FILE_LIMIT,
     Attachments,
     attachments,
@@ -25,7 +25,7 @@ from bot.discord_render import (
     status_embed,
     summary_embed,
 )
-from bot.discord_views import status_view
+from bot.discord_ui.views import status_view
 from bot.gallery import GallerySettings
 from core.model import Campaign, Product
 from core.progress import CampaignSnapshot

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlsplit
 
-from adapters.downloads import OUTPUT_HOSTS, host_patterns
-from adapters.replicate_models import ModelTable, parse_ref
+from adapters.replicate_api.downloads import OUTPUT_HOSTS, host_patterns
+from adapters.replicate_api.models import ModelTable, parse_ref
 from core.errors import ConfigError
 from core.model import StepKind
 from core.settings import env_value, positive_float, positive_int, yes_no

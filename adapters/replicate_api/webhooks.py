@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from replicate.webhook import Webhooks, WebhookSigningSecret, WebhookValidationError
 
-from adapters.replicate_generator import ReplicateRuntime
+from adapters.replicate_api.generator import ReplicateRuntime
 
 log = logging.getLogger(__name__)
 

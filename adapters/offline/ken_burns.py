@@ -18,7 +18,7 @@ import imageio_ffmpeg
 from PIL import Image
 
 from adapters.files import atomic_path
-from adapters.render import READ_ERRORS
+from adapters.pictures.text import READ_ERRORS
 
 Rect = tuple[float, float, float, float]
 _FFMPEG_TIMEOUT_S = 300.0

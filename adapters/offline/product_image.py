@@ -1,33 +1,28 @@
-"""Offline drawing for the no-network campaign generator.
+"""Offline product mock-ups: a deterministic PNG per product (Pillow).
 
-Two picklable, synchronous, top-level functions meant for a process pool
-(or Ray tasks).  Each takes plain arguments, writes its output atomically
-(temp file in the same folder, then ``os.replace``) and returns the path:
-
-* ``render_product_image`` - deterministic PNG mock-up of one product.
-* ``render_contact_sheet`` - grid PNG of named thumbnails under a title bar.
+`render_product_image` is picklable, synchronous and top-level, for a process
+pool or Ray tasks; it writes its output atomically and returns the path.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter
 
-from adapters.files import atomic_path
-
-RGB = tuple[int, int, int]
-Ink = int | tuple[int, ...]
-Box = tuple[float, float, float, float]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-PLACEHOLDER_COLOR: RGB = (150, 150, 150)
-READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-_MAX_TEXT = 240
+from adapters.pictures.text import (
+    RGB,
+    Box,
+    Ink,
+    draw_lines,
+    ellipsize,
+    fit_text,
+    load_font,
+    save_png,
+    text_w,
+)
 
 
 @dataclass(frozen=True)
@@ -71,97 +66,6 @@ DEFAULT_PALETTE = Palette((70, 110, 200), (240, 120, 110),
                           ((250, 250, 250), (35, 40, 70), (255, 200, 60)),
                           (20, 22, 40), (255, 255, 255, 200))
 # fmt: on
-
-
-# ---------------------------------------------------------------- plumbing
-
-
-def _save_png(img: Image.Image, out_path: str) -> str:
-    with atomic_path(out_path) as tmp:
-        img.save(tmp, format="PNG", compress_level=3)  # ~2x faster than 6, ~25% larger
-    return out_path
-
-
-@lru_cache(maxsize=64)
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-def _text_w(font: Font, text: str) -> float:
-    return float(font.getlength(text))
-
-
-def _wrap(text: str, font: Font, width: float) -> list[str]:
-    """Greedy word wrap to ``width`` pixels (a word wider than that gets its own line)."""
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and _text_w(font, candidate) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    return [*lines, line] if line else lines
-
-
-def _ellipsize(text: str, font: Font, width: float) -> str:
-    """Cut ``text`` so it fits ``width``, ending with an ellipsis when cut (binary search)."""
-    if _text_w(font, text) <= width:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _text_w(font, text[:mid] + "…") <= width else (lo, mid - 1)
-    return text[:lo].rstrip() + "…"
-
-
-def _fit_lines(
-    text: str, font: Font, width: float, height: float, max_lines: int
-) -> list[str] | None:
-    lines = _wrap(text, font, width)
-    fits = len(lines) <= max_lines and len(lines) * _font_size(font) * 1.2 <= height
-    return lines if fits and all(_text_w(font, line) <= width for line in lines) else None
-
-
-def _fit_text(
-    text: str, width: float, height: float, sizes: tuple[int, int], max_lines: int
-) -> tuple[Font, list[str]]:
-    """Largest font (sizes=(max, min)) whose wrapped text fits; else cut at the min size."""
-    text = " ".join(text.split())[:_MAX_TEXT] or " "
-    candidates = range(sizes[0], sizes[1] - 1, -2)
-    lo, hi = 0, len(candidates) - 1  # smaller fonts fit more, so bisect for the first fit
-    while lo < hi:
-        mid = (lo + hi) // 2
-        fits = _fit_lines(text, _font(candidates[mid]), width, height, max_lines) is not None
-        lo, hi = (lo, mid) if fits else (mid + 1, hi)
-    font = _font(candidates[lo])
-    lines = _fit_lines(text, font, width, height, max_lines)
-    if lines is not None:
-        return font, lines
-    keep = max(1, min(max_lines, int(height // (_font_size(font) * 1.2))))
-    lines = _wrap(text, font, width)
-    if len(lines) > keep:
-        lines = [*lines[: keep - 1], " ".join(lines[keep - 1 :])]
-    return font, [_ellipsize(line, font, width) for line in lines]
-
-
-def _font_size(font: Font) -> float:
-    return float(getattr(font, "size", 11))
-
-
-def _draw_lines(
-    draw: ImageDraw.ImageDraw, lines: list[str], font: Font, center_x: float, top: float, fill: Ink
-) -> float:
-    """Draw centred lines from ``top``; return the y below the last line."""
-    size = _font_size(font)
-    for line in lines:
-        draw.text((center_x - _text_w(font, line) / 2, top), line, font=font, fill=fill)
-        top += size * 1.2
-    return top
-
-
-# ---------------------------------------------------------------- product image
 
 
 def _gradient(size: int, top: RGB, bottom: RGB, flip: bool) -> Image.Image:
@@ -335,9 +239,9 @@ def _draw_texts(
     odraw.rounded_rectangle(
         (size * 0.05, size * 0.7, size * 0.95, size * 0.96), radius=size * 0.03, fill=palette.panel
     )
-    label_font = _font(max(10, size // 34))
-    label = _ellipsize(product_type.strip().upper() or "PRODUCT", label_font, size * 0.4)
-    lw = _text_w(label_font, label)
+    label_font = load_font(max(10, size // 34))
+    label = ellipsize(product_type.strip().upper() or "PRODUCT", label_font, size * 0.4)
+    lw = text_w(label_font, label)
     odraw.rounded_rectangle(
         (size * 0.04, size * 0.035, size * 0.04 + lw + size * 0.04, size * 0.085),
         radius=size * 0.025,
@@ -346,12 +250,12 @@ def _draw_texts(
     img.paste(Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB"))
     draw = ImageDraw.Draw(img)
     draw.text((size * 0.06, size * 0.045), label, font=label_font, fill=palette.ink)
-    name_font, name_lines = _fit_text(name, size * 0.84, size * 0.15, (size // 10, size // 20), 2)
-    y = _draw_lines(draw, name_lines, name_font, size / 2, size * 0.72, palette.ink)
-    tag_font, tag_lines = _fit_text(
+    name_font, name_lines = fit_text(name, size * 0.84, size * 0.15, (size // 10, size // 20), 2)
+    y = draw_lines(draw, name_lines, name_font, size / 2, size * 0.72, palette.ink)
+    tag_font, tag_lines = fit_text(
         tagline, size * 0.84, size * 0.94 - y, (size // 26, size // 48), 2
     )
-    _draw_lines(draw, tag_lines, tag_font, size / 2, y + size * 0.01, palette.ink)
+    draw_lines(draw, tag_lines, tag_font, size / 2, y + size * 0.01, palette.ink)
 
 
 def render_product_image(
@@ -378,66 +282,4 @@ def render_product_image(
     img = img.convert("RGB")
     _draw_product(img, product_type, palette, rng)
     _draw_texts(img, name, product_type, tagline, palette)
-    return _save_png(img, out_path)
-
-
-# ---------------------------------------------------------------- Ken Burns video
-
-
-# UnidentifiedImageError is an OSError; truncated or odd files raise the others.
-def _thumbnail(path: str, thumb: int) -> Image.Image | None:
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (thumb, thumb))
-            small = im.convert("RGB")
-    except READ_ERRORS:
-        return None
-    small.thumbnail((thumb, thumb), Image.Resampling.BILINEAR)
-    return small
-
-
-def _placeholder(thumb: int) -> Image.Image:
-    img = Image.new("RGB", (thumb, thumb), PLACEHOLDER_COLOR)
-    draw = ImageDraw.Draw(img)
-    font = _font(max(10, thumb // 8))
-    draw.line((0, 0, thumb, thumb), fill=(170, 170, 170), width=2)
-    draw.line((0, thumb, thumb, 0), fill=(170, 170, 170), width=2)
-    _draw_lines(draw, ["missing"], font, thumb / 2, thumb / 2 - thumb / 16, (60, 60, 60))
-    return img
-
-
-def render_contact_sheet(
-    items: list[tuple[str, str]], out_path: str, *, title: str, thumb: int = 256
-) -> str:
-    """Grid PNG of (name, image_path) items with their names under each thumbnail and a title bar.
-
-    Columns: ceil(sqrt(n)). Missing or unreadable images become grey "missing" placeholders.
-    """
-    if not items:
-        raise ValueError("contact sheet needs at least one item")
-    if thumb < 32:
-        raise ValueError(f"thumb must be at least 32 px, got {thumb}")
-    cols = math.ceil(math.sqrt(len(items)))
-    rows = math.ceil(len(items) / cols)
-    pad, label_h, title_h = thumb // 16, max(16, thumb // 8), max(40, thumb // 4)
-    cell_w, cell_h = thumb + pad, thumb + label_h + pad
-    sheet = Image.new("RGB", (cols * cell_w + pad, title_h + rows * cell_h + pad), (245, 245, 242))
-    draw = ImageDraw.Draw(sheet)
-    draw.rectangle((0, 0, sheet.width, title_h), fill=(30, 34, 48))
-    title_font = _font(max(12, title_h // 2))
-    draw.text(
-        (pad, (title_h - _font_size(title_font) * 1.2) / 2),
-        _ellipsize(title, title_font, sheet.width - 2 * pad),
-        font=title_font,
-        fill=(255, 255, 255),
-    )
-    label_font = _font(max(10, label_h * 5 // 8))
-    for i, (name, path) in enumerate(items):
-        x = pad + (i % cols) * cell_w
-        y = title_h + pad + (i // cols) * cell_h
-        img = _thumbnail(path, thumb) or _placeholder(thumb)
-        draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), fill=(225, 225, 222))
-        sheet.paste(img, (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
-        label = _ellipsize(name, label_font, thumb)
-        _draw_lines(draw, [label], label_font, x + thumb / 2, y + thumb + label_h / 8, (30, 30, 30))
-    return _save_png(sheet, out_path)
+    return save_png(img, out_path)

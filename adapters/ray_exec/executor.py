@@ -38,8 +38,8 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from adapters.local_executor import LocalExecutor
-from adapters.ray_actors import StepActor, run_cpu_task, unpack
-from adapters.ray_connect import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint, init_ray
+from adapters.ray_exec.actors import StepActor, run_cpu_task, unpack
+from adapters.ray_exec.connect import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint, init_ray
 from core.errors import LeaseLost, TransientStepError
 from core.model import StepKind
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.discord_progress import Place
-from bot.discord_render import HELP_TEXT, clip, history_embed, status_embed
+from bot.discord_ui.progress import Place
+from bot.discord_ui.render import HELP_TEXT, clip, history_embed, status_embed
 from core.errors import CampaignNotFound, InvalidRequest
 from core.progress import CampaignSnapshot
 from core.request import MAX_AUDIENCE_CHARS, MAX_THEME_CHARS, CampaignRequest, Style, parse_request
 
 if TYPE_CHECKING:
-    from bot.discord_app import CampaignBot
+    from bot.discord_ui.app import CampaignBot
 
 Interaction = discord.Interaction[Any]
 MAX_REQUEST_CHARS = 1000

@@ -34,11 +34,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import slack_blocks as blocks
-from bot.chat import ChatProgress
+from bot.chat.progress import ChatProgress
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
-from bot.slack_commands import (
+from bot.slack_ui import blocks as blocks
+from bot.slack_ui.commands import (
     Command,
     RecentRequests,
     button_fields,
@@ -46,8 +46,8 @@ from bot.slack_commands import (
     parse_command,
     reject_malformed,
 )
-from bot.slack_settings import SlackSettings
-from bot.slack_thread import MB, SlackThread
+from bot.slack_ui.settings import SlackSettings
+from bot.slack_ui.thread import MB, SlackThread
 from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
 from core.model import Campaign
 from core.ports import ProgressSink

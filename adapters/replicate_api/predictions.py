@@ -29,11 +29,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.replicate_http import Json, ReplicateHttp, Retry
-from adapters.replicate_models import ModelRef, parse_ref
-from adapters.replicate_polls import Polls, Watch, timestamp
-from adapters.replicate_rate import Sleep, TokenBucket
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.http import Json, ReplicateHttp, Retry
+from adapters.replicate_api.models import ModelRef, parse_ref
+from adapters.replicate_api.polls import Polls, Watch, timestamp
+from adapters.replicate_api.rate import Sleep, TokenBucket
+from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from adapters import ken_burns, render
+from adapters.offline import ken_burns, product_image
 from core.errors import PermanentStepError
 from core.model import StepName
 from core.ports import StepContext, StepJob, StepOutput
@@ -29,7 +29,7 @@ class OfflineGenerator:
         if job.step is StepName.IMAGE:
             await ctx.hooks.report("drawing")
             fn = functools.partial(
-                render.render_product_image,
+                product_image.render_product_image,
                 str(out.with_suffix(".png")),
                 name=job.plan.name,
                 product_type=job.plan.product_type,

@@ -1,6 +1,6 @@
 """What runs inside Ray: the async step actor and the CPU task.
 
-Imported only once `ray` is known to be importable (see adapters/ray_connect.py).
+Imported only once `ray` is known to be importable (see adapters/ray_exec/connect.py).
 
 Errors cross the process boundary as values, not as raised exceptions: Ray
 would wrap a raised error in RayTaskError and add its traceback to the

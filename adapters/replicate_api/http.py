@@ -36,9 +36,9 @@ import aiohttp
 import httpx
 from replicate.exceptions import ReplicateError
 
-from adapters.downloads import shared_tls
-from adapters.replicate_rate import Sleep, TokenBucket
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.downloads import shared_tls
+from adapters.replicate_api.rate import Sleep, TokenBucket
+from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import LeaseLost, PermanentStepError
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.chat import STATUS_EMOJI, estimate_text, product_line, progress_line, summary_text
+from bot.chat.progress import STATUS_EMOJI, estimate_text, product_line, progress_line, summary_text
 from core.errors import CampaignError, InvalidRequest
 from core.model import Campaign, CampaignStatus, StepName
 from core.progress import CampaignSnapshot

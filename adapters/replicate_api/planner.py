@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from adapters.replicate_generator import ReplicateRuntime, outcome_error
-from adapters.replicate_predict import QUIET, REUSABLE, predict
-from adapters.replicate_predictions import Prediction, PredictionApi
+from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
+from adapters.replicate_api.predict import QUIET, REUSABLE, predict
+from adapters.replicate_api.predictions import Prediction, PredictionApi
 from core.errors import PermanentStepError, StepError
 from core.model import ProductPlan, StepKind
 from core.plan_json import NotedPlans, PlanFormatError, parse_plans, plan_prompt

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.replicate_settings import ReplicateSettings
+from adapters.replicate_api.settings import ReplicateSettings
 
 Prediction = dict[str, Any]
 POLL_FRACTION = 0.05  # next poll after 5% of the elapsed time (on average)

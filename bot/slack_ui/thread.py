@@ -1,6 +1,6 @@
 """One campaign's Slack surface: the parent status message and its thread.
 
-`SlackThread` supplies the three callbacks `bot.chat.ChatProgress` needs:
+`SlackThread` supplies the three callbacks `bot.chat.progress.ChatProgress` needs:
 `chat.update` of the parent, one threaded post per finished product (image,
 and video when it fits the upload limit, in one `files_upload_v2` call), and
 the summary with the contact sheet.
@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import product_caption, summary_text
+from bot.chat.progress import product_caption, summary_text
 from bot.gallery import GallerySettings
-from bot.slack_blocks import escape, status_message
+from bot.slack_ui.blocks import escape, status_message
 from core.model import Campaign, Product, StepName
 from core.progress import CampaignSnapshot
 

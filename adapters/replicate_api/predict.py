@@ -23,8 +23,8 @@ import logging
 import time
 from typing import Any
 
-from adapters.replicate_polls import timestamp
-from adapters.replicate_predictions import Prediction, PredictionApi
+from adapters.replicate_api.polls import timestamp
+from adapters.replicate_api.predictions import Prediction, PredictionApi
 from core.errors import PermanentStepError
 from core.model import StepKind
 from core.ports import StepHooks

@@ -41,11 +41,11 @@ from core.scheduler import Limits
 from core.settings import env_value, positive_float, positive_int, yes_no
 
 if TYPE_CHECKING:
-    from adapters.ray_executor import RayExecutor
+    from adapters.ray_exec.executor import RayExecutor
 
 MIB = 1024 * 1024
 PROBE_TIMEOUT_S = 2.0
-ROOT = Path(__file__).resolve().parent.parent  # the repository: what a cluster job ships
+ROOT = Path(__file__).resolve().parents[2]  # the repository: what a cluster job ships
 # Never shipped (gitignore syntax, relative to ROOT): secrets, outputs, the venv and
 # what the workers never import. Ray also skips what .gitignore and .rayignore name.
 SHIP_EXCLUDES = (
@@ -236,6 +236,8 @@ async def open_ray_executor(
 
 
 def _ray_executor(generator: Generator, limits: Limits, settings: RaySettings) -> RayExecutor:
-    from adapters.ray_executor import RayExecutor  # imports ray: only once it is known to exist
+    from adapters.ray_exec.executor import (
+        RayExecutor,  # imports ray: only once it is known to exist
+    )
 
     return RayExecutor(generator, limits, settings)

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bot.console import inert
+from bot.cli.console import inert
 from core.ports import CampaignStore
 from core.quotas import SpendLine, usd
 from core.service import CampaignService

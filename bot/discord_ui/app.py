@@ -23,12 +23,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import ChatProgress, estimate_text
-from bot.discord_commands import build_group
-from bot.discord_progress import DiscordTarget, Place, delete_quietly, remove_place
-from bot.discord_render import clip, explain, starting_embed
-from bot.discord_settings import DiscordSettings
-from bot.discord_views import CancelButton, RetryButton
+from bot.chat.progress import ChatProgress, estimate_text
+from bot.discord_ui.commands import build_group
+from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove_place
+from bot.discord_ui.render import clip, explain, starting_embed
+from bot.discord_ui.settings import DiscordSettings
+from bot.discord_ui.views import CancelButton, RetryButton
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from core.errors import CampaignError, CampaignNotFound, ConfigError

@@ -1,0 +1,1 @@
+"""Pictures every generator shares: text fitting and the contact sheet."""
