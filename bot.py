@@ -9,7 +9,7 @@
     python bot.py retry ID [--json]           re-run its failed or canceled steps
     python bot.py resume [--json] [--wait]    finish campaigns a stopped process left
     python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
-    python bot.py discord                     the Discord front end (DISCORD_TOKEN)
+    python bot.py discord [--sync]            the Discord front end (DISCORD_TOKEN)
 
 This is the only module that wires adapters to the core.
 """
@@ -263,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
     slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
     slack.add_argument("--socket", action="store_true", help="Socket Mode (SLACK_APP_TOKEN)")
-    add_command(sub, "discord", "run the Discord front end")
+    discord = add_command(sub, "discord", "run the Discord front end")
+    discord.add_argument(
+        "--sync",
+        action="store_true",
+        help="upload the slash commands first (to DISCORD_GUILD_IDS, or globally)",
+    )
     usage_cmd = add_command(sub, "usage", "spend per user, channel and server")
     usage_cmd.add_argument("--days", type=float, help="only the last N days (default: all time)")
     gallery = add_command(sub, "gallery", "serve the read-only campaign gallery")
@@ -290,7 +295,7 @@ def print_estimate(service: CampaignService, request: CampaignRequest, as_json: 
     if estimate.cost_usd > 0:
         print(
             f"estimated cost: ${estimate.cost_usd:.3f} for {estimate.steps} steps"
-            f" on {service.generator.name} (plus planning)",
+            f" on {service.generator_name} (plus planning)",
             file=sys.stderr if as_json else sys.stdout,
             flush=True,
         )
@@ -335,7 +340,7 @@ async def follow(
     if stop.requested:  # stopped while starting up: start nothing
         print("stopped before the campaign started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    live = None if as_json else console.LiveProgress(out, service.executor.describe())
+    live = None if as_json else console.LiveProgress(out, service.describe_executor())
     sink = CoalescingSink(live.deliver if live else _ignore, min_interval_s=interval_s)
     handed_over = False
     with live or contextlib.nullcontext():
@@ -588,7 +593,7 @@ async def run_gallery(args: argparse.Namespace, settings: Settings) -> int:
         await store.close()
 
 
-async def run_discord(settings: Settings, stop: StopSignals) -> int:
+async def run_discord(settings: Settings, stop: StopSignals, *, sync: bool = False) -> int:
     """Run the Discord front end until SIGINT or SIGTERM; stopping hands campaigns over."""
     from bot.discord_ui import (
         app as discord_app,  # imported here: other commands need not load discord.py
@@ -604,6 +609,7 @@ async def run_discord(settings: Settings, stop: StopSignals) -> int:
                 max_products=settings.max_products,
                 progress_interval_s=settings.progress_interval_s,
                 gallery=GallerySettings.from_env(),
+                sync_commands=sync,
             )
             async with health_listener(readiness_checks(settings, service.generator)):
                 await discord_app.serve_until_stopped(bot, config.token, stop=stop)
@@ -645,7 +651,7 @@ async def run_campaigns(args: argparse.Namespace, settings: Settings, stop: Stop
     if args.command == "slack":
         return await run_slack(args, settings, stop)
     if args.command == "discord":
-        return await run_discord(settings, stop)
+        return await run_discord(settings, stop, sync=args.sync)
     if args.command in ("run", "demo"):
         text = DEMO_REQUEST if args.command == "demo" else args.request
         request = parse_request(text, max_products=settings.max_products)

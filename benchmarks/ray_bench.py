@@ -46,6 +46,12 @@ class ZeroLatencyGenerator:
         await ctx.hooks.report("done")
         return StepOutput(path=job.out_dir)
 
+    async def warm(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
 
 async def _nothing(_value: str) -> None:
     return None

@@ -128,6 +128,14 @@ class Generator(Protocol):
         """Produce the step's file under job.out_dir; raise StepError on failure."""
         ...
 
+    async def warm(self) -> None:
+        """Make clients and connections now, not on the first campaign's path (may do nothing)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients and connections; the generator is not used afterwards."""
+        ...
+
 
 class Executor(Protocol):
     """Runs steps within per-kind limits, and CPU functions off the event loop."""

@@ -111,6 +111,15 @@ class CampaignService:
         self.owner = new_owner()
         self._resumer: asyncio.Task[None] | None = None
 
+    def describe_executor(self) -> str:
+        """Where the steps run, for status displays ("local pool: 2 CPU workers")."""
+        return self.executor.describe()
+
+    @property
+    def generator_name(self) -> str:
+        """Which generator makes the outputs ("replicate", "offline")."""
+        return self.generator.name
+
     def estimate(self, request: CampaignRequest) -> Estimate:
         """Steps and expected cost of a request, before anything is started."""
         models = {StepName.IMAGE: request.models.image, StepName.VIDEO: request.models.video}

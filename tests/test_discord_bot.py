@@ -55,6 +55,13 @@ async def test_commands_are_synced_to_the_guild(fake: FakeDiscord, make_service,
         assert option["name"] == "id" and option["autocomplete"] is True
     assert fake.identifies[0]["token"] == TOKEN and fake.identifies[0]["intents"] == 1  # GUILDS
     assert fake.heartbeats >= 1
+    assert campaign["dm_permission"] is False  # guild_only: offered in servers, never in DMs
+
+
+async def test_commands_are_not_synced_unless_asked(fake: FakeDiscord, make_service, start_bot):
+    await start_bot(make_service(GatedGenerator(open_all=True)), sync=False)
+    assert fake.identifies  # connected and ready
+    assert not fake.find("PUT", r"/applications/")
 
 
 async def test_new_campaign_done_when(

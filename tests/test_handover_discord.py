@@ -68,7 +68,7 @@ async def _start(env: dict[str, str], fake: FakeDiscord) -> asyncio.subprocess.P
     syncs = rf"/applications/\d+/guilds/{fake.guild_id}/commands"
     synced = len(fake.find("PUT", syncs, status=200))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "bot.py", "discord", cwd=ROOT, env=env,
+        sys.executable, "bot.py", "discord", "--sync", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     await fake.wait_for(

@@ -23,6 +23,12 @@ class OfflineGenerator:
         """Offline rendering is free."""
         return 0.0
 
+    async def warm(self) -> None:
+        """Nothing to warm: the offline generator has no clients."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Render the step's file under job.out_dir."""
         out = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"

@@ -114,8 +114,10 @@ class CampaignBot(commands.Bot):
         max_products: int,
         progress_interval_s: float,
         gallery: GallerySettings | None = None,
+        sync_commands: bool = False,
         **options: Any,
     ) -> None:
+        self.sync_commands = sync_commands  # `bot.py discord --sync`: upload the commands first
         self.gallery = gallery  # signed gallery links in summaries and for too-big files
         intents = discord.Intents.none()
         intents.guilds = True  # channels, roles and threads; no privileged intents needed
@@ -137,17 +139,28 @@ class CampaignBot(commands.Bot):
         self.stopping = False  # set on SIGINT/SIGTERM: new commands and presses are refused
 
     async def setup_hook(self) -> None:
-        """Register the persistent buttons and the command group, then sync commands."""
+        """Register the persistent buttons and the command group; sync only when asked to."""
         self.add_dynamic_items(CancelButton, RetryButton)
         self.tree.add_command(build_group(self, self.max_products))
+        if self.sync_commands:
+            await self._sync()
+        self.service.start_resuming(self.sinks_for_stored, accept=self.owns)
+
+    async def _sync(self) -> None:
+        """Upload the command group: to DISCORD_GUILD_IDS (at once), else globally.
+
+        Syncing is rate-limited and slow, and only needed when the commands
+        change, so it runs on request (`bot.py discord --sync`), not on every start.
+        """
         if self.settings.guild_ids:  # development: guild commands appear at once
             for guild_id in self.settings.guild_ids:
                 guild = discord.Object(id=guild_id)
                 self.tree.copy_global_to(guild=guild)
                 await self.tree.sync(guild=guild)
+            log.warning("commands synced to %d server(s)", len(self.settings.guild_ids))
         else:
             await self.tree.sync()
-        self.service.start_resuming(self.sinks_for_stored, accept=self.owns)
+            log.warning("commands synced globally (they may take up to an hour to appear)")
 
     @staticmethod
     def owns(campaign: Campaign) -> bool:
@@ -329,7 +342,7 @@ class CampaignBot(commands.Bot):
         return DiscordTarget(
             self,
             place,
-            executor=self.service.executor.describe(),
+            executor=self.service.describe_executor(),
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,
         )

@@ -58,7 +58,9 @@ def to_request(
 
 def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
     """The command group, with `products` limited to 1..max_products."""
-    group = app_commands.Group(name="campaign", description="Generate marketing campaigns")
+    group = app_commands.Group(
+        name="campaign", description="Generate marketing campaigns", guild_only=True
+    )
     service = bot.service
 
     async def new(

@@ -250,7 +250,7 @@ class SlackFrontEnd:
             campaign = await (
                 self._visible(cmd.arg, user, channel) if cmd.arg else self._latest(user)
             )
-            return blocks.stored_message(campaign, self.service.executor.describe())
+            return blocks.stored_message(campaign, self.service.describe_executor())
         if cmd.name == "show":
             campaign = await self._visible(cmd.arg, user, channel)
             return blocks.Message(blocks.show_text(campaign), [])
@@ -315,7 +315,7 @@ class SlackFrontEnd:
         """Restart the campaign with a follower on its stored parent message."""
         origin = dict(campaign.origin)
         if origin.get("platform") != "slack" or not origin.get("ts"):
-            first = blocks.stored_message(campaign, self.service.executor.describe())
+            first = blocks.stored_message(campaign, self.service.describe_executor())
             posted = await self.client.chat_postMessage(
                 channel=channel, text=first.text, blocks=first.blocks
             )
@@ -352,7 +352,7 @@ class SlackFrontEnd:
         origin = campaign.origin
         if origin.get("platform") != "slack" or self.following(origin.get("ts", "")):
             return
-        final = blocks.stored_message(campaign, self.service.executor.describe())
+        final = blocks.stored_message(campaign, self.service.describe_executor())
         await self.client.chat_update(
             channel=origin["channel"], ts=origin["ts"], text=final.text, blocks=final.blocks
         )
@@ -362,7 +362,7 @@ class SlackFrontEnd:
             self.client,
             origin["channel"],
             origin["ts"],
-            executor=self.service.executor.describe(),
+            executor=self.service.describe_executor(),
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,

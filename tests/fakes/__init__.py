@@ -13,7 +13,17 @@ from core.ports import CampaignStore, StepContext, StepJob, StepOutput
 Key = tuple[int, str]  # (product index, step name)
 
 
-class GatedGenerator:
+class NoClients:
+    """The Generator port's warm() and aclose() for fakes that hold no clients."""
+
+    async def warm(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class GatedGenerator(NoClients):
     """A generator whose steps wait for a gate the test opens.
 
     Counts how many steps of each kind run at once, records every call, and
@@ -172,7 +182,7 @@ async def make_orphan(store: CampaignStore, origin: dict[str, str], products: in
     return campaign.id
 
 
-class UrlReportingGenerator:
+class UrlReportingGenerator(NoClients):
     """Picklable: announces its output URL through `output_ready`, then writes its file.
 
     What the Replicate generator does once a prediction succeeded (before the

@@ -41,7 +41,7 @@ async def bot_starter(fake: FakeDiscord) -> AsyncIterator[StartBot]:
     """Factory: a CampaignBot logged in and connected to the fake; all closed at the end."""
     running: list[tuple[CampaignBot, asyncio.Task[None]]] = []
 
-    async def start(service: CampaignService, **settings: Any) -> CampaignBot:
+    async def start(service: CampaignService, *, sync: bool = True, **settings: Any) -> CampaignBot:
         config = DiscordSettings(token=TOKEN, guild_ids=(int(fake.guild_id),), **settings)
         bot = CampaignBot(
             service,
@@ -49,6 +49,7 @@ async def bot_starter(fake: FakeDiscord) -> AsyncIterator[StartBot]:
             max_products=MAX_PRODUCTS,
             progress_interval_s=0.05,
             guild_ready_timeout=0.05,
+            sync_commands=sync,
         )
         task = asyncio.create_task(bot.start(TOKEN))
         running.append((bot, task))

@@ -19,13 +19,14 @@ from pathlib import Path
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepName
 from core.ports import StepContext, StepJob, StepOutput
+from tests.fakes import NoClients
 
 Key = tuple[int, str]  # (product index, step name)
 POLL_S = 0.01
 WAIT_LIMIT_S = 60.0
 
 
-class FileGatedGenerator:
+class FileGatedGenerator(NoClients):
     """Steps wait for a gate file; records calls, concurrency, cancels and pids in files."""
 
     name = "gated"
