@@ -1,18 +1,23 @@
-"""The contact sheet: a grid PNG of a campaign's product thumbnails under a title bar.
+"""The contact sheet: a grid PNG of a campaign's products under a title bar.
 
-`render_contact_sheet` is picklable, synchronous and top-level, for a process
-pool or Ray tasks; it writes its output atomically and returns the path.
+Every product gets a cell, whatever became of it: a failed or canceled one is
+marked with a coloured band (and a placeholder when it has no image), a
+product with a video carries a play badge. `render_contact_sheet` is
+picklable, synchronous and top-level, for a process pool or Ray tasks; it
+writes its output atomically and returns the path.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
 from adapters.pictures.text import (
     READ_ERRORS,
     RGB,
+    Font,
     draw_lines,
     ellipsize,
     font_size,
@@ -21,9 +26,25 @@ from adapters.pictures.text import (
 )
 
 PLACEHOLDER_COLOR: RGB = (150, 150, 150)
+BACKGROUND: RGB = (245, 245, 242)
+TITLE_BAR: RGB = (30, 34, 48)
+# Band colour per step status that is not a success (the status words of core.model.StepStatus).
+MARKS: dict[str, RGB] = {
+    "failed": (200, 40, 50),
+    "canceled": (110, 110, 118),
+    "skipped": (110, 110, 118),
+    "pending": (200, 150, 30),
+    "running": (40, 110, 200),
+}
+VIDEO_BADGE: RGB = (20, 20, 24)
+
+Item = tuple[str, str | None] | tuple[str, str | None, str, bool]
+"""(name, image path) or (name, image path or None, status, has a video)."""
 
 
-def _thumbnail(path: str, thumb: int) -> Image.Image | None:
+def _thumbnail(path: str | None, thumb: int) -> Image.Image | None:
+    if path is None:
+        return None
     try:
         with Image.open(path) as im:
             im.draft("RGB", (thumb, thumb))
@@ -34,22 +55,70 @@ def _thumbnail(path: str, thumb: int) -> Image.Image | None:
     return small
 
 
-def _placeholder(thumb: int) -> Image.Image:
+def _placeholder(thumb: int, word: str = "missing") -> Image.Image:
     img = Image.new("RGB", (thumb, thumb), PLACEHOLDER_COLOR)
     draw = ImageDraw.Draw(img)
     font = load_font(max(10, thumb // 8))
     draw.line((0, 0, thumb, thumb), fill=(170, 170, 170), width=2)
     draw.line((0, thumb, thumb, 0), fill=(170, 170, 170), width=2)
-    draw_lines(draw, ["missing"], font, thumb / 2, thumb / 2 - thumb / 16, (60, 60, 60))
+    draw_lines(draw, [word], font, thumb / 2, thumb / 2 - thumb / 16, (60, 60, 60))
     return img
 
 
-def render_contact_sheet(
-    items: list[tuple[str, str]], out_path: str, *, title: str, thumb: int = 256
-) -> str:
-    """Grid PNG of (name, image_path) items with their names under each thumbnail and a title bar.
+def _unpack(item: Item) -> tuple[str, str | None, str, bool]:
+    if len(item) == 2:
+        return item[0], item[1], "succeeded", False
+    return item
 
-    Columns: ceil(sqrt(n)). Missing or unreadable images become grey "missing" placeholders.
+
+def _mark(draw: ImageDraw.ImageDraw, x: int, y: int, thumb: int, status: str) -> None:
+    """A band across the bottom of the thumbnail saying what became of the product."""
+    color = MARKS.get(status)
+    if color is None:
+        return
+    band = max(14, thumb // 7)
+    top = y + thumb - band
+    draw.rectangle((x, top, x + thumb - 1, y + thumb - 1), fill=color)
+    draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), outline=color, width=max(2, thumb // 64))
+    font = load_font(max(9, band * 5 // 8))
+    draw_lines(draw, [status.upper()], font, x + thumb / 2, top + band / 8, (255, 255, 255))
+
+
+def _video_badge(draw: ImageDraw.ImageDraw, x: int, y: int, thumb: int) -> None:
+    """A round play badge in the thumbnail's top-right corner."""
+    r = max(8, thumb // 12)
+    cx, cy = x + thumb - r - thumb // 32, y + r + thumb // 32
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=VIDEO_BADGE, outline=(255, 255, 255))
+    s = r * 0.5
+    draw.polygon([(cx - s * 0.7, cy - s), (cx - s * 0.7, cy + s), (cx + s, cy)], fill="white")
+
+
+def _title(
+    draw: ImageDraw.ImageDraw, width: int, title_h: int, pad: int, texts: tuple[str, str]
+) -> None:
+    """Title (and an optional smaller subtitle) on the dark bar."""
+    draw.rectangle((0, 0, width, title_h), fill=TITLE_BAR)
+    title, subtitle = texts
+    big: Font = load_font(max(12, title_h // (3 if subtitle else 2)))
+    top = (title_h - font_size(big) * 1.2 * (1.8 if subtitle else 1)) / 2
+    draw.text((pad, top), ellipsize(title, big, width - 2 * pad), font=big, fill=(255, 255, 255))
+    if subtitle:
+        small = load_font(max(10, title_h // 5))
+        top += font_size(big) * 1.3
+        line = ellipsize(subtitle, small, width - 2 * pad)
+        draw.text((pad, top), line, font=small, fill=(200, 205, 220))
+
+
+def render_contact_sheet(
+    items: Sequence[Item], out_path: str, *, title: str, subtitle: str = "", thumb: int = 256
+) -> str:
+    """Grid PNG of the products with their names under each thumbnail and a title bar.
+
+    `items`: (name, image path) pairs, or (name, image path or None, status,
+    has video) for every product of a campaign: a product that did not succeed
+    gets a band naming its status; one without a readable image a grey
+    placeholder. `subtitle` (e.g. campaign id and cost) goes under the title.
+    Columns: ceil(sqrt(n)).
     """
     if not items:
         raise ValueError("contact sheet needs at least one item")
@@ -57,25 +126,24 @@ def render_contact_sheet(
         raise ValueError(f"thumb must be at least 32 px, got {thumb}")
     cols = math.ceil(math.sqrt(len(items)))
     rows = math.ceil(len(items) / cols)
-    pad, label_h, title_h = thumb // 16, max(16, thumb // 8), max(40, thumb // 4)
+    pad, label_h = thumb // 16, max(16, thumb // 8)
+    title_h = max(40, thumb // 4) + (max(14, thumb // 10) if subtitle else 0)
     cell_w, cell_h = thumb + pad, thumb + label_h + pad
-    sheet = Image.new("RGB", (cols * cell_w + pad, title_h + rows * cell_h + pad), (245, 245, 242))
+    sheet = Image.new("RGB", (cols * cell_w + pad, title_h + rows * cell_h + pad), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.rectangle((0, 0, sheet.width, title_h), fill=(30, 34, 48))
-    title_font = load_font(max(12, title_h // 2))
-    draw.text(
-        (pad, (title_h - font_size(title_font) * 1.2) / 2),
-        ellipsize(title, title_font, sheet.width - 2 * pad),
-        font=title_font,
-        fill=(255, 255, 255),
-    )
+    _title(draw, sheet.width, title_h, pad, (title, subtitle))
     label_font = load_font(max(10, label_h * 5 // 8))
-    for i, (name, path) in enumerate(items):
+    for i, item in enumerate(items):
+        name, path, status, video = _unpack(item)
         x = pad + (i % cols) * cell_w
         y = title_h + pad + (i // cols) * cell_h
-        img = _thumbnail(path, thumb) or _placeholder(thumb)
+        word = "missing" if status == "succeeded" else "no image"
+        img = _thumbnail(path, thumb) or _placeholder(thumb, word)
         draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), fill=(225, 225, 222))
         sheet.paste(img, (x + (thumb - img.width) // 2, y + (thumb - img.height) // 2))
+        _mark(draw, x, y, thumb, status)
+        if video:
+            _video_badge(draw, x, y, thumb)
         label = ellipsize(name, label_font, thumb)
         draw_lines(draw, [label], label_font, x + thumb / 2, y + thumb + label_h / 8, (30, 30, 30))
     return save_png(sheet, out_path)
