@@ -1,4 +1,11 @@
-"""LocalExecutor: asyncio semaphores per kind, a process pool for CPU work."""
+"""LocalExecutor: I/O steps on the event loop, CPU work in a process pool.
+
+It adds no gate of its own for steps: the Scheduler (core/scheduler.py) is the
+one gate per kind, and `run_step` runs what it is given. CPU work (`run_cpu`:
+image post-processing, Ken Burns clips, contact sheets) does not pass the
+Scheduler; its one gate is the process pool (`Limits.cpu` workers, at most one
+per core): calls beyond that wait in the pool's queue.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from core.model import StepKind
 from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
 
@@ -25,14 +31,13 @@ _CONTEXT.set_forkserver_preload(
 
 
 class LocalExecutor:
-    """Runs I/O steps on the event loop within per-kind limits, CPU work in processes."""
+    """Runs I/O steps on the event loop, CPU work in worker processes."""
 
     name = "local"
 
     def __init__(self, generator: Generator, limits: Limits) -> None:
         self._generator = generator
         self._limits = limits
-        self._sems = {kind: asyncio.Semaphore(limits.of(kind)) for kind in StepKind}
         self._pool: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
@@ -40,15 +45,13 @@ class LocalExecutor:
         return f"local pool: {self._limits.cpu} CPU workers"
 
     async def run_step(self, job: StepJob, hooks: StepHooks) -> StepOutput:
-        """Run one step on the generator within its kind's limit."""
-        async with self._sems[job.kind]:
-            return await self._generator.run(job, StepContext(hooks, self.run_cpu))
+        """Run one step on the generator (the Scheduler has admitted it)."""
+        return await self._generator.run(job, StepContext(hooks, self.run_cpu))
 
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
-        """Run a picklable function in the process pool."""
-        async with self._sems[StepKind.CPU]:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._workers(), functools.partial(fn, *args))
+        """Run a picklable function in the process pool (queued while every worker is busy)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._workers(), functools.partial(fn, *args))
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:  # started on first use: `history` never pays for it

@@ -24,8 +24,8 @@ from typing import Any
 
 from adapters.local_executor import LocalExecutor
 from adapters.offline import ken_burns, product_image
-from adapters.ray_exec.connect import RaySettings
 from adapters.ray_exec.executor import RayExecutor
+from adapters.ray_exec.settings import RaySettings
 from core.model import ProductPlan, StepName
 from core.ports import Executor, StepContext, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -109,7 +109,7 @@ async def renders(executor: Executor | None, image: str, out: Path, n: int, seco
 
 
 async def steps(executor: Executor, n: int, out: str) -> None:
-    """N image steps at once through the executor (within its image limit)."""
+    """N image steps at once through the executor."""
     hooks = StepHooks(_nothing, _nothing)
     jobs = [
         StepJob(

@@ -4,7 +4,7 @@ The bound is never our own limits: it is the critical path (plan + one image
 + one video) or the provider's rate limit.
 
 1. Campaigns of N products with videos, each through a fresh `bot.py`
-   `open_service` (the CLI's composition path) built from an operator's
+   `build()` (the CLI's composition path) built from an operator's
    environment (token, base URL, rate limits, nothing else), the Replicate
    LLM planner included. Latencies of the old tool scaled 1:100 (plan 0.25 s,
    image 0.35 s, video 3.2 s) and Replicate's account limits scaled the same
@@ -44,10 +44,10 @@ from typing import Any
 
 import httpx
 
+from bot.cli.commands import Built
 from core.model import Campaign, StepRecord
 from core.progress import ProgressEvent
 from core.request import DEFAULT_MAX_PRODUCTS, parse_request
-from core.service import CampaignService
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,11 +324,10 @@ def bot_main() -> ModuleType:
     return module
 
 
-def open_service(settings: Settings) -> AbstractAsyncContextManager[CampaignService]:
-    """The service exactly as `bot.py run` builds it."""
-    opener: Callable[[Settings], AbstractAsyncContextManager[CampaignService]]
-    opener = bot_main().open_service
-    return opener(settings)
+def build(settings: Settings) -> AbstractAsyncContextManager[Built]:
+    """The service and its resources exactly as `bot.py run` builds them."""
+    builder: Callable[[Settings], AbstractAsyncContextManager[Built]] = bot_main().build
+    return builder(settings)
 
 
 async def run_campaign(n: int, env: Mapping[str, str], timeout_s: float) -> Run:
@@ -338,7 +337,8 @@ async def run_campaign(n: int, env: Mapping[str, str], timeout_s: float) -> Run:
         request = parse_request(
             f'theme:"retro cats" products:{n} videos:yes', max_products=settings.max_products
         )
-        async with open_service(settings) as service:
+        async with build(settings) as app:
+            service = app.service
             sink = NoteSink()
             planner = type(service.planner).__name__
             submitted, started = time.time(), time.perf_counter()
@@ -592,7 +592,7 @@ def report(
         f"text {PLAN_S} s, image {IMAGE_S} s, video {VIDEO_S} s (the old tool's, 1:100); "
         f"account limits scaled the same way: {SCALED_RATES[0]:,.0f} creates/min, "
         f"{SCALED_RATES[1]:,.0f} reads/min{'' if reads else NO_READ_LIMIT}. "
-        "The bot is built as `bot.py run` builds it (`Settings.from_env`, `open_service`) "
+        "The bot is built as `bot.py run` builds it (`Settings.from_env`, `build()`) "
         "from an environment holding only `REPLICATE_API_TOKEN`, `REPLICATE_BASE_URL`, "
         "`REPLICATE_ALLOW_HTTP=1`, `REPLICATE_ALLOW_PRIVATE_OUTPUTS=1` (the fake is on "
         "127.0.0.1), `REPLICATE_CREATE_RATE`, `REPLICATE_READ_RATE`, "

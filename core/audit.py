@@ -24,7 +24,7 @@ from dataclasses import replace
 from core.errors import InvalidRequest, QuotaExceeded, RequestBlocked
 from core.logs import log_event
 from core.model import Campaign
-from core.ports import CampaignStore
+from core.ports import SpendLedger
 from core.quotas import AuditEntry, AuditEvent, QuotaPolicy, QuotaSettings, Who, day_start
 from core.request import CampaignRequest
 from core.screening import Blocklist
@@ -37,7 +37,7 @@ class Gate:
 
     def __init__(
         self,
-        store: CampaignStore,
+        store: SpendLedger,
         *,
         quotas: QuotaSettings,
         blocklist: Blocklist,

@@ -5,9 +5,10 @@ stored on the campaign with a heartbeat. The lease lapses `lease_s` after
 the last beat, or at once when the owner's process is gone from this very
 host (its pid no longer exists, or is a zombie): then another process may
 take the campaign over. A process can also release a campaign on purpose (a
-deploy hands over), which frees it at once. `Stop` is one run's side of it:
-whether it is being handed over (keep its predictions running) and until
-when it surely still holds the lease.
+deploy hands over), which frees it at once. `Ownership` is this process's
+side of the leases (claim, beat, release, the cancel flag); `Stop` is one
+run's: whether it is being handed over (keep its predictions running) and
+until when it surely still holds the lease.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.model import Campaign, Lease
+from core.ports import CampaignLeases
 
 NOBODY_YET_S = 10.0  # a campaign just created is its creator's to claim for this long
+SURE_SHARE = 0.8  # of the lease: a process that could not beat for longer spends nothing
 
 
 def new_owner() -> str:
@@ -73,6 +76,46 @@ class Stop:
     def may_spend(self) -> bool:
         """Whether a paid request may go out now."""
         return not self.keep and time.monotonic() < self.valid_until
+
+
+class Ownership:
+    """This process's leases: one owner id that claims, beats and releases campaigns."""
+
+    def __init__(
+        self, leases: CampaignLeases, lease_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.leases = leases
+        self.lease_s = lease_s
+        self.clock = clock
+        # Stored with a heartbeat so that another process can tell a live
+        # campaign from one whose process died.
+        self.owner = new_owner()
+
+    async def claim(self, campaign_id: str, replacing: str | None = None) -> bool:
+        """Take the campaign unless a live owner holds it (`replacing`: a dead one's)."""
+        now = self.clock()
+        stale_before = now - self.lease_s
+        return await self.leases.claim(campaign_id, self.owner, now, stale_before, replacing)
+
+    def fresh_stop(self) -> Stop:
+        """The stop state of a run that has just claimed its campaign."""
+        return Stop(valid_until=time.monotonic() + self.lease_s * SURE_SHARE)
+
+    async def beat(self, campaign_id: str, stop: Stop) -> bool:
+        """Beat the campaign's heartbeat and extend `stop`; False once another owns it."""
+        beat_at = time.monotonic()
+        if not await self.leases.heartbeat(campaign_id, self.owner, self.clock()):
+            return False
+        stop.valid_until = beat_at + self.lease_s * SURE_SHARE
+        return True
+
+    async def release(self, campaign_id: str) -> None:
+        """Give the campaign up for the next owner (a no-op if another owns it now)."""
+        await self.leases.release(campaign_id, self.owner)
+
+    async def cancel_requested(self, campaign_id: str) -> bool:
+        """Whether another process flagged the campaign for cancellation."""
+        return await self.leases.cancel_requested(campaign_id)
 
 
 @dataclass(frozen=True)

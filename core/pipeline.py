@@ -35,7 +35,7 @@ from core.errors import LeaseLost, StepError, TransientStepError
 from core.lease import Stop
 from core.logs import step_fields
 from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
-from core.ports import CampaignStore, Executor, StepHooks, StepJob
+from core.ports import CampaignRecords, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
@@ -119,7 +119,7 @@ class ChainRunner:
     style: str
     seed: int
     out_dir: str
-    store: CampaignStore
+    store: CampaignRecords
     executor: Executor
     scheduler: Scheduler
     publish: Publish

@@ -31,14 +31,6 @@ class PlanFormatError(ValueError):
     """The model's answer is not N valid product plans."""
 
 
-class NotedPlans(list[ProductPlan]):
-    """Plans plus a note for the progress display (e.g. why a fallback was used)."""
-
-    def __init__(self, plans: list[ProductPlan], note: str = "") -> None:
-        super().__init__(plans)
-        self.note = note
-
-
 def plan_prompt(request: CampaignRequest, *, strict: bool = False) -> str:
     """The instruction that asks a language model for request.products plans as JSON."""
     audience = f" The audience is {request.audience}." if request.audience else ""

@@ -1,21 +1,18 @@
 """Planners turn a campaign request into N distinct product plans.
 
 `OfflinePlanner` uses templates and a seeded RNG: the same (theme, style,
-seed) always gives the same plans. An LLM planner (Replicate issue) plugs in
-through the `Planner` port in core/ports.py.
+seed) always gives the same plans. The LLM planner (adapters/replicate_api)
+plugs in through the `Planner` port in core/ports.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from typing import TYPE_CHECKING
 
 from core.model import ProductPlan
+from core.ports import PlanContext, Plans
 from core.request import CampaignRequest, Style
-
-if TYPE_CHECKING:
-    from core.ports import PlanContext
 
 PRODUCT_TYPES = (
     "t-shirt",
@@ -96,15 +93,13 @@ class OfflinePlanner:
 
     name = "offline"
 
-    async def plan(
-        self, request: CampaignRequest, ctx: PlanContext | None = None
-    ) -> list[ProductPlan]:
+    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
         """Exactly request.products distinct plans (free: `ctx` is not needed)."""
         return plan_offline(request)
 
 
-def plan_offline(request: CampaignRequest) -> list[ProductPlan]:
-    """Deterministic plans for a request."""
+def plan_offline(request: CampaignRequest) -> Plans:
+    """Deterministic plans for a request, with no note (nothing fell back)."""
     rng = random.Random(base_seed(request))
     types = list(PRODUCT_TYPES)
     rng.shuffle(types)
@@ -118,7 +113,7 @@ def plan_offline(request: CampaignRequest) -> list[ProductPlan]:
             f"{adjectives[i % len(adjectives)]} {_title(request.theme)} {thing.title()}", names
         )
         plans.append(_plan(request, rng, i, name, thing))
-    return plans
+    return Plans(plans)
 
 
 def _plan(

@@ -1,11 +1,15 @@
 """Ports: the Protocols that adapters implement and the core depends on.
 
-Fakes in tests satisfy these without inheriting from anything.
+Fakes in tests satisfy these without inheriting from anything. The store is
+three ports, one per job, so each part of the core names only what it uses:
+`CampaignRecords` (runs and pipelines), `CampaignLeases` (ownership and
+recovery), `SpendLedger` (the spend guard); `CampaignStore` is all three, for
+the wiring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -168,15 +172,21 @@ class PlanContext:
     intent_at: float | None = None  # a planning create may have been sent then
 
 
+class Plans(list[ProductPlan]):
+    """A planner's plans plus a note for the progress display (e.g. why it fell back)."""
+
+    def __init__(self, plans: Iterable[ProductPlan] = (), note: str = "") -> None:
+        super().__init__(plans)
+        self.note = note
+
+
 class Planner(Protocol):
     """Turns a request into product plans."""
 
     name: str
 
-    async def plan(
-        self, request: CampaignRequest, ctx: PlanContext | None = None
-    ) -> list[ProductPlan]:
-        """Exactly request.products distinct plans, indexed from 0."""
+    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
+        """Exactly request.products distinct plans, indexed from 0, and a note (may be "")."""
         ...
 
 
@@ -188,8 +198,8 @@ class ProgressSink(Protocol):
         ...
 
 
-class CampaignStore(Protocol):
-    """Durable campaign state (SQLite in production)."""
+class CampaignRecords(Protocol):
+    """Campaigns, their products and steps: what runs read and write."""
 
     async def create_campaign(self, campaign: Campaign) -> None:
         """Insert a campaign with its products and steps."""
@@ -231,13 +241,9 @@ class CampaignStore(Protocol):
         """Newest campaigns first (only one requester's, if given), with products and steps."""
         ...
 
-    async def request_cancel(self, campaign_id: str) -> None:
-        """Flag a campaign for cancellation (seen by whichever process runs it)."""
-        ...
 
-    async def cancel_requested(self, campaign_id: str) -> bool:
-        """Whether cancellation was requested."""
-        ...
+class CampaignLeases(Protocol):
+    """Who runs each unfinished campaign, and the cancel flag other processes raise."""
 
     async def claim(
         self,
@@ -266,9 +272,21 @@ class CampaignStore(Protocol):
         """Unfinished campaigns whose owner has not beaten since `stale_before`."""
         ...
 
+    async def request_cancel(self, campaign_id: str) -> None:
+        """Flag a campaign for cancellation (seen by whichever process runs it)."""
+        ...
+
+    async def cancel_requested(self, campaign_id: str) -> bool:
+        """Whether cancellation was requested."""
+        ...
+
     async def clear_cancel(self, campaign_id: str) -> None:
         """Forget a cancellation request (before a retry)."""
         ...
+
+
+class SpendLedger(Protocol):
+    """The audit ledger that quotas count from, and what it adds up to."""
 
     async def create_campaign_checked(
         self,
@@ -291,3 +309,7 @@ class CampaignStore(Protocol):
     async def spend_by(self, since: float | None = None) -> Sequence[SpendLine]:
         """Campaigns, refusals, estimated and actual cost per user, channel and guild."""
         ...
+
+
+class CampaignStore(CampaignRecords, CampaignLeases, SpendLedger, Protocol):
+    """All of the durable state (SQLite in production): what the wiring hands the service."""

@@ -3,6 +3,12 @@
 Every step waits for a slot of its kind (text, image, video, cpu) before it
 runs. Waiters are served campaign by campaign in turn, so a 50-product
 campaign cannot starve a 3-product one that arrives after it.
+
+This is the one gate per kind: executors run the steps they are given and add
+no limit of their own (Ray's actors are sized never to gate below these).
+CPU work that a step or the service hands to `Executor.run_cpu` does not pass
+through here; the executor's CPU workers (`Limits.cpu` processes locally, one
+Ray CPU per task) are its one gate.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ class Limits:
     its limits are request rates, not concurrent predictions: the defaults let
     three campaigns of the largest size (20 products) run every step at once,
     so the provider's rate buckets are the throttle, not these caps. They are
-    there for fairness and memory. CPU steps use every core.
+    there for fairness and memory. `cpu` also sizes the local executor's
+    process pool: CPU work uses every core.
     """
 
     text: int = 16

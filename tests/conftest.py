@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from adapters.local_executor import LocalExecutor
-from core.planner import OfflinePlanner
-from core.scheduler import Limits, Scheduler
-from core.service import CampaignService, ServiceConfig
+from core.scheduler import Limits
+from core.service import CampaignService
+from core.settings import Settings
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
 from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
@@ -44,26 +44,42 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 ServiceFactory = Callable[..., Any]
+TEST_LIMITS = Limits(text=2, image=4, video=2, cpu=1)
+
+
+def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> Settings:
+    """Settings of the services the fixtures build: local executor, files in tmp_path."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        db_path=tmp_path / "campaigns.db",
+        executor="local",
+        limits=limits or TEST_LIMITS,
+    )
 
 
 @pytest.fixture
-async def make_service(tmp_path: Path, store: SqliteStore) -> AsyncIterator[ServiceFactory]:
-    """Factory: a CampaignService on the real store and LocalExecutor with a fake generator."""
+async def make_service(
+    tmp_path: Path, store: SqliteStore, bot_main: ModuleType
+) -> AsyncIterator[ServiceFactory]:
+    """Factory: a CampaignService on the real store and LocalExecutor with a fake generator.
+
+    The factory hands the service back without awaiting, so it uses bot.py's
+    `wire` over the fixture's open store rather than the async `build`.
+    """
     built: list[tuple[CampaignService, LocalExecutor]] = []
 
     def factory(
         generator: GatedGenerator, limits: Limits | None = None, **config: Any
     ) -> CampaignService:
-        limits = limits or Limits(text=2, image=4, video=2, cpu=1)
-        executor = LocalExecutor(generator, limits)
-        service = CampaignService(
+        settings = fixture_settings(tmp_path, limits)
+        executor = LocalExecutor(generator, settings.limits)
+        service: CampaignService = bot_main.wire(
+            settings,
             store=store,
-            planner=OfflinePlanner(),
             generator=generator,
             executor=executor,
-            scheduler=Scheduler(limits),
             sheet=fake_sheet,
-            config=ServiceConfig(data_dir=tmp_path / "data", **config),
+            **config,
         )
         built.append((service, executor))
         return service
@@ -78,7 +94,7 @@ ServiceOpener = Callable[..., contextlib.AbstractAsyncContextManager[CampaignSer
 
 
 @pytest.fixture
-def service_on(tmp_path: Path) -> ServiceOpener:
+def service_on(tmp_path: Path, bot_main: ModuleType) -> ServiceOpener:
     """Factory: `async with service_on(generator, clock=..., **config) as service:`.
 
     Every service it opens uses the same database file in tmp_path (its own
@@ -87,32 +103,11 @@ def service_on(tmp_path: Path) -> ServiceOpener:
     """
 
     @contextlib.asynccontextmanager
-    async def open_one(
-        generator: Any,
-        *,
-        clock: Callable[[], float] | None = None,
-        planner: Any = None,
-        hand_over: bool = False,
-        **config: Any,
-    ) -> AsyncIterator[CampaignService]:
-        store = await SqliteStore.open(tmp_path / "campaigns.db")
-        limits = Limits(text=2, image=4, video=2, cpu=1)
-        executor = LocalExecutor(generator, limits)
-        service = CampaignService(
-            store=store,
-            planner=planner or OfflinePlanner(),
-            generator=generator,
-            executor=executor,
-            scheduler=Scheduler(limits),
-            sheet=fake_sheet,
-            config=ServiceConfig(data_dir=tmp_path / "data", **config),
-            **({"clock": clock} if clock else {}),
-        )
-        try:
-            yield service
-        finally:
-            await service.aclose(hand_over=hand_over)
-            await executor.aclose()
-            await store.close()
+    async def open_one(generator: Any, **overrides: Any) -> AsyncIterator[CampaignService]:
+        settings = fixture_settings(tmp_path)
+        async with bot_main.build(
+            settings, generator=generator, sheet=fake_sheet, **overrides
+        ) as app:
+            yield app.service
 
     return open_one

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from bot.chat.progress import (
-    ChatProgress,
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.chat.progress import ChatProgress
+from bot.chat.text import (
     product_caption,
     product_line,
     progress_line,
@@ -13,6 +16,15 @@ from core.model import Campaign, Product
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator
+
+
+@dataclass
+class Surface:
+    """A ChatSurface made of three callbacks."""
+
+    render_status: Callable[[CampaignSnapshot], Awaitable[None]]
+    post_product: Callable[[Campaign, Product], Awaitable[None]]
+    post_summary: Callable[[Campaign], Awaitable[None]]
 
 
 async def test_posts_each_product_then_the_summary(make_service) -> None:
@@ -32,11 +44,7 @@ async def test_posts_each_product_then_the_summary(make_service) -> None:
         posts.append(summary_text(campaign))
 
     follower = ChatProgress(
-        service,
-        render_status=render,
-        post_product=post_product,
-        post_summary=post_summary,
-        min_interval_s=0.0,
+        service, Surface(render, post_product, post_summary), min_interval_s=0.0
     )
     campaign = await service.run(CampaignRequest(theme="cats", products=3, videos=True), [follower])
     await follower.done.wait()

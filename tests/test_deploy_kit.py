@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.ray_exec.connect import RaySettings
+from adapters.ray_exec.settings import RaySettings
 from adapters.replicate_api.settings import ReplicateSettings
 from bot.gallery import GallerySettings
 from bot.health import http_listen_address, project_version

@@ -5,6 +5,7 @@ bot.start(token), against the fake REST + gateway server in tests/fakes/discord_
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.fakes.discord_harness import (  # bot_starter and fake_server registe
     started,
     status_path,
     stop,
+    thread_posts,
     title,
 )
 from tests.fakes.discord_payloads import MANAGE_GUILD
@@ -428,3 +430,44 @@ async def test_a_quota_refusal_is_ephemeral_and_starts_nothing(
     # refused before any status message or thread was opened for it
     assert len(fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")) == threads
     assert [c.id for c in await service.history(5)] == [campaign.id] and gen.calls == calls
+
+
+async def test_the_first_status_edit_waits_the_interval_after_the_status_message(
+    fake, make_service, start_bot
+) -> None:
+    interval = 0.3
+    service = make_service(GatedGenerator(open_all=True))
+    await start_bot(service, progress_interval_s=interval)
+    await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 1}))
+    campaign = await service.wait((await started(fake, service)).id)
+    await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 2))
+    (posted,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
+    edits = fake.find("PATCH", status_path(fake))
+    assert edits and edits[0].at - posted.at >= interval  # not right after the message
+    assert all(b.at - a.at >= interval for a, b in itertools.pairwise(edits))
+
+
+async def test_a_retry_posts_only_the_products_that_ran_again(
+    fake, make_service, start_bot
+) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True)
+    service = make_service(gen)
+    await start_bot(service)
+    requester = snowflake()
+    await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 3}))
+    campaign = await service.wait((await started(fake, service)).id)
+    assert campaign.status is CampaignStatus.PARTIAL
+    thread, message_id = campaign.origin["thread"], campaign.origin["message"]
+    await fake.wait_for(lambda: at_least(fake, thread, 4))  # three products, then the summary
+
+    retry = fake.button(message_id, f"campaign:retry:{campaign.id}", requester)
+    await fake.interact(retry)
+    (reply,) = await fake.wait_for(lambda: original_edits(fake, retry))
+    assert reply.json["content"].startswith(f"🔁 Retrying campaign `{campaign.id}`")
+    assert (await service.wait(campaign.id)).status is CampaignStatus.SUCCEEDED
+    posts = await fake.wait_for(lambda: at_least(fake, thread, 6))
+    await fake.wait_for(lambda: "succeeded" in fake.messages[message_id]["embeds"][0]["title"])
+    again = posts[4:]
+    assert len(again) == 2 and len(thread_posts(fake, thread)) == 6
+    assert again[0].json["content"].startswith("✅ 2. ")  # only the product that failed
+    assert "succeeded" in again[1].json["embeds"][0]["title"]

@@ -17,15 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
 import pytest
 from yarl import URL
 
-from adapters.local_executor import LocalExecutor
-from adapters.offline.generator import OfflineGenerator
-from adapters.pictures.sheet import render_contact_sheet
 from bot.gallery import (
     GallerySettings,
     make_link,
@@ -37,10 +35,8 @@ from bot.gallery import (
 )
 from core.errors import ConfigError
 from core.model import StepName
-from core.planner import OfflinePlanner
 from core.request import CampaignRequest
-from core.scheduler import Limits, Scheduler
-from core.service import CampaignService, ServiceConfig
+from core.scheduler import Limits
 from core.settings import Settings
 from storage.sqlite_store import SqliteStore
 
@@ -59,23 +55,20 @@ class Made:
     outside: str  # its record names a file outside the data folder
 
 
-async def build_campaigns(folder: Path, products: int = 2, video_seconds: float = 1.0) -> Made:
+async def build_campaigns(
+    bot_main: ModuleType, folder: Path, products: int = 2, video_seconds: float = 1.0
+) -> Made:
     """Real campaigns with real files in `folder` (offline generator, local executor)."""
-    settings = Settings(data_dir=folder / "data", db_path=folder / "campaigns.db")
-    generator = OfflineGenerator(video_seconds=video_seconds)
-    limits = Limits(text=2, image=4, video=2, cpu=2)
-    executor = LocalExecutor(generator, limits)
-    store = await SqliteStore.open(settings.database)
-    service = CampaignService(
-        store=store,
-        planner=OfflinePlanner(),
-        generator=generator,
-        executor=executor,
-        scheduler=Scheduler(limits),
-        sheet=render_contact_sheet,
-        config=ServiceConfig(data_dir=settings.data_dir),
+    settings = Settings(
+        data_dir=folder / "data",
+        db_path=folder / "campaigns.db",
+        executor="local",
+        generator="offline",
+        video_seconds=video_seconds,
+        limits=Limits(text=2, image=4, video=2, cpu=2),
     )
-    try:
+    async with bot_main.build(settings) as app:
+        service, store = app.service, app.store
         nice = await service.submit(
             CampaignRequest.from_options(
                 theme="retro cats",
@@ -98,16 +91,12 @@ async def build_campaigns(folder: Path, products: int = 2, video_seconds: float 
         assert step is not None
         (folder / "secret.txt").write_text("not for the web")
         await store.save_step(outside.id, step.evolve(output=str(folder / "secret.txt")))
-    finally:
-        await service.aclose()
-        await executor.aclose()
-        await store.close()
     return Made(settings, nice.id, nasty.id, outside.id)
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
-    return asyncio.run(build_campaigns(tmp_path_factory.mktemp("gallery")))
+def made(tmp_path_factory: pytest.TempPathFactory, bot_main: ModuleType) -> Made:
+    return asyncio.run(build_campaigns(bot_main, tmp_path_factory.mktemp("gallery")))
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -49,10 +50,10 @@ def _skip_without_a_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
+def made(tmp_path_factory: pytest.TempPathFactory, bot_main: ModuleType) -> Made:
     _skip_without_a_browser()
     folder = tmp_path_factory.mktemp("gallery-browser")
-    return asyncio.run(build_campaigns(folder, products=4, video_seconds=2.0))
+    return asyncio.run(build_campaigns(bot_main, folder, products=4, video_seconds=2.0))
 
 
 def _browser() -> Any:

@@ -12,12 +12,12 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from rich.console import Console
 
 from bot.cli.console import inert
+from bot.cli.parser import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -61,12 +61,10 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         ["discord"],
     ],
 )
-def test_global_options_parse_the_same_before_and_after(
-    bot_main: ModuleType, tail: list[str]
-) -> None:
+def test_global_options_parse_the_same_before_and_after(tail: list[str]) -> None:
     options = ["--db", "x.db", "--data-dir", "d", "--executor", "local"]
     options += ["--generator", "offline", "--json", "-v"]
-    parser = bot_main.build_parser()
+    parser = build_parser()
     before = parser.parse_args([*options, *tail])
     after = parser.parse_args([*tail, *options])
     assert vars(before) == vars(after)

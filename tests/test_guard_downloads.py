@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from aiohttp import web
 
-from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.downloads import (
     OUTPUT_HOSTS,
     Downloader,
@@ -32,9 +32,8 @@ from core.errors import ConfigError
 from core.model import CampaignStatus, StepName
 from core.planner import OfflinePlanner
 from core.request import CampaignRequest
-from core.scheduler import Limits, Scheduler
-from core.service import CampaignService, ServiceConfig
-from storage.sqlite_store import SqliteStore
+from core.scheduler import Limits
+from core.settings import Settings
 from tests.fakes import fake_sheet
 from tests.fakes.replicate import (
     FakeReplicate,
@@ -283,26 +282,22 @@ async def test_redirects_are_checked_at_every_hop(
 
 
 async def test_a_campaign_with_a_loopback_output_fails_that_step_cleanly(
-    fake: FakeReplicate, store: SqliteStore, tmp_path: Path
+    fake: FakeReplicate, bot_main: ModuleType, tmp_path: Path
 ) -> None:
     """The fake serves outputs on 127.0.0.1: without the test-only setting, refused."""
     generator = ReplicateGenerator(fast_settings(fake, allow_private_outputs=False))
-    limits = Limits(text=1, image=2, video=1, cpu=1)
-    executor = LocalExecutor(generator, limits)
-    service = CampaignService(
-        store=store,
-        planner=OfflinePlanner(),
-        generator=generator,
-        executor=executor,
-        scheduler=Scheduler(limits),
-        sheet=fake_sheet,
-        config=ServiceConfig(data_dir=tmp_path / "data"),
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        db_path=tmp_path / "campaigns.db",
+        executor="local",
+        limits=Limits(text=1, image=2, video=1, cpu=1),
     )
     try:
-        campaign = await service.run(CampaignRequest(theme="cats", products=1))
+        async with bot_main.build(
+            settings, generator=generator, planner=OfflinePlanner(), sheet=fake_sheet
+        ) as app:
+            campaign = await app.service.run(CampaignRequest(theme="cats", products=1))
     finally:
-        await service.aclose()
-        await executor.aclose()
         await generator.aclose()
     assert campaign.status is CampaignStatus.FAILED
     step = campaign.products[0].step(StepName.IMAGE)

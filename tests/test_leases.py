@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import LeaseLost
-from core.lease import dead_here, judge
+from core.lease import Ownership, Stop, dead_here, judge
 from core.model import CampaignStatus, Lease, StepName, StepRecord, StepStatus
 from core.request import CampaignRequest
 from storage.sqlite_store import SqliteStore
@@ -70,6 +70,31 @@ async def test_release_frees_a_campaign_at_once(store: SqliteStore) -> None:
     await store.release(cid, "me")
     lease = (await store.unfinished())[0]
     assert (lease.owner, lease.heartbeat_at) == (None, 0)
+
+
+async def test_ownership_claims_beats_and_releases_under_one_owner(store: SqliteStore) -> None:
+    cid = await make_orphan(store, {})
+    clock = [100.0]
+    mine = Ownership(store, lease_s=10.0, clock=lambda: clock[0])
+    theirs = Ownership(store, lease_s=10.0, clock=lambda: clock[0])
+    assert mine.owner != theirs.owner
+    assert await mine.claim(cid)
+    assert not await theirs.claim(cid)  # my lease is live
+    stop = Stop(valid_until=0.0)
+    before = time.monotonic()
+    clock[0] = 105.0
+    assert await mine.beat(cid, stop) and stop.may_spend()
+    assert before + 8.0 <= stop.valid_until <= time.monotonic() + 8.0  # 80% of the lease
+    clock[0] = 120.0  # my lease lapsed: another process takes over
+    assert await theirs.claim(cid)
+    stale = Stop(valid_until=0.0)
+    assert not await mine.beat(cid, stale) and not stale.may_spend()  # no longer mine
+    await mine.release(cid)  # not mine to give
+    assert (await store.unfinished())[0].owner == theirs.owner
+    await store.request_cancel(cid)
+    assert await theirs.cancel_requested(cid)
+    await theirs.release(cid)
+    assert (await store.unfinished())[0].owner is None
 
 
 # --- judging leases ---------------------------------------------------------------------

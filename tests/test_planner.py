@@ -1,8 +1,10 @@
-"""OfflinePlanner: exact count, distinct products, deterministic per (theme, style, seed)."""
+"""OfflinePlanner: exact count, distinct products, deterministic per (theme, style, seed);
+plans come back through the port as `Plans`, with a note."""
 
 from __future__ import annotations
 
 from core.planner import OfflinePlanner, plan_offline
+from core.ports import Plans
 from core.request import CampaignRequest, Style
 
 
@@ -51,3 +53,16 @@ def test_audience_reaches_the_prompts() -> None:
 def test_long_theme_keeps_names_short() -> None:
     plans = plan_offline(_req(theme="a " + "very " * 60 + "long theme"))
     assert all(len(p.name) <= 80 for p in plans)
+
+
+async def test_plans_come_through_the_port_with_an_empty_note() -> None:
+    plans = await OfflinePlanner().plan(_req())
+    assert isinstance(plans, Plans) and plans.note == ""
+    assert plans == plan_offline(_req())  # still the list of plans
+
+
+def test_plans_keep_their_note_and_compare_as_lists() -> None:
+    plain = plan_offline(_req(products=2))
+    noted = Plans(plain, note="fell back to the offline planner: timeout")
+    assert noted == list(plain) and noted.note.endswith("timeout")
+    assert Plans().note == "" and Plans() == []

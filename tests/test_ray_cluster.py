@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ray_exec.connect import RaySettings
 from adapters.ray_exec.executor import RayExecutor
+from adapters.ray_exec.settings import RaySettings
 from core.model import ProductPlan, StepName
 from core.ports import StepContext, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits

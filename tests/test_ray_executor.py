@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from adapters.ray_exec import executor as ray_executor
-from adapters.ray_exec.connect import RaySettings
+from adapters.ray_exec import liveness
 from adapters.ray_exec.executor import RayExecutor
+from adapters.ray_exec.settings import RaySettings
 from core.model import ProductPlan, StepName
 from core.ports import StepHooks, StepJob
 from core.scheduler import Limits
@@ -99,8 +100,8 @@ async def test_a_frozen_worker_is_given_up_and_the_step_reruns_with_the_stored_i
     await gen.wait_started(2)  # both step actors of the kind are up (one step each)
     gen.open((1, "image"), (2, "image"))
     await asyncio.gather(*warm_up)
-    monkeypatch.setattr(ray_executor, "LIVENESS_INTERVAL_S", 0.2)
-    monkeypatch.setattr(ray_executor, "LIVENESS_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(liveness, "LIVENESS_INTERVAL_S", 0.2)
+    monkeypatch.setattr(liveness, "LIVENESS_TIMEOUT_S", 3.0)
     stored = Stored()
     task = asyncio.create_task(executor.run_step(_job(tmp_path, 0), stored.hooks))
     await gen.wait_started(3)

@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 
 from adapters.local_executor import LocalExecutor
-from adapters.ray_exec.connect import (
-    RaySettings,
-    gcs_endpoint,
-    open_ray_executor,
-    unavailable_reason,
-)
+from adapters.ray_exec.connect import open_ray_executor, unavailable_reason
+from adapters.ray_exec.settings import RaySettings, gcs_endpoint
 from core.errors import ConfigError
 from core.scheduler import Limits
 from tests.fakes.file_gates import FileGatedGenerator

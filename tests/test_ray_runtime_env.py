@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ray_exec.connect import ROOT, SHIP_EXCLUDES, RaySettings, runtime_env
+from adapters.ray_exec.settings import ROOT, SHIP_EXCLUDES, RaySettings, runtime_env
 from core.errors import ConfigError
 
 RAY = Path(sys.executable).with_name("ray")
@@ -39,7 +39,7 @@ DRIVER = textwrap.dedent(
     sys.path.insert(1, sys.argv[1])  # the driver imports the bot's code; Ray never ships this
 
     from adapters.offline.generator import OfflineGenerator
-    from adapters.ray_exec.connect import RaySettings
+    from adapters.ray_exec.settings import RaySettings
     from adapters.ray_exec.executor import RayExecutor
     from core.model import ProductPlan, StepName
     from core.ports import StepHooks, StepJob

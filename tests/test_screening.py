@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, RequestBlocked
-from core.model import CampaignStatus, ProductPlan
+from core.model import CampaignStatus
 from core.plan_json import plan_prompt
 from core.planner import plan_offline
-from core.ports import PlanContext
+from core.ports import PlanContext, Plans
 from core.quotas import AuditEvent
 from core.request import CampaignRequest
 from core.screening import Blocklist
@@ -30,9 +30,7 @@ class RecordingPlanner:
     def __init__(self) -> None:
         self.prompts: list[str] = []
 
-    async def plan(
-        self, request: CampaignRequest, ctx: PlanContext | None = None
-    ) -> list[ProductPlan]:
+    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
         self.prompts.append(plan_prompt(request))
         return plan_offline(request)
 

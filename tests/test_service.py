@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from adapters.local_executor import LocalExecutor
 from core.errors import CampaignStateError, TransientStepError
+from core.lease import Ownership
 from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord, StepStatus
-from core.planner import OfflinePlanner
-from core.ports import StepContext, StepJob, StepOutput
+from core.planner import OfflinePlanner, plan_offline
+from core.ports import PlanContext, Plans, StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
-from core.scheduler import Limits
-from tests.fakes import GatedGenerator
+from core.run import RunContext, Runs
+from core.scheduler import Limits, Scheduler
+from tests.fakes import GatedGenerator, fake_sheet
 
 
 class RecordingSink:
@@ -349,3 +352,62 @@ async def test_cancelling_an_orphan_does_not_wait_for_its_dead_process(
         StepStatus.SKIPPED,
         StepStatus.CANCELED,
     }
+
+
+# --- one campaign's run -----------------------------------------------------------------
+
+
+class NotingPlanner:
+    """The offline plans, with a note the way the LLM planner explains a fallback."""
+
+    name = "noting"
+
+    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
+        return Plans(plan_offline(request), note="planned by hand")
+
+
+async def test_a_run_plans_through_the_port_and_shows_the_planners_note(
+    store, tmp_path: Path
+) -> None:
+    limits = Limits(text=1, image=2, video=2, cpu=1)
+    executor = LocalExecutor(GatedGenerator(open_all=True), limits)
+    ownership = Ownership(store, lease_s=10.0)
+    audited: list[str] = []
+
+    async def finished(campaign: Campaign) -> None:
+        audited.append(campaign.id)
+
+    runs = Runs(
+        RunContext(
+            records=store,
+            ownership=ownership,
+            planner=NotingPlanner(),
+            executor=executor,
+            scheduler=Scheduler(limits),
+            sheet=fake_sheet,
+            data_dir=tmp_path / "data",
+            beat_s=1.0,
+            clock=time.time,
+            finished=finished,
+        )
+    )
+    request = _request(2, videos=False)
+    campaign = Campaign("run00001", request, CampaignStatus.PENDING, time.time(), "local", "gated")
+    await store.create_campaign(campaign)
+    assert await ownership.claim(campaign.id)
+    sink = RecordingSink()
+    try:
+        run = runs.start(campaign, [sink])
+        assert campaign.id in runs and run.task is not None
+        done = await asyncio.wait_for(run.task, 30)
+    finally:
+        await executor.aclose()
+    assert done.status is CampaignStatus.SUCCEEDED and audited == [campaign.id]
+    assert [p.plan for p in done.products] == plan_offline(request)
+    kinds = [(e.kind, e.message) for e in sink.events if e.product_index is None]
+    assert kinds[:3] == [
+        (EventKind.CAMPAIGN_STARTED, ""),  # nothing planned yet
+        (EventKind.CAMPAIGN_STARTED, ""),  # with its products
+        (EventKind.STEP_PROGRESS, "planned by hand"),
+    ]
+    assert kinds[-1][0] is EventKind.CAMPAIGN_FINISHED and campaign.id not in runs

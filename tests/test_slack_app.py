@@ -5,6 +5,7 @@ fake Slack Web API that records every call, and real SQLite underneath."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import urllib.parse
@@ -555,3 +556,39 @@ async def test_the_gallery_links_the_summary_and_a_too_big_video(make_service: A
         signed = parts.path.removeprefix("/g")
         assert valid_until(secret, signed, query, time.time()) is not None  # a working link
     assert "Open in the gallery" in summary
+
+
+async def test_the_first_status_edit_waits_the_interval_after_the_parent_message(
+    make_service: Any,
+) -> None:
+    interval = 0.3
+    service = make_service(GatedGenerator(open_all=True))
+    async with slack_harness(service, update_interval_s=interval) as slack:
+        await slack.command("cats products:1")
+        ts = await parent_ts(slack.api)
+        await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 1)
+        await slack.front.idle()
+    (posted,) = [c for c in slack.api.of("chat.postMessage") if not c.params.get("thread_ts")]
+    edits = [c for c in slack.api.of("chat.update") if c.params["ts"] == ts]
+    assert edits and edits[0].at - posted.at >= interval  # not 0.6 s early, as it once was
+    assert all(b.at - a.at >= interval for a, b in itertools.pairwise(edits))
+    assert "0/0 steps" not in block_text(edits[0])
+
+
+async def test_a_retry_posts_only_the_products_that_ran_again(make_service: Any) -> None:
+    gen = GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True)
+    service = make_service(gen)
+    async with slack_harness(service) as slack:
+        await slack.command("cats products:3", user="U1")
+        ts = await parent_ts(slack.api)
+        await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 1)
+        [campaign] = await service.history(1)
+        assert campaign.status is CampaignStatus.PARTIAL
+        assert len(thread_posts(slack.api, ts)) == 4  # three products, then the summary
+        await slack.press("campaign_retry", campaign.id, "U1")
+        await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 2)
+        await slack.front.idle()
+    assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
+    again = [str(c.params) for c in thread_posts(slack.api, ts)[4:]]
+    assert len(again) == 2 and "2. " in again[0] and "✅" in again[0]  # only the failed one
+    assert "Campaign" in again[1] and "succeeded" in again[1]

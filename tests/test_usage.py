@@ -39,7 +39,7 @@ async def test_usage_json_has_spend_per_user_channel_and_server(service_on) -> N
     async with service_on(gen, quotas=QuotaSettings(user_daily=2)) as service:
         await _spend(service)
         out = io.StringIO()
-        code = await usage(service, as_json=True, out=Console(file=out, width=60))
+        code = await usage(service.store, as_json=True, out=Console(file=out, width=60))
     assert code == 0
     data = json.loads(out.getvalue())
     assert data["since"] is None
@@ -75,6 +75,6 @@ async def test_usage_table_shows_ids_literally(service_on) -> None:
 async def test_usage_of_an_empty_database(service_on) -> None:
     async with service_on(GatedGenerator()) as service:
         out = io.StringIO()
-        await usage(service, as_json=True, out=Console(file=out))
+        await usage(service.store, as_json=True, out=Console(file=out))
     data = json.loads(out.getvalue())
     assert data["users"] == [] and data["total"]["campaigns"] == 0

@@ -1,12 +1,17 @@
 """RayExecutor: I/O steps on async Ray actors, CPU work as Ray tasks.
 
     driver (event loop)                      Ray
-    run_step --semaphore per kind--> StepActor.run (async, num_cpus=0,
+    run_step ------------------------> StepActor.run (async, num_cpus=0,
        ^  report, provider_id,  <-----   max_concurrency = the kind's limit)
        |  output_url            <-----
        |  ack of a provider_id  ----->      generator.run(job, ctx)
        |  output or error       <-----        ctx.run_cpu --> cpu_call (num_cpus=1)
     run_cpu --------------------------------> cpu_call (num_cpus=1)
+
+The Scheduler (core/scheduler.py) is the one gate per kind: `run_step` runs
+what it is given, and the actors' `max_concurrency` is a capacity sized never
+to gate below the Scheduler's limit. CPU work is gated by Ray's CPU resources
+(each task holds one CPU).
 
 Nothing here blocks the event loop: `ray.init`, `ray.shutdown` and large
 `ray.put`s run in threads, results are awaited (`await ref`), never `ray.get`.
@@ -14,10 +19,8 @@ A dead actor makes the step run again on another one with the stored
 prediction id, so the generator re-polls instead of paying again. If the
 cluster goes away, the remaining steps run on a LocalExecutor.
 
-No wait on remote work is unbounded: while a step's actor is silent, it is
-asked every LIVENESS_INTERVAL_S which instance it is; no answer within
-LIVENESS_TIMEOUT_S, or another instance (it was restarted), counts as a dead
-actor even if Ray never reports one. Timeouts use `asyncio.timeout`, never
+No wait on remote work is unbounded: a silent step actor is asked whether it
+still runs the step (adapters/ray_exec/liveness.py). Timeouts use `asyncio.timeout`, never
 `asyncio.wait_for`: on Python 3.11 wait_for swallows a cancellation that
 arrives as its inner work completes (CPython gh-86296), which once left
 `aclose()` waiting forever for a watchdog that kept running.
@@ -30,39 +33,37 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import RayActorError
 
 from adapters.local_executor import LocalExecutor
 from adapters.ray_exec.actors import StepActor, run_cpu_task, unpack
-from adapters.ray_exec.connect import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint, init_ray
+from adapters.ray_exec.liveness import Liveness, StepActorLost, first_line
+from adapters.ray_exec.settings import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint
+from adapters.ray_exec.startup import init_ray
 from core.errors import LeaseLost, TransientStepError
 from core.model import StepKind
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
+from core.retry import Backoff, retrying
 from core.scheduler import Limits
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # per step, counting restarts after a dead actor
+ACTOR_RETRY = Backoff(attempts=MAX_ATTEMPTS)  # a dead actor's step reruns at once, elsewhere
 BIG_ARG_BYTES = 1024 * 1024  # larger bytes arguments go through the object store
 WATCH_INTERVAL_S = 2.0
-LIVENESS_INTERVAL_S = 5.0  # a step's actor silent this long is asked whether it still runs it
-LIVENESS_TIMEOUT_S = 30.0  # no answer within this (an actor starting on a busy node) = dead
 CANCEL_DRAIN_S = 5.0  # how long a cancelled step may take to stop on its actor
 CLOSE_WAIT_S = 5.0  # aclose: longest wait for the watchdog and for killing the actors
 
 
 class ClusterLost(Exception):
     """The Ray cluster stopped answering while a step was running."""
-
-
-class StepActorLost(Exception):
-    """A step's actor stopped answering or was restarted, and Ray did not say so (yet)."""
 
 
 @dataclass
@@ -77,10 +78,16 @@ class _Tracker:
         await self.hooks.remember_provider_id(provider_id)
 
 
+ACTOR_DIED = (RayActorError, StepActorLost)
+
+
 class _ActorPool:
     """A few step actors for one kind; a call goes to the least busy healthy one."""
 
     def __init__(self, generator: Generator, size: int, concurrency: int) -> None:
+        # `concurrency` is a capacity, not a gate: the kind's limit per actor. The
+        # Scheduler lets at most that many steps of the kind run, and a call goes to
+        # the least busy actor, so no actor is ever asked for more at once.
         options = StepActor.options(num_cpus=0, max_concurrency=concurrency, max_restarts=-1)
         self.actors = [options.remote(generator) for _ in range(size)]
         self.busy = [0] * size
@@ -102,7 +109,6 @@ class RayExecutor:
         self._generator = generator
         self._limits = limits
         self._settings = settings
-        self._sems = {kind: asyncio.Semaphore(limits.of(kind)) for kind in StepKind}
         self._pools: dict[StepKind, _ActorPool] = {}
         self._started = False
         self._owns_ray = False
@@ -132,27 +138,34 @@ class RayExecutor:
         self._watchdog = asyncio.create_task(self._watch())
 
     async def run_step(self, job: StepJob, hooks: StepHooks) -> StepOutput:
-        """Run one step on a step actor within its kind's limit."""
+        """Run one step on a step actor (on the local fallback once the cluster is lost)."""
         await self.start()
         tracker = _Tracker(hooks, job.provider_id)
-        async with self._sems[job.kind]:
-            avoid: set[int] = set()
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                if self._lost.is_set():
-                    break
-                retry = replace(job, provider_id=tracker.provider_id)
-                try:
-                    return await self._until_lost(self._remote_step(retry, tracker, avoid))
-                except (RayActorError, StepActorLost) as exc:
-                    log.warning("step actor died (attempt %d): %s", attempt, _first_line(exc))
-                    await self._check_alive()
-                except ClusterLost:
-                    break
+        avoid: set[int] = set()
+
+        async def on_ray() -> StepOutput:
+            if self._lost.is_set():
+                raise ClusterLost
+            retry = replace(job, provider_id=tracker.provider_id)
+            return await self._until_lost(self._remote_step(retry, tracker, avoid))
+
+        try:
+            return await retrying(on_ray, ACTOR_RETRY, ACTOR_DIED, between=self._actor_died)
+        except ACTOR_DIED as exc:
+            await self._actor_died(exc, MAX_ATTEMPTS)
             if not self._lost.is_set():
-                raise TransientStepError(f"Ray workers died {MAX_ATTEMPTS} times running this step")
+                raise TransientStepError(
+                    f"Ray workers died {MAX_ATTEMPTS} times running this step"
+                ) from None
+        except ClusterLost:
+            pass
         local_job = replace(job, provider_id=tracker.provider_id)
         local_hooks = replace(hooks, remember_provider_id=tracker.remember)
         return await self._fallback().run_step(local_job, local_hooks)
+
+    async def _actor_died(self, exc: Exception, attempt: int) -> None:
+        log.warning("step actor died (attempt %d): %s", attempt, first_line(exc))
+        await self._check_alive()
 
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run a picklable function as a Ray task holding one CPU."""
@@ -192,7 +205,7 @@ class RayExecutor:
         actor, call_id = pool.actors[index], uuid.uuid4().hex
         pool.busy[index] += 1
         stream = actor.run.remote(job, call_id)
-        watch = _Liveness(actor)
+        watch = Liveness(actor)
         try:
             while True:
                 try:
@@ -313,50 +326,6 @@ class RayExecutor:
             self._lost.set()
 
 
-class _Liveness:
-    """Bounds the waits on one remote step: a silent actor is asked which instance it is."""
-
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
-        self.instance: str | None = None  # set by the step's "started" event
-        self.unstarted_checks = 0
-
-    async def wait(self, work: Awaitable[T]) -> T:
-        """Await `work`; raises StepActorLost once the actor is known not to run the step."""
-        task = asyncio.ensure_future(work)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=LIVENESS_INTERVAL_S)
-                if done:
-                    return task.result()
-                await self._check()
-        finally:
-            if not task.done():
-                task.cancel()  # the local wait only; the caller cancels the remote call
-            elif not task.cancelled():
-                task.exception()  # retrieved: no "exception was never retrieved" later
-
-    async def _check(self) -> None:
-        ref = self.actor.instance.remote()
-        try:
-            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
-                current = await ref
-        except (RayError, TimeoutError) as exc:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref)
-            reason = f"no answer within {LIVENESS_TIMEOUT_S:g} s"
-            if isinstance(exc, RayError):
-                reason = _first_line(exc)
-            raise StepActorLost(f"the step actor is gone ({reason})") from exc
-        if self.instance is None:
-            # The actor answers, so the call was delivered and should start at once.
-            self.unstarted_checks += 1
-            if self.unstarted_checks >= 2:
-                raise StepActorLost("the step never started on its (answering) actor")
-        elif current != self.instance:
-            raise StepActorLost("the step actor was restarted; the step died with it")
-
-
 async def _in_daemon_thread(fn: Callable[[], object], limit_s: float) -> None:
     """Run a blocking call in a daemon thread and wait at most `limit_s` for it."""
     loop = asyncio.get_running_loop()
@@ -366,7 +335,7 @@ async def _in_daemon_thread(fn: Callable[[], object], limit_s: float) -> None:
         try:
             fn()
         except Exception as exc:
-            log.warning("while stopping Ray actors: %s", _first_line(exc))
+            log.warning("while stopping Ray actors: %s", first_line(exc))
         finally:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
                 loop.call_soon_threadsafe(_set_done, done)
@@ -395,10 +364,6 @@ async def _to_object_store(arg: Any) -> Any:
     if isinstance(arg, bytes | bytearray | memoryview) and len(arg) > BIG_ARG_BYTES:
         return await asyncio.to_thread(ray.put, arg)
     return arg
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 async def _intent(hooks: StepHooks) -> bool:

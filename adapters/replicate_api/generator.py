@@ -33,11 +33,14 @@ from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepKind, StepName
 from core.ports import StepContext, StepJob, StepOutput
+from core.retry import Backoff, retrying
 
 log = logging.getLogger(__name__)
 
 Remember = Callable[[str], Awaitable[None]]
 DOWNLOAD_ATTEMPTS = 3
+# 1 s after the first failed download, 2 s after the second: exact, no jitter
+DOWNLOAD_RETRY = Backoff(base_s=1.0, attempts=DOWNLOAD_ATTEMPTS, jitter=0.0)
 
 
 class _Loop:
@@ -231,13 +234,17 @@ class ReplicateGenerator:
         kind = OutputKind.VIDEO if job.kind is StepKind.VIDEO else OutputKind.IMAGE
         stem = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
         await ctx.hooks.report("downloading")
-        for attempt in range(1, DOWNLOAD_ATTEMPTS):
-            try:
-                return await downloads.fetch(url, stem, kind.value)
-            except TransientStepError as exc:
-                log.info("download of %s failed (%s); retrying", job.provider_id, exc)
-                await asyncio.sleep(attempt)
+
+        async def back_off(exc: TransientStepError, attempt: int) -> None:
+            log.info("download of %s failed (%s); retrying", job.provider_id, exc)
+            await asyncio.sleep(DOWNLOAD_RETRY.delay(attempt))
+
         try:
-            return await downloads.fetch(url, stem, kind.value)
+            return await retrying(
+                lambda: downloads.fetch(url, stem, kind.value),
+                DOWNLOAD_RETRY,
+                TransientStepError,
+                between=back_off,
+            )
         except TransientStepError as exc:
             raise PermanentStepError(f"could not download the output: {exc}") from None

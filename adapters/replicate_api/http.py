@@ -6,9 +6,10 @@ from the right bucket (creates from the create bucket, 600/min; everything else
 from the read bucket, 3,000/min), sends one request with a timeout, and sorts
 the answer into a body, a `Retry` (worth another attempt: 429, 503, the
 ambiguous 500/502/504, connection trouble) or a `PermanentStepError`.
-`backoff` is the one retry delay: the API's `Retry-After` (seconds or an HTTP
-date) or "resets in ~Ns" when given, else exponential with jitter, both
-capped; a 429 also pauses the bucket for every caller.
+`backoff` is the one wait between attempts (the delay is `core.retry.Backoff`'s):
+the API's `Retry-After` (seconds or an HTTP date) or "resets in ~Ns" when
+given, else exponential with jitter, both capped; a 429 also pauses the
+bucket for every caller.
 
 There is no second retry layer underneath: the `replicate` package's client
 retries GETs up to 10 times inside its transport, out of sight of our buckets,
@@ -24,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from adapters.replicate_api.downloads import shared_tls
 from adapters.replicate_api.rate import Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import LeaseLost, PermanentStepError
+from core.retry import Backoff, retrying
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ class ReplicateHttp:
             self._headers["Authorization"] = f"Bearer {settings.api_token}"
         self._session: aiohttp.ClientSession | None = None  # made in the running loop
         self._sleep = sleep
+        # The delays of every retry against the API (no attempt limit: callers set theirs).
+        self.policy = Backoff(base_s=settings.backoff_s, cap_s=settings.retry_cap_s)
 
         def bucket(per_min: float) -> TokenBucket:  # REPLICATE_BURST seconds' worth at once
             burst = per_min / 60 * settings.burst_s
@@ -154,22 +158,21 @@ class ReplicateHttp:
 
     async def call(self, method: str, path: str, what: str, attempts: int, **kwargs: Any) -> Json:
         """`send` with retries (for requests that are safe to repeat)."""
-        for attempt in range(1, attempts):
-            try:
-                return await self.send(method, path, **kwargs)
-            except Retry as retry:
-                await self.backoff(retry, attempt, what, kwargs.get("create", False))
-        return await self.send(method, path, **kwargs)
+        create = bool(kwargs.get("create", False))
+
+        async def back_off(retry: Retry, attempt: int) -> None:
+            await self.backoff(retry, attempt, what, create)
+
+        return await retrying(
+            lambda: self.send(method, path, **kwargs),
+            replace(self.policy, attempts=attempts),
+            Retry,
+            between=back_off,
+        )
 
     async def backoff(self, retry: Retry, attempt: int, what: str, create: bool = False) -> None:
         """Sleep before the next attempt; a 429 also holds back every other caller."""
-        cap = self.settings.retry_cap_s
-        if retry.delay_s is not None:  # the API said how long; never longer than the cap
-            jitter = random.uniform(0, 0.1 * self.settings.backoff_s)
-            delay = max(0.0, min(cap, retry.delay_s + jitter))
-        else:
-            base = min(cap, self.settings.backoff_s * 2 ** (min(attempt, 16) - 1))
-            delay = random.uniform(base / 2, base)
+        delay = self.policy.delay(attempt, retry.delay_s)  # the API's hint, if it gave one
         if retry.throttled:
             (self.creates if create else self.reads).pause(delay)
         self.stats["retries"] += 1

@@ -2,8 +2,8 @@
 
 A bad answer is asked for once more (with a stricter instruction); if that
 fails too, or the model cannot be reached, the offline planner makes the
-plans and the returned `NotedPlans.note` says so, which the service shows
-in the campaign's progress.
+plans and the returned `Plans.note` says so, which the service shows in the
+campaign's progress.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
 from adapters.replicate_api.predict import QUIET, REUSABLE, predict
 from adapters.replicate_api.predictions import Prediction, PredictionApi
 from core.errors import PermanentStepError, StepError
-from core.model import ProductPlan, StepKind
-from core.plan_json import NotedPlans, PlanFormatError, parse_plans, plan_prompt
+from core.model import StepKind
+from core.plan_json import PlanFormatError, parse_plans, plan_prompt
 from core.planner import OfflinePlanner
-from core.ports import PlanContext, Planner
+from core.ports import PlanContext, Planner, Plans
 from core.request import CampaignRequest
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ class LlmPlanner:
         self.runtime = runtime
         self.fallback = fallback or OfflinePlanner()
 
-    async def plan(
-        self, request: CampaignRequest, ctx: PlanContext | None = None
-    ) -> list[ProductPlan]:
+    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
         """Exactly request.products plans; falls back to the offline planner on failure.
 
         With `ctx`, the planning prediction is stored like a step's, and one a
@@ -51,7 +49,7 @@ class LlmPlanner:
         for strict in (False, True):
             try:
                 answer = await self._ask(request, ctx, strict=strict)
-                return NotedPlans(parse_plans(answer, request.products))
+                return Plans(parse_plans(answer, request.products))
             except PlanFormatError as exc:
                 reason = f"the model's plans were unusable ({exc})"
             except StepError as exc:
@@ -60,7 +58,7 @@ class LlmPlanner:
             log.info("LLM plans rejected (%s)%s", reason, "" if strict else "; asking again")
         log.warning("falling back to the offline planner: %s", reason)
         plans = await self.fallback.plan(request)
-        return NotedPlans(plans, note=f"fell back to the offline planner: {reason}")
+        return Plans(plans, note=f"fell back to the offline planner: {reason}")
 
     async def _ask(self, request: CampaignRequest, ctx: PlanContext | None, *, strict: bool) -> str:
         settings = self.runtime.settings

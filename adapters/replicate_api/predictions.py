@@ -26,6 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +36,7 @@ from adapters.replicate_api.polls import Polls, Watch, timestamp
 from adapters.replicate_api.rate import Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
+from core.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 ADOPT_SKEW_S = 30.0  # clock difference tolerated between us and Replicate
 ADOPT_PAGES = 5
 CALL_ATTEMPTS = 6  # gets, lists, uploads and cancels that keep failing transiently
+POLL_BACKOFF_STEPS = 6  # a failing poll's delay stops doubling here (it is retried forever)
 
 
 class PredictionApi:
@@ -95,50 +98,51 @@ class PredictionApi:
         `guard`: checked right before each attempt is sent (see ReplicateHttp.send).
         """
         model = parse_ref(ref)
-        path, body = self._create_call(model, inputs)
-        headers = {"Prefer": f"wait={wait_s}"} if wait_s else {}
-        if cancel_after_s:
-            headers["Cancel-After"] = f"{max(1, round(cancel_after_s))}s"
-        timeout = self.settings.read_timeout_s + (wait_s or 0)
+        path, request = self._create_call(model, inputs, wait_s, cancel_after_s)
         since: float | None = None  # set once an attempt may have created it
-        for attempt in range(1, self.settings.create_attempts + 1):
+
+        async def attempt() -> Prediction:
+            nonlocal since
             if since is not None and (found := await self._adopt(model, inputs, since)):
                 return found
             sent_at = time.time()
             try:
-                prediction = await self.http.send(
-                    "POST",
-                    path,
-                    create=True,
-                    json=body,
-                    headers=headers,
-                    timeout_s=timeout,
-                    guard=guard,
-                )
+                prediction = await self.http.send("POST", path, create=True, guard=guard, **request)
             except Retry as retry:
                 since = since or (sent_at if retry.ambiguous else None)
-                await self.http.backoff(retry, attempt, f"create on {ref}", create=True)
-                continue
+                raise
             self.stats["created"] += 1
             return self._claim(prediction)
+
+        async def back_off(retry: Retry, attempt: int) -> None:
+            await self.http.backoff(retry, attempt, f"create on {ref}", create=True)
+
+        attempts = self.settings.create_attempts
+        try:
+            return await retrying(
+                attempt, replace(self.http.policy, attempts=attempts), Retry, between=back_off
+            )
+        except Retry as retry:
+            await back_off(retry, attempts)  # then look once more for what an attempt made
         if since is not None and (found := await self._adopt(model, inputs, since)):
             return found
         raise TransientStepError(
-            f"Replicate did not accept the prediction after {self.settings.create_attempts} tries",
+            f"Replicate did not accept the prediction after {attempts} tries",
             delay_s=self.settings.retry_cap_s,
         )
 
     async def get(self, prediction_id: str, priority: float = 0.0) -> Prediction:
         """The prediction's current state (transient failures are retried until cancelled)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.http.send(
-                    "GET", f"/v1/predictions/{prediction_id}", priority=priority
-                )
-            except Retry as retry:
-                await self.http.backoff(retry, min(attempt, 6), "poll")
+
+        async def back_off(retry: Retry, attempt: int) -> None:
+            await self.http.backoff(retry, min(attempt, POLL_BACKOFF_STEPS), "poll")
+
+        return await retrying(
+            lambda: self.http.send("GET", f"/v1/predictions/{prediction_id}", priority=priority),
+            self.http.policy,  # no attempt limit: a poll is retried until cancelled
+            Retry,
+            between=back_off,
+        )
 
     async def wait(
         self,
@@ -270,13 +274,26 @@ class PredictionApi:
         self._claimed.add(str(prediction["id"]))
         return prediction
 
-    def _create_call(self, model: ModelRef, inputs: Mapping[str, Any]) -> tuple[str, Json]:
+    def _create_call(
+        self,
+        model: ModelRef,
+        inputs: Mapping[str, Any],
+        wait_s: int | None,
+        cancel_after_s: float | None,
+    ) -> tuple[str, Json]:
+        """The create's path and its `send` arguments: body, headers, timeout."""
         body: Json = {"input": dict(inputs)}
         if self.settings.webhook_url:
             body |= {"webhook": self.settings.webhook_url, "webhook_events_filter": ["completed"]}
+        headers = {"Prefer": f"wait={wait_s}"} if wait_s else {}
+        if cancel_after_s:
+            headers["Cancel-After"] = f"{max(1, round(cancel_after_s))}s"
+        timeout_s = self.settings.read_timeout_s + (wait_s or 0)
         if model.version:
-            return "/v1/predictions", {"version": model.version, **body}
-        return f"/v1/models/{model.owner}/{model.name}/predictions", body
+            path, body = "/v1/predictions", {"version": model.version, **body}
+        else:
+            path = f"/v1/models/{model.owner}/{model.name}/predictions"
+        return path, {"json": body, "headers": headers, "timeout_s": timeout_s}
 
 
 def _same(prediction: Prediction, model: ModelRef, inputs: Mapping[str, Any]) -> bool:

@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.console import inert
-from core.ports import CampaignStore
+from core.ports import SpendLedger
 from core.quotas import SpendLine, usd
-from core.service import CampaignService
 
 SCOPES = (
     ("user", "users", "user"),
@@ -31,14 +30,13 @@ NO_KEY = {"user": "(terminal)", "channel": "(none)", "guild": "(none)"}
 
 
 async def usage(
-    source: CampaignService | CampaignStore,
+    store: SpendLedger,
     *,
     as_json: bool,
     out: Console,
     days: float | None = None,
 ) -> int:
     """Print spend per user, channel and server (the last `days` only, if given); exit code."""
-    store = source.store if isinstance(source, CampaignService) else source
     since = time.time() - days * 86_400 if days else None
     lines = list(await store.spend_by(since))
     if as_json:

@@ -1,28 +1,27 @@
 """The `/campaign` app command group: new, status, history, show, cancel, retry, help.
 
-Commands only translate: options become a `CampaignRequest` (or an id) and the
-bot or the service does the work. Read-only answers are ephemeral.
+Commands only translate: options become a `CampaignRequest` (or an id) and
+`actions.CampaignActions` or the service does the work. Read-only answers are ephemeral.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
 
+from bot.chat.access import find_visible
+from bot.chat.text import HISTORY_LIMIT, clip
+from bot.discord_ui.actions import CampaignActions, requester_of, viewer_of
 from bot.discord_ui.progress import Place
-from bot.discord_ui.render import HELP_TEXT, clip, history_embed, status_embed
-from core.errors import CampaignNotFound, InvalidRequest
+from bot.discord_ui.render import HELP_TEXT, history_embed, status_embed
+from core.errors import InvalidRequest
 from core.progress import CampaignSnapshot
 from core.request import MAX_AUDIENCE_CHARS, MAX_THEME_CHARS, CampaignRequest, Style, parse_request
 
-if TYPE_CHECKING:
-    from bot.discord_ui.app import CampaignBot
-
 Interaction = discord.Interaction[Any]
 MAX_REQUEST_CHARS = 1000
-HISTORY_LIMIT = 10
 STYLE_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in Style]
 
 
@@ -56,12 +55,12 @@ def to_request(
     )  # fmt: skip
 
 
-def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
+def build_group(actions: CampaignActions, max_products: int) -> app_commands.Group:
     """The command group, with `products` limited to 1..max_products."""
     group = app_commands.Group(
         name="campaign", description="Generate marketing campaigns", guild_only=True
     )
-    service = bot.service
+    service = actions.service
 
     async def new(
         interaction: Interaction,
@@ -80,7 +79,7 @@ def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
         except InvalidRequest as exc:  # nothing is stored or started
             await interaction.response.send_message(f"❌ {exc}", ephemeral=True)
             return
-        await bot.start_campaign(interaction, parsed)
+        await actions.start_campaign(interaction, parsed)
 
     # The maximum is a setting, so this one annotation is set at run time.
     new.__annotations__["products"] = app_commands.Range[int, 1, max_products] | None
@@ -96,27 +95,22 @@ def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
 
     @group.command(name="status", description="Your campaigns that are still running")
     async def status(interaction: Interaction) -> None:
-        mine = await service.history(50, requester=f"discord:{interaction.user.id}")
+        mine = await service.history(50, requester=requester_of(interaction))
         running = [c for c in mine if not c.status.done]
         embed = history_embed(running, "Your running campaigns")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @group.command(name="history", description="Your recent campaigns")
     async def history(interaction: Interaction) -> None:
-        mine = await service.history(HISTORY_LIMIT, requester=f"discord:{interaction.user.id}")
+        mine = await service.history(HISTORY_LIMIT, requester=requester_of(interaction))
         embed = history_embed(mine, "Your recent campaigns")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @group.command(name="show", description="One campaign in full")
     @app_commands.describe(id="campaign id")
     async def show(interaction: Interaction, id: str) -> None:
-        try:
-            campaign = await service.get(id.strip())
-        except CampaignNotFound:
-            campaign = None
-        mine = campaign is not None and campaign.requester == f"discord:{interaction.user.id}"
-        here = campaign is not None and campaign.origin.get("guild") == str(interaction.guild_id)
-        if campaign is None or not (mine or here):
+        campaign = await find_visible(service, viewer_of(interaction), id.strip())
+        if campaign is None:
             await interaction.response.send_message(
                 f"❌ There is no campaign `{clip(id, 64)}` here.", ephemeral=True
             )
@@ -130,12 +124,12 @@ def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
     @group.command(name="cancel", description="Stop a running campaign")
     @app_commands.describe(id="campaign id")
     async def cancel(interaction: Interaction, id: str) -> None:
-        await bot.cancel_campaign(interaction, id.strip())
+        await actions.cancel_campaign(interaction, id.strip())
 
     @group.command(name="retry", description="Re-run a campaign's failed or canceled steps")
     @app_commands.describe(id="campaign id")
     async def retry(interaction: Interaction, id: str) -> None:
-        await bot.retry_campaign(interaction, id.strip())
+        await actions.retry_campaign(interaction, id.strip())
 
     @group.command(name="help", description="How to use the campaign bot")
     async def help_(interaction: Interaction) -> None:
@@ -144,7 +138,7 @@ def build_group(bot: CampaignBot, max_products: int) -> app_commands.Group:
     async def campaign_ids(
         interaction: Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        mine = await service.history(25, requester=f"discord:{interaction.user.id}")
+        mine = await service.history(25, requester=requester_of(interaction))
         return [
             app_commands.Choice(
                 name=clip(f"{c.id} · {c.request.theme} · {c.status.value}", 100), value=c.id

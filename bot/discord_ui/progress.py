@@ -77,7 +77,7 @@ class Place:
 
 
 class DiscordTarget:
-    """Renders one campaign into its status message and thread (ChatProgress callbacks)."""
+    """Renders one campaign into its status message and thread (a `bot.chat` ChatSurface)."""
 
     def __init__(
         self,

@@ -17,8 +17,10 @@ from pathlib import Path
 import discord
 from PIL import Image
 
-from bot.chat.progress import (
+from bot.chat.links import file_link
+from bot.chat.text import (
     STATUS_EMOJI,
+    clip,
     product_caption,
     product_line,
     progress_line,
@@ -71,11 +73,6 @@ HELP_TEXT = """\
 **/campaign cancel** `id` / **/campaign retry** `id`: stop a campaign, or re-run its failed steps \
 (also the buttons on the status message). The requester and members with Manage Server may.\
 """
-
-
-def clip(text: str, limit: int) -> str:
-    """Text cut to `limit` characters with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def explain(exc: discord.HTTPException) -> str:
@@ -228,11 +225,10 @@ def shrink_image(path: str, max_bytes: int) -> bytes | None:
 def _too_big(
     path: str, file_limit: int, files_base_url: str | None, gallery: GallerySettings | None
 ) -> str:
-    file = Path(path)
-    if files_base_url:  # the data folder is served: <base>/campaigns/<id>/<name>
-        return f"{file.name}: {files_base_url}/campaigns/{file.parent.name}/{file.name}"
-    if gallery and (url := gallery.link(f"/files/{file.parent.name}/{file.name}")):
-        return f"{file.name}: {url}"  # a signed, expiring gallery link
+    file = Path(path)  # in the campaign's folder, named for its id
+    url = file_link(file.parent.name, file.name, files_base_url=files_base_url, gallery=gallery)
+    if url:
+        return f"{file.name}: {url}"
     try:
         size = f"{file.stat().st_size / MIB:.1f} MiB"
     except OSError:

@@ -10,12 +10,12 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.chat.config import id_list, url_setting
 from core.errors import ConfigError
 
 
@@ -41,11 +41,11 @@ class DiscordSettings:
         return cls(
             token=token,
             guild_ids=tuple(_ids(env, "DISCORD_GUILD_IDS")),
-            api_base_url=_url(env, "DISCORD_API_BASE_URL", ("http", "https")),
-            gateway_url=_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
+            api_base_url=url_setting(env, "DISCORD_API_BASE_URL"),
+            gateway_url=url_setting(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
             allowed_channel_ids=frozenset(_ids(env, "DISCORD_ALLOWED_CHANNEL_IDS")),
             allowed_role_ids=frozenset(_ids(env, "DISCORD_ALLOWED_ROLE_IDS")),
-            files_base_url=_url(env, "DISCORD_FILES_BASE_URL", ("http", "https")),
+            files_base_url=url_setting(env, "DISCORD_FILES_BASE_URL"),
         )
 
 
@@ -65,20 +65,9 @@ def endpoints(api_base_url: str | None, gateway_url: str | None) -> Iterator[Non
 
 def _ids(env: Mapping[str, str], name: str) -> list[int]:
     """A comma- or space-separated list of snowflakes."""
-    raw = env.get(name, "").replace(",", " ").split()
+    raw = id_list(env, name)
     if not all(word.isdigit() for word in raw):
         raise ConfigError(
             f"{name}={' '.join(raw)!r} is invalid: must be numeric ids, comma-separated"
         )
     return [int(word) for word in raw]
-
-
-def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in schemes or not parts.netloc:
-        allowed = " or ".join(f"{s}://" for s in schemes)
-        raise ConfigError(f"{name}={raw!r} is invalid: must be an absolute {allowed} URL")
-    return raw.rstrip("/")

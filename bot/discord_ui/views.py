@@ -9,7 +9,7 @@ reaches a handler; the handler works from the stored campaign alone.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import discord
 
@@ -22,8 +22,8 @@ Button = discord.ui.Button[Any]
 
 
 @runtime_checkable
-class CampaignActions(Protocol):
-    """What the buttons ask of the bot (CampaignBot implements it)."""
+class ButtonActions(Protocol):
+    """What the buttons ask of the bot's `actions` (`actions.CampaignActions`)."""
 
     async def refusal(self, interaction: discord.Interaction[Any]) -> str | None:
         """Why this user may not use the bot here, or None."""
@@ -40,9 +40,9 @@ class CampaignActions(Protocol):
         ...
 
 
-def _actions(interaction: discord.Interaction[Any]) -> CampaignActions | None:
-    bot = interaction.client
-    return bot if isinstance(bot, CampaignActions) else None
+def _actions(interaction: discord.Interaction[Any]) -> ButtonActions | None:
+    actions = getattr(interaction.client, "actions", None)
+    return actions if isinstance(actions, ButtonActions) else None
 
 
 async def _gate(interaction: discord.Interaction[Any]) -> bool:
@@ -56,68 +56,61 @@ async def _gate(interaction: discord.Interaction[Any]) -> bool:
     return reason is None
 
 
-class CancelButton(discord.ui.DynamicItem[Button], template=r"campaign:cancel:" + ID_PATTERN):
+class _CampaignButton(
+    discord.ui.DynamicItem[Button], template=r"campaign:(?:cancel|retry):" + ID_PATTERN
+):
+    """A button carrying a campaign id; each subclass says how it looks and what it does."""
+
+    LOOK: ClassVar[tuple[str, str, discord.ButtonStyle, str]]  # label, emoji, style, custom_id
+
+    def __init__(self, campaign_id: str) -> None:
+        label, emoji, style, custom_id = self.LOOK
+        button: Button = discord.ui.Button(
+            label=label, emoji=emoji, style=style, custom_id=custom_id.format(campaign_id)
+        )
+        super().__init__(button)
+        self.campaign_id = campaign_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> Self:
+        """Rebuild the button from a press on any message, old or new."""
+        return cls(match["id"])
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        """The bot's gate (DMs, allowlists)."""
+        return await _gate(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Act on the campaign this button carries."""
+        actions = _actions(interaction)
+        if actions is not None:
+            await self.act(actions, interaction)
+
+    async def act(self, actions: ButtonActions, interaction: discord.Interaction[Any]) -> None:
+        """What a press does."""
+        raise NotImplementedError
+
+
+class CancelButton(_CampaignButton, template=r"campaign:cancel:" + ID_PATTERN):
     """Stops a running campaign."""
 
-    def __init__(self, campaign_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                emoji="🚫",
-                style=discord.ButtonStyle.danger,
-                custom_id=CANCEL_ID.format(campaign_id),
-            )
-        )
-        self.campaign_id = campaign_id
+    LOOK = ("Cancel", "🚫", discord.ButtonStyle.danger, CANCEL_ID)
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> CancelButton:
-        """Rebuild the button from a press on any message, old or new."""
-        return cls(match["id"])
-
-    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        """The bot's gate (DMs, allowlists)."""
-        return await _gate(interaction)
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Cancel the campaign this button carries."""
-        bot = _actions(interaction)
-        if bot is not None:
-            await bot.cancel_campaign(interaction, self.campaign_id)
+    async def act(self, actions: ButtonActions, interaction: discord.Interaction[Any]) -> None:
+        """Cancel the campaign."""
+        await actions.cancel_campaign(interaction, self.campaign_id)
 
 
-class RetryButton(discord.ui.DynamicItem[Button], template=r"campaign:retry:" + ID_PATTERN):
+class RetryButton(_CampaignButton, template=r"campaign:retry:" + ID_PATTERN):
     """Re-runs a finished campaign's failed, canceled or skipped steps."""
 
-    def __init__(self, campaign_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Retry failed",
-                emoji="🔁",
-                style=discord.ButtonStyle.primary,
-                custom_id=RETRY_ID.format(campaign_id),
-            )
-        )
-        self.campaign_id = campaign_id
+    LOOK = ("Retry failed", "🔁", discord.ButtonStyle.primary, RETRY_ID)
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> RetryButton:
-        """Rebuild the button from a press on any message, old or new."""
-        return cls(match["id"])
-
-    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        """The bot's gate (DMs, allowlists)."""
-        return await _gate(interaction)
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Retry the campaign this button carries."""
-        bot = _actions(interaction)
-        if bot is not None:
-            await bot.retry_campaign(interaction, self.campaign_id)
+    async def act(self, actions: ButtonActions, interaction: discord.Interaction[Any]) -> None:
+        """Retry the campaign's failed steps."""
+        await actions.retry_campaign(interaction, self.campaign_id)
 
 
 def status_view(campaign_id: str, status: CampaignStatus) -> discord.ui.View:

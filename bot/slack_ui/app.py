@@ -3,8 +3,9 @@
 Every handler acks first and does its I/O afterwards in a task this front end
 owns: Bolt (process_before_response=False) runs listeners in an unreferenced
 future, so nothing long may live there. Campaigns belong to the service; the
-`ChatProgress` followers that mirror them into Slack belong to this class and
-are closed by `aclose()`.
+followers that mirror them into Slack (`bot.chat.followers`, by campaign id)
+belong to this class and are closed by `aclose()`. Who may see or control a
+campaign is decided by `bot.chat.access`.
 
 Buttons carry the campaign id and act on the stored campaign (requester and
 origin are stored), so they keep working after a restart.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
@@ -34,7 +36,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat.progress import ChatProgress
+from bot.chat.access import find_visible, may_control
+from bot.chat.followers import Followers
+from bot.chat.serve import serve_until_signal
+from bot.chat.text import HISTORY_LIMIT
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from bot.slack_ui import blocks as blocks
@@ -48,7 +53,7 @@ from bot.slack_ui.commands import (
 )
 from bot.slack_ui.settings import SlackSettings
 from bot.slack_ui.thread import MB, SlackThread
-from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
+from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Campaign
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
@@ -57,7 +62,6 @@ from core.service import CampaignService
 COMMAND = "/campaign"
 EVENTS_PATH = "/slack/events"
 Mount = Callable[[web.Application], None]  # adds routes to the Slack HTTP server
-HISTORY_LIMIT = 10
 SHUTDOWN_GRACE_S = 5.0  # time for followers to post a final state before they are stopped
 
 log = logging.getLogger("campaign-bot.slack")
@@ -103,7 +107,7 @@ class SlackFrontEnd:
         self.app.command(COMMAND)(self._on_command)
         self.app.action(blocks.ACTION_CANCEL)(self._on_cancel)
         self.app.action(blocks.ACTION_RETRY)(self._on_retry)
-        self._followers: dict[str, ChatProgress] = {}  # by parent message ts
+        self.followers = Followers(service, min_interval_s=settings.update_interval_s)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def aclose(self, *, hand_over: bool = False) -> None:
@@ -117,23 +121,15 @@ class SlackFrontEnd:
         process re-attaches to the same message and thread when it resumes them.
         `service.aclose()` is idempotent: open_service calls it again on exit.
         """
+        await self.stop_handlers()
+        await self.service.aclose(hand_over=hand_over)
+        await self.followers.aclose(0.0 if hand_over else SHUTDOWN_GRACE_S)
+
+    async def stop_handlers(self) -> None:
+        """Cancel the handler tasks still running (nothing new starts after this)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.service.aclose(hand_over=hand_over)
-        pending = [f.done.wait() for f in self._followers.values() if not f.done.is_set()]
-        if pending and not hand_over:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SHUTDOWN_GRACE_S):
-                    await asyncio.gather(*pending)
-        for follower in list(self._followers.values()):
-            await follower.aclose()
-        self._followers.clear()
-
-    def following(self, ts: str) -> ChatProgress | None:
-        """The live follower of the campaign whose parent message is `ts`, if any."""
-        follower = self._followers.get(ts)
-        return follower if follower is not None and not follower.done.is_set() else None
 
     async def idle(self) -> None:
         """Wait until every handler task has finished (tests use it to settle)."""
@@ -225,11 +221,11 @@ class SlackFrontEnd:
             )
             return
         origin = where | {"ts": str(posted["ts"])}
-        follower = self._follow(origin)
         try:
-            await self.service.submit(request, [follower], requester=f"slack:{user}", origin=origin)
+            await self.followers.submit(
+                request, self._thread(origin), requester=f"slack:{user}", origin=origin
+            )
         except CampaignError as exc:
-            self._unfollow(origin["ts"], follower)
             await self.client.chat_update(
                 channel=channel, ts=origin["ts"], text=blocks.problem_text(exc)
             )
@@ -263,19 +259,14 @@ class SlackFrontEnd:
         return mine[0]
 
     async def _visible(self, campaign_id: str, user: str, channel: str) -> Campaign:
-        """The campaign if this user may see it here: requester, admin, or its own channel.
-
-        Unknown and someone else's campaigns get the same answer, so ids leak nothing.
-        """
-        try:
-            campaign = await self.service.get(campaign_id)
-        except CampaignNotFound:
-            raise blocks.Refused(blocks.not_found_text(campaign_id)) from None
-        origin = campaign.origin
-        here = origin.get("platform") == "slack" and origin.get("channel") == channel
-        if campaign.requester == f"slack:{user}" or user in self.settings.admins or here:
-            return campaign
-        raise blocks.Refused(blocks.not_found_text(campaign_id))
+        """The campaign if this user may see it here (`bot.chat.access`), else the same
+        refusal for an unknown id and someone else's campaign."""
+        campaign = await find_visible(
+            self.service, self.settings.viewer(user, channel), campaign_id
+        )
+        if campaign is None:
+            raise blocks.Refused(blocks.not_found_text(campaign_id))
+        return campaign
 
     async def _press(self, action: str, body: Mapping[str, Any]) -> None:
         """A Cancel or Retry button: act, or tell the presser (only them) why not."""
@@ -302,7 +293,7 @@ class SlackFrontEnd:
     async def _manage(self, action: str, campaign_id: str, user: str, channel: str) -> str:
         """Cancel or retry for the requester or an admin; raise blocks.Refused for anyone else."""
         campaign = await self.service.get(campaign_id)
-        if campaign.requester != f"slack:{user}" and user not in self.settings.admins:
+        if not may_control(self.settings.viewer(user, channel), campaign):
             raise blocks.Refused(blocks.refusal_text(action, campaign))
         if action == "cancel":
             campaign = await self.service.cancel(campaign_id)
@@ -320,14 +311,7 @@ class SlackFrontEnd:
                 channel=channel, text=first.text, blocks=first.blocks
             )
             origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
-        if self.following(origin["ts"]):  # its run (or a retry) is still posting there
-            raise CampaignStateError(f"campaign {campaign.id} is still running")
-        follower = self._follow(origin)
-        try:
-            await self.service.retry(campaign.id, [follower])
-        except CampaignError:
-            self._unfollow(origin["ts"], follower)
-            raise
+        await self.followers.retry(campaign.id, self._thread(origin))
 
     @staticmethod
     def owns(campaign: Campaign) -> bool:
@@ -340,25 +324,21 @@ class SlackFrontEnd:
 
     def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
         """Progress of a resumed campaign goes back to its stored parent message."""
-        origin = campaign.origin
-        if origin.get("platform") != "slack" or not origin.get("ts"):
-            return []
-        if self.following(origin["ts"]):
-            return []
-        return [self._follow(origin)]  # products finished before are not announced again
+        return self.followers.sinks_for_stored(campaign, self._surface_of)
 
     async def _refresh(self, campaign: Campaign) -> None:
         """Show a stored outcome on a parent message no follower is updating (after a restart)."""
-        origin = campaign.origin
-        if origin.get("platform") != "slack" or self.following(origin.get("ts", "")):
-            return
-        final = blocks.stored_message(campaign, self.service.describe_executor())
-        await self.client.chat_update(
-            channel=origin["channel"], ts=origin["ts"], text=final.text, blocks=final.blocks
-        )
+        await self.followers.show_stored(campaign, self._surface_of)
 
-    def _follow(self, origin: Mapping[str, str]) -> ChatProgress:
-        thread = SlackThread(
+    def _surface_of(self, campaign: Campaign) -> SlackThread | None:
+        """The campaign's stored parent message and thread, if it was started on Slack."""
+        origin = campaign.origin
+        if origin.get("platform") != "slack" or not origin.get("ts"):
+            return None
+        return self._thread(origin)
+
+    def _thread(self, origin: Mapping[str, str]) -> SlackThread:
+        return SlackThread(
             self.client,
             origin["channel"],
             origin["ts"],
@@ -367,22 +347,6 @@ class SlackFrontEnd:
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,
         )
-        follower = ChatProgress(
-            self.service,
-            render_status=thread.render_status,
-            post_product=thread.post_product,
-            post_summary=thread.post_summary,
-            min_interval_s=self.settings.update_interval_s,
-        )
-        for ts in [ts for ts, f in self._followers.items() if f.done.is_set()]:
-            del self._followers[ts]  # finished followers hold no tasks: forget them
-        self._followers[origin["ts"]] = follower
-        return follower
-
-    def _unfollow(self, ts: str, follower: ChatProgress) -> None:
-        """Forget a follower whose campaign did not start (only that one)."""
-        if self._followers.get(ts) is follower:
-            del self._followers[ts]
 
 
 @contextlib.asynccontextmanager
@@ -431,27 +395,34 @@ async def serve_until_stopped(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop taking work and hand the campaigns over.
 
-    The server (or the Socket Mode connection) closes first, so nothing new
-    starts; then the campaigns running here are released for the next process
-    (nothing is cancelled at the provider) and the followers close. A second
-    signal exits at once (`stop`, installed here unless the caller has one).
+    The server (or the Socket Mode connection) closes first and the handler
+    tasks stop, so nothing new starts; then `bot.chat.serve` hands the
+    campaigns over and the followers close.
     """
-    with contextlib.ExitStack() as stack:
-        signals = stop if stop is not None else stack.enter_context(StopSignals())
+
+    async def serve(stopping: asyncio.Event) -> None:
         try:
-            if socket:
-                async with socket_mode(front, front.settings.app_token or ""):
-                    log.warning("Slack front end connected in Socket Mode")
-                    front.start_resuming()
-                    await signals.wait()
-            else:
-                async with serving_http(front, host, port, mount) as bound:
-                    log.warning(
-                        "Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH
-                    )
-                    front.start_resuming()
-                    await signals.wait()
+            async with _listening(front, socket=socket, host=host, port=port, mount=mount):
+                front.start_resuming()
+                await stopping.wait()
         finally:
-            if signals.requested:
-                log.warning("stopping: handing running campaigns over to the next process")
-            await front.aclose(hand_over=True)
+            await front.stop_handlers()
+
+    await serve_until_signal(
+        serve, front.service, functools.partial(front.aclose, hand_over=True), stop=stop
+    )
+
+
+@contextlib.asynccontextmanager
+async def _listening(
+    front: SlackFrontEnd, *, socket: bool, host: str, port: int, mount: Mount | None
+) -> AsyncIterator[None]:
+    """Socket Mode, or the HTTP server, for as long as the block runs."""
+    if socket:
+        async with socket_mode(front, front.settings.app_token or ""):
+            log.warning("Slack front end connected in Socket Mode")
+            yield
+    else:
+        async with serving_http(front, host, port, mount) as bound:
+            log.warning("Slack front end listening on http://%s:%s%s", host, bound, EVENTS_PATH)
+            yield

@@ -15,7 +15,14 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.chat.progress import STATUS_EMOJI, estimate_text, product_line, progress_line, summary_text
+from bot.chat.text import (
+    STATUS_EMOJI,
+    clip,
+    estimate_text,
+    product_line,
+    progress_line,
+    summary_text,
+)
 from core.errors import CampaignError, InvalidRequest
 from core.model import Campaign, CampaignStatus, StepName
 from core.progress import CampaignSnapshot
@@ -170,8 +177,7 @@ def show_text(campaign: Campaign) -> str:
 
 
 def _header(text: str) -> Block:
-    flat = " ".join(text.split())
-    clipped = flat if len(flat) <= 150 else flat[:149] + "…"
+    clipped = clip(" ".join(text.split()), 150)
     return {"type": "header", "text": {"type": "plain_text", "text": clipped, "emoji": True}}
 
 

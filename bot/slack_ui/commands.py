@@ -35,6 +35,7 @@ from slack_bolt.request import payload_utils
 from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
 
+from bot.chat.text import clip
 from core.errors import InvalidRequest
 from core.request import UNSAFE_CHARS
 
@@ -88,8 +89,8 @@ def _mistake(name: str, problem: str, allowed: str, text: str) -> InvalidRequest
 
 
 def _clip(text: str, limit: int = 60) -> str:
-    flat = UNSAFE_CHARS.sub("\ufffd", " ".join(text.split()))  # echoed: nothing invisible
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Flat, clipped text to echo back, with nothing invisible in it."""
+    return clip(UNSAFE_CHARS.sub("\ufffd", " ".join(text.split())), limit)
 
 
 def command_fields(command: Mapping[str, Any]) -> tuple[str, str, str] | None:

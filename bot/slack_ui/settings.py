@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from bot.chat.access import Allowlist, Viewer, blocked_by
+from bot.chat.config import id_list, url_setting
 from core.errors import ConfigError
 from core.settings import env_value, positive_float
 
@@ -44,16 +45,16 @@ class SlackSettings:
             signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip(),
             app_token=env.get("SLACK_APP_TOKEN", "").strip() or None,
             api_url=api_url if api_url.endswith("/") else api_url + "/",
-            admins=_ids(env, "SLACK_ADMINS"),
-            allowed_channels=_ids(env, "SLACK_ALLOWED_CHANNELS"),
-            allowed_users=_ids(env, "SLACK_ALLOWED_USERS"),
+            admins=frozenset(id_list(env, "SLACK_ADMINS")),
+            allowed_channels=frozenset(id_list(env, "SLACK_ALLOWED_CHANNELS")),
+            allowed_users=frozenset(id_list(env, "SLACK_ALLOWED_USERS")),
             update_interval_s=env_value(
                 env, "SLACK_UPDATE_INTERVAL", positive_float, DEFAULT_UPDATE_INTERVAL_S
             ),
             max_upload_mb=env_value(
                 env, "SLACK_MAX_UPLOAD_MB", positive_float, DEFAULT_MAX_UPLOAD_MB
             ),
-            files_base_url=_base_url(env, "SLACK_FILES_BASE_URL"),
+            files_base_url=url_setting(env, "SLACK_FILES_BASE_URL"),
         )
 
     def check(self, *, socket_mode: bool) -> None:
@@ -65,23 +66,17 @@ class SlackSettings:
         if not socket_mode and not self.signing_secret:
             raise ConfigError("SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request)")
 
+    def viewer(self, user: str, channel: str) -> Viewer:
+        """Who asks from where, for the rules in `bot.chat.access`."""
+        return Viewer(
+            requester=f"slack:{user}",
+            here={"platform": "slack", "channel": channel},
+            admin=user in self.admins,
+            channels=frozenset({channel}),
+            groups=frozenset({user}),
+        )
+
     def may_use(self, user: str, channel: str) -> bool:
         """Whether the allowlists let this user run commands in this channel."""
-        user_ok = not self.allowed_users or user in self.allowed_users or user in self.admins
-        return user_ok and (not self.allowed_channels or channel in self.allowed_channels)
-
-
-def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
-    """Comma- or space-separated Slack ids."""
-    return frozenset(env.get(name, "").replace(",", " ").split())
-
-
-def _base_url(env: Mapping[str, str], name: str) -> str | None:
-    """An absolute http(s) URL without its trailing slash, or None when unset."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name}={raw!r} is invalid: must be an absolute http:// or https:// URL")
-    return raw.rstrip("/")
+        allow = Allowlist(self.allowed_channels, self.allowed_users)
+        return blocked_by(self.viewer(user, channel), allow) is None

@@ -1,6 +1,6 @@
 """One campaign's Slack surface: the parent status message and its thread.
 
-`SlackThread` supplies the three callbacks `bot.chat.progress.ChatProgress` needs:
+`SlackThread` is Slack's `bot.chat.surface.ChatSurface`:
 `chat.update` of the parent, one threaded post per finished product (image,
 and video when it fits the upload limit, in one `files_upload_v2` call), and
 the summary with the contact sheet.
@@ -12,11 +12,11 @@ import asyncio
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat.progress import product_caption, summary_text
+from bot.chat.links import file_link
+from bot.chat.text import product_caption, summary_text
 from bot.gallery import GallerySettings
 from bot.slack_ui.blocks import escape, status_message
 from core.model import Campaign, Product, StepName
@@ -68,21 +68,17 @@ class SlackThread:
             if size <= self.max_upload_bytes:
                 uploads.append(await _upload(video, f"{product.plan.name} (video)"))
             else:  # too big for the workspace: link it, or say where it is instead
-                caption += "\n" + self._too_big(campaign, video, size)
+                caption += "\n" + self._too_big(campaign.id, video, size)
         await self.client.files_upload_v2(
             channel=self.channel, thread_ts=self.ts, file_uploads=uploads, initial_comment=caption
         )
 
-    def _too_big(self, campaign: Campaign, video: str, size: int) -> str:
+    def _too_big(self, campaign_id: str, video: str, size: int) -> str:
         """The caption line for a video over the upload limit: a link, or its path."""
         limit = f"{self.max_upload_bytes / MB:.0f} MB"
         over = f"video: {size / MB:.1f} MB is over the {limit} upload limit"
         name = Path(video).name
-        url = (
-            f"{self.files_base_url}/campaigns/{quote(campaign.id)}/{quote(name)}"
-            if self.files_base_url
-            else self.gallery.link(f"/files/{quote(campaign.id)}/{quote(name)}")
-        )
+        url = file_link(campaign_id, name, files_base_url=self.files_base_url, gallery=self.gallery)
         if url:
             return f"{over}: <{escape(url)}|{escape(name)}>"
         return f"{over}; saved on the bot host at `{escape(video)}`"

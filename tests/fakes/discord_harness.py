@@ -41,13 +41,19 @@ async def bot_starter(fake: FakeDiscord) -> AsyncIterator[StartBot]:
     """Factory: a CampaignBot logged in and connected to the fake; all closed at the end."""
     running: list[tuple[CampaignBot, asyncio.Task[None]]] = []
 
-    async def start(service: CampaignService, *, sync: bool = True, **settings: Any) -> CampaignBot:
+    async def start(
+        service: CampaignService,
+        *,
+        sync: bool = True,
+        progress_interval_s: float = 0.05,
+        **settings: Any,
+    ) -> CampaignBot:
         config = DiscordSettings(token=TOKEN, guild_ids=(int(fake.guild_id),), **settings)
         bot = CampaignBot(
             service,
             config,
             max_products=MAX_PRODUCTS,
-            progress_interval_s=0.05,
+            progress_interval_s=progress_interval_s,
             guild_ready_timeout=0.05,
             sync_commands=sync,
         )

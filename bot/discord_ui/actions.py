@@ -1,0 +1,239 @@
+"""What Discord's commands and buttons do: start, cancel and retry campaigns, and
+the gate every interaction passes first.
+
+Commands (`commands.py`) and buttons (`views.py`) only translate an
+interaction into one of these calls; who may do what is `bot.chat.access`,
+and the campaigns' followers are `bot.chat.followers`. Nothing here imports
+the bot itself, so the bot, its commands and its buttons form no cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Literal
+
+import discord
+
+from bot.chat.access import Allowlist, Viewer, blocked_by, may_control
+from bot.chat.followers import Followers
+from bot.chat.text import clip, estimate_text
+from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove_place
+from bot.discord_ui.render import explain, starting_embed
+from bot.discord_ui.settings import DiscordSettings
+from bot.gallery import GallerySettings
+from core.errors import CampaignError, CampaignNotFound
+from core.model import Campaign, CampaignStatus
+from core.ports import ProgressSink
+from core.request import CampaignRequest
+from core.service import CampaignService
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction[Any]
+DM_REFUSAL = (
+    "Sorry, campaigns run in servers, not in direct messages: "
+    "use `/campaign` in a server channel where I'm installed."
+)
+RESTARTING = "I'm restarting right now: please try again in a few seconds."
+THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: long campaigns keep their thread open
+
+
+class CampaignActions:
+    """Start, cancel and retry on one service, with followers in status messages and threads."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        service: CampaignService,
+        settings: DiscordSettings,
+        *,
+        progress_interval_s: float,
+        gallery: GallerySettings | None = None,
+    ) -> None:
+        self.client = client
+        self.service = service
+        self.settings = settings
+        self.gallery = gallery  # signed gallery links in summaries and for too-big files
+        self.followers = Followers(service, min_interval_s=progress_interval_s)
+        self.stopping = False  # set on SIGINT/SIGTERM: new commands and presses are refused
+        self._allow = Allowlist(
+            channels=frozenset(str(c) for c in settings.allowed_channel_ids),
+            members=frozenset(str(r) for r in settings.allowed_role_ids),
+        )
+
+    async def refusal(self, interaction: Interaction) -> str | None:
+        """Why this interaction may not use the bot here (DM, channel, role), or None."""
+        if self.stopping:
+            return RESTARTING
+        if interaction.guild_id is None:
+            return DM_REFUSAL
+        blocked = blocked_by(viewer_of(interaction), self._allow)
+        if blocked == "channel":
+            where = ", ".join(f"<#{c}>" for c in sorted(self.settings.allowed_channel_ids))
+            return f"Campaigns are not enabled in this channel. Try {where}."
+        if blocked == "member":
+            names = ", ".join(f"<@&{r}>" for r in sorted(self.settings.allowed_role_ids))
+            return f"You need one of these roles to run campaigns: {names}."
+        return None
+
+    async def start_campaign(self, interaction: Interaction, request: CampaignRequest) -> None:
+        """Defer, open the status message and thread, submit, and reply with the link."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        estimate = estimate_text(self.service.estimate(request))
+        where = {
+            "platform": "discord",
+            "guild": str(interaction.guild_id),
+            "channel": str(interaction.channel_id),
+        }  # a refusal (blocklist, quota) is answered before any message or thread exists
+        await self.service.check(request, requester=requester_of(interaction), origin=where)
+        try:
+            place = await self._open_place(interaction, request.theme, estimate)
+        except discord.HTTPException as exc:
+            await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
+            return
+        if place is None:
+            await answer(interaction, "❌ I can only run campaigns in text channels and threads.")
+            return
+        try:
+            campaign = await self.followers.submit(
+                request,
+                self._target(place),
+                requester=requester_of(interaction),
+                origin=place.origin(),
+            )
+        except Exception:  # nothing started: leave no "starting" message or empty thread behind
+            await remove_place(self.client, place)
+            raise
+        started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}\n{estimate}."
+        await answer(interaction, started)
+
+    async def cancel_campaign(self, interaction: Interaction, campaign_id: str) -> None:
+        """Cancel a campaign for its requester or a manager; answers the interaction."""
+        campaign = await self._controllable(interaction, campaign_id)
+        if campaign is None:
+            return
+        if campaign.status.done:
+            await answer(
+                interaction, f"Campaign `{campaign.id}` is already {campaign.status.value}."
+            )
+            await self.followers.show_stored(campaign, self.surface_of)  # may lag a restart
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            campaign = await self.service.cancel(campaign_id)
+        except CampaignError as exc:
+            await answer(interaction, f"❌ {exc}")
+            return
+        await self.followers.show_stored(campaign, self.surface_of)
+        await answer(interaction, f"🚫 Campaign `{campaign.id}` {campaign.status.value}.")
+
+    async def retry_campaign(self, interaction: Interaction, campaign_id: str) -> None:
+        """Re-run failed steps, following them in the stored status message and thread."""
+        campaign = await self._controllable(interaction, campaign_id)
+        if campaign is None:
+            return
+        if not campaign.status.done or campaign.status is CampaignStatus.SUCCEEDED:
+            await answer(
+                interaction,
+                f"Campaign `{campaign.id}` is {campaign.status.value}: nothing to retry.",
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        place = Place.of(campaign.origin)
+        if place is None:  # not started on Discord: follow it here
+            place = await self._open_place(interaction, campaign.request.theme)
+        if place is None:
+            await answer(interaction, "❌ I can only show campaigns in text channels and threads.")
+            return
+        target = self._target(replace(place, file_limit=interaction.filesize_limit))
+        try:
+            campaign = await self.followers.retry(campaign_id, target)
+        except CampaignError as exc:
+            await answer(interaction, f"❌ {exc}")
+            return
+        await answer(interaction, f"🔁 Retrying campaign `{campaign.id}`: {place.thread_url}")
+
+    def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
+        """Progress of a resumed campaign goes back to its stored status message and thread."""
+        return self.followers.sinks_for_stored(campaign, self.surface_of)
+
+    def surface_of(self, campaign: Campaign) -> DiscordTarget | None:
+        """The campaign's stored status message and thread, if it was started on Discord."""
+        place = Place.of(campaign.origin)
+        return None if place is None else self._target(place)
+
+    async def _controllable(self, interaction: Interaction, campaign_id: str) -> Campaign | None:
+        """The campaign if this user may cancel or retry it; otherwise answer and return None."""
+        try:
+            campaign = await self.service.get(campaign_id)
+        except CampaignNotFound:
+            await answer(interaction, f"❌ There is no campaign `{clip(campaign_id, 64)}`.")
+            return None
+        if not may_control(viewer_of(interaction), campaign):
+            who = (campaign.requester or "").removeprefix("discord:")
+            owner = f"<@{who}>" if who.isdigit() else "its requester"
+            await answer(interaction, f"Only {owner} or members with Manage Server can do that.")
+            return None
+        return campaign
+
+    async def _open_place(
+        self, interaction: Interaction, theme: str, estimate: str | None = None
+    ) -> Place | None:
+        """Send the status message (with the estimate) with the bot token; open a thread on it."""
+        channel = interaction.channel
+        if interaction.guild_id is None or not isinstance(channel, discord.abc.Messageable):
+            return None
+        message = await channel.send(embed=starting_embed(theme, estimate))
+        thread_id = channel.id
+        if not isinstance(channel, discord.Thread):  # inside a thread, use that thread
+            try:
+                thread = await message.create_thread(
+                    name=clip(f"Campaign: {theme}", 100),
+                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                )
+            except discord.HTTPException:
+                await delete_quietly(message)
+                raise
+            thread_id = thread.id
+        return Place(interaction.guild_id, message.channel.id, message.id, thread_id,
+                     interaction.filesize_limit)  # fmt: skip
+
+    def _target(self, place: Place) -> DiscordTarget:
+        return DiscordTarget(
+            self.client,
+            place,
+            executor=self.service.describe_executor(),
+            files_base_url=self.settings.files_base_url,
+            gallery=self.gallery,
+        )
+
+
+async def answer(interaction: Interaction, text: str) -> None:
+    """Reply ephemerally whether or not the interaction was already answered or deferred."""
+    try:
+        if interaction.response.is_done():
+            await interaction.edit_original_response(content=clip(text, 2000))
+        else:
+            await interaction.response.send_message(clip(text, 2000), ephemeral=True)
+    except discord.HTTPException as exc:  # e.g. the interaction token expired
+        log.warning("could not answer interaction %s: %s", interaction.id, explain(exc))
+
+
+def requester_of(interaction: Interaction) -> str:
+    """The stored requester id of whoever sent this interaction."""
+    return f"discord:{interaction.user.id}"
+
+
+def viewer_of(interaction: Interaction) -> Viewer:
+    """Who sent this interaction, from which server and channel, for `bot.chat.access`."""
+    parent = getattr(interaction.channel, "parent_id", None)  # a thread's channel counts too
+    member = interaction.user
+    roles = member.roles if isinstance(member, discord.Member) else []
+    return Viewer(
+        requester=requester_of(interaction),
+        here={"platform": "discord", "guild": str(interaction.guild_id)},
+        manager=interaction.permissions.manage_guild,
+        channels=frozenset(str(c) for c in (interaction.channel_id, parent) if c is not None),
+        groups=frozenset(str(role.id) for role in roles),
+    )

@@ -1,0 +1,382 @@
+"""One campaign's run in this process: its task, sinks, planning, chains and finalize.
+
+A `CampaignRun` starts once its campaign is claimed. While it works it beats
+the lease and watches the cancel flag; it ends either finalized here
+(succeeded, failed or canceled, with a contact sheet and a summary event) or
+let go to the next owner (handed over by a deploy, or taken over after a lost
+lease), cancelling nothing on the provider. `Runs` are the campaigns this
+process runs, by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import CampaignError, LeaseLost
+from core.lease import Ownership, Stop
+from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
+from core.pipeline import ChainRunner, Publish, new_product
+from core.planner import base_seed
+from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
+from core.progress import EventKind, ProgressEvent
+from core.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+SheetFn = Callable[..., str]
+"""`sheet(items, out_path, *, title) -> out_path`: picklable contact-sheet renderer."""
+SheetItems = list[tuple[str, str]]  # (product name, image path)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of one service shares."""
+
+    records: CampaignRecords
+    ownership: Ownership
+    planner: Planner
+    executor: Executor
+    scheduler: Scheduler
+    sheet: SheetFn
+    data_dir: Path
+    beat_s: float  # heartbeat and cancel-flag interval
+    clock: Callable[[], float]
+    finished: Callable[[Campaign], Awaitable[None]]  # the audit line of a finalized campaign
+
+    def folder(self, campaign_id: str) -> Path:
+        """Where the campaign's outputs go."""
+        return (self.data_dir / "campaigns" / campaign_id).resolve()
+
+
+class CampaignRun:
+    """One campaign run by this process, from claim to finalize or hand-over."""
+
+    def __init__(self, campaign: Campaign, sinks: Sequence[ProgressSink], ctx: RunContext) -> None:
+        self.campaign = campaign  # as it was when the run started
+        self.sinks = list(sinks)
+        self.ctx = ctx
+        self.stop = Stop()  # keep: handed over or taken over, not canceled
+        self.canceled = False
+        self.task: asyncio.Task[Campaign] | None = None
+        self._work: asyncio.Task[None] | None = None
+        self._sheet: tuple[SheetItems, str | None] | None = None  # rendered early
+
+    def start(self) -> asyncio.Task[Campaign]:
+        """Run the campaign, which this process has just claimed."""
+        self.stop = self.ctx.ownership.fresh_stop()
+        self.task = asyncio.create_task(self._drive())
+        return self.task
+
+    def hand_over(self) -> None:
+        """Stop the run here, leaving its predictions running for the next owner."""
+        self.stop.keep = True
+        if self._work is not None:
+            self._work.cancel()
+
+    def cancel(self) -> None:
+        """Stop the run and cancel its predictions (unless it is already handed over)."""
+        if self.stop.keep:  # nothing left to cancel here
+            return
+        self.canceled = True
+        if self._work is not None:
+            self._work.cancel()
+
+    async def _drive(self) -> Campaign:
+        campaign, records = self.campaign, self.ctx.records
+        started = campaign.started_at or self.ctx.clock()
+        await records.save_status(
+            campaign.id, CampaignStatus.RUNNING, started_at=started, owner=self.ctx.ownership.owner
+        )
+        await self._started(started)
+        work = self._work = asyncio.create_task(self._run_products())
+        if self.canceled or self.stop.keep:  # stopped before there was work to stop
+            work.cancel()
+        watcher = asyncio.create_task(self._keep_alive())
+        try:
+            await asyncio.wait([work])
+        finally:
+            watcher.cancel()
+        if _lost(work) or self.stop.keep:
+            return await self._let_go()
+        error = _work_error(work)
+        try:
+            return await self.finalize(
+                await records.get(campaign.id), canceled=self.canceled, error=error
+            )
+        except LeaseLost:
+            return await self._let_go()
+
+    async def _started(self, at: float) -> None:
+        """Announce the campaign as it is stored now (again once it has products)."""
+        campaign = await self.ctx.records.get(self.campaign.id)
+        await self.publish(
+            ProgressEvent(EventKind.CAMPAIGN_STARTED, campaign.id, at, campaign=campaign)
+        )
+
+    async def _let_go(self) -> Campaign:
+        """Leave a campaign that is handed over (or was taken over) to its next owner."""
+        campaign_id = self.campaign.id
+        await self.ctx.ownership.release(campaign_id)
+        log.warning("campaign %s left to its next owner; nothing canceled", campaign_id)
+        return await self.ctx.records.get(campaign_id)
+
+    async def _keep_alive(self) -> None:
+        """Beat the heartbeat and watch the cancel flag other processes may set.
+
+        A beat that no longer matches means another process took the campaign
+        over (this one was paused or cut off past its lease): stop at once,
+        cancelling nothing on the provider.
+        """
+        campaign_id, ownership = self.campaign.id, self.ctx.ownership
+        while True:
+            await asyncio.sleep(self.ctx.beat_s)
+            if not await ownership.beat(campaign_id, self.stop):
+                log.warning("campaign %s: lease lost to another process; stopping", campaign_id)
+                self.hand_over()
+                return
+            if await ownership.cancel_requested(campaign_id):
+                self.cancel()
+                return
+
+    async def _run_products(self) -> None:
+        """Every product's chain at once, and the contact sheet as soon as the images are done."""
+        campaign = self.campaign
+        products = campaign.products or await self._plan()
+        images_left = {p.plan.index for p in products if not _image_done(p)}
+        images_done = asyncio.Event()
+        if not images_left:
+            images_done.set()
+
+        async def publish(event: ProgressEvent) -> None:
+            if event.kind is EventKind.STEP_FINISHED and event.step is StepName.IMAGE:
+                images_left.discard(event.product_index or 0)
+                if not images_left:
+                    images_done.set()
+            await self.publish(event)
+
+        runner = self._runner(publish)
+        async with asyncio.TaskGroup() as group:
+            for product in products:
+                group.create_task(runner.run(product))
+            group.create_task(self._sheet_early(images_done))
+
+    async def _plan(self) -> tuple[Product, ...]:
+        """Plan, store and announce the products; the planner's note goes out as progress."""
+        campaign, ctx = self.campaign, self.ctx
+        async with ctx.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
+            try:
+                plans = await ctx.planner.plan(campaign.request, self._plan_context())
+            except LeaseLost:
+                self.stop.keep = True
+                raise
+        products = tuple(new_product(plan, campaign.request) for plan in plans)
+        await ctx.records.add_products(campaign.id, products)
+        await self._started(ctx.clock())
+        if plans.note:  # e.g. "fell back to the offline planner: ..."
+            await self.publish(
+                ProgressEvent(EventKind.STEP_PROGRESS, campaign.id, ctx.clock(), message=plans.note)
+            )
+        return products
+
+    def _plan_context(self) -> PlanContext:
+        """Hooks that store the planning prediction like a step's (fenced by owner)."""
+        campaign, ctx, stop = self.campaign, self.ctx, self.stop
+        state = _PlanState(campaign.plan_provider_id, campaign.plan_intent_at)
+
+        async def save() -> None:
+            try:
+                await ctx.records.save_plan(
+                    campaign.id, state.pid, state.intent_at, ctx.ownership.owner
+                )
+            except LeaseLost:
+                stop.keep = True
+                raise
+
+        async def remember(provider_id: str) -> None:
+            state.pid = provider_id
+            await save()
+
+        async def before_spend() -> None:
+            state.intent_at = ctx.clock()
+            await save()
+
+        hooks = StepHooks(
+            _quiet,
+            remember,
+            before_spend=before_spend,
+            keep_on_stop=lambda: stop.keep,
+            may_spend=stop.may_spend,
+        )
+        return PlanContext(hooks, campaign.plan_provider_id, campaign.plan_intent_at)
+
+    def _runner(self, publish: Publish) -> ChainRunner:
+        campaign, ctx = self.campaign, self.ctx
+        return ChainRunner(
+            campaign_id=campaign.id,
+            style=campaign.request.style.value,
+            seed=base_seed(campaign.request),
+            out_dir=str(ctx.folder(campaign.id)),
+            store=ctx.records,
+            executor=ctx.executor,
+            scheduler=ctx.scheduler,
+            publish=publish,
+            clock=ctx.clock,
+            owner=ctx.ownership.owner,
+            stop=self.stop,
+        )
+
+    async def _sheet_early(self, images_done: asyncio.Event) -> None:
+        """Render the contact sheet once every image is done, while the videos still run."""
+        await images_done.wait()
+        campaign = await self.ctx.records.get(self.campaign.id)
+        items = _sheet_items(campaign)
+        self._sheet = (items, await self._contact_sheet(campaign, items))
+
+    async def finalize(
+        self, campaign: Campaign, *, canceled: bool, error: str | None = None
+    ) -> Campaign:
+        """Cancel what did not finish, store the outcome and the sheet, and announce it."""
+        ctx, owner = self.ctx, self.ctx.ownership.owner
+        for step in campaign.steps():
+            if not step.status.done:
+                await ctx.records.save_step(
+                    campaign.id,
+                    step.evolve(
+                        status=StepStatus.CANCELED, error="canceled", finished_at=ctx.clock()
+                    ),
+                    owner,
+                )
+        campaign = await ctx.records.get(campaign.id)
+        sheet = None if canceled else await self._final_sheet(campaign)
+        status = outcome(campaign.steps(), canceled)
+        await ctx.records.save_status(
+            campaign.id,
+            status,
+            finished_at=ctx.clock(),
+            contact_sheet=sheet,
+            error=error,
+            owner=owner,
+        )
+        campaign = await ctx.records.get(campaign.id)
+        await ctx.finished(campaign)
+        await self.publish(
+            ProgressEvent(
+                EventKind.CAMPAIGN_FINISHED,
+                campaign.id,
+                ctx.clock(),
+                status=status.value,
+                campaign=campaign,
+            )
+        )
+        return campaign
+
+    async def _final_sheet(self, campaign: Campaign) -> str | None:
+        """The sheet rendered early if its images are still the campaign's, else a new one."""
+        items = _sheet_items(campaign)
+        if self._sheet is not None and self._sheet[0] == items:
+            return self._sheet[1]
+        return await self._contact_sheet(campaign, items)
+
+    async def _contact_sheet(self, campaign: Campaign, items: SheetItems) -> str | None:
+        if not items:
+            return None
+        out = str(self.ctx.folder(campaign.id) / "contact-sheet.png")
+        render = functools.partial(self.ctx.sheet, items, out, title=campaign.request.theme)
+        try:
+            sheet: str = await self.ctx.executor.run_cpu(render)
+        except Exception:
+            log.exception("contact sheet failed for campaign %s", campaign.id)
+            return None
+        return sheet
+
+    async def publish(self, event: ProgressEvent) -> None:
+        """Hand an event to every sink of the campaign."""
+        for sink in self.sinks:
+            try:
+                await sink.publish(event)
+            except Exception:  # one broken display must not stop the campaign
+                log.exception("progress sink failed")
+
+
+class Runs:
+    """The campaigns this process runs, by id; a run leaves when its task ends."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self._by_id: dict[str, CampaignRun] = {}
+
+    def start(self, campaign: Campaign, sinks: Sequence[ProgressSink]) -> CampaignRun:
+        """Run a campaign this process has just claimed."""
+        run = CampaignRun(campaign, sinks, self.ctx)
+        self._by_id[campaign.id] = run
+        run.start().add_done_callback(lambda _t: self._by_id.pop(campaign.id, None))
+        return run
+
+    def get(self, campaign_id: str) -> CampaignRun | None:
+        """The run of a campaign, if it runs here."""
+        return self._by_id.get(campaign_id)
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return campaign_id in self._by_id
+
+    async def stop_all(self, *, hand_over: bool) -> None:
+        """Cancel (or hand over) every run and wait for them to settle."""
+        runs = list(self._by_id.values())
+        for run in runs:
+            if hand_over:
+                run.hand_over()
+            else:
+                run.cancel()
+        await asyncio.gather(*(run.task for run in runs if run.task), return_exceptions=True)
+
+    async def finalize_idle(self, campaign: Campaign) -> Campaign:
+        """Finalize as canceled a campaign that no process runs (no sinks, no sheet)."""
+        return await CampaignRun(campaign, (), self.ctx).finalize(campaign, canceled=True)
+
+
+def _work_error(work: asyncio.Task[None]) -> str | None:
+    """The error to store for work that failed (None if it did not)."""
+    if work.cancelled() or work.exception() is None:
+        return None
+    exc = work.exception()
+    log.error("campaign work failed", exc_info=exc)
+    if isinstance(exc, CampaignError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__})"
+
+
+def _lost(work: asyncio.Task[None]) -> bool:
+    """Whether the work ended because another process took the campaign over."""
+    exc = None if work.cancelled() else work.exception()  # retrieved in any case
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(LeaseLost) is not None
+    return isinstance(exc, LeaseLost)
+
+
+@dataclass
+class _PlanState:
+    pid: str | None
+    intent_at: float | None
+
+
+async def _quiet(_message: str) -> None:
+    return None
+
+
+def _image_done(product: Product) -> bool:
+    step = product.step(StepName.IMAGE)
+    return step is None or step.status.done
+
+
+def _sheet_items(campaign: Campaign) -> SheetItems:
+    """(name, image path) of every product that has an image."""
+    return [
+        (p.plan.name, path)
+        for p in campaign.products
+        if (path := p.output(StepName.IMAGE)) is not None
+    ]
