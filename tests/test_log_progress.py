@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.replicate_api.log_progress import percent
+from adapters.replicate_api.predictions import status_line
 
 # Shapes copied from public predictions' `logs` (diffusion and video models print tqdm bars).
 FLUX = (
@@ -41,3 +42,10 @@ def test_percent_reads_the_latest_bar(logs: str | None, expected: int | None) ->
 def test_only_the_tail_of_long_logs_is_read() -> None:
     logs = " 10%|█         | 1/10 [00:01<00:09]\n" + "x" * 10_000 + "\n 70%|███████   | 7/10 ["
     assert percent(logs) == 70
+
+
+def test_a_running_prediction_shows_its_percentage_beside_its_status() -> None:
+    assert status_line({"status": "processing", "logs": SEEDANCE}) == "processing 43%"
+    assert status_line({"status": "processing", "logs": ""}) == "processing"
+    assert status_line({"status": "starting", "logs": None}) == "starting"
+    assert status_line({"status": "succeeded", "logs": DONE}) == "succeeded"

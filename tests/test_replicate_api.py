@@ -50,6 +50,25 @@ async def test_official_model_create_get_and_list(api: PredictionApi, fake: Fake
     assert all(h["Authorization"] == f"Bearer {TOKEN}" for _, _, h in fake.requests)
 
 
+async def test_a_running_prediction_reports_its_percentage(
+    api: PredictionApi, fake: FakeReplicate
+) -> None:
+    fake.script["show progress"] = "progress"  # the fake prints a tqdm bar in its logs
+    fake.latency[IMAGE] = 1.0
+    said: list[str] = []
+
+    async def report(status: str) -> None:
+        said.append(status)
+
+    created = await api.create(IMAGE, {"prompt": "show progress: a mug", "seed": 1})
+    done = await api.wait(created, 10.0, report)
+    assert done["status"] == "succeeded"
+    shown = [int(s.split()[1].rstrip("%")) for s in said if s.startswith("processing ")]
+    assert shown, said  # at least one percentage reached the report hook
+    assert shown == sorted(shown) and all(0 <= n < 100 for n in shown)
+    assert said[-1] == "succeeded"
+
+
 async def test_version_create_uses_the_version_endpoint(
     api: PredictionApi, fake: FakeReplicate
 ) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.replicate_api.http import Json, ReplicateHttp, Retry
+from adapters.replicate_api.log_progress import percent
 from adapters.replicate_api.models import ModelRef, parse_ref
 from adapters.replicate_api.polls import Polls, Watch, timestamp
 from adapters.replicate_api.rate import Sleep, TokenBucket
@@ -173,14 +174,14 @@ class PredictionApi:
         while prediction.get("status") not in TERMINAL:
             if watch.delivered is None:
                 await watch.nap(self.polls.delay(watch))
-            status = prediction.get("status")
+            shown = status_line(prediction)
             if watch.delivered is not None and watch.delivered.get("status") in TERMINAL:
                 prediction = watch.delivered
             else:
                 watch.delivered = None
                 prediction = await self.get(watch.prediction_id, self.polls.priority(watch))
-            if prediction.get("status") != status:
-                await report(str(prediction.get("status")))
+            if status_line(prediction) != shown:  # a new status, or the bar moved
+                await report(status_line(prediction))
         return prediction
 
     def deliver(self, prediction: Prediction) -> bool:
@@ -315,3 +316,11 @@ def _same_api_path(next_url: object) -> str | None:
     if not parts.path.startswith("/v1/predictions"):
         return None
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def status_line(prediction: Prediction) -> str:
+    """'processing 45%' while the model's logs show a progress bar, else the status."""
+    status = str(prediction.get("status"))
+    logs = prediction.get("logs")
+    done = percent(logs if isinstance(logs, str) else None)
+    return f"{status} {done}%" if status == "processing" and done is not None else status

@@ -438,6 +438,9 @@ class FakeReplicate:
         behaviour = self._behaviour(str(prediction["input"].get("prompt", "")))
         if age >= latency * 0.1 and prediction["status"] == "starting":
             prediction.update(status="processing", started_at=now_iso())
+        if behaviour == "progress" and prediction["status"] == "processing":
+            done = min(99, int(age / latency * 100))  # a tqdm bar, as diffusion models print
+            prediction["logs"] += f"\r{done:3d}%|{'#' * (done // 10):<10}| {done}/100 [00:01<00:01]"
         if age >= latency and behaviour != "hang":
             self._finish(prediction, kind, latency, behaviour)
         return prediction
