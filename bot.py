@@ -231,13 +231,6 @@ async def _replicate_account(generator: ReplicateGenerator) -> object:
     return await generator.runtime.current().api.http.send("GET", "/v1/account", timeout_s=3.0)
 
 
-@contextlib.asynccontextmanager
-async def open_service(settings: Settings, **overrides: Any) -> AsyncIterator[CampaignService]:
-    """build(), yielding only the service (for tests that need nothing else)."""
-    async with build(settings, **overrides) as app:
-        yield app.service
-
-
 def health_listener(
     checks: Mapping[str, Check], busy_port: int | None = None
 ) -> contextlib.AbstractAsyncContextManager[int | None]:

@@ -76,7 +76,8 @@ async def test_new_campaign_done_when(
         video_seconds=0.3,
         limits=Limits(text=2, image=4, video=3, cpu=2),
     )
-    async with bot_main.open_service(settings) as service:
+    async with bot_main.build(settings) as app:
+        service = app.service
         await start_bot(service)
         user = snowflake()
         options = {"theme": "retro cats", "products": 3, "videos": True}

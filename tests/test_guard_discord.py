@@ -183,7 +183,8 @@ async def test_nothing_the_bot_sends_pings_anyone(
         limits=Limits(text=1, image=2, video=1, cpu=1),
     )
     theme = f"@everyone @here <@&{fake.role_id}> <@{fake.owner_id}> sale"
-    async with bot_main.open_service(settings) as service:
+    async with bot_main.build(settings) as app:
+        service = app.service
         await start_bot(service)
         await fake.interact(fake.command("new", snowflake(), {"theme": theme, "products": 1}))
         campaign = await service.wait((await started(fake, service)).id)

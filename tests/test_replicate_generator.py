@@ -8,6 +8,7 @@ import logging
 import pickle
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,9 +23,10 @@ from core.planner import OfflinePlanner, plan_offline
 from core.ports import Planner, StepContext, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest, parse_request
-from core.scheduler import Limits, Scheduler
-from core.service import CampaignService, ServiceConfig
+from core.scheduler import Limits
+from core.service import CampaignService
 from storage.sqlite_store import SqliteStore
+from tests.conftest import fixture_settings
 from tests.fakes import fake_sheet
 from tests.fakes.replicate import (
     TOKEN,
@@ -51,20 +53,21 @@ Build = Callable[..., CampaignService]
 
 
 @pytest.fixture
-async def build(fake: FakeReplicate, store: SqliteStore, tmp_path: Path) -> AsyncIterator[Build]:
+async def build(
+    fake: FakeReplicate, store: SqliteStore, tmp_path: Path, bot_main: ModuleType
+) -> AsyncIterator[Build]:
     made: list[tuple[CampaignService, LocalExecutor, ReplicateGenerator]] = []
 
     def factory(*, planner: Planner | None = None, **changes: Any) -> CampaignService:
         generator = ReplicateGenerator(fast_settings(fake, **changes))
         executor = LocalExecutor(generator, LIMITS)
-        service = CampaignService(
+        service: CampaignService = bot_main.wire(
+            fixture_settings(tmp_path, LIMITS),
             store=store,
-            planner=planner or LlmPlanner(generator.runtime),
             generator=generator,
             executor=executor,
-            scheduler=Scheduler(LIMITS),
+            planner=planner or LlmPlanner(generator.runtime),
             sheet=fake_sheet,
-            config=ServiceConfig(data_dir=tmp_path / "data"),
         )
         made.append((service, executor, generator))
         return service

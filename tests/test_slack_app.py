@@ -70,8 +70,8 @@ async def offline_service(tmp_path: Path, bot_main: ModuleType) -> AsyncIterator
         video_seconds=0.4,
         limits=Limits(text=2, image=4, video=3, cpu=2),
     )
-    async with bot_main.open_service(settings) as service:
-        yield service
+    async with bot_main.build(settings) as app:
+        yield app.service
 
 
 async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignService) -> None:

@@ -119,7 +119,7 @@ class SlackFrontEnd:
         are released for the next process instead, nothing is cancelled at the
         provider, and the followers just post their last status edit: the next
         process re-attaches to the same message and thread when it resumes them.
-        `service.aclose()` is idempotent: open_service calls it again on exit.
+        `service.aclose()` is idempotent: build() calls it again on exit.
         """
         await self.stop_handlers()
         await self.service.aclose(hand_over=hand_over)
