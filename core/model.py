@@ -32,6 +32,13 @@ class StepName(str, Enum):
         return StepKind(self.value)
 
 
+class Action(str, Enum):
+    """What made a product that is a new attempt of an earlier one."""
+
+    REROLL = "reroll"  # the same plan again with a new seed
+    ANIMATE = "animate"  # the same image, a new video
+
+
 class StepStatus(str, Enum):
     """Lifecycle of one step."""
 
@@ -107,6 +114,13 @@ class Product:
 
     plan: ProductPlan
     steps: tuple[StepRecord, ...]
+    attempt_of: int | None = None  # the slot (original product index) this is an attempt of
+    action: Action | None = None  # what made the attempt
+
+    @property
+    def slot(self) -> int:
+        """The original product this one stands for: itself, or the one it re-attempts."""
+        return self.plan.index if self.attempt_of is None else self.attempt_of
 
     @property
     def status(self) -> StepStatus:
@@ -150,6 +164,8 @@ class Campaign:
     finished_at: float | None = None
     contact_sheet: str | None = None
     error: str | None = None
+    reel: str | None = None  # one MP4 of every current product's clip, once finished
+    timeline: str | None = None  # the timeline image, once finished
     products: tuple[Product, ...] = field(default=())
     requester: str | None = None  # front-end user id, e.g. "slack:U123" or "discord:42"
     origin: Mapping[str, str] = field(default_factory=dict)  # where its status message lives
@@ -176,6 +192,26 @@ class Campaign:
     def steps(self) -> Iterable[StepRecord]:
         """Every step of every product."""
         return (s for p in self.products for s in p.steps)
+
+    def current(self) -> tuple[Product, ...]:
+        """One product per slot, in slot order: what the campaign stands on now.
+
+        A slot's current product is its latest attempt that succeeded, else its
+        latest attempt: a reroll that fails leaves the earlier image in place.
+        """
+        by_slot: dict[int, list[Product]] = {}
+        for product in self.products:
+            by_slot.setdefault(product.slot, []).append(product)
+        picked = []
+        for slot in sorted(by_slot):
+            attempts = by_slot[slot]
+            good = [p for p in attempts if p.status is StepStatus.SUCCEEDED]
+            picked.append((good or attempts)[-1])
+        return tuple(picked)
+
+    def attempts(self, slot: int) -> tuple[Product, ...]:
+        """Every product of one slot, the original first."""
+        return tuple(p for p in self.products if p.slot == slot)
 
 
 def outcome(steps: Iterable[StepRecord], canceled: bool) -> CampaignStatus:

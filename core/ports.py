@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from core.eta import Sample
 from core.model import (
     Campaign,
     CampaignStatus,
@@ -229,12 +230,18 @@ class CampaignRecords(Protocol):
         contact_sheet: str | None = None,
         error: str | None = None,
         owner: str | None = None,
+        reel: str | None = None,
+        timeline: str | None = None,
     ) -> None:
         """Write the campaign's status and, when given, its other fields (fenced by owner)."""
         ...
 
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps; raises CampaignNotFound."""
+        ...
+
+    async def step_samples(self, limit: int = 500) -> Sequence[Sample]:
+        """How long succeeded steps took (start to finish), newest first, for ETAs."""
         ...
 
     async def recent(self, limit: int, requester: str | None = None) -> Sequence[Campaign]:

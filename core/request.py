@@ -44,6 +44,7 @@ DEFAULT_PRODUCTS = 3
 MAX_THEME_CHARS = 300
 MAX_AUDIENCE_CHARS = 200
 MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 500  # an animate's motion prompt
 
 _ECHO_CHARS = 40
 _YES = frozenset({"yes", "true", "on", "1", "y"})
@@ -325,6 +326,15 @@ def _build(
         seed=_int("seed", given["seed"], 0, MAX_SEED) if "seed" in given else None,
         models=ModelOverrides(**models),
     )
+
+
+def motion_prompt(value: object) -> str:
+    """A motion prompt for Animate, checked like a request's text fields (InvalidRequest)."""
+    bad = UNSAFE_CHARS.search(value) if isinstance(value, str) else None
+    if bad is not None:
+        problem = f"contains the control character U+{ord(bad.group()):04X}"
+        raise InvalidRequest("prompt", problem, "text without control characters")
+    return _text("prompt", value, MAX_PROMPT_CHARS)
 
 
 def _check_limit(max_products: int) -> None:

@@ -253,7 +253,7 @@ class CampaignRun:
                 )
         campaign = await ctx.records.get(campaign.id)
         sheet = None if canceled else await self._final_sheet(campaign)
-        status = outcome(campaign.steps(), canceled)
+        status = outcome((s for p in campaign.current() for s in p.steps), canceled)
         await ctx.records.save_status(
             campaign.id,
             status,

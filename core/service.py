@@ -10,24 +10,29 @@ every campaign this service runs.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core import actions
 from core.audit import Gate
-from core.errors import CampaignStateError, InvalidRequest
+from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
+from core.eta import Durations
 from core.lease import Ownership, ResumeReport
-from core.model import Campaign, CampaignStatus, StepName, StepStatus
+from core.model import Action, Campaign, CampaignStatus, Product, StepName, StepStatus
 from core.pipeline import step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.quotas import QuotaSettings, Who
 from core.recovery import Accept, Recovery, SinksFor
-from core.request import CampaignRequest
+from core.request import UNSAFE_CHARS, CampaignRequest, ModelOverrides, motion_prompt
 from core.run import RunContext, Runs, SheetFn
 from core.scheduler import Scheduler
 from core.screening import Blocklist
+
+MAX_ATTEMPTS_PER_SLOT = 4  # a campaign keeps at most max_products x this products and attempts
 
 
 @dataclass
@@ -49,10 +54,15 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class Estimate:
-    """What a request will cost before it starts."""
+    """What a request or an action will cost before it starts."""
 
     steps: int
     cost_usd: float
+    seconds: float | None = None  # how long it typically takes, where known (actions)
+
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # an image to animate
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"RIFF": ".webp"}
 
 
 class CampaignService:
@@ -266,32 +276,180 @@ class CampaignService:
         return await self._runs.finalize_idle(campaign)
 
     async def retry(self, campaign_id: str, sinks: Sequence[ProgressSink] = ()) -> Campaign:
-        """Restart only the failed, canceled or skipped steps; `wait()` for the outcome."""
-        campaign = await self.store.get(campaign_id)
-        if campaign_id in self._runs or campaign_id in self._restarting:
-            raise CampaignStateError(f"campaign {campaign_id} is already running again")
-        if not campaign.status.done:
-            raise CampaignStateError(f"campaign {campaign_id} is still {campaign.status.value}")
+        """Restart only the failed, canceled or skipped steps; `wait()` for the outcome.
+
+        Only each slot's current product runs again: a failed reroll whose
+        earlier image stands is history, not work left.
+        """
+        campaign = await self._finished(campaign_id)
         if campaign.status is CampaignStatus.SUCCEEDED:
             raise CampaignStateError(f"campaign {campaign_id} already succeeded")
-        self._restarting.add(campaign_id)  # two presses of Retry must not start it twice
+
+        async def reset(campaign: Campaign) -> None:
+            for step in (s for p in campaign.current() for s in p.steps):
+                if step.status is not StepStatus.SUCCEEDED:
+                    await self.store.save_step(
+                        campaign_id,
+                        step.evolve(
+                            status=StepStatus.PENDING, error=None, started_at=None, finished_at=None
+                        ),
+                    )
+
+        return await self._run_again(campaign, reset, sinks)
+
+    async def reroll(
+        self, campaign_id: str, number: int, sinks: Sequence[ProgressSink] = ()
+    ) -> Campaign:
+        """Product `number` (1-based) again with a new seed, as a new attempt in the campaign."""
+        campaign = await self._finished(campaign_id, "reroll")
+        product = actions.reroll(campaign, actions.pick(campaign, number))
+        return await self._add_attempts(campaign, [product], sinks)
+
+    async def animate(
+        self,
+        campaign_id: str,
+        number: int | None = None,
+        prompt: str | None = None,
+        sinks: Sequence[ProgressSink] = (),
+    ) -> Campaign:
+        """A new video of product `number`, or of every current product without one (None)."""
+        prompt = self._prompt(prompt)
+        campaign = await self._finished(campaign_id, "animate")
+        video_model = campaign.request.models.video
+        if number is None:
+            sources = actions.unanimated(campaign)
+            if not sources:
+                raise CampaignStateError(f"every product of {campaign_id} already has a video")
+        else:
+            sources = [actions.pick(campaign, number)]
+        products: list[Product] = []
+        for source in sources:  # each at the next free index
+            grown = replace(campaign, products=campaign.products + tuple(products))
+            products.append(actions.animate(grown, source, prompt, video_model))
+        return await self._add_attempts(campaign, products, sinks)
+
+    async def animate_image(
+        self,
+        data: bytes,
+        name: str,
+        prompt: str | None = None,
+        sinks: Sequence[ProgressSink] = (),
+        *,
+        requester: str | None = None,
+        origin: Mapping[str, str] | None = None,
+    ) -> Campaign:
+        """Animate an image of the caller's: a new one-product campaign (the Video Producer).
+
+        `data` is a PNG, JPEG or WebP file of at most MAX_UPLOAD_BYTES; `name` its
+        file name (only shown). Refused like `submit` (quotas count it as a
+        campaign), before anything is stored or written.
+        """
+        prompt = self._prompt(prompt)
+        suffix = _image_suffix(data)
+        stem = UNSAFE_CHARS.sub("", Path(name).stem).strip()[:80] or "image"
+        request = CampaignRequest(
+            theme=f"animate {stem}", products=1, videos=True, models=ModelOverrides()
+        )
+        who = Who.of(requester, origin)
+        estimate = await self._screen(request, who)
+        campaign_id = uuid.uuid4().hex[:8]
+        path = self._runs.ctx.folder(campaign_id) / f"upload{suffix}"
+        now = self._clock()
+        campaign = Campaign(
+            id=campaign_id,
+            request=request,
+            status=CampaignStatus.PENDING,
+            created_at=now,
+            executor=self.executor.name,
+            generator=self.generator.name,
+            requester=requester,
+            origin=dict(origin or {}),
+            products=(actions.uploaded(path, stem, prompt, now, request.models.video),),
+        )
+        await asyncio.to_thread(_write_new, path, data)
+        try:
+            await self._gate().create(campaign, who, estimate.cost_usd)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, path.parent, True)
+            raise
+        await self._ownership.claim(campaign.id)
+        self._runs.start(campaign, sinks)
+        return campaign
+
+    async def action_estimate(self, campaign: Campaign, number: int) -> dict[Action, Estimate]:
+        """What Reroll and Animate of product `number` would cost and typically take."""
+        source = actions.pick(campaign, number)
+        durations = Durations(await self.store.step_samples())
+        models = {StepName.IMAGE: campaign.request.models.image}
+        models[StepName.VIDEO] = campaign.request.models.video
+        rerolled = [(s.name, s.model or models[s.name]) for s in source.steps]
+        video = source.step(StepName.VIDEO)
+        animated = [(StepName.VIDEO, (video.model if video else None) or models[StepName.VIDEO])]
+
+        def estimate(steps: list[tuple[StepName, str | None]]) -> Estimate:
+            return Estimate(
+                steps=len(steps),
+                cost_usd=round(sum(self.generator.price_usd(n, m) for n, m in steps), 6),
+                seconds=sum(durations.typical(n, m) for n, m in steps),
+            )
+
+        return {Action.REROLL: estimate(rerolled), Action.ANIMATE: estimate(animated)}
+
+    def _prompt(self, prompt: str | None) -> str | None:
+        """A checked motion prompt (InvalidRequest, RequestBlocked), or None for the plan's."""
+        if prompt is None or not prompt.strip():
+            return None
+        checked = motion_prompt(prompt)
+        entry = self.config.blocklist.match(checked)
+        if entry is not None:
+            raise RequestBlocked("prompt", entry)
+        return checked
+
+    async def _finished(self, campaign_id: str, action: str = "") -> Campaign:
+        """The stored campaign, if it is finished and not starting again right now."""
+        campaign = await self.store.get(campaign_id)
+        if campaign_id in self._restarting:
+            raise CampaignStateError(f"campaign {campaign_id} is already starting again")
+        if not campaign.status.done or campaign_id in self._runs:
+            then = f"; {action} once it has finished" if action else ""
+            status = campaign.status.value if not campaign.status.done else "running"
+            raise CampaignStateError(f"campaign {campaign_id} is still {status}{then}")
+        return campaign
+
+    async def _add_attempts(
+        self, campaign: Campaign, products: Sequence[Product], sinks: Sequence[ProgressSink]
+    ) -> Campaign:
+        """Store new attempts and run the campaign again for them."""
+        limit = self.config.max_products * MAX_ATTEMPTS_PER_SLOT
+        if len(campaign.products) + len(products) > limit:
+            raise CampaignStateError(
+                f"campaign {campaign.id} has {len(campaign.products)} products and attempts;"
+                f" at most {limit} are kept. Start a new campaign"
+            )
+
+        async def add(campaign: Campaign) -> None:
+            await self.store.add_products(campaign.id, products)
+
+        return await self._run_again(campaign, add, sinks)
+
+    async def _run_again(
+        self,
+        campaign: Campaign,
+        prepare: Callable[[Campaign], Awaitable[None]],
+        sinks: Sequence[ProgressSink],
+    ) -> Campaign:
+        """Claim a finished campaign, `prepare` its new work, and run it (once per press)."""
+        campaign_id = campaign.id
+        self._restarting.add(campaign_id)  # two presses must not start it twice
         try:
             if not await self._ownership.claim(campaign_id):
                 raise CampaignStateError(f"campaign {campaign_id} is running in another process")
-            return await self._restart(campaign, sinks)
+            await prepare(campaign)
+            return await self._restart(campaign_id, sinks)
         finally:
             self._restarting.discard(campaign_id)
 
-    async def _restart(self, campaign: Campaign, sinks: Sequence[ProgressSink]) -> Campaign:
-        campaign_id = campaign.id
-        for step in campaign.steps():
-            if step.status is not StepStatus.SUCCEEDED:
-                await self.store.save_step(
-                    campaign_id,
-                    step.evolve(
-                        status=StepStatus.PENDING, error=None, started_at=None, finished_at=None
-                    ),
-                )
+    async def _restart(self, campaign_id: str, sinks: Sequence[ProgressSink]) -> Campaign:
         await self.store.clear_cancel(campaign_id)
         await self.store.save_status(campaign_id, CampaignStatus.PENDING)
         campaign = await self.store.get(campaign_id)
@@ -311,3 +469,19 @@ class CampaignService:
     async def _audit_finished(self, campaign: Campaign) -> None:
         """The audit line of a campaign that has just been finalized."""
         await self._gate().finished(campaign, self.estimate(campaign.request).cost_usd)
+
+
+def _image_suffix(data: bytes) -> str:
+    """The file suffix of a PNG, JPEG or WebP image, or InvalidRequest."""
+    allowed = "a PNG, JPEG or WebP image up to 20 MB"
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidRequest("image", f"is too large ({len(data) / 2**20:.1f} MB)", allowed)
+    for magic, suffix in IMAGE_TYPES.items():
+        if data.startswith(magic) and (suffix != ".webp" or data[8:12] == b"WEBP"):
+            return suffix
+    raise InvalidRequest("image", "is not a PNG, JPEG or WebP image", allowed)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from core.errors import CampaignNotFound, LeaseLost
+from core.eta import Sample
 from core.model import (
+    Action,
     Campaign,
     CampaignStatus,
     Lease,
@@ -147,7 +149,8 @@ class SqliteStore:
             p = product.plan
             await self._db.execute(
                 "INSERT INTO products (campaign_id, idx, name, product_type, tagline,"
-                " image_prompt, video_prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " image_prompt, video_prompt, attempt_of, action)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     campaign_id,
                     p.index,
@@ -156,6 +159,8 @@ class SqliteStore:
                     p.tagline,
                     p.image_prompt,
                     p.video_prompt,
+                    product.attempt_of,
+                    product.action.value if product.action else None,
                 ),
             )
             for step in product.steps:
@@ -242,6 +247,8 @@ class SqliteStore:
         contact_sheet: str | None = None,
         error: str | None = None,
         owner: str | None = None,
+        reel: str | None = None,
+        timeline: str | None = None,
     ) -> None:
         """Write the status; other fields only when given (None keeps the old value).
 
@@ -253,8 +260,18 @@ class SqliteStore:
             cur = await self._db.execute(
                 "UPDATE campaigns SET status = ?,"
                 " started_at = COALESCE(?, started_at), finished_at = ?,"
-                " contact_sheet = COALESCE(?, contact_sheet), error = ? WHERE id = ?",
-                (status.value, started_at, finished_at, contact_sheet, error, campaign_id),
+                " contact_sheet = COALESCE(?, contact_sheet), error = ?,"
+                " reel = COALESCE(?, reel), timeline = COALESCE(?, timeline) WHERE id = ?",
+                (
+                    status.value,
+                    started_at,
+                    finished_at,
+                    contact_sheet,
+                    error,
+                    reel,
+                    timeline,
+                    campaign_id,
+                ),
             )
             if cur.rowcount == 0:
                 raise CampaignNotFound(campaign_id)
@@ -278,6 +295,21 @@ class SqliteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [await self._assemble(row) for row in rows]
+
+    async def step_samples(self, limit: int = 500) -> list[Sample]:
+        """How long succeeded steps took (start to finish), newest first, for ETAs.
+
+        A step's start is when it got its slot, so queueing is not counted;
+        copied steps (an animate's image) have no start and are left out.
+        """
+        async with self._db.execute(
+            "SELECT name, model, finished_at - started_at FROM steps"
+            " WHERE status = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL"
+            " ORDER BY finished_at DESC LIMIT ?",
+            (limit,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [Sample(StepName(r[0]), r[1], float(r[2])) for r in rows]
 
     async def request_cancel(self, campaign_id: str) -> None:
         """Flag the campaign for cancellation."""
@@ -460,24 +492,12 @@ class SqliteStore:
         async with self._db.execute(
             "SELECT * FROM products WHERE campaign_id = ? ORDER BY idx", (cid,)
         ) as cur:
-            plans = [_plan(r) for r in await cur.fetchall()]
+            rows = list(await cur.fetchall())
         async with self._db.execute(
             "SELECT * FROM steps WHERE campaign_id = ? ORDER BY product_idx, name", (cid,)
         ) as cur:
             steps = [_step(r) for r in await cur.fetchall()]
-        order = list(StepName)
-        products = tuple(
-            Product(
-                plan,
-                tuple(
-                    sorted(
-                        (s for s in steps if s.product_index == plan.index),
-                        key=lambda s: order.index(s.name),
-                    )
-                ),
-            )
-            for plan in plans
-        )
+        products = tuple(_product(r, steps) for r in rows)
         return Campaign(
             id=cid,
             request=CampaignRequest.from_dict(json.loads(row["request_json"])),
@@ -489,6 +509,8 @@ class SqliteStore:
             finished_at=row["finished_at"],
             contact_sheet=row["contact_sheet"],
             error=row["error"],
+            reel=row["reel"],
+            timeline=row["timeline"],
             products=products,
             requester=row["requester"],
             origin=json.loads(row["origin_json"]),
@@ -537,6 +559,20 @@ def _plan(row: Any) -> ProductPlan:
         row["tagline"],
         row["image_prompt"],
         row["video_prompt"],
+    )
+
+
+def _product(row: Any, steps: Sequence[StepRecord]) -> Product:
+    """A product row with its steps (taken from all the campaign's), in chain order."""
+    plan, order = _plan(row), list(StepName)
+    own = sorted(
+        (s for s in steps if s.product_index == plan.index), key=lambda s: order.index(s.name)
+    )
+    return Product(
+        plan,
+        tuple(own),
+        attempt_of=row["attempt_of"],
+        action=Action(row["action"]) if row["action"] else None,
     )
 
 

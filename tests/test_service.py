@@ -275,7 +275,7 @@ async def test_two_retries_at_once_start_the_campaign_once(make_service) -> None
     )
     errors = [r for r in results if isinstance(r, CampaignStateError)]
     assert len(errors) == 1
-    assert "already running again" in str(errors[0])
+    assert "already starting again" in str(errors[0])
     assert (await service.wait(first.id)).status is CampaignStatus.SUCCEEDED
     assert gen.calls.count((0, "image")) == 2  # the first run and exactly one retry
 

@@ -46,6 +46,7 @@ class GatedGenerator(NoClients):
         self.fail_once = fail_once
         self.calls: list[Key] = []
         self.provider_ids: dict[Key, str | None] = {}  # what each step was started with
+        self.jobs: dict[Key, StepJob] = {}  # the last job of each step
         self.canceled: list[Key] = []
         self.kept: list[Key] = []  # stopped for a hand-over: the prediction left running
         self.spent: list[Key] = []  # passed before_spend: a paid create would go out
@@ -75,6 +76,7 @@ class GatedGenerator(NoClients):
         kind = job.kind.value
         self.calls.append(key)
         self.provider_ids[key] = job.provider_id
+        self.jobs[key] = job
         self.running[kind] += 1
         self.peak[kind] = max(self.peak[kind], self.running[kind])
         self.started[key].set()
