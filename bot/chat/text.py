@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from core.model import Campaign, Product, StepName, StepStatus
+from core.model import Action, Campaign, Product, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProductView
 from core.service import Estimate
 
@@ -84,11 +84,44 @@ def summary_text(campaign: Campaign) -> str:
     )
 
 
+ACTION_WORDS = {Action.REROLL: "Reroll", Action.ANIMATE: "Animate"}
+ACTION_EMOJI = {Action.REROLL: "🎲", Action.ANIMATE: "🎬"}
+
+
+def action_label(action: Action, estimate: Estimate | None = None) -> str:
+    """A button's label with what it costs and takes: 'Reroll · $0.003 · ~15s'."""
+    parts = [ACTION_WORDS[action]]
+    if estimate is not None:
+        if estimate.cost_usd > 0:
+            parts.append(f"${estimate.cost_usd:.3f}")
+        if estimate.seconds is not None:
+            parts.append(f"~{duration(estimate.seconds)}")
+    return " · ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    """'45s', '2m 05s', '1h 02m'."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def attempt_note(product: Product) -> str:
+    """' (reroll of 2)', ' (animate of 1)', or '' for an original product."""
+    if product.action is None or product.attempt_of is None:
+        return ""
+    return f" ({product.action.value} of {product.attempt_of + 1})"
+
+
 def product_caption(product: Product) -> str:
     """Caption for a finished product's thread post (or its failure reason)."""
     plan = product.plan
     head = (
-        f"{STATUS_EMOJI[product.status.value]} {plan.index + 1}. {plan.name} ({plan.product_type})"
+        f"{STATUS_EMOJI[product.status.value]} {plan.index + 1}. {plan.name}"
+        f"{attempt_note(product)} ({plan.product_type})"
     )
     if product.output(StepName.IMAGE) is None:
         return f"{head}: {product.error() or product.status.value}"
