@@ -181,7 +181,8 @@ def history_table(campaigns: list[Campaign]) -> Table:
 
 
 def summary(campaign: Campaign) -> dict[str, Any]:
-    """The JSON summary of `run --json`, `retry --json` and `history --json`."""
+    """The JSON summary of `run --json`, `retry --json`, `animate --json` and `history --json`."""
+    current = campaign.current()
     return {
         "id": campaign.id,
         "status": campaign.status.value,
@@ -191,12 +192,17 @@ def summary(campaign: Campaign) -> dict[str, Any]:
         "elapsed_s": campaign.elapsed_s,
         "cost_usd": campaign.cost_usd,
         "contact_sheet": campaign.contact_sheet,
+        "timeline": campaign.timeline,
+        "reel": campaign.reel,
         "error": campaign.error,
         "products": [
             {
                 "index": p.plan.index,
                 "name": p.plan.name,
                 "status": p.status.value,
+                "attempt_of": p.attempt_of,
+                "action": p.action.value if p.action else None,
+                "current": p in current,
                 "image": p.output(StepName.IMAGE),
                 "video": p.output(StepName.VIDEO),
                 "error": p.error(),
