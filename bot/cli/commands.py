@@ -8,29 +8,34 @@ so nothing here knows which adapters it runs on.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
 
 from bot.cli import console
 from bot.cli.exits import EXIT_OK
+from bot.cli.export import export_zip
 from bot.cli.follow import Start, follow, print_estimate
 from bot.cli.parser import model_flags
 from bot.cli.resume import resume
 from bot.cli.usage import usage
 from bot.signals import StopSignals
+from core.errors import InvalidRequest
 from core.ports import SpendLedger
 from core.request import parse_request
-from core.service import CampaignService
+from core.service import MAX_UPLOAD_BYTES, CampaignService
 from core.settings import Settings
 
 DEMO_REQUEST = 'theme:"retro cats" products:4 videos:yes style:neon audience:"indie gamers"'
-RUNS_CAMPAIGNS = ("run", "demo", "retry", "resume", "slack", "discord")
+RUNS_CAMPAIGNS = ("run", "demo", "retry", "reroll", "animate", "resume", "slack", "discord")
 
 
 class Built(Protocol):
@@ -93,6 +98,43 @@ async def retry(ctx: Context) -> int:
         return await _follow(ctx, service, lambda sinks: service.retry(ctx.args.id, sinks))
 
 
+async def reroll(ctx: Context) -> int:
+    """`reroll ID N`: product N again with a new seed, as a new attempt; follow it."""
+    async with ctx.build(ctx.settings) as app:
+        service = app.service
+        start = functools.partial(service.reroll, ctx.args.id, ctx.args.product)
+        return await _follow(ctx, service, start)
+
+
+async def animate(ctx: Context) -> int:
+    """`animate IMAGE | ID [N]`: a video of an image file (a new one-product campaign),
+    of product N, or of every product of a campaign that has none yet; follow it."""
+    target, number, prompt = ctx.args.target, ctx.args.product, ctx.args.prompt
+    path = Path(target)
+    data = await asyncio.to_thread(_read_image, path)
+    if data is not None and number is not None:
+        raise InvalidRequest("product", "is not taken with an image file", "IMAGE or ID [N]")
+    async with ctx.build(ctx.settings) as app:
+        service = app.service
+        if data is not None:
+            start: Start = functools.partial(
+                service.animate_image, data, path.name, prompt, requester="cli"
+            )
+        else:
+            start = functools.partial(service.animate, target, number, prompt)
+        return await _follow(ctx, service, start)
+
+
+def _read_image(path: Path) -> bytes | None:
+    """The file's bytes (None if there is no such file: then it names a campaign)."""
+    if not path.is_file():
+        return None
+    if path.stat().st_size > MAX_UPLOAD_BYTES:  # refused before it is read
+        mb = path.stat().st_size / 2**20
+        raise InvalidRequest("image", f"is too large ({mb:.1f} MB)", "an image up to 20 MB")
+    return path.read_bytes()
+
+
 async def _follow(ctx: Context, service: CampaignService, start: Start) -> int:
     return await follow(
         service,
@@ -142,6 +184,22 @@ async def cancel(ctx: Context) -> int:
     return EXIT_OK
 
 
+async def export(ctx: Context) -> int:
+    """`export ID [--out FILE]`: the campaign's files and campaign.json in one zip."""
+    async with ctx.build(ctx.settings, run_steps=False) as app:
+        campaign = await app.service.get(ctx.args.id)
+    out = ctx.args.out or Path(f"campaign-{campaign.id}.zip")
+    folder = ctx.settings.data_dir / "campaigns" / campaign.id
+    done = await asyncio.to_thread(export_zip, campaign, console.details(campaign), folder, out)
+    if ctx.args.json:
+        print(json.dumps({"zip": str(done.path), "files": done.files, "skipped": done.skipped}))
+    else:
+        ctx.out.print(f"wrote {done.path} ({len(done.files)} files)")
+        for stored in done.skipped:
+            ctx.out.print(f"[yellow]skipped (missing or outside the campaign folder):[/] {stored}")
+    return EXIT_OK
+
+
 async def spend(ctx: Context) -> int:
     """`usage [--days N]`: spend per user, channel and server."""
     async with ctx.build(ctx.settings, run_steps=False) as app:
@@ -152,6 +210,9 @@ COMMANDS: dict[str, Command] = {
     "run": run_new,
     "demo": run_new,
     "retry": retry,
+    "reroll": reroll,
+    "animate": animate,
+    "export": export,
     "resume": resume_orphans,
     "history": history,
     "show": show,

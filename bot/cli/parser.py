@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("id")
         if name == "retry":
             _model_options(command)
+    reroll = add_command(sub, "reroll", "make product N of a campaign again with a new seed")
+    reroll.add_argument("id")
+    reroll.add_argument("product", type=int, help="product number as `show` lists it (1, 2, ...)")
+    animate = add_command(
+        sub, "animate", "animate an image file, or products of a campaign that have no video"
+    )
+    animate.add_argument("target", help="an image file (PNG, JPEG, WebP) or a campaign id")
+    animate.add_argument("product", type=int, nargs="?", help="with an id: only product N")
+    animate.add_argument("--prompt", help="motion prompt (default: the product's video prompt)")
+    export = add_command(sub, "export", "zip a campaign's files with campaign.json")
+    export.add_argument("id")
+    export.add_argument("--out", type=Path, help="zip file to write (default campaign-ID.zip)")
     resume = add_command(sub, "resume", "finish campaigns a stopped process left")
     resume.add_argument(
         "--wait",
