@@ -144,7 +144,7 @@ def files_table(campaign: Campaign) -> Table:
         video = _short(p.output(StepName.VIDEO), folder) or p.error() or ""
         table.add_row(
             str(p.plan.index + 1),
-            inert(p.plan.name),
+            inert(p.plan.name + (f" ({p.action.value} of {p.slot + 1})" if p.action else "")),
             inert(p.status.value, STATUS_STYLE.get(p.status.value, "")),
             inert(_short(p.output(StepName.IMAGE), folder)),
             inert(video),
@@ -152,6 +152,10 @@ def files_table(campaign: Campaign) -> Table:
     notes = [f"files in {folder}"] if folder else []
     if campaign.contact_sheet:
         notes.append(f"contact sheet: {campaign.contact_sheet}")
+    if campaign.timeline:
+        notes.append(f"timeline: {campaign.timeline}")
+    if campaign.reel:
+        notes.append(f"reel: {campaign.reel}")
     if campaign.error:
         notes.append(f"error: {campaign.error}")
     table.caption = Text("\n").join(inert(n) for n in notes) if notes else None
