@@ -91,6 +91,18 @@ class Gate:
             raise
         _log(entry, f"campaign {campaign.id} submitted")
 
+    async def action(self, campaign: Campaign, who: Who, estimate_usd: float) -> None:
+        """Raise QuotaExceeded (with a `refused` audit line) if an action would break a cost cap."""
+        now = self.clock()
+        ledger = () if self.policy.exempt(who) else await self.store.usage(who, day_start(now))
+        try:
+            self.policy.check_action(campaign.cost_usd, who, estimate_usd, ledger, now=now)
+        except QuotaExceeded as exc:
+            request, cid = campaign.request, campaign.id
+            entry = _entry(AuditEvent.REFUSED, request, who, estimate_usd, now, cid)
+            await self._refuse(entry, f"{exc.limit}: {exc}")
+            raise
+
     async def finished(self, campaign: Campaign, estimate_usd: float) -> None:
         """One audit line and one log line with the outcome and the actual cost."""
         status = campaign.status.value

@@ -201,6 +201,40 @@ class QuotaPolicy:
             usage = Usage.of(ledger, _FIELD[scope], key, since)
             self._scope(scope, key, usage, estimate_usd, now, resets_at)
 
+    def check_action(
+        self,
+        campaign_cost_usd: float,
+        who: Who,
+        estimate_usd: float,
+        ledger: Sequence[Spend],
+        *,
+        now: float,
+    ) -> None:
+        """The cost caps alone, for an action (Reroll, Animate) that adds spend to a campaign.
+
+        Actions start no campaign, so the count and concurrency quotas do not
+        apply; the per-campaign cap counts what the campaign has cost so far.
+        """
+        if self.exempt(who):
+            return
+        cap = self.settings.cost_campaign_usd
+        total = round(campaign_cost_usd + estimate_usd, 6)
+        if cap and total > cap:
+            raise QuotaExceeded(
+                ENV_NAMES["cost_campaign_usd"],
+                f"cost cap: this campaign has cost {usd(campaign_cost_usd)} and this is"
+                f" estimated at {usd(estimate_usd)}: {usd(total)}, over the {usd(cap)}"
+                " allowed per campaign",
+                used=total,
+                allowed=cap,
+            )
+        since = day_start(now)
+        for scope in _SCOPES:
+            key = getattr(who, _FIELD[scope])
+            if key is not None:
+                usage = Usage.of(ledger, _FIELD[scope], key, since)
+                self._daily_cost(scope, key, usage, estimate_usd, now, since + DAY_S)
+
     def _per_campaign(self, request: CampaignRequest, estimate_usd: float) -> None:
         limit = self.settings.products
         if limit and request.products > limit:
@@ -245,6 +279,12 @@ class QuotaPolicy:
                 allowed=daily,
                 resets_at=resets_at,
             )
+        self._daily_cost(scope, key, usage, estimate_usd, now, resets_at)
+
+    def _daily_cost(
+        self, scope: str, key: str, usage: Usage, estimate_usd: float, now: float, resets_at: float
+    ) -> None:
+        _has, whose = _subject(scope, key)
         cap = getattr(self.settings, f"cost_{scope}_daily_usd")
         total = round(usage.cost_today_usd + estimate_usd, 6)
         if cap and total > cap:

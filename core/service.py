@@ -298,12 +298,22 @@ class CampaignService:
         return await self._run_again(campaign, reset, sinks)
 
     async def reroll(
-        self, campaign_id: str, number: int, sinks: Sequence[ProgressSink] = ()
+        self,
+        campaign_id: str,
+        number: int,
+        sinks: Sequence[ProgressSink] = (),
+        *,
+        requester: str | None = None,
     ) -> Campaign:
-        """Product `number` (1-based) again with a new seed, as a new attempt in the campaign."""
+        """Product `number` (1-based) again with a new seed, as a new attempt in the campaign.
+
+        `requester` is who pressed (default: the campaign's requester); the
+        daily cost caps of that user and of the campaign's channel and server
+        apply, and the per-campaign cap to the campaign's cost so far.
+        """
         campaign = await self._finished(campaign_id, "reroll")
         product = actions.reroll(campaign, actions.pick(campaign, number))
-        return await self._add_attempts(campaign, [product], sinks)
+        return await self._add_attempts(campaign, [product], sinks, requester)
 
     async def animate(
         self,
@@ -311,8 +321,13 @@ class CampaignService:
         number: int | None = None,
         prompt: str | None = None,
         sinks: Sequence[ProgressSink] = (),
+        *,
+        requester: str | None = None,
     ) -> Campaign:
-        """A new video of product `number`, or of every current product without one (None)."""
+        """A new video of product `number`, or of every current product without one (None).
+
+        Cost caps as for `reroll`.
+        """
         prompt = self._prompt(prompt)
         campaign = await self._finished(campaign_id, "animate")
         video_model = campaign.request.models.video
@@ -326,7 +341,7 @@ class CampaignService:
         for source in sources:  # each at the next free index
             grown = replace(campaign, products=campaign.products + tuple(products))
             products.append(actions.animate(grown, source, prompt, video_model))
-        return await self._add_attempts(campaign, products, sinks)
+        return await self._add_attempts(campaign, products, sinks, requester)
 
     async def animate_image(
         self,
@@ -417,15 +432,27 @@ class CampaignService:
         return campaign
 
     async def _add_attempts(
-        self, campaign: Campaign, products: Sequence[Product], sinks: Sequence[ProgressSink]
+        self,
+        campaign: Campaign,
+        products: Sequence[Product],
+        sinks: Sequence[ProgressSink],
+        requester: str | None,
     ) -> Campaign:
-        """Store new attempts and run the campaign again for them."""
+        """Check the attempt limit and cost caps, store new attempts, run the campaign again."""
         limit = self.config.max_products * MAX_ATTEMPTS_PER_SLOT
         if len(campaign.products) + len(products) > limit:
             raise CampaignStateError(
                 f"campaign {campaign.id} has {len(campaign.products)} products and attempts;"
                 f" at most {limit} are kept. Start a new campaign"
             )
+        cost = sum(
+            self.generator.price_usd(s.name, s.model)
+            for p in products
+            for s in p.steps
+            if s.status is StepStatus.PENDING
+        )
+        who = Who.of(requester or campaign.requester, campaign.origin)
+        await self._gate().action(campaign, who, round(cost, 6))
 
         async def add(campaign: Campaign) -> None:
             await self.store.add_products(campaign.id, products)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import CampaignStateError, InvalidRequest
+from core.errors import CampaignStateError, InvalidRequest, QuotaExceeded
 from core.model import Action, CampaignStatus, StepName, StepStatus
+from core.quotas import QuotaSettings
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator
 
@@ -177,3 +178,29 @@ async def test_action_estimates_price_each_action(make_service) -> None:
     assert estimates[Action.ANIMATE].cost_usd == pytest.approx(0.01)
     reroll_s, animate_s = estimates[Action.REROLL].seconds, estimates[Action.ANIMATE].seconds
     assert reroll_s is not None and animate_s is not None and reroll_s > animate_s
+
+
+async def test_actions_respect_the_cost_caps_and_leave_an_audit_line(make_service, store) -> None:
+    gen = GatedGenerator(open_all=True)
+    service = make_service(gen, quotas=QuotaSettings(cost_campaign_usd=0.025))
+    first = await service.submit(_request(), requester="slack:U1")  # 2 images: $0.02
+    first = await service.wait(first.id)
+    with pytest.raises(QuotaExceeded, match=r"cost cap: this campaign has cost \$0.020"):
+        await service.reroll(first.id, 1, requester="slack:U1")  # one more: $0.03 > $0.025
+    assert len((await store.get(first.id)).products) == 2
+    newest = (await store.audit_entries(campaign_id=first.id))[0]
+    assert (newest.event.value, newest.who.requester) == ("refused", "slack:U1")
+    assert "CAMPAIGN_QUOTA_COST_CAMPAIGN" in (newest.reason or "")
+
+
+async def test_an_action_counts_against_the_daily_cost_cap_of_who_pressed(make_service) -> None:
+    service = make_service(
+        GatedGenerator(open_all=True), quotas=QuotaSettings(cost_user_daily_usd=0.035)
+    )
+    first = await service.submit(_request(), requester="slack:U1")
+    await service.wait(first.id)
+    await service.reroll(first.id, 1, requester="slack:U1")  # $0.02 + $0.01 = $0.03
+    await service.wait(first.id)
+    with pytest.raises(QuotaExceeded, match="cost cap: your campaigns today"):
+        await service.animate(first.id, 1, requester="slack:U1")  # $0.04 > $0.035
+    await service.animate(first.id, 1, requester="slack:U2")  # someone else's budget
