@@ -20,6 +20,7 @@ from core.errors import CampaignStateError, InvalidRequest
 from core.model import Action, Campaign, Product, ProductPlan, StepName, StepRecord, StepStatus
 
 DEFAULT_MOTION = "slow cinematic camera push-in, gentle natural motion"
+UPLOAD_MODEL = "upload"  # the image "model" of an uploaded image: it was never generated
 
 
 def pick(campaign: Campaign, number: int) -> Product:
@@ -33,6 +34,13 @@ def pick(campaign: Campaign, number: int) -> Product:
 
 def reroll(campaign: Campaign, source: Product) -> Product:
     """A new attempt of `source`: its plan and chain again, at a new index (a new seed)."""
+    image = source.step(StepName.IMAGE)
+    if image is not None and image.model == UPLOAD_MODEL:
+        number = source.plan.index + 1
+        raise CampaignStateError(
+            f"product {number} of {campaign.id} is an uploaded image: there is no plan to"
+            " reroll; animate it again instead"
+        )
     index = len(campaign.products)
     return Product(
         replace(source.plan, index=index),
@@ -105,7 +113,7 @@ def uploaded(
         StepStatus.SUCCEEDED,
         finished_at=finished_at,
         output=str(path),
-        model="upload",
+        model=UPLOAD_MODEL,
     )
     return Product(plan, (image, StepRecord(0, StepName.VIDEO, model=video_model)))
 

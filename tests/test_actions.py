@@ -152,6 +152,11 @@ async def test_animate_image_is_a_one_product_campaign(make_service, tmp_path: P
     assert job.plan.video_prompt == "tail wags"
     assert (0, "image") not in gen.calls
     assert [c.id for c in await service.history()] == [campaign.id]
+    with pytest.raises(CampaignStateError, match="uploaded image: there is no plan to reroll"):
+        await service.reroll(campaign.id, 1)
+    await service.animate(campaign.id, 1, prompt="the other way")  # a new video of it is fine
+    again = await service.wait(campaign.id)
+    assert again.products[1].output(StepName.VIDEO) is not None
 
 
 @pytest.mark.parametrize(
