@@ -31,7 +31,9 @@ from aiohttp import web
 
 from adapters.local_executor import LocalExecutor
 from adapters.offline.generator import OfflineGenerator
+from adapters.pictures.reel import render_reel
 from adapters.pictures.sheet import render_contact_sheet
+from adapters.pictures.timeline import render_timeline
 from adapters.ray_exec.connect import open_ray_executor
 from adapters.ray_exec.settings import RaySettings
 from adapters.replicate_api.generator import ReplicateGenerator
@@ -54,12 +56,15 @@ from bot.health import (
 from core.errors import ConfigError
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
+from core.run import Pictures
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
 from core.settings import Settings
 from storage.sqlite_store import SqliteStore
 
 SheetFn = Callable[..., str]
+PICTURES = Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
+"""The renderers of a finished campaign's contact sheet, timeline and reel."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ async def build(
     *,
     generator: Generator | None = None,
     planner: Planner | None = None,
-    sheet: SheetFn = render_contact_sheet,
+    sheet: SheetFn = PICTURES,
     clock: Callable[[], float] | None = None,
     run_steps: bool = True,
     models: Mapping[str, str | None] | None = None,
@@ -141,7 +146,7 @@ def wire(
     generator: Generator,
     executor: Executor,
     planner: Planner | None = None,
-    sheet: SheetFn = render_contact_sheet,
+    sheet: SheetFn = PICTURES,
     clock: Callable[[], float] | None = None,
     **config: Any,
 ) -> CampaignService:
@@ -149,6 +154,8 @@ def wire(
 
     build() calls it; so does a test factory that must hand a service back
     without awaiting (it owns and closes the store and executor it passes).
+    `sheet`: the picture renderers (a `Pictures`: sheet, timeline, reel), or a
+    bare contact-sheet renderer, which then renders the sheet alone.
     """
     return CampaignService(
         store=store,

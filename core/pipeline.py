@@ -38,7 +38,7 @@ from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
 from core.ports import CampaignRecords, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
-from core.scheduler import Scheduler
+from core.scheduler import Scheduler, place_text
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,17 @@ class ChainRunner:
         given: _Handoff | None = None,
         feeds: _Handoff | None = None,
     ) -> StepRecord:
-        """Run one step in its kind's slot; `given` is its input image, `feeds` its video's."""
-        async with self.scheduler.slot(step.name.kind, self.campaign_id):
+        """Run one step in its kind's slot; `given` is its input image, `feeds` its video's.
+
+        While it waits in line for the slot, its place is announced on the
+        pending step ('queued: 2nd in line for video'), again when it moves up.
+        """
+
+        async def on_place(place: int) -> None:
+            text = f"queued: {place_text(place)} in line for {step.name.value}"
+            await self._event(EventKind.STEP_PROGRESS, step, message=text, queued=place)
+
+        async with self.scheduler.slot(step.name.kind, self.campaign_id, on_place):
             holder = [step]  # the hooks update it (provider id) while an attempt runs
             while True:
                 holder[0] = await self._start(holder[0])
@@ -339,6 +348,7 @@ class ChainRunner:
         status: str | None = None,
         message: str = "",
         output: str | None = None,
+        queued: int | None = None,
     ) -> None:
         await self.publish(
             ProgressEvent(
@@ -350,5 +360,6 @@ class ChainRunner:
                 status,
                 message,
                 output,
+                queued=queued,
             )
         )

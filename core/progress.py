@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from core.eta import Durations, Pace, Sample, StepState, campaign_left
 from core.model import CampaignStatus, StepName, StepStatus
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class ProgressEvent:
     message: str = ""
     output: str | None = None
     campaign: Campaign | None = None  # the whole record, on start and finish
+    pace: Pace | None = None  # on start: stored durations and slots, for the ETA
+    queued: int | None = None  # a pending step's place in line for a slot (STEP_PROGRESS)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class StepView:
     output: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    model: str | None = None
+    queued: int | None = None  # its place in line for a slot, while it waits for one
 
 
 @dataclass
@@ -85,6 +90,10 @@ class CampaignSnapshot:
     cost_usd: float = 0.0
     products: list[ProductView] = field(default_factory=list)
     notice: str = ""  # a campaign-wide message, e.g. the planner fell back to templates
+    pace: Pace | None = None  # what the ETA is computed from (None: defaults and own steps)
+    _durations: tuple[tuple[Sample, ...], Pace | None, Durations] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, campaign: Campaign) -> CampaignSnapshot:
@@ -107,7 +116,9 @@ class CampaignSnapshot:
                 p.plan.name,
                 p.plan.product_type,
                 {
-                    s.name: StepView(s.status, s.error or "", s.output, s.started_at, s.finished_at)
+                    s.name: StepView(
+                        s.status, s.error or "", s.output, s.started_at, s.finished_at, s.model
+                    )
                     for s in p.steps
                 },
             )
@@ -118,6 +129,8 @@ class CampaignSnapshot:
         """Fold one event into the snapshot."""
         if event.campaign is not None:
             self._load(event.campaign)
+        if event.pace is not None:
+            self.pace = event.pace
         if event.kind is EventKind.CAMPAIGN_STARTED:
             self.status = CampaignStatus.RUNNING
             self.started_at = self.started_at or event.at
@@ -125,7 +138,7 @@ class CampaignSnapshot:
             self.notice = event.message or self.notice
             return
         step = self.products[event.product_index].steps[event.step]
-        step.message = event.message
+        step.message, step.queued = event.message, event.queued
         if event.kind is EventKind.STEP_STARTED:
             step.status, step.started_at, step.finished_at = StepStatus.RUNNING, event.at, None
         elif event.kind is EventKind.STEP_FINISHED and event.status:
@@ -138,13 +151,38 @@ class CampaignSnapshot:
         return sum(s.status.done for s in steps), len(steps)
 
     def timing(self, now: float) -> tuple[float, float | None]:
-        """(elapsed seconds, estimated seconds left or None) as of `now` (wall clock)."""
+        """(elapsed seconds, estimated seconds left or None) as of `now` (wall clock).
+
+        The estimate plays out the steps left with the durations their models
+        took lately (this campaign's finished steps first, then the stored
+        history of `pace`), on the slots each kind has (see `campaign_left`).
+        """
         start = self.started_at or now
         elapsed = max(0.0, (self.finished_at or now) - start)
-        done, total = self.counts()
-        if not done or done >= total or self.status.done:
+        if self.status.done:
             return elapsed, None
-        return elapsed, elapsed / done * (total - done)
+        chains = [
+            [StepState(n, v.status, v.started_at, v.model, v.queued) for n, v in p.steps.items()]
+            for p in self.products
+        ]
+        pace = self.pace or Pace()
+        return elapsed, campaign_left(chains, self._measured(pace), now, pace.slots)
+
+    def _measured(self, pace: Pace) -> Durations:
+        """The pace's durations with this campaign's own finished steps in front (cached)."""
+        own = sorted(
+            (
+                (v.finished_at, Sample(name, v.model, v.finished_at - v.started_at))
+                for p in self.products
+                for name, v in p.steps.items()
+                if v.status is StepStatus.SUCCEEDED and v.started_at and v.finished_at
+            ),
+            key=lambda item: -item[0],
+        )
+        samples = tuple(sample for _at, sample in own)
+        if self._durations is None or self._durations[:2] != (samples, pace):
+            self._durations = (samples, pace, pace.durations.newer(samples))
+        return self._durations[2]
 
 
 Deliver = Callable[[CampaignSnapshot], Awaitable[None]]

@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
-from core.eta import DEFAULT_S, Durations, Sample, StepState, chain_left, time_left
-from core.model import StepName, StepStatus
+from bot.chat.text import progress_line
+from core.eta import (
+    DEFAULT_S,
+    Durations,
+    Pace,
+    Sample,
+    StepState,
+    campaign_left,
+    chain_left,
+    time_left,
+)
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    Product,
+    ProductPlan,
+    StepName,
+    StepRecord,
+    StepStatus,
+)
+from core.progress import CampaignSnapshot, EventKind, ProgressEvent
+from core.request import CampaignRequest
+from core.scheduler import Limits, Scheduler
+from storage.sqlite_store import SqliteStore
+from tests.fakes import GatedGenerator
 
 IMAGE, VIDEO = StepName.IMAGE, StepName.VIDEO
 PENDING, RUNNING, DONE = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.SUCCEEDED
@@ -51,3 +74,136 @@ def test_a_running_step_counts_its_rest_and_products_run_side_by_side() -> None:
 def test_nothing_left_means_no_eta() -> None:
     assert time_left([[StepState(IMAGE, DONE, 0.0)]], {IMAGE: 10.0}, now=5.0) is None
     assert time_left([], {IMAGE: 10.0}, now=5.0) is None
+
+
+def test_steps_beyond_a_kinds_slots_run_in_waves() -> None:
+    history = Durations([Sample(IMAGE, "flux", 10.0), Sample(VIDEO, "seedance", 100.0)])
+    four = [[StepState(IMAGE, PENDING, None, "flux")] for _ in range(4)]
+    assert campaign_left(four, history, now=0.0) == 10.0  # no limits: side by side
+    assert campaign_left(four, history, now=0.0, slots={IMAGE: 2}) == 20.0  # two waves
+    assert campaign_left(four, history, now=0.0, slots={IMAGE: 1}) == 40.0
+    chains = [
+        [StepState(IMAGE, RUNNING, 0.0, "flux"), StepState(VIDEO, PENDING, None, "seedance")],
+        [StepState(IMAGE, PENDING, None, "flux"), StepState(VIDEO, PENDING, None, "seedance")],
+    ]
+    # one image slot: the second image after the first (10 s), its video 100 s after that
+    assert campaign_left(chains, history, now=4.0, slots={IMAGE: 1, VIDEO: 2}) == 116.0
+    # one video slot as well: the second video waits for the first (6 + 100, then + 100)
+    assert campaign_left(chains, history, now=4.0, slots={IMAGE: 1, VIDEO: 1}) == 206.0
+
+
+def test_a_step_far_back_in_line_makes_the_eta_longer_but_never_below_the_slowest_chain() -> None:
+    history = Durations([Sample(IMAGE, "flux", 10.0)])
+    near = [[StepState(IMAGE, PENDING, None, "flux", queued=1)]]
+    far = [[StepState(IMAGE, PENDING, None, "flux", queued=9)]]
+    assert campaign_left(near, history, now=0.0, slots={IMAGE: 2}) == 12.5
+    assert campaign_left(far, history, now=0.0, slots={IMAGE: 2}) == 52.5  # 8.5 / 2 waves ahead
+    running = [[StepState(IMAGE, RUNNING, 0.0, "flux"), StepState(VIDEO, PENDING, None)]]
+    left = campaign_left(running, history, now=2.0, slots={IMAGE: 1, VIDEO: 1})
+    assert left == 8.0 + DEFAULT_S[VIDEO]  # an unmeasured video model: the default
+
+
+def test_durations_put_newer_samples_first() -> None:
+    old = Durations([Sample(VIDEO, "seedance", 100.0)] * 5, recent=5)
+    assert old.typical(VIDEO, "seedance") == 100.0
+    assert old.newer([Sample(VIDEO, "seedance", 10.0)] * 3).typical(VIDEO, "seedance") == 10.0
+    assert old.newer([]) is old
+
+
+def _stored(index: int, step: StepName, model: str, seconds: float, at: float) -> StepRecord:
+    return StepRecord(
+        index, step, StepStatus.SUCCEEDED, 1, at - seconds, at, model=model, output=f"{index}"
+    )
+
+
+async def _history(store: SqliteStore, steps: list[StepRecord]) -> None:
+    plans = [ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp") for i in range(len(steps))]
+    await store.create_campaign(
+        Campaign(
+            id=f"old{len(steps)}-{steps[0].finished_at:.0f}",
+            request=CampaignRequest(theme="old", products=len(steps), videos=True),
+            status=CampaignStatus.SUCCEEDED,
+            created_at=0.0,
+            executor="local",
+            generator="gated",
+            products=tuple(Product(p, (s,)) for p, s in zip(plans, steps, strict=True)),
+        )
+    )
+
+
+def _running(video_model: str, pace: Pace) -> CampaignSnapshot:
+    request = CampaignRequest(theme="new", products=2, videos=True)
+    plans = [ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp") for i in range(2)]
+    campaign = Campaign(
+        id="new",
+        request=request,
+        status=CampaignStatus.RUNNING,
+        created_at=1000.0,
+        executor="local",
+        generator="gated",
+        started_at=1000.0,
+        products=tuple(
+            Product(
+                p,
+                (
+                    StepRecord(p.index, IMAGE, RUNNING, 1, 1000.0, model="flux"),
+                    StepRecord(p.index, VIDEO, model=video_model),
+                ),
+            )
+            for p in plans
+        ),
+    )
+    snap = CampaignSnapshot(campaign.id)
+    snap.apply(
+        ProgressEvent(EventKind.CAMPAIGN_STARTED, "new", 1000.0, campaign=campaign, pace=pace)
+    )
+    return snap
+
+
+async def test_stored_history_orders_the_eta_and_recent_samples_outweigh_old(
+    store: SqliteStore,
+) -> None:
+    scheduler = Scheduler(Limits(text=1, image=4, video=4, cpu=1))
+    # long ago "seedance" videos took 10 s; lately they take 100 s. "fast" videos take 10 s.
+    await _history(store, [_stored(i, VIDEO, "seedance", 10.0, 100.0 + i) for i in range(25)])
+    await _history(store, [_stored(i, VIDEO, "seedance", 100.0, 500.0 + i) for i in range(20)])
+    await _history(store, [_stored(i, VIDEO, "fast", 10.0, 600.0 + i) for i in range(3)])
+    await _history(store, [_stored(i, IMAGE, "flux", 8.0, 700.0 + i) for i in range(3)])
+    pace = scheduler.pace(await store.step_samples())
+    assert pace.durations.typical(VIDEO, "seedance") == 100.0  # the 20 newest, not all 45
+    slow = _running("seedance", pace).timing(now=1002.0)
+    fast = _running("fast", pace).timing(now=1002.0)
+    assert slow == (2.0, 106.0) and fast == (2.0, 16.0)  # 6 s of the image left, then the video
+    assert _running("fast", pace).timing(now=1002.0) == fast
+    text = progress_line(_running("seedance", pace), "local", now=1002.0)
+    assert "ETA 1m 46s" in text
+
+
+async def test_a_finished_step_of_the_campaign_itself_counts_first(store: SqliteStore) -> None:
+    scheduler = Scheduler(Limits(text=1, image=4, video=4, cpu=1))
+    await _history(store, [_stored(0, IMAGE, "flux", 30.0, 100.0)])
+    snap = _running("fast", scheduler.pace(await store.step_samples()))
+    assert snap.timing(now=1001.0) == (1.0, 29.0 + DEFAULT_S[VIDEO])
+    snap.apply(ProgressEvent(EventKind.STEP_FINISHED, "new", 1004.0, 0, IMAGE, "succeeded"))
+    # this campaign's own image took 4 s: the newest sample of flux, ahead of the stored 30 s ones
+    assert snap.pace is not None
+    assert snap._measured(snap.pace).typical(IMAGE, "flux") == 17.0  # median of 4 and 30
+    assert snap.timing(now=1004.0)[1] == 13.0 + DEFAULT_S[VIDEO]
+
+
+async def test_a_run_announces_the_stored_pace(make_service, store: SqliteStore) -> None:
+    await _history(store, [_stored(i, IMAGE, "flux", 42.0, 100.0 + i) for i in range(3)])
+    events: list[ProgressEvent] = []
+
+    class Sink:
+        async def publish(self, event: ProgressEvent) -> None:
+            events.append(event)
+
+    service = make_service(GatedGenerator(open_all=True))
+    await service.run(CampaignRequest(theme="cats", products=1), [Sink()])
+    started = [e for e in events if e.kind is EventKind.CAMPAIGN_STARTED]
+    assert started and all(e.pace is not None for e in started)
+    pace = started[0].pace
+    assert pace is not None
+    assert pace.durations.typical(IMAGE, "any model") == 42.0
+    assert pace.slots[IMAGE] == 4  # the fixture's Limits

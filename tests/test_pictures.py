@@ -151,3 +151,50 @@ def test_reel_refuses_nothing_or_a_missing_clip(tmp_path: Path, clips: list[tupl
 )
 def test_picture_functions_pickle_for_the_cpu_pool(fn: object) -> None:
     assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+def test_a_video_failure_is_marked_by_its_last_word(tmp_path: Path, picture: str) -> None:
+    out = sheet.render_contact_sheet(
+        [("Mug", picture, "video failed", False)], str(tmp_path / "v.png"), title="t"
+    )
+    with Image.open(out) as img:
+        assert _count(img, RED, _cells(img, 256, 1)[0]) > 256 * 20
+
+
+def test_a_base_sheet_keeps_its_cells_and_gets_a_new_title_bar(
+    tmp_path: Path, picture: str
+) -> None:
+    items: list[sheet.Item] = [("Mug", picture, "succeeded", True), ("Tee", None, "failed", False)]
+    early = sheet.render_contact_sheet(items, str(tmp_path / "s.png"), title="t", subtitle="$0.01")
+    with Image.open(early) as img:
+        before = img.convert("RGB")
+    Path(picture).rename(picture + ".away")  # a redraw over the base reads no image
+    try:
+        final = sheet.render_contact_sheet(
+            items, str(tmp_path / "s.png"), title="t", subtitle="$0.25", base=early
+        )
+    finally:
+        Path(picture + ".away").rename(picture)
+    with Image.open(final) as img:
+        after = img.convert("RGB")
+    cells = _cells(after, 256, 2)
+    assert after.size == before.size
+    assert after.crop(cells[0]).tobytes() == before.crop(cells[0]).tobytes()
+    title_h = cells[0][1] - 256 // 16
+    bar = (0, 0, after.width, title_h)
+    assert after.crop(bar).tobytes() != before.crop(bar).tobytes()  # the new subtitle
+    other = sheet.render_contact_sheet(  # a base of another layout: a full render
+        items[:1], str(tmp_path / "o.png"), title="t", subtitle="$1", base=early
+    )
+    with Image.open(other) as img:
+        assert img.size != before.size
+
+
+def test_a_clip_without_a_moov_box_is_refused_before_ffmpeg(
+    tmp_path: Path, clips: list[tuple[str, str]]
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048))
+    with pytest.raises(ValueError, match="not a playable MP4"):
+        reel.render_reel([*clips, ("broken", str(broken))], str(tmp_path / "r.mp4"), title="t")
+    assert not (tmp_path / "r.mp4").exists()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
 
+from adapters.replicate_api.predictions import status_line
+from bot.chat.text import product_line
 from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
 from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProgressEvent
 from core.request import CampaignRequest
@@ -121,3 +124,36 @@ async def test_the_interval_runs_from_the_end_of_a_slow_delivery() -> None:
     await sink.aclose()
     assert spans[0][0] == pytest.approx(101.2)  # 1.2 s after the post, not at once
     assert spans[1][0] - spans[0][1] == pytest.approx(1.2)  # from the end of the last edit
+
+
+async def test_replicate_percentages_reach_the_status_lines_coalesced() -> None:
+    """A video's tqdm bar (a real log shape) shows as 'processing N%' on its product line."""
+    clock = FakeClock()
+    delivered: list[CampaignSnapshot] = []
+
+    async def deliver(snapshot: CampaignSnapshot) -> None:
+        delivered.append(snapshot)
+
+    sink = CoalescingSink(deliver, min_interval_s=1.0, clock=clock, sleep=clock.sleep)
+    await sink.publish(ProgressEvent(EventKind.CAMPAIGN_STARTED, "c1", 1.0, campaign=_campaign()))
+    await sink.publish(_step(EventKind.STEP_STARTED, 0))
+    logs = "[seedance] queued\n  0%|          | 0/30 [00:00<?, ?it/s]\n"
+    for done in range(1, 31):  # one poll per tqdm line, as `_watch` reports them
+        logs += f" {done * 100 // 30}%|####      | {done}/30 [00:{done:02d}<00:10,  1.66s/it]\n"
+        await sink.publish(
+            _step(
+                EventKind.STEP_PROGRESS,
+                0,
+                message=status_line({"status": "processing", "logs": logs}),
+            )
+        )
+    await sink.aclose()
+    assert len(delivered) <= 3  # 31 updates, coalesced
+    final = delivered[-1]
+    assert final.products[0].steps[StepName.IMAGE].message == "processing 100%"
+    assert product_line(final.products[0]).endswith("image 🔄 processing 100%")
+    waiting = _step(EventKind.STEP_PROGRESS, 1, message="queued: 1st in line for image")
+    snap = copy.deepcopy(final)
+    snap.apply(ProgressEvent(**{**waiting.__dict__, "queued": 1}))
+    assert product_line(snap.products[1]).endswith("image ⏳ queued: 1st in line for image")
+    assert snap.products[1].steps[StepName.IMAGE].queued == 1

@@ -6,6 +6,12 @@ are drawn with Pillow (no ffmpeg font support needed) and laid over the clips
 by the bundled ffmpeg in one run. `render_reel` is picklable, synchronous and
 top-level, for a process pool or Ray tasks (never the event loop); it writes
 its output atomically and returns the path.
+
+The frame is 960x540 by default: a 20-clip reel then stays well under
+Discord's 10 MiB default upload limit for typical clips, and renders in about
+0.4 s per 3 s clip on 2 cores (8.4 s for 20; 720p takes ~1.7x as long).
+ffmpeg is the binary of the pinned imageio-ffmpeg wheel
+(`imageio_ffmpeg.get_ffmpeg_exe()`; `IMAGEIO_FFMPEG_EXE` overrides it).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from adapters.files import atomic_path
 from adapters.pictures.text import draw_lines, fit_text
 
 TIMEOUT_S = 600.0
+PRESET = "veryfast"  # x264: ~2x slower than ultrafast, files ~2x smaller
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -76,7 +83,7 @@ def render_reel(
     title: str,
     subtitle: str = "",
     title_s: float = 1.5,
-    size: tuple[int, int] = (1280, 720),
+    size: tuple[int, int] = (960, 540),
     fps: int = 24,
 ) -> str:
     """Join (caption, clip path) pairs after a title card into one H.264 MP4.
@@ -91,6 +98,8 @@ def render_reel(
     for _, path in clips:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"clip not found: {path!r}")
+        if not _playable(path):
+            raise ValueError(f"not a playable MP4 (no moov box): {path!r}")
     with tempfile.TemporaryDirectory() as work, atomic_path(out_path) as tmp:
         card = os.path.join(work, "card.png")
         _card(card, size, title, subtitle)
@@ -102,11 +111,37 @@ def render_reel(
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
             *inputs, "-filter_complex", _filter(len(clips), size, fps), "-map", "[out]", "-an",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+            "-c:v", "libx264", "-preset", PRESET, "-crf", "23", "-pix_fmt", "yuv420p",
             "-movflags", "+faststart", "-f", "mp4", tmp,
         ]  # fmt: skip
         _run(command)
     return out_path
+
+
+def _playable(path: str) -> bool:
+    """False for an ISO media file (MP4, MOV) without a `moov` box: nothing ffmpeg can play.
+
+    Reads the top-level box headers only, so a broken download fails here in
+    microseconds rather than after the title card and an ffmpeg start. A file
+    that does not start with an `ftyp` box (WebM, ...) is left to ffmpeg.
+    """
+    with open(path, "rb") as f:
+        end = os.fstat(f.fileno()).st_size
+        offset, first = 0, True
+        while offset + 8 <= end:
+            f.seek(offset)
+            head = f.read(16)
+            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if first and kind != b"ftyp":
+                return True
+            if kind == b"moov":
+                return True
+            if size == 1 and len(head) == 16:  # a 64-bit size follows the type
+                size = int.from_bytes(head[8:16], "big")
+            if size < 8:  # 0: to the end of the file; smaller: broken
+                return False
+            offset, first = offset + size, False
+    return False
 
 
 def _run(command: list[str]) -> None:

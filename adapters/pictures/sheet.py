@@ -73,7 +73,7 @@ def _unpack(item: Item) -> tuple[str, str | None, str, bool]:
 
 def _mark(draw: ImageDraw.ImageDraw, x: int, y: int, thumb: int, status: str) -> None:
     """A band across the bottom of the thumbnail saying what became of the product."""
-    color = MARKS.get(status)
+    color = MARKS.get(status.split()[-1]) if status else None
     if color is None:
         return
     band = max(14, thumb // 7)
@@ -109,15 +109,39 @@ def _title(
         draw.text((pad, top), line, font=small, fill=(200, 205, 220))
 
 
+def _base(path: str | None, size: tuple[int, int]) -> Image.Image | None:
+    """An earlier sheet of the same layout to draw over, if it can be read and fits."""
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as im:
+            if im.size != size:
+                return None
+            return im.convert("RGB")
+    except READ_ERRORS:
+        return None
+
+
 def render_contact_sheet(
-    items: Sequence[Item], out_path: str, *, title: str, subtitle: str = "", thumb: int = 256
+    items: Sequence[Item],
+    out_path: str,
+    *,
+    title: str,
+    subtitle: str = "",
+    thumb: int = 256,
+    base: str | None = None,
 ) -> str:
     """Grid PNG of the products with their names under each thumbnail and a title bar.
 
     `items`: (name, image path) pairs, or (name, image path or None, status,
     has video) for every product of a campaign: a product that did not succeed
-    gets a band naming its status; one without a readable image a grey
-    placeholder. `subtitle` (e.g. campaign id and cost) goes under the title.
+    gets a band naming its status (the colour from its last word: "failed",
+    "video failed"); one without a readable image a grey placeholder.
+    `subtitle` (e.g. campaign id and cost) goes under the title.
+    `base`: a sheet this function rendered earlier from the same items and
+    `thumb` (with a subtitle if this one has one): its cells are kept and only
+    the title bar is drawn again (no image is read); anything else about it
+    (unreadable, another size) falls back to a full render.
     Columns: ceil(sqrt(n)).
     """
     if not items:
@@ -129,9 +153,13 @@ def render_contact_sheet(
     pad, label_h = thumb // 16, max(16, thumb // 8)
     title_h = max(40, thumb // 4) + (max(14, thumb // 10) if subtitle else 0)
     cell_w, cell_h = thumb + pad, thumb + label_h + pad
-    sheet = Image.new("RGB", (cols * cell_w + pad, title_h + rows * cell_h + pad), BACKGROUND)
+    size = (cols * cell_w + pad, title_h + rows * cell_h + pad)
+    kept = _base(base, size)
+    sheet = kept or Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     _title(draw, sheet.width, title_h, pad, (title, subtitle))
+    if kept is not None:
+        return save_png(sheet, out_path)
     label_font = load_font(max(10, label_h * 5 // 8))
     for i, item in enumerate(items):
         name, path, status, video = _unpack(item)

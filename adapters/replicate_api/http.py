@@ -42,6 +42,7 @@ from adapters.replicate_api.rate import Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import LeaseLost, PermanentStepError
 from core.retry import Backoff, retrying
+from core.scheduler import OnPlace
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +131,17 @@ class ReplicateHttp:
         priority: float = 0.0,
         timeout_s: float | None = None,
         guard: Callable[[], bool] | None = None,
+        on_place: OnPlace | None = None,
         **kwargs: Any,
     ) -> Json:
         """One request after a token from its bucket; raises Retry or PermanentStepError.
 
         `guard`: asked after the token, right before sending; False raises
         LeaseLost (a paid request from a process that may have lost its lease).
+        `on_place`: told the caller's place in the bucket's line while it waits
+        (see `TokenBucket.take`).
         """
-        await (self.creates if create else self.reads).take(priority)
+        await (self.creates if create else self.reads).take(priority, on_place)
         if guard is not None and not guard():
             raise LeaseLost()
         self.stats["requests"] += 1

@@ -28,6 +28,7 @@ from adapters.replicate_api.predictions import Prediction, PredictionApi
 from core.errors import PermanentStepError
 from core.model import StepKind
 from core.ports import StepHooks
+from core.scheduler import place_text
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,21 @@ async def _create(
     wait_s: int | None,
     deadline_s: float,
 ) -> Prediction:
-    await hooks.report(f"sending to {ref.split(':')[0]}")
+    sending = f"sending to {ref.split(':')[0]}"
+    await hooks.report(sending)
+
+    async def on_place(place: int) -> None:  # waiting for the account's create rate
+        await hooks.report(rate_wait_text(place) if place else sending)
+
     task = asyncio.create_task(
-        api.create(ref, inputs, wait_s=wait_s, cancel_after_s=deadline_s, guard=hooks.may_spend),
+        api.create(
+            ref,
+            inputs,
+            wait_s=wait_s,
+            cancel_after_s=deadline_s,
+            guard=hooks.may_spend,
+            on_place=on_place,
+        ),
         name=f"{CREATE_TASK}:{ref}",
     )
     try:
@@ -135,6 +148,11 @@ async def _create(
         finally:  # also when cancelled again meanwhile: the task never outlives us
             await _reap(api, task)
         raise
+
+
+def rate_wait_text(place: int) -> str:
+    """ "waiting for Replicate's rate limit (2nd in line)"."""
+    return f"waiting for Replicate's rate limit ({place_text(place)} in line)"
 
 
 async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:

@@ -38,6 +38,7 @@ from adapters.replicate_api.rate import Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
 from core.retry import retrying
+from core.scheduler import OnPlace
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class PredictionApi:
         wait_s: int | None = None,
         cancel_after_s: float | None = None,
         guard: Callable[[], bool] | None = None,
+        on_place: OnPlace | None = None,
     ) -> Prediction:
         """Create a prediction exactly once, retrying and adopting as needed.
 
@@ -97,6 +99,7 @@ class PredictionApi:
         `cancel_after_s`: Replicate cancels it by itself after that long (a
         deadline that holds even when the bot is gone).
         `guard`: checked right before each attempt is sent (see ReplicateHttp.send).
+        `on_place`: told its place in line while an attempt waits for the create rate.
         """
         model = parse_ref(ref)
         path, request = self._create_call(model, inputs, wait_s, cancel_after_s)
@@ -108,7 +111,9 @@ class PredictionApi:
                 return found
             sent_at = time.time()
             try:
-                prediction = await self.http.send("POST", path, create=True, guard=guard, **request)
+                prediction = await self.http.send(
+                    "POST", path, create=True, guard=guard, on_place=on_place, **request
+                )
             except Retry as retry:
                 since = since or (sent_at if retry.ambiguous else None)
                 raise

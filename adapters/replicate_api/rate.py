@@ -8,6 +8,12 @@ priority (lower first; equal priorities in arrival order), so a poll of a
 prediction that is nearly done goes before one of a prediction that just
 started. When the API answers 429 anyway, `pause()` holds every caller back
 until the limit resets, so one throttled request does not turn into a burst.
+
+A caller may ask to be told its place in line while it waits (`on_place`,
+e.g. a step's 'waiting for Replicate's rate limit (2nd in line)'): after the
+line changes, one pass per event-loop turn sorts the waiters (O(n log n))
+and wakes only those whose shown place changed (`core.scheduler.shown_place`).
+A head of the line that waits less than SHOW_WAIT_S says nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 
+from core.scheduler import OnPlace, shown_place
+
 _EPSILON = 1e-6
+SHOW_WAIT_S = 0.5  # the head of the line says it waits only for a wait at least this long
 BURST_S = 1.0  # seconds' worth of tokens the bucket may hand out at once, by default
 Sleep = Callable[[float], Awaitable[None]]
 Ticket = tuple[float, int]
@@ -48,6 +57,8 @@ class TokenBucket:
         self._turns: dict[Ticket, asyncio.Event] = {}
         self._seq = itertools.count()
         self._sleeping = False  # the head waiter is sleeping until a token accrues
+        self._places: dict[Ticket, list[int]] = {}  # watched tickets: [shown, reported] places
+        self._pass_due = False
         self.taken = 0
 
     @property
@@ -55,23 +66,44 @@ class TokenBucket:
         """Callers waiting for a token right now."""
         return len(self._queue)
 
-    async def take(self, priority: float = 0.0) -> None:
-        """Wait for one token; lower `priority` values are served first."""
+    async def take(self, priority: float = 0.0, on_place: OnPlace | None = None) -> None:
+        """Wait for one token; lower `priority` values are served first.
+
+        `on_place(place)` is awaited while the caller waits, whenever its shown
+        place in line changes (1 = next), and with 0 once it got its token
+        after having been told a place.
+        """
         ticket = (priority, next(self._seq))
         heapq.heappush(self._queue, ticket)
+        place = None
+        if on_place is not None:
+            place = self._places[ticket] = [0, 0]
+        self._moved()
+        told = False
         try:
             while True:
-                if self._queue[0] == ticket and not self._sleeping:
-                    wait = self._wait_s()
-                    if wait <= 0:
-                        self._tokens -= 1.0
-                        self.taken += 1
-                        return
+                head = self._queue[0] == ticket and not self._sleeping
+                wait = self._wait_s() if head else 0.0
+                if head and wait <= 0:
+                    self._tokens -= 1.0
+                    self.taken += 1
+                    break
+                if place is not None and on_place is not None:
+                    if head and wait >= SHOW_WAIT_S:
+                        place[0] = 1
+                    if place[0] and place[0] != place[1] and (not head or wait >= SHOW_WAIT_S):
+                        place[1] = place[0]
+                        told = True
+                        await on_place(place[0])
+                        continue
+                if head:
                     await self._nap(wait)
                 else:
                     await self._my_turn(ticket)
         finally:
             self._leave(ticket)
+        if told and on_place is not None:
+            await on_place(0)
 
     def pause(self, seconds: float) -> None:
         """Hold everyone back for `seconds` (the API said the limit is exhausted)."""
@@ -95,10 +127,28 @@ class TokenBucket:
 
     def _leave(self, ticket: Ticket) -> None:
         self._turns.pop(ticket, None)
+        self._places.pop(ticket, None)
         if ticket in self._queue:
             self._queue.remove(ticket)
             heapq.heapify(self._queue)
         self._wake_head()
+        self._moved()
+
+    def _moved(self) -> None:
+        """The line changed: recompute the watched places once, on the next loop turn."""
+        if self._places and not self._pass_due:
+            self._pass_due = True
+            asyncio.get_running_loop().call_soon(self._reposition)
+
+    def _reposition(self) -> None:
+        self._pass_due = False
+        if not self._places:
+            return
+        for rank, ticket in enumerate(sorted(self._queue), 1):
+            place = self._places.get(ticket)
+            if place is not None and place[0] != (shown := shown_place(rank)):
+                place[0] = shown
+                self._turns.setdefault(ticket, asyncio.Event()).set()  # it says so, then waits
 
     def _wake_head(self) -> None:
         if self._queue and (turn := self._turns.get(self._queue[0])) is not None:

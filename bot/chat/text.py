@@ -31,12 +31,16 @@ def clip(text: str, limit: int) -> str:
 
 
 def progress_line(snap: CampaignSnapshot, executor: str, now: float | None = None) -> str:
-    """'4/10 steps · 12s elapsed · ETA 20s · local pool: 2 CPU workers'."""
+    """'4/10 steps · 12s elapsed · ETA 1m 20s · local pool: 2 CPU workers'.
+
+    The ETA plays out the steps left with the durations their models took
+    lately (see `CampaignSnapshot.timing`).
+    """
     done, total = snap.counts()
     elapsed, left = snap.timing(time.time() if now is None else now)
     parts = [f"{done}/{total} steps", f"{elapsed:.0f}s elapsed"]
     if left is not None:
-        parts.append(f"ETA {left:.0f}s")
+        parts.append(f"ETA {duration(left)}")
     if snap.cost_usd:
         parts.append(f"${snap.cost_usd:.3f}")
     parts.append(executor)
@@ -52,14 +56,29 @@ def estimate_text(estimate: Estimate) -> str:
 
 
 def product_line(product: ProductView) -> str:
-    """'✅ 1. Cosmic Cats Mug: image ✅ video 🔄 rendering video'."""
+    """'🔄 1. Cosmic Cats Mug: image ✅ video 🔄 processing 45%'.
+
+    The note is what the running step says (Replicate's percentage), then what
+    a waiting one says ('queued: 2nd in line for video').
+    """
     steps = " ".join(
         f"{name.value} {STATUS_EMOJI[view.status.value]}" for name, view in product.steps.items()
     )
-    running = next((v.message for v in product.steps.values() if v.status.value == "running"), "")
     overall = _overall(product)
-    note = f" {running}" if running else ""
+    notes = " · ".join(live_notes(product))
+    note = f" {notes}" if notes else ""
     return f"{STATUS_EMOJI[overall]} {product.index + 1}. {product.name}: {steps}{note}"
+
+
+def live_notes(product: ProductView) -> list[str]:
+    """Messages of the product's running steps, then of its waiting (pending) ones."""
+    views = product.steps.values()
+    return [
+        v.message
+        for status in (StepStatus.RUNNING, StepStatus.PENDING)
+        for v in views
+        if v.status is status and v.message
+    ]
 
 
 def _overall(product: ProductView) -> str:

@@ -19,6 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from bot.chat.text import duration, live_notes
 from core.model import Campaign, StepName, StepStatus
 from core.progress import CampaignSnapshot, StepView
 
@@ -89,7 +90,7 @@ class LiveProgress:
 def _header(snap: CampaignSnapshot, executor: str) -> RenderableType:
     done, total = snap.counts()
     elapsed, left = snap.timing(time.time())
-    eta = "" if left is None else f"  ETA {left:.0f}s"
+    eta = "" if left is None else f"  ETA {duration(left)}"
     line = Text.assemble(
         inert(f"Campaign {snap.campaign_id} ", "bold"),
         inert(f"“{snap.theme}” ", "italic"),
@@ -110,7 +111,9 @@ def _product_rows(snap: CampaignSnapshot) -> Table:
             column, overflow="ellipsis", no_wrap=True, max_width=60 if column == "note" else None
         )
     for p in snap.products:
-        note = next((s.message for s in p.steps.values() if s.message), "")
+        # running steps' words first (Replicate's percentage), then a waiting one's place in line
+        live = " · ".join(live_notes(p))
+        note = live or next((s.message for s in p.steps.values() if s.message), "")
         table.add_row(
             str(p.index + 1),
             inert(p.name),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from core.errors import PermanentStepError
 from core.model import StepName
 from core.ports import CampaignStore, StepContext, StepJob, StepOutput
+from core.run import Pictures
 
 Key = tuple[int, str]  # (product index, step name)
 
@@ -127,13 +130,53 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def fake_sheet(items: list[tuple[str, str]], out_path: str, *, title: str) -> str:
-    """A picklable contact-sheet stand-in: lists the items in a text file."""
+def fake_sheet(
+    items: Sequence[tuple[Any, ...]],
+    out_path: str,
+    *,
+    title: str,
+    subtitle: str = "",
+    base: str | None = None,
+) -> str:
+    """A picklable contact-sheet stand-in: lists the items in a text file.
+
+    One line per item: its fields tab-separated (name, image path or None,
+    status, has a video), under the title and subtitle. With `base`, "base"
+    ends the title line (the real renderer redraws only the title bar then).
+    """
+    head = title + ("\tbase" if base else "")
+    lines = [head, subtitle, *("\t".join(str(f) for f in item) for item in items)]
+    return _write(out_path, "\n".join(lines))
+
+
+def fake_timeline(
+    panels: Sequence[tuple[str, Sequence[tuple[Any, ...]]]], out_path: str, **kw: Any
+) -> str:
+    """A picklable timeline stand-in: one line per bar."""
+    bars = ["\t".join(str(f) for f in bar) for _, panel in panels for bar in panel]
+    return _write(out_path, "\n".join([str(kw.get("title", "")), *bars]))
+
+
+def fake_reel(clips: Sequence[tuple[str, str]], out_path: str, **kw: Any) -> str:
+    """A picklable reel stand-in: lists the clips."""
+    return _write(out_path, "\n".join(f"{n}\t{p}" for n, p in clips))
+
+
+def broken_reel(clips: Sequence[tuple[str, str]], out_path: str, **kw: Any) -> str:
+    """A reel renderer that fails as ffmpeg can."""
+    raise RuntimeError("ffmpeg failed (exit 1): broken on purpose")
+
+
+def _write(out_path: str, text: str) -> str:
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     partial = Path(out_path + ".partial")  # written whole, then moved: like the real renderer
-    partial.write_text(title + "\n" + "\n".join(f"{n}\t{p}" for n, p in items))
+    partial.write_text(text)
     partial.replace(out_path)
     return out_path
+
+
+FAKE_PICTURES = Pictures(sheet=fake_sheet, timeline=fake_timeline, reel=fake_reel)
+"""Every picture renderer faked: for tests of what finalize hands the renderers."""
 
 
 def worker_pid(value: int) -> tuple[int, int]:
