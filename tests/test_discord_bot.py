@@ -25,6 +25,7 @@ from tests.fakes.discord_harness import (  # bot_starter and fake_server registe
     at_least,
     bot_starter,  # noqa: F401
     callback,
+    caption,
     custom_ids,
     fake_server,  # noqa: F401
     original_edits,
@@ -43,7 +44,7 @@ async def test_commands_are_synced_to_the_guild(fake: FakeDiscord, make_service,
     (campaign,) = sync.json
     assert campaign["name"] == "campaign"
     subs = {o["name"]: o for o in campaign["options"]}
-    assert list(subs) == ["new", "status", "history", "show", "cancel", "retry", "help"]
+    assert list(subs) == ["new", "status", "history", "show", "cancel", "retry", "animate", "help"]
     new = {o["name"]: o for o in subs["new"]["options"]}
     assert list(new) == ["theme", "products", "videos", "style", "audience", "request"]
     assert (new["products"]["type"], new["products"]["min_value"]) == (4, 1)
@@ -112,15 +113,19 @@ async def test_new_campaign_done_when(
     products, summary = posts[:3], posts[3]
     for post in products:
         image, video = post.files
-        index = int(post.json["content"][2]) - 1
+        index = int(caption(post)[2]) - 1
         on_disk = Path(campaign.products[index].output(StepName.IMAGE) or "")
         shrunk = on_disk.stat().st_size > limit  # then a smaller JPEG is attached instead
         assert image.filename == on_disk.with_suffix(".jpg" if shrunk else ".png").name
         assert video.filename == f"p0{index + 1}-video.mp4"
         assert all(0 < f.size <= limit for f in post.files)
-        assert post.json["content"].startswith("✅ ")
-    assert sorted(p.json["content"][2] for p in products) == ["1", "2", "3"]
-    assert [f.filename for f in summary.files] == ["contact-sheet.png"]
+        assert caption(post).startswith("✅ ")
+        assert post.json["embeds"][0]["image"]["url"] == f"attachment://{image.filename}"
+    assert sorted(caption(p)[2] for p in products) == ["1", "2", "3"]
+    sheet, timeline, *reel = [f.filename for f in summary.files]  # within the upload limit
+    assert sheet == "contact-sheet.png" and timeline.startswith("timeline.")
+    assert summary.json["embeds"][1]["image"]["url"] == f"attachment://{timeline}"
+    assert reel == ["reel.mp4"] or "reel.mp4" in str(summary.json["embeds"][0]["fields"])
     assert "succeeded" in summary.json["embeds"][0]["description"]
     assert "cost $0.000" in summary.json["embeds"][0]["description"]
 
@@ -223,7 +228,7 @@ async def test_an_expired_interaction_token_does_not_stop_progress(
     campaign = await service.wait((await started(fake, service)).id)
     posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
     assert campaign.status is CampaignStatus.SUCCEEDED  # ... and progress went on regardless
-    assert [p.json["content"][:3] for p in posts[:2]] in (["✅ 1", "✅ 2"], ["✅ 2", "✅ 1"])
+    assert [caption(p)[:3] for p in posts[:2]] in (["✅ 1", "✅ 2"], ["✅ 2", "✅ 1"])
     assert "succeeded" in title(fake.find("PATCH", status_path(fake))[-1])
     assert "interaction expired" in caplog.text
 
@@ -470,5 +475,5 @@ async def test_a_retry_posts_only_the_products_that_ran_again(
     await fake.wait_for(lambda: "succeeded" in fake.messages[message_id]["embeds"][0]["title"])
     again = posts[4:]
     assert len(again) == 2 and len(thread_posts(fake, thread)) == 6
-    assert again[0].json["content"].startswith("✅ 2. ")  # only the product that failed
+    assert caption(again[0]).startswith("✅ 2. ")  # only the product that failed
     assert "succeeded" in again[1].json["embeds"][0]["title"]

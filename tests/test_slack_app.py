@@ -27,6 +27,7 @@ from tests.fakes.slack_api import (
     SIGNING_SECRET,
     Call,
     FakeSlackApi,
+    is_buttons_post,
     signed_headers,
     slack_harness,
 )
@@ -86,20 +87,22 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
     ts = await parent_ts(api)
     upload = ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
     product = [upload[0], upload[0], upload[1], upload[1], upload[2]]  # image + video, one post
+    buttons = "chat.postMessage"  # then the product's Reroll / Animate buttons
     posts = [m for m in api.methods() if m != "chat.update"]
-    assert posts == ["auth.test", "chat.postMessage", *product * 3, *upload]
-    last_update = api.of("chat.update")[-1]
-    assert (
-        last_update.at < api.of("files.completeUploadExternal")[-1].at
-    )  # final state, then summary
     completes = api.of("files.completeUploadExternal")
+    n = len(json.loads(completes[-1].params["files"]))  # contact sheet, timeline, reel
+    summary = [upload[0]] * n + [upload[1]] * n + [upload[2]]
+    assert posts == ["auth.test", "chat.postMessage", *[*product, buttons] * 3, *summary]
+    *_, final_state, with_sheet = api.of("chat.update")
+    summary_at = completes[-1].at
+    assert final_state.at < summary_at < with_sheet.at  # final state, summary, sheet on parent
     assert len(completes) == 4  # three products, then the summary with the contact sheet
     assert all(c.params["thread_ts"] == ts and c.params["channel_id"] == "C1" for c in completes)
     product_posts = completes[:3]
     for call in product_posts:
         assert len(json.loads(call.params["files"])) == 2  # image and video together
     assert "Campaign" in completes[3].params["initial_comment"]
-    assert len(api.of("upload")) == 7 and all(u.size > 0 for u in api.of("upload"))
+    assert len(api.of("upload")) == 6 + n and all(u.size > 0 for u in api.of("upload"))
     updates = api.of("chat.update")
     assert updates and all(u.params["ts"] == ts for u in updates)
     assert "succeeded" in block_text(updates[-1])
@@ -125,7 +128,8 @@ def summaries(api: FakeSlackApi, ts: str) -> list[str]:
 def thread_posts(api: FakeSlackApi, ts: str) -> list[Call]:
     """Threaded posts of `ts` in arrival order (products and summary)."""
     posts = api.of("files.completeUploadExternal") + api.of("chat.postMessage")
-    return sorted((c for c in posts if c.params.get("thread_ts") == ts), key=lambda c: c.at)
+    posts = [c for c in posts if c.params.get("thread_ts") == ts and not is_buttons_post(c)]
+    return sorted(posts, key=lambda c: c.at)
 
 
 async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any) -> None:
@@ -164,9 +168,11 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
         dogs = next(c for c in await service.history(5) if c.request.theme == "dogs")
         await service.wait(dogs.id)
         await api.wait_for(lambda: len(summaries(api, dogs.origin["ts"])) == 1)
+        await slack.front.idle()  # the contact sheets are shown on the parents
         ended = time.monotonic()
     updates = [c for c in api.of("chat.update") if c.params["ts"] == ts]
-    assert len(updates) == 2  # the held edit, then one edit with everything that happened since
+    assert len(updates) == 3  # the held edit, then one edit with everything that happened since,
+    assert "slack_file" in block_text(updates[-1])  # then the uploaded contact sheet
     assert "succeeded" in block_text(updates[-1])  # the final state always lands
     assert "4/4 steps" in block_text(updates[-1])
     for parent in (ts, dogs.origin["ts"]):  # edits of one message start `interval` apart at least

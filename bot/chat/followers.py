@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from bot.chat.progress import ChatProgress
 from bot.chat.surface import ChatSurface
@@ -111,6 +111,26 @@ class Followers:
         except BaseException:
             self._release(relay)
             raise
+
+    async def start(
+        self,
+        surface: ChatSurface,
+        run: Callable[[Sequence[ProgressSink]], Awaitable[Campaign]],
+        campaign_id: str | None = None,
+    ) -> Campaign:
+        """Any other service call that runs a campaign (reroll, animate, animate_image),
+        followed on `surface`: `run(sinks)` starts it. With `campaign_id` (an existing
+        campaign) CampaignStateError while another follower of it is live; nothing is
+        followed if the service refuses."""
+        relay = self._follow(surface, campaign_id)
+        try:
+            campaign = await run([relay])
+        except BaseException:
+            self._release(relay)
+            raise
+        self._unclaimed.discard(relay)
+        self._by_id[campaign.id] = relay
+        return campaign
 
     def sinks_for_stored(self, campaign: Campaign, surface_of: SurfaceOf) -> list[ProgressSink]:
         """Progress of a resumed campaign goes back to the surface its stored origin names.

@@ -1,5 +1,5 @@
-"""What Discord's commands and buttons do: start, cancel and retry campaigns, and
-the gate every interaction passes first.
+"""What Discord's commands and buttons do: start, cancel, retry, reroll and animate
+campaigns, and the gate every interaction passes first.
 
 Commands (`commands.py`) and buttons (`views.py`) only translate an
 interaction into one of these calls; who may do what is `bot.chat.access`,
@@ -10,6 +10,7 @@ the bot itself, so the bot, its commands and its buttons form no cycle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -17,16 +18,16 @@ import discord
 
 from bot.chat.access import Allowlist, Viewer, blocked_by, may_control
 from bot.chat.followers import Followers
-from bot.chat.text import clip, estimate_text
+from bot.chat.text import ACTION_EMOJI, clip, estimate_text
 from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove_place
 from bot.discord_ui.render import explain, starting_embed
 from bot.discord_ui.settings import DiscordSettings
 from bot.gallery import GallerySettings
-from core.errors import CampaignError, CampaignNotFound
-from core.model import Campaign, CampaignStatus
+from core.errors import CampaignError, CampaignNotFound, InvalidRequest
+from core.model import Action, Campaign, CampaignStatus
 from core.ports import ProgressSink
 from core.request import CampaignRequest
-from core.service import CampaignService
+from core.service import MAX_UPLOAD_BYTES, CampaignService
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ DM_REFUSAL = (
 )
 RESTARTING = "I'm restarting right now: please try again in a few seconds."
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: long campaigns keep their thread open
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+IMAGE_ALLOWED = "a PNG, JPEG or WebP image up to 20 MB"
+Run = Callable[[Sequence[ProgressSink]], Awaitable[Campaign]]  # a service call given the sinks
 
 
 class CampaignActions:
@@ -139,8 +143,113 @@ class CampaignActions:
                 f"Campaign `{campaign.id}` is {campaign.status.value}: nothing to retry.",
             )
             return
+
+        async def run(sinks: Sequence[ProgressSink]) -> Campaign:
+            return await self.service.retry(campaign_id, sinks)
+
+        await self._run_again(interaction, campaign, run, f"🔁 Retrying campaign `{campaign.id}`")
+
+    async def product_action(
+        self, interaction: Interaction, action: Action, campaign_id: str, number: int
+    ) -> None:
+        """A product post's Reroll or Animate: a new attempt of product `number`, followed
+        into the campaign's thread (only the new attempt is posted there)."""
+        who = requester_of(interaction)  # whose daily cost cap the action counts against
+
+        async def run(sinks: Sequence[ProgressSink]) -> Campaign:
+            if action is Action.REROLL:
+                return await self.service.reroll(campaign_id, number, sinks, requester=who)
+            return await self.service.animate(campaign_id, number, None, sinks, requester=who)
+
+        verb = "Rerolling" if action is Action.REROLL else "Animating"
+        text = f"{ACTION_EMOJI[action]} {verb} product {number} of campaign `{campaign_id}`"
+        await self._act(interaction, campaign_id, action.value, run, text)
+
+    async def animate_campaign(
+        self, interaction: Interaction, campaign_id: str, number: int | None, prompt: str | None
+    ) -> None:
+        """`/campaign animate campaign:<id> [product] [prompt]`: a new video of one product,
+        or of every current product without one, followed into the campaign's thread."""
+        who = requester_of(interaction)
+
+        async def run(sinks: Sequence[ProgressSink]) -> Campaign:
+            return await self.service.animate(campaign_id, number, prompt, sinks, requester=who)
+
+        what = "every product without a video" if number is None else f"product {number}"
+        text = f"{ACTION_EMOJI[Action.ANIMATE]} Animating {what} of campaign `{campaign_id}`"
+        await self._act(interaction, campaign_id, Action.ANIMATE.value, run, text)
+
+    async def animate_upload(
+        self, interaction: Interaction, image: discord.Attachment, prompt: str | None
+    ) -> None:
+        """`/campaign animate image:<file> [prompt]`: a new one-product campaign that animates
+        the picture, followed like `/campaign new` (status message and thread)."""
+        problem = upload_problem(image)
+        if problem is not None:  # refused before anything is downloaded or stored
+            await answer(interaction, f"❌ {problem}")
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            data = await image.read()
+        except discord.HTTPException as exc:
+            await answer(interaction, f"❌ I couldn't download {clip(image.filename, 100)}: "
+                         f"{explain(exc)}")  # fmt: skip
+            return
+        try:
+            place = await self._open_place(interaction, f"animate {image.filename}")
+        except discord.HTTPException as exc:
+            await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
+            return
+        if place is None:
+            await answer(interaction, "❌ I can only run campaigns in text channels and threads.")
+            return
+        requester = requester_of(interaction)
+
+        async def run(sinks: Sequence[ProgressSink]) -> Campaign:
+            return await self.service.animate_image(
+                data, image.filename, prompt, sinks, requester=requester, origin=place.origin()
+            )
+
+        try:
+            campaign = await self.followers.start(self._target(place), run)
+        except Exception:  # refused (not an image, quota, blocklist): leave nothing behind
+            await remove_place(self.client, place)
+            raise
+        started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}"
+        estimate = await self._animate_estimate(campaign)
+        await answer(interaction, f"{started}\n{estimate}." if estimate else started)
+
+    async def _animate_estimate(self, campaign: Campaign) -> str | None:
+        try:
+            estimates = await self.service.action_estimate(campaign, 1)
+        except CampaignError:
+            return None
+        return estimate_text(estimates[Action.ANIMATE])
+
+    async def _act(
+        self, interaction: Interaction, campaign_id: str, verb: str, run: Run, text: str
+    ) -> None:
+        """A new attempt on a finished campaign (permissions first), followed into its thread."""
+        campaign = await self._controllable(interaction, campaign_id)
+        if campaign is None:
+            return
+        if not campaign.status.done:  # as the service says it, before a follower refuses
+            await answer(
+                interaction,
+                f"❌ campaign {campaign.id} is still {campaign.status.value}; "
+                f"{verb} once it has finished",
+            )
+            return
+        await self._run_again(interaction, campaign, run, text)
+
+    async def _run_again(
+        self, interaction: Interaction, campaign: Campaign, run: Run, text: str
+    ) -> None:
+        """Defer, then run the campaign again followed in its stored status message and
+        thread (a new one here if it was not started on Discord); answer with the link."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         place = Place.of(campaign.origin)
+        opened = place is None
         if place is None:  # not started on Discord: follow it here
             place = await self._open_place(interaction, campaign.request.theme)
         if place is None:
@@ -148,11 +257,13 @@ class CampaignActions:
             return
         target = self._target(replace(place, file_limit=interaction.filesize_limit))
         try:
-            campaign = await self.followers.retry(campaign_id, target)
+            await self.followers.start(target, run, campaign.id)
         except CampaignError as exc:
+            if opened:
+                await remove_place(self.client, place)
             await answer(interaction, f"❌ {exc}")
             return
-        await answer(interaction, f"🔁 Retrying campaign `{campaign.id}`: {place.thread_url}")
+        await answer(interaction, f"{text}: {place.thread_url}")
 
     def sinks_for_stored(self, campaign: Campaign) -> list[ProgressSink]:
         """Progress of a resumed campaign goes back to its stored status message and thread."""
@@ -206,6 +317,7 @@ class CampaignActions:
             executor=self.service.describe_executor(),
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,
+            estimates=self.service.action_estimate,
         )
 
 
@@ -218,6 +330,19 @@ async def answer(interaction: Interaction, text: str) -> None:
             await interaction.response.send_message(clip(text, 2000), ephemeral=True)
     except discord.HTTPException as exc:  # e.g. the interaction token expired
         log.warning("could not answer interaction %s: %s", interaction.id, explain(exc))
+
+
+def upload_problem(image: discord.Attachment) -> str | None:
+    """Why an attachment cannot be animated, when its size or type already says so."""
+    if image.size > MAX_UPLOAD_BYTES:
+        problem = f"is too large ({image.size / 2**20:.1f} MB)"
+        return str(InvalidRequest("image", problem, IMAGE_ALLOWED))
+    kind = (image.content_type or "").split(";")[0].strip().lower()
+    if kind and kind not in IMAGE_TYPES:
+        return str(
+            InvalidRequest("image", f"is not a PNG, JPEG or WebP image ({kind})", IMAGE_ALLOWED)
+        )
+    return None
 
 
 def requester_of(interaction: Interaction) -> str:

@@ -6,9 +6,9 @@
 
 The work behind commands and buttons is `actions.CampaignActions`; progress,
 product posts and the summary go through `DiscordTarget` by id, so they
-outlive the 15-minute interaction token. Cancel/Retry buttons are DynamicItems
-registered in `setup_hook` and work from the stored campaign. The followers
-are closed in `close()`.
+outlive the 15-minute interaction token. Cancel/Retry (on the status message) and
+Reroll/Animate (on each product post) are DynamicItems registered in `setup_hook`
+that work from the stored campaign. The followers are closed in `close()`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bot.discord_ui.actions import CampaignActions, answer
 from bot.discord_ui.commands import build_group
 from bot.discord_ui.render import explain
 from bot.discord_ui.settings import DiscordSettings
-from bot.discord_ui.views import CancelButton, RetryButton
+from bot.discord_ui.views import AnimateButton, CancelButton, RerollButton, RetryButton
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from core.errors import CampaignError, ConfigError
@@ -105,7 +105,7 @@ class CampaignBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Register the persistent buttons and the command group; sync only when asked to."""
-        self.add_dynamic_items(CancelButton, RetryButton)
+        self.add_dynamic_items(CancelButton, RetryButton, RerollButton, AnimateButton)
         self.tree.add_command(build_group(self.actions, self.max_products))
         if self.sync_commands:
             await self._sync()

@@ -1,4 +1,5 @@
-"""The `/campaign` app command group: new, status, history, show, cancel, retry, help.
+"""The `/campaign` app command group: new, status, history, show, cancel, retry, animate,
+help.
 
 Commands only translate: options become a `CampaignRequest` (or an id) and
 `actions.CampaignActions` or the service does the work. Read-only answers are ephemeral.
@@ -18,10 +19,22 @@ from bot.discord_ui.progress import Place
 from bot.discord_ui.render import HELP_TEXT, history_embed, status_embed
 from core.errors import InvalidRequest
 from core.progress import CampaignSnapshot
-from core.request import MAX_AUDIENCE_CHARS, MAX_THEME_CHARS, CampaignRequest, Style, parse_request
+from core.request import (
+    MAX_AUDIENCE_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_THEME_CHARS,
+    CampaignRequest,
+    Style,
+    parse_request,
+)
 
 Interaction = discord.Interaction[Any]
 MAX_REQUEST_CHARS = 1000
+MAX_PRODUCT_NUMBER = 9999  # products and their attempts, as the buttons number them
+ANIMATE_USAGE = (
+    "❌ Give either `image` (a picture to animate) or `campaign` (with `product`, or alone for "
+    "every product without a video), not both."
+)
 STYLE_CHOICES = [app_commands.Choice(name=s.value, value=s.value) for s in Style]
 
 
@@ -131,6 +144,29 @@ def build_group(actions: CampaignActions, max_products: int) -> app_commands.Gro
     async def retry(interaction: Interaction, id: str) -> None:
         await actions.retry_campaign(interaction, id.strip())
 
+    @group.command(
+        name="animate", description="Turn a picture, or a campaign's products, into videos"
+    )
+    @app_commands.describe(
+        image="a PNG, JPEG or WebP picture to animate (a new one-product campaign)",
+        campaign="or the id of a finished campaign of yours",
+        product="its product number (default: every product without a video)",
+        prompt="how it should move, e.g. slow zoom in, steam rising",
+    )
+    async def animate(
+        interaction: Interaction,
+        image: discord.Attachment | None = None,
+        campaign: str | None = None,
+        product: app_commands.Range[int, 1, MAX_PRODUCT_NUMBER] | None = None,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS] | None = None,
+    ) -> None:
+        if (image is None) == (campaign is None) or (image is not None and product is not None):
+            await interaction.response.send_message(ANIMATE_USAGE, ephemeral=True)
+        elif image is not None:
+            await actions.animate_upload(interaction, image, prompt)
+        elif campaign is not None:
+            await actions.animate_campaign(interaction, campaign.strip(), product, prompt)
+
     @group.command(name="help", description="How to use the campaign bot")
     async def help_(interaction: Interaction) -> None:
         await interaction.response.send_message(HELP_TEXT, ephemeral=True)
@@ -150,4 +186,5 @@ def build_group(actions: CampaignActions, max_products: int) -> app_commands.Gro
     show.autocomplete("id")(campaign_ids)
     cancel.autocomplete("id")(campaign_ids)
     retry.autocomplete("id")(campaign_ids)
+    animate.autocomplete("campaign")(campaign_ids)
     return group

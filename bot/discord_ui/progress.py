@@ -10,7 +10,7 @@ the campaign.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import discord
@@ -20,17 +20,22 @@ from bot.discord_ui.render import (
     Attachments,
     attachments,
     explain,
+    product_embed,
     product_paths,
-    product_text,
     status_embed,
     summary_embed,
+    timeline_embed,
 )
-from bot.discord_ui.views import status_view
+from bot.discord_ui.views import product_view, status_view
 from bot.gallery import GallerySettings
-from core.model import Campaign, Product
+from core.model import Action, Campaign, Product, StepName
 from core.progress import CampaignSnapshot
+from core.service import Estimate
 
 log = logging.getLogger(__name__)
+
+Estimates = Callable[[Campaign, int], Awaitable[dict[Action, Estimate]]]  # service.action_estimate
+SUMMARY_FILES = (("Contact sheet", "contact_sheet"), ("Timeline", "timeline"), ("Reel", "reel"))
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,10 @@ class DiscordTarget:
         executor: str,
         files_base_url: str | None = None,
         gallery: GallerySettings | None = None,
+        estimates: Estimates | None = None,
     ) -> None:
         self.place = place
+        self._estimates = estimates
         self.notes: list[str] = []
         self._executor = executor
         self._files_base_url = files_base_url
@@ -110,25 +117,44 @@ class DiscordTarget:
             await self._problem("updating the status message", exc, tell_thread=True)
 
     async def post_product(self, campaign: Campaign, product: Product) -> None:
-        """Post one finished product in the thread, its files attached or explained."""
+        """Post one finished product in the thread: an embed with its caption and image, the
+        video attached, files too big explained, and Reroll / Animate with their estimates."""
         files = await self._attachments(product_paths(product))
+        image = files.name_of(product.output(StepName.IMAGE))
+        embed = product_embed(product, files.notes, image)
+        view = product_view(campaign.id, product, await self._estimate(campaign, product))
         try:
-            await self._thread.send(content=product_text(product, files.notes), files=files.files())
+            await self._thread.send(embed=embed, files=files.files(), view=view)
         except discord.HTTPException as exc:
             await self._problem(f"posting product {product.plan.index + 1}", exc)
 
+    async def _estimate(self, campaign: Campaign, product: Product) -> dict[Action, Estimate]:
+        """What Reroll and Animate would cost and take; nothing (plain labels) if unknown."""
+        if self._estimates is None:
+            return {}
+        try:
+            return await self._estimates(campaign, product.plan.index + 1)
+        except Exception:  # a label without an estimate is better than no buttons
+            log.warning("no action estimate for %s product %d", campaign.id,
+                        product.plan.index + 1, exc_info=True)  # fmt: skip
+            return {}
+
     async def post_summary(self, campaign: Campaign) -> None:
-        """Post the summary with the contact sheet and cost in the thread."""
-        sheet = [campaign.contact_sheet] if campaign.contact_sheet else []
-        files = await self._attachments(sheet)
-        name = files.uploads[0].filename if files.uploads else None
-        embed = summary_embed(campaign, name)
+        """Post the summary in the thread: outcome and cost with the contact sheet, the
+        timeline and the reel (each attached within the upload limit, else linked or named)."""
+        wanted = [(label, getattr(campaign, attr)) for label, attr in SUMMARY_FILES]
+        files = await self._attachments([path for _, path in wanted if path])
+        embed = summary_embed(campaign, files.name_of(campaign.contact_sheet))
         if self._gallery and (url := self._gallery.campaign_link(campaign.id)):
             embed.url = url  # the title opens the campaign's gallery page
-        if files.notes:
-            embed.add_field(name="Contact sheet", value=files.notes[0][:1024], inline=False)
+        for label, path in wanted:
+            if path in files.missing:
+                embed.add_field(name=label, value=files.missing[path][:1024], inline=False)
+        embeds = [embed]
+        if timeline := files.name_of(campaign.timeline):
+            embeds.append(timeline_embed(campaign, timeline))
         try:
-            await self._thread.send(embed=embed, files=files.files())
+            await self._thread.send(embeds=embeds, files=files.files())
         except discord.HTTPException as exc:
             await self._problem("posting the summary", exc)
             if self._last is not None:  # the final status was already shown: show the problem too

@@ -27,7 +27,7 @@ from bot.chat.text import (
     summary_text,
 )
 from bot.gallery import GallerySettings
-from core.model import Campaign, CampaignStatus, Product, StepName
+from core.model import Campaign, CampaignStatus, Product, StepName, StepStatus
 from core.progress import CampaignSnapshot
 
 MIB = 1024 * 1024
@@ -44,6 +44,12 @@ _COLOURS = {
     CampaignStatus.PARTIAL: discord.Colour.gold(),
     CampaignStatus.FAILED: discord.Colour.red(),
     CampaignStatus.CANCELED: discord.Colour.dark_grey(),
+}
+_PRODUCT_COLOURS = {
+    StepStatus.SUCCEEDED: discord.Colour.green(),
+    StepStatus.FAILED: discord.Colour.red(),
+    StepStatus.CANCELED: discord.Colour.dark_grey(),
+    StepStatus.SKIPPED: discord.Colour.light_grey(),
 }
 NEEDED_PERMISSIONS = (
     "View Channel, Send Messages, Embed Links, Attach Files, Create Public Threads "
@@ -71,7 +77,10 @@ HELP_TEXT = """\
 **/campaign history**: your recent campaigns.
 **/campaign show** `id`: one campaign in full.
 **/campaign cancel** `id` / **/campaign retry** `id`: stop a campaign, or re-run its failed steps \
-(also the buttons on the status message). The requester and members with Manage Server may.\
+(also the buttons on the status message). The requester and members with Manage Server may.
+**/campaign animate** `image` `prompt`: turn a picture of yours into a short video, or \
+`campaign` `product` `prompt`: a (new) video of a product, of every product without one if \
+`product` is left out. Each product post also has **Reroll** and **Animate** buttons.\
 """
 
 
@@ -113,6 +122,7 @@ def starting_embed(theme: str, estimate: str | None = None) -> discord.Embed:
 
 def summary_embed(campaign: Campaign, sheet_name: str | None) -> discord.Embed:
     """The final post: outcome, cost, elapsed, and the contact sheet if attached."""
+    # the timeline (timeline_embed) and the reel (a plain attachment) go with it
     embed = discord.Embed(
         title=clip(f"Campaign {campaign.id} {campaign.status.value}", TITLE_CHARS),
         description=clip(summary_text(campaign), DESCRIPTION_CHARS),
@@ -122,6 +132,13 @@ def summary_embed(campaign: Campaign, sheet_name: str | None) -> discord.Embed:
         embed.add_field(name="Error", value=clip(campaign.error, FIELD_CHARS), inline=False)
     if sheet_name:
         embed.set_image(url=f"attachment://{sheet_name}")
+    return embed
+
+
+def timeline_embed(campaign: Campaign, name: str) -> discord.Embed:
+    """The summary's second picture: one row per product, a bar per step."""
+    embed = discord.Embed(title="Timeline", colour=_COLOURS[campaign.status])
+    embed.set_image(url=f"attachment://{name}")
     return embed
 
 
@@ -138,9 +155,15 @@ def history_embed(campaigns: Sequence[Campaign], title: str) -> discord.Embed:
     )
 
 
-def product_text(product: Product, notes: Iterable[str]) -> str:
-    """Caption of a product's thread post, with links or reasons for missing files."""
-    return clip("\n".join([product_caption(product), *notes]), CONTENT_CHARS)
+def product_embed(product: Product, notes: Iterable[str], image_name: str | None) -> discord.Embed:
+    """A product's thread post: its caption (and notes on missing files) with its image."""
+    embed = discord.Embed(
+        description=clip("\n".join([product_caption(product), *notes]), DESCRIPTION_CHARS),
+        colour=_PRODUCT_COLOURS.get(product.status, discord.Colour.blurple()),
+    )
+    if image_name:
+        embed.set_image(url=f"attachment://{image_name}")
+    return embed
 
 
 def product_paths(product: Product) -> list[str]:
@@ -154,6 +177,7 @@ class Upload:
 
     filename: str
     data: bytes
+    source: str = ""  # the path it was read from
 
     def file(self) -> discord.File:
         """A fresh discord.File (each send consumes one)."""
@@ -166,10 +190,15 @@ class Attachments:
 
     uploads: list[Upload] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # path -> its note
 
     def files(self) -> list[discord.File]:
         """discord.File objects for one send."""
         return [u.file() for u in self.uploads]
+
+    def name_of(self, path: str | None) -> str | None:
+        """The attachment name of the file read from `path` (a shrunk image's differs)."""
+        return next((u.filename for u in self.uploads if path and u.source == path), None)
 
 
 async def attachments(
@@ -190,7 +219,9 @@ async def attachments(
         if upload is not None:
             out.uploads.append(upload)
         else:
-            out.notes.append(_too_big(path, file_limit, files_base_url, gallery))
+            note = _too_big(path, file_limit, files_base_url, gallery)
+            out.notes.append(note)
+            out.missing[path] = note
     return out
 
 
@@ -200,13 +231,13 @@ def _fit(path: str, room: int) -> Upload | None:
     try:
         size = file.stat().st_size
         if size <= room:
-            return Upload(file.name, file.read_bytes())
+            return Upload(file.name, file.read_bytes(), path)
         if file.suffix.lower() not in _IMAGE_SUFFIXES or room <= 0:
             return None
         data = shrink_image(path, room)
     except OSError:
         return None
-    return None if data is None else Upload(file.with_suffix(".jpg").name, data)
+    return None if data is None else Upload(file.with_suffix(".jpg").name, data, path)
 
 
 def shrink_image(path: str, max_bytes: int) -> bytes | None:

@@ -7,8 +7,11 @@ followers that mirror them into Slack (`bot.chat.followers`, by campaign id)
 belong to this class and are closed by `aclose()`. Who may see or control a
 campaign is decided by `bot.chat.access`.
 
-Buttons carry the campaign id and act on the stored campaign (requester and
-origin are stored), so they keep working after a restart.
+Buttons carry the campaign id (Cancel, Retry on the status message) or the
+campaign id and product number (Reroll, Animate under each product post) and act
+on the stored campaign (requester and origin are stored), so they keep working
+after a restart. Retry, Reroll, Animate and `/campaign animate` all follow the
+campaign into its stored thread again.
 
 Hostile input: a body Bolt cannot parse gets a 400 before Bolt sees it
 (`reject_malformed`); a command or press missing the fields it needs gets an
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -49,12 +52,13 @@ from bot.slack_ui.commands import (
     button_fields,
     command_fields,
     parse_command,
+    product_fields,
     reject_malformed,
 )
 from bot.slack_ui.settings import SlackSettings
 from bot.slack_ui.thread import MB, SlackThread
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
-from core.model import Campaign
+from core.model import Action, Campaign
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
 from core.service import CampaignService
@@ -62,6 +66,7 @@ from core.service import CampaignService
 COMMAND = "/campaign"
 EVENTS_PATH = "/slack/events"
 Mount = Callable[[web.Application], None]  # adds routes to the Slack HTTP server
+Start = Callable[[Sequence[ProgressSink]], Awaitable[Campaign]]  # runs it with these sinks
 SHUTDOWN_GRACE_S = 5.0  # time for followers to post a final state before they are stopped
 
 log = logging.getLogger("campaign-bot.slack")
@@ -107,8 +112,12 @@ class SlackFrontEnd:
         self.app.command(COMMAND)(self._on_command)
         self.app.action(blocks.ACTION_CANCEL)(self._on_cancel)
         self.app.action(blocks.ACTION_RETRY)(self._on_retry)
+        self.app.action(blocks.ACTION_REROLL)(self._on_reroll)
+        self.app.action(blocks.ACTION_ANIMATE)(self._on_animate)
         self.followers = Followers(service, min_interval_s=settings.update_interval_s)
+        self.sheets: dict[str, str] = {}  # campaign id -> its uploaded contact sheet's file id
         self._tasks: set[asyncio.Task[None]] = set()
+        self._posts: set[asyncio.Task[None]] = set()  # edits a follower leaves behind
 
     async def aclose(self, *, hand_over: bool = False) -> None:
         """Shut down: stop handler tasks, stop the service's campaigns, close the followers.
@@ -124,6 +133,15 @@ class SlackFrontEnd:
         await self.stop_handlers()
         await self.service.aclose(hand_over=hand_over)
         await self.followers.aclose(0.0 if hand_over else SHUTDOWN_GRACE_S)
+        await self._stop_posts(0.0 if hand_over else SHUTDOWN_GRACE_S)
+
+    async def _stop_posts(self, grace_s: float) -> None:
+        """Give the last edits (contact sheets on parents) `grace_s`, then stop them."""
+        if self._posts and grace_s > 0:
+            await asyncio.wait(set(self._posts), timeout=grace_s)
+        for task in list(self._posts):
+            task.cancel()
+        await asyncio.gather(*self._posts, return_exceptions=True)
 
     async def stop_handlers(self) -> None:
         """Cancel the handler tasks still running (nothing new starts after this)."""
@@ -132,9 +150,10 @@ class SlackFrontEnd:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def idle(self) -> None:
-        """Wait until every handler task has finished (tests use it to settle)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait until every handler task (and a follower's last edit) has finished (tests
+        use it to settle)."""
+        while self._tasks or self._posts:
+            await asyncio.gather(*self._tasks, *self._posts, return_exceptions=True)
 
     # -- handlers: ack at once, then hand the I/O to an owned task -------------
 
@@ -179,10 +198,24 @@ class SlackFrontEnd:
         await ack()
         self._spawn(self._press("retry", body))
 
+    async def _on_reroll(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._product_press(Action.REROLL, body))
+
+    async def _on_animate(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._product_press(Action.ANIMATE, body))
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guard(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _spawn_post(self, work: Coroutine[Any, Any, None]) -> None:
+        """A thread's last edit, after its follower is done; given a grace at shutdown."""
+        task = asyncio.create_task(self._guard(work))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
 
     @staticmethod
     async def _guard(work: Coroutine[Any, Any, None]) -> None:
@@ -246,10 +279,14 @@ class SlackFrontEnd:
             campaign = await (
                 self._visible(cmd.arg, user, channel) if cmd.arg else self._latest(user)
             )
-            return blocks.stored_message(campaign, self.service.describe_executor())
+            executor = self.service.describe_executor()
+            return blocks.stored_message(campaign, executor, self.sheets.get(campaign.id))
         if cmd.name == "show":
             campaign = await self._visible(cmd.arg, user, channel)
             return blocks.Message(blocks.show_text(campaign), [])
+        if cmd.name == "animate":
+            text = await self._act(Action.ANIMATE, cmd.arg, cmd.number, user, channel, cmd.prompt)
+            return blocks.Message(text, [])
         return blocks.Message(await self._manage(cmd.name, cmd.arg, user, channel), [])
 
     async def _latest(self, user: str) -> Campaign:
@@ -290,6 +327,74 @@ class SlackFrontEnd:
                 channel=channel, user=user, text=blocks.problem_text(exc)
             )
 
+    async def _product_press(self, action: Action, body: Mapping[str, Any]) -> None:
+        """A Reroll or Animate button under a product post: act, or tell the presser why not.
+
+        Everything it needs is in the press (campaign id and product number) and the store.
+        """
+        fields = product_fields(body)
+        if fields is None:
+            log.warning("ignored a %s press without a usable user or channel", action.value)
+            return
+        user, channel, target = fields
+        if not self.settings.may_use(user, channel):
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=blocks.NOT_ENABLED
+            )
+            return
+        if target is None:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=blocks.MALFORMED)
+            return
+        campaign_id, number = target
+        try:
+            await self._act(action, campaign_id, number, user, channel)
+        except CampaignError as exc:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=blocks.problem_text(exc)
+            )
+
+    async def _act(
+        self,
+        action: Action,
+        campaign_id: str,
+        number: int | None,
+        user: str,
+        channel: str,
+        prompt: str | None = None,
+    ) -> str:
+        """Reroll or animate for the requester or an admin (blocks.Refused for anyone else),
+        followed into the campaign's thread like a retry; the text confirms what started."""
+        campaign = await self.service.get(campaign_id)
+        viewer = self.settings.viewer(user, channel)
+        if not may_control(viewer, campaign):
+            raise blocks.Refused(blocks.refusal_text(action.value, campaign))
+        who = viewer.requester  # whose daily cost cap the action counts against
+        if not campaign.status.done:  # say what to do, before its live follower refuses
+            raise CampaignStateError(
+                f"campaign {campaign.id} is still {campaign.status.value};"
+                f" {action.value} once it has finished"
+            )
+        if action is Action.REROLL:
+            if number is None:
+                raise InvalidRequest("product", "is missing", "a product number")
+            await self._follow_again(
+                campaign,
+                channel,
+                lambda sinks: self.service.reroll(campaign_id, number, sinks, requester=who),
+            )
+            what = f"🎲 Rerolling product {number}"
+        else:
+            await self._follow_again(
+                campaign,
+                channel,
+                lambda sinks: self.service.animate(
+                    campaign_id, number, prompt, sinks, requester=who
+                ),
+            )
+            what = f"🎬 Animating product {number}" if number else "🎬 Animating every product"
+            what += " that has no video yet" if number is None else ""
+        return f"{what} of campaign {campaign.id}; progress is in its thread."
+
     async def _manage(self, action: str, campaign_id: str, user: str, channel: str) -> str:
         """Cancel or retry for the requester or an admin; raise blocks.Refused for anyone else."""
         campaign = await self.service.get(campaign_id)
@@ -304,6 +409,17 @@ class SlackFrontEnd:
 
     async def _retry(self, campaign: Campaign, channel: str) -> None:
         """Restart the campaign with a follower on its stored parent message."""
+        surface = await self._stored_surface(campaign, channel)
+        await self.followers.retry(campaign.id, surface)
+
+    async def _follow_again(self, campaign: Campaign, channel: str, run: Start) -> None:
+        """Run a finished campaign again (`run(sinks)`) into its stored thread."""
+        surface = await self._stored_surface(campaign, channel)
+        await self.followers.start(surface, run, campaign.id)
+
+    async def _stored_surface(self, campaign: Campaign, channel: str) -> SlackThread:
+        """The campaign's stored parent message and thread; a new parent message in
+        `channel` when it has none on Slack (e.g. started in the terminal)."""
         origin = dict(campaign.origin)
         if origin.get("platform") != "slack" or not origin.get("ts"):
             first = blocks.stored_message(campaign, self.service.describe_executor())
@@ -311,7 +427,7 @@ class SlackFrontEnd:
                 channel=channel, text=first.text, blocks=first.blocks
             )
             origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
-        await self.followers.retry(campaign.id, self._thread(origin))
+        return self._thread(origin)
 
     @staticmethod
     def owns(campaign: Campaign) -> bool:
@@ -346,6 +462,11 @@ class SlackFrontEnd:
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
             files_base_url=self.settings.files_base_url,
             gallery=self.gallery,
+            estimates=self.service.action_estimate,
+            sheets=self.sheets,
+            min_interval_s=self.settings.update_interval_s,
+            spawn=self._spawn_post,
+            superseded=self.followers.live,
         )
 
 

@@ -9,7 +9,7 @@ ping a channel or forge a link; plain_text fields (headers) take it as is.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.chat.text import (
     STATUS_EMOJI,
+    action_label,
     clip,
     estimate_text,
     product_line,
@@ -24,7 +25,7 @@ from bot.chat.text import (
     summary_text,
 )
 from core.errors import CampaignError, InvalidRequest
-from core.model import Campaign, CampaignStatus, StepName
+from core.model import Action, Campaign, CampaignStatus, Product, StepName
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
 from core.service import Estimate
@@ -32,6 +33,9 @@ from core.service import Estimate
 Block = dict[str, Any]
 ACTION_CANCEL = "campaign_cancel"
 ACTION_RETRY = "campaign_retry"
+ACTION_REROLL = "product_reroll"  # value "<campaign id>:<product number>"
+ACTION_ANIMATE = "product_animate"
+PRODUCT_ACTIONS = {Action.REROLL: ACTION_REROLL, Action.ANIMATE: ACTION_ANIMATE}
 SECTION_CHARS = 2900  # under Slack's 3000 per section
 MAX_PRODUCT_ROWS = 60  # at most ~20 sections: far under 50 blocks, and still readable
 RETRYABLE = (CampaignStatus.PARTIAL, CampaignStatus.FAILED, CampaignStatus.CANCELED)
@@ -52,6 +56,10 @@ HELP = """*`/campaign` commands*
 • `/campaign history`: your recent campaigns
 • `/campaign show <id>`: products, files and errors of one campaign
 • `/campaign cancel <id>` / `/campaign retry <id>`: stop it, or re-run its failed steps
+• `/campaign animate <id> [n] [prompt]`: a new video of product `n`, or of every product
+that has none; the rest of the text is the motion prompt (`slow zoom`, quotes optional)
+• *Reroll* / *Animate* buttons under each product in a campaign's thread: a new image,
+or a new video, as another attempt of that product (requester and admins)
 Request options: `theme`, `products`, `videos`, `style` (photo, minimal, vintage, neon,
 watercolor), `audience`, `seed`. Plain words work too: `retro cats 5 products with videos`."""
 
@@ -73,8 +81,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def status_message(snap: CampaignSnapshot, executor: str, now: float | None = None) -> Message:
-    """The parent message: title, one row per product, progress line, buttons."""
+def status_message(
+    snap: CampaignSnapshot, executor: str, now: float | None = None, sheet: str | None = None
+) -> Message:
+    """The parent message: title, one row per product, progress line, the contact sheet
+    (`sheet`: the id of its uploaded Slack file, once there is one), buttons."""
     title = f"{STATUS_EMOJI[snap.status.value]} Campaign {snap.campaign_id}: {snap.theme}"
     blocks: list[Block] = [_header(title)]
     rows = [escape(product_line(p)) for p in snap.products[:MAX_PRODUCT_ROWS]]
@@ -83,6 +94,8 @@ def status_message(snap: CampaignSnapshot, executor: str, now: float | None = No
     rows = rows or ["🗒️ planning the products…"]
     blocks += _product_sections(rows)
     blocks.append(_context(f"*{snap.status.value}* · {escape(progress_line(snap, executor, now))}"))
+    if sheet:
+        blocks.append(sheet_block(snap.campaign_id, sheet))
     buttons = _buttons(snap.campaign_id, snap.status)
     if buttons:
         blocks.append(
@@ -94,15 +107,65 @@ def status_message(snap: CampaignSnapshot, executor: str, now: float | None = No
     return Message(text, blocks)
 
 
+def sheet_block(campaign_id: str, file_id: str) -> Block:
+    """The contact sheet, a file already uploaded to Slack, as an image block."""
+    return {
+        "type": "image",
+        "block_id": f"sheet:{campaign_id}:{file_id}"[:255],  # new per file, as Slack asks
+        "slack_file": {"id": file_id},
+        "alt_text": f"Contact sheet of campaign {campaign_id}",
+        "title": {"type": "plain_text", "text": "Contact sheet"},
+    }
+
+
+def product_value(campaign_id: str, number: int) -> str:
+    """What a product button carries: the campaign and the product number (1-based)."""
+    return f"{campaign_id}:{number}"
+
+
+def product_actions(
+    campaign: Campaign, product: Product, estimates: Mapping[Action, Estimate] | None = None
+) -> list[Block]:
+    """The Reroll and Animate buttons of one product post (Animate only with an image).
+
+    Stateless: the action id says what, the value which campaign and product, so a
+    press works on any process that can read the campaign.
+    """
+    number = product.plan.index + 1
+    image = product.step(StepName.IMAGE)
+    wanted = []
+    if image is None or image.model != "upload":  # an uploaded picture cannot be made again
+        wanted.append(Action.REROLL)
+    if product.output(StepName.IMAGE) is not None:
+        wanted.append(Action.ANIMATE)
+    elements = [
+        {
+            "type": "button",
+            "action_id": PRODUCT_ACTIONS[action],
+            "value": product_value(campaign.id, number),
+            "text": {
+                "type": "plain_text",
+                "text": clip(action_label(action, (estimates or {}).get(action)), 75),
+                "emoji": True,
+            },
+        }
+        for action in wanted
+    ]
+    if not elements:
+        return []
+    block_id = f"product:{campaign.id}:{number}"
+    return [{"type": "actions", "block_id": block_id, "elements": elements}]
+
+
 def starting_message(request: CampaignRequest) -> Message:
     """The parent message before the campaign has an id (a moment, normally)."""
     text = f"⏳ Starting campaign “{{}}” ({request.products} products)…"
     return Message(text.format(escape(request.theme)), [_header(text.format(request.theme))])
 
 
-def stored_message(campaign: Campaign, executor: str) -> Message:
+def stored_message(campaign: Campaign, executor: str, sheet: str | None = None) -> Message:
     """The parent message rendered from the stored record (after a restart)."""
-    return status_message(CampaignSnapshot.of(campaign), executor)
+    return status_message(CampaignSnapshot.of(campaign), executor, sheet=sheet)
 
 
 def accepted_text(request: CampaignRequest, estimate: Estimate) -> str:

@@ -6,6 +6,9 @@
     show <id>         one campaign in full
     cancel <id>       stop a running campaign
     retry <id>        re-run a finished campaign's failed steps
+    animate <id> [n] [prompt]
+                      a new video of product n, or of every product without one;
+                      the prompt is the rest of the text (surrounding quotes dropped)
     help              this list
 
 A theme that happens to start with a subcommand word ("history of jazz") is
@@ -13,7 +16,7 @@ refused with a hint to say `new` explicitly rather than guessed at.
 
 Also here, for what Slack sends being possibly malformed or replayed: reading
 the fields a command or a button press needs (`command_fields`,
-`button_fields`: None, never an exception), `reject_malformed` (400 for a body
+`button_fields`, `product_fields`: None, never an exception), `reject_malformed` (400 for a body
 Bolt cannot parse) and `RecentRequests` (a replayed request, same signature
 or same trigger_id, starts nothing).
 """
@@ -42,11 +45,14 @@ from core.request import UNSAFE_CHARS
 NO_ARG = ("history", "help")
 OPTIONAL_ID = ("status",)
 NEEDS_ID = ("show", "cancel", "retry")
-SUBCOMMANDS = ("new", *OPTIONAL_ID, *NO_ARG, *NEEDS_ID)
+SUBCOMMANDS = ("new", *OPTIONAL_ID, *NO_ARG, *NEEDS_ID, "animate")
 _ID_RE = re.compile(r"[0-9a-f]{4,32}")
 log = logging.getLogger("campaign-bot.slack")
 _SLACK_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")  # user and channel ids (U0G9QF9C6, C1H9RESGL)
 _VALUE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a button's campaign id
+_PRODUCT_VALUE_RE = re.compile(r"([A-Za-z0-9_-]{1,64}):([0-9]{1,4})")  # "<campaign id>:<n>"
+_NUMBER_RE = re.compile(r"[0-9]{1,6}")
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d"}  # a prompt wrapped in these is unwrapped
 # Slack accepts a signed request whose timestamp is within 5 minutes of its clock, so
 # a replay is possible until 10 minutes after the first arrival; a minute to spare.
 REPLAY_MEMORY_S = 11 * 60
@@ -59,6 +65,8 @@ class Command:
 
     name: str
     arg: str = ""
+    number: int | None = None  # animate: the product (1-based), None for every one
+    prompt: str | None = None  # animate: the motion prompt, None for the plan's
 
 
 def parse_command(text: str) -> Command:
@@ -72,6 +80,8 @@ def parse_command(text: str) -> Command:
         return Command("new", text)
     if name == "new":
         return Command("new", rest)
+    if name == "animate":
+        return _animate(rest, text)
     if name in NO_ARG and rest:
         raise _mistake(name, "takes no arguments", "nothing", text)
     if name in NEEDS_ID + OPTIONAL_ID and rest and not _ID_RE.fullmatch(rest.lower()):
@@ -81,6 +91,25 @@ def parse_command(text: str) -> Command:
     if name in NEEDS_ID and not rest:
         raise InvalidRequest(name, "needs a campaign id", "an id such as 3f9a1c2e")
     return Command(name, rest.lower())
+
+
+def _animate(rest: str, text: str) -> Command:
+    """`animate <id> [n] [prompt...]`: n is the second word if it is a number; the prompt
+    is everything after, as typed (one pair of surrounding quotes is dropped)."""
+    head, _, tail = rest.partition(" ")
+    if not head:
+        raise InvalidRequest("animate", "needs a campaign id", "an id such as 3f9a1c2e")
+    if not _ID_RE.fullmatch(head.lower()):
+        problem = f"{_clip(head)!r} is not a campaign id"
+        raise InvalidRequest("animate", problem, "`/campaign animate <id> [n] [prompt]`")
+    tail = tail.strip()
+    first, _, after = tail.partition(" ")
+    number = None
+    if _NUMBER_RE.fullmatch(first):
+        number, tail = int(first), after.strip()
+    if len(tail) >= 2 and _QUOTES.get(tail[0]) == tail[-1]:
+        tail = tail[1:-1].strip()
+    return Command("animate", head.lower(), number, tail or None)
 
 
 def _mistake(name: str, problem: str, allowed: str, text: str) -> InvalidRequest:
@@ -115,6 +144,22 @@ def button_fields(body: Mapping[str, Any]) -> tuple[str, str, str | None] | None
     value = first.get("value") if isinstance(first, dict) else None
     ok = value if isinstance(value, str) and _VALUE_RE.fullmatch(value) else None
     return user, channel, ok
+
+
+def product_fields(
+    body: Mapping[str, Any],
+) -> tuple[str, str, tuple[str, int] | None] | None:
+    """(user id, channel id, (campaign id, product number) or None if unreadable) of a
+    product button press (value "<campaign id>:<n>"), or None without a user or channel."""
+    fields = button_fields(body)
+    if fields is None:
+        return None
+    user, channel, _ = fields
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    value = first.get("value") if isinstance(first, dict) else None
+    found = _PRODUCT_VALUE_RE.fullmatch(value) if isinstance(value, str) else None
+    return user, channel, (found[1], int(found[2])) if found else None
 
 
 class RecentRequests:

@@ -11,6 +11,8 @@ e.g. a 429 carrying `Via` and `retry_after` as Discord's does), `holds` (keep
 matching calls waiting until an event is set) and `expire_webhooks` (every
 interaction-token route answers 401 / 50027, as after 15 minutes).
 Replies carry exactly `Content-Type: application/json` and time-based snowflakes.
+Attachments a test makes with `attachment(...)` are served (outside the API
+prefix) at their `url`; `downloads` records each fetch.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class FakeDiscord(DiscordPayloads):
         self.expire_webhooks = False
         self.identifies: list[dict[str, Any]] = []
         self.heartbeats = 0
+        self.downloads: list[str] = []  # attachment ids fetched from /attachments/
         self._sockets: list[tuple[web.WebSocketResponse, itertools.count[int]]] = []
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -102,6 +105,7 @@ class FakeDiscord(DiscordPayloads):
         """Serve on an ephemeral port of 127.0.0.1."""
         app = web.Application(client_max_size=64 * MIB)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{aid}/{name}", self._download)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -144,6 +148,15 @@ class FakeDiscord(DiscordPayloads):
             while not (value := predicate()):
                 await self._changed.wait()
             return value
+
+    async def _download(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        self.downloads.append(aid)
+        await self._notify()
+        data = self.attachment_bytes.get(aid)
+        if data is None:
+            return _json({"message": "404: Not Found", "code": 0}, 404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     # -- gateway ------------------------------------------------------------
 

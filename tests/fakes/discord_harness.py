@@ -101,6 +101,11 @@ def title(call: Call) -> str:
     return str(call.json["embeds"][0]["title"])
 
 
+def caption(call: Call) -> str:
+    """A product post's caption: its embed's description."""
+    return str(call.json["embeds"][0]["description"])
+
+
 def custom_ids(message: dict[str, Any]) -> list[str]:
     return [c["custom_id"] for row in message["components"] for c in row["components"]]
 

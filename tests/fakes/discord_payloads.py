@@ -12,6 +12,7 @@ from typing import Any
 DISCORD_EPOCH_MS = 1420070400000
 MIB = 1024 * 1024
 OPTION_TYPES = {str: 3, int: 4, bool: 5}
+ATTACHMENT_OPTION = 11
 MANAGE_GUILD = 1 << 5
 BOT_PERMISSIONS = (1 << 41) - 1  # every permission bit the flow needs
 _counter = itertools.count()
@@ -47,6 +48,7 @@ class DiscordPayloads:
         self.app_id, self.guild_id, self.channel_id = snowflake(), snowflake(), snowflake()
         self.owner_id, self.role_id = snowflake(), snowflake()
         self.command_ids: dict[str, str] = {}
+        self.attachment_bytes: dict[str, bytes] = {}  # served at /attachments/<id>/<name>
 
     @staticmethod
     def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -117,14 +119,43 @@ class DiscordPayloads:
         payload.update(extra)
         return payload
 
+    def attachment(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = "image/png",
+        *,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """An attachment object as a command option's resolved data carries it; the fake
+        serves `data` at its url (`size` may claim another size, as a test needs)."""
+        aid = snowflake()
+        self.attachment_bytes[aid] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{filename}"
+        found: dict[str, Any] = {
+            "id": aid,
+            "filename": filename,
+            "size": len(data) if size is None else size,
+            "url": url,
+            "proxy_url": url,
+        }
+        if content_type is not None:
+            found["content_type"] = content_type
+        return found
+
     def command(
         self, sub: str, user_id: str, options: dict[str, Any] | None = None, **extra: Any
     ) -> dict[str, Any]:
-        """An INTERACTION_CREATE payload for `/campaign <sub> ...options`."""
-        opts = [
-            {"name": k, "type": OPTION_TYPES[type(v)], "value": v}
-            for k, v in (options or {}).items()
-        ]
+        """An INTERACTION_CREATE payload for `/campaign <sub> ...options`; an option whose
+        value is an `attachment(...)` is sent as Discord does (its id, the object resolved)."""
+        opts = []
+        resolved: dict[str, Any] = {}
+        for name, value in (options or {}).items():
+            if isinstance(value, dict) and "filename" in value:
+                resolved[value["id"]] = value
+                opts.append({"name": name, "type": ATTACHMENT_OPTION, "value": value["id"]})
+            else:
+                opts.append({"name": name, "type": OPTION_TYPES[type(value)], "value": value})
         data = {
             "id": self.command_ids.get("campaign", snowflake()),
             "name": "campaign",
@@ -132,6 +163,8 @@ class DiscordPayloads:
             "guild_id": self.guild_id,
             "options": [{"name": sub, "type": 1, "options": opts}],
         }
+        if resolved:
+            data["resolved"] = {"attachments": resolved}
         return self.interaction_payload(2, user_id, data=data, **extra)
 
     def button(self, message_id: str, custom_id: str, user_id: str, **extra: Any) -> dict[str, Any]:

@@ -219,6 +219,24 @@ async def _params(request: web.Request) -> dict[str, Any]:
     return params
 
 
+def is_buttons_post(call: Call) -> bool:
+    """Whether a call is a product's Reroll/Animate buttons message (posted after its files)."""
+    if call.method != "chat.postMessage":
+        return False
+    blocks = call.params.get("blocks")
+    parsed = json.loads(blocks) if isinstance(blocks, str) else blocks
+    return (
+        isinstance(parsed, list)
+        and bool(parsed)
+        and all(
+            isinstance(b, dict)
+            and b.get("type") == "actions"
+            and str(b.get("block_id", "")).startswith("product:")
+            for b in parsed
+        )
+    )
+
+
 def signed_headers(
     body: str, secret: str = SIGNING_SECRET, at: int | None = None
 ) -> dict[str, str]:
@@ -273,9 +291,15 @@ class SlackHarness:
         }
 
     def button_form(
-        self, action_id: str, campaign_id: str, user: str, channel: str = "C1"
+        self,
+        action_id: str,
+        campaign_id: str,
+        user: str,
+        channel: str = "C1",
+        value: str | None = None,
     ) -> dict[str, str]:
-        """A block_actions payload for one of the status message's buttons."""
+        """A block_actions payload for one of the status message's buttons (or, with
+        `value`, any button: a product's carries "<campaign id>:<n>")."""
         payload = {
             "type": "block_actions",
             "team": {"id": "T1", "domain": "test"},
@@ -290,7 +314,7 @@ class SlackHarness:
                 {
                     "action_id": action_id,
                     "block_id": f"campaign:{campaign_id}",
-                    "value": campaign_id,
+                    "value": campaign_id if value is None else value,
                     "type": "button",
                     "action_ts": "1",
                 }
@@ -317,6 +341,13 @@ class SlackHarness:
     async def press(self, action_id: str, campaign_id: str, user: str) -> Reply:
         """Press a button of a campaign's status message."""
         return await self.post(self.button_form(action_id, campaign_id, user))
+
+    async def press_product(
+        self, action_id: str, campaign_id: str, number: int, user: str, channel: str = "C1"
+    ) -> Reply:
+        """Press Reroll or Animate under product `number` (1-based) of a campaign."""
+        value = f"{campaign_id}:{number}"
+        return await self.post(self.button_form(action_id, campaign_id, user, channel, value))
 
 
 def fake_settings(api_url: str, **changes: Any) -> SlackSettings:
