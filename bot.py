@@ -54,9 +54,9 @@ from bot.health import (
     serve_http,
 )
 from core.errors import ConfigError
+from core.pictures import Pictures
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
-from core.run import Pictures
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
 from core.settings import Settings

@@ -7,28 +7,21 @@ let go to the next owner (handed over by a deploy, or taken over after a lost
 lease), cancelling nothing on the provider. `Runs` are the campaigns this
 process runs, by id.
 
-The pictures of a finished campaign (contact sheet, timeline, reel) are
-rendered by injected picklable functions on the executor's CPU pool, never on
-the event loop, and all before CAMPAIGN_FINISHED goes out, so the summary
-carries them. The reel is part of finalize on purpose: it is what the summary
-posts, and a campaign is done for its requester when the summary is there.
-Its cost (seconds of ffmpeg for 20 clips) is therefore counted in the
-campaign's makespan; docs/BENCHMARKS.md reports it separately.
+Its pictures (contact sheet, timeline, reel) are core/pictures.py's job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from core.errors import CampaignError, LeaseLost
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
+from core.pictures import CampaignPictures, Pictures, Rendered, SheetFn
 from core.pipeline import ChainRunner, Publish, new_product
 from core.planner import base_seed
 from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
@@ -36,49 +29,6 @@ from core.progress import EventKind, ProgressEvent
 from core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
-
-SheetFn = Callable[..., str]
-"""`sheet(items, out_path, *, title, subtitle, base=None) -> out_path`: picklable renderer
-of the contact sheet; `base` is a sheet it rendered earlier from the same items (only
-the title bar is drawn again)."""
-TimelineFn = Callable[..., str]
-"""`timeline(panels, out_path, *, title, axis_label) -> out_path`: picklable renderer."""
-ReelFn = Callable[..., str]
-"""`reel(clips, out_path, *, title, subtitle) -> out_path`: picklable renderer (ffmpeg)."""
-SheetItem = tuple[str, str | None, str, bool]
-"""(product name, image path or None, status word, has a video)."""
-SheetItems = list[SheetItem]
-Render = functools.partial[str]
-"""One picture's renderer with its arguments, ready for the CPU pool."""
-Bar = tuple[str, str, float, float, str]
-"""A timeline bar: (row label, kind, start s, end s, status word)."""
-
-
-@dataclass(frozen=True)
-class Pictures:
-    """The picklable renderers of a finished campaign's pictures.
-
-    The service takes one `sheet` renderer and hands it to RunContext as is;
-    bot.py passes this bundle there, which is itself the sheet renderer (a
-    call renders the sheet), so a bare sheet function still works: it renders
-    the sheet alone, with no timeline and no reel.
-    """
-
-    sheet: SheetFn
-    timeline: TimelineFn | None = None
-    reel: ReelFn | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
-        return self.sheet(*args, **kwargs)
-
-
-@dataclass(frozen=True)
-class _Rendered:
-    """The pictures finalize stores (None: not made, or failed)."""
-
-    sheet: str | None = None
-    timeline: str | None = None
-    reel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +67,7 @@ class CampaignRun:
         self.canceled = False
         self.task: asyncio.Task[Campaign] | None = None
         self._work: asyncio.Task[None] | None = None
-        self._sheet: tuple[SheetItems, str, str | None] | None = None  # rendered early
+        self._pictures = CampaignPictures(ctx.pictures, ctx.executor, ctx.folder(campaign.id))
 
     def start(self) -> asyncio.Task[Campaign]:
         """Run the campaign, which this process has just claimed."""
@@ -288,17 +238,9 @@ class CampaignRun:
         )
 
     async def _sheet_early(self, images_done: asyncio.Event) -> None:
-        """Render the contact sheet once every image is done, while the videos still run.
-
-        It shows what the campaign will look like if the steps still running
-        succeed (a video mark for every video under way): when they do,
-        finalize keeps its cells and only redraws the title bar (the cost).
-        """
+        """Render the contact sheet once every image is done, while the videos still run."""
         await images_done.wait()
-        campaign = await self.ctx.records.get(self.campaign.id)
-        items = _sheet_items(campaign, expect=True)
-        subtitle = _subtitle(campaign)
-        self._sheet = (items, subtitle, await self._contact_sheet(campaign, items, subtitle))
+        await self._pictures.early_sheet(await self.ctx.records.get(self.campaign.id))
 
     async def finalize(
         self, campaign: Campaign, *, canceled: bool, error: str | None = None
@@ -315,7 +257,7 @@ class CampaignRun:
                     owner,
                 )
         campaign = await ctx.records.get(campaign.id)
-        pictures = _Rendered() if canceled else await self._pictures(campaign)
+        pictures = Rendered() if canceled else await self._pictures.finish(campaign)
         status = outcome((s for p in campaign.current() for s in p.steps), canceled)
         await ctx.records.save_status(
             campaign.id,
@@ -339,109 +281,6 @@ class CampaignRun:
             )
         )
         return campaign
-
-    async def _pictures(self, campaign: Campaign) -> _Rendered:
-        """Sheet, timeline and reel in one CPU-pool call; a failed one is None.
-
-        One call, not three: a second concurrent call would start a second
-        pool worker at the end of the campaign (~0.2 s), and the sheet and the
-        timeline take tens of milliseconds before the reel's seconds anyway.
-        """
-        jobs = {
-            "contact sheet": self._sheet_job(campaign),
-            "timeline": self._timeline_job(campaign),
-            "reel": self._reel_job(campaign),
-        }
-        todo = [(what, job) for what, job in jobs.items() if isinstance(job, functools.partial)]
-        done: dict[str, str | None] = {
-            what: job if isinstance(job, str) else None for what, job in jobs.items()
-        }
-        if todo:
-            try:
-                results = await self.ctx.executor.run_cpu(render_each, [j for _, j in todo])
-            except Exception as exc:  # the pool itself failed: no pictures, same outcome
-                results = [(None, f"{type(exc).__name__}: {exc}")] * len(todo)
-            for (what, _), (path, failure) in zip(todo, results, strict=True):
-                if failure is not None:
-                    log.warning("campaign %s: no %s: %s", campaign.id, what, failure)
-                done[what] = path
-        return _Rendered(done["contact sheet"], done["timeline"], done["reel"])
-
-    def _sheet_job(self, campaign: Campaign) -> Render | str | None:
-        """The early sheet if nothing on it changed, else the render of a new one.
-
-        When only the title bar changed (the cost of the videos) the early
-        sheet's cells are kept: the renderer redraws the bar over it.
-        """
-        items, subtitle = _sheet_items(campaign), _subtitle(campaign)
-        early = self._sheet
-        if early is None or early[2] is None or early[0] != items:
-            return self._sheet_render(campaign, items, subtitle)
-        if early[1] == subtitle:
-            return early[2]
-        return self._sheet_render(campaign, items, subtitle, base=early[2])
-
-    def _sheet_render(
-        self, campaign: Campaign, items: SheetItems, subtitle: str, base: str | None = None
-    ) -> Render | None:
-        if not any(image for _, image, _, _ in items):  # nothing but placeholders
-            return None
-        out = str(self.ctx.folder(campaign.id) / "contact-sheet.png")
-        more = {"base": base} if base else {}
-        return functools.partial(
-            self.ctx.pictures.sheet,
-            items,
-            out,
-            title=campaign.request.theme,
-            subtitle=subtitle,
-            **more,
-        )
-
-    async def _contact_sheet(
-        self, campaign: Campaign, items: SheetItems, subtitle: str
-    ) -> str | None:
-        """Render the sheet now (the early one) on the CPU pool; None if it fails."""
-        render = self._sheet_render(campaign, items, subtitle)
-        if render is None:
-            return None
-        try:
-            [(path, failure)] = await self.ctx.executor.run_cpu(render_each, [render])
-        except Exception as exc:  # the pool itself failed: finalize tries again
-            path, failure = None, f"{type(exc).__name__}: {exc}"
-        if failure is not None:
-            log.warning("campaign %s: no early contact sheet: %s", campaign.id, failure)
-        return path
-
-    def _timeline_job(self, campaign: Campaign) -> Render | None:
-        """One row per product, a bar per step that ran, from the stored step times."""
-        fn, bars = self.ctx.pictures.timeline, _timeline_bars(campaign)
-        if fn is None or not bars:
-            return None
-        out = str(self.ctx.folder(campaign.id) / "timeline.png")
-        title = f"{campaign.request.theme} · campaign {campaign.id} · ${campaign.cost_usd:.3f}"
-        return functools.partial(
-            fn,
-            [(f"{len(campaign.current())} products", bars)],
-            out,
-            title=title,
-            axis_label="seconds since the campaign started",
-        )
-
-    def _reel_job(self, campaign: Campaign) -> Render | None:
-        """Every current product's clip in order after a title card; None without videos."""
-        fn = self.ctx.pictures.reel
-        clips = [
-            (p.plan.name, path)
-            for p in campaign.current()
-            if (path := p.output(StepName.VIDEO)) is not None
-        ]
-        if fn is None or not clips:
-            return None
-        out = str(self.ctx.folder(campaign.id) / "reel.mp4")
-        count = f"{len(clips)} product{'s' if len(clips) != 1 else ''}"
-        return functools.partial(
-            fn, clips, out, title=campaign.request.theme, subtitle=f"{count} · {campaign.id}"
-        )
 
     async def publish(self, event: ProgressEvent) -> None:
         """Hand an event to every sink of the campaign."""
@@ -488,21 +327,6 @@ class Runs:
         return await CampaignRun(campaign, (), self.ctx).finalize(campaign, canceled=True)
 
 
-def render_each(jobs: Sequence[Callable[[], str]]) -> list[tuple[str | None, str | None]]:
-    """Runs in a CPU worker: each render in turn, as (path, None) or (None, what went wrong).
-
-    A failure is caught here, per picture, and comes back as text (an
-    exception from a renderer may not pickle), so one never stops the others.
-    """
-    out: list[tuple[str | None, str | None]] = []
-    for job in jobs:
-        try:
-            out.append((job(), None))
-        except Exception as exc:
-            out.append((None, f"{type(exc).__name__}: {exc}"))
-    return out
-
-
 def _work_error(work: asyncio.Task[None]) -> str | None:
     """The error to store for work that failed (None if it did not)."""
     if work.cancelled() or work.exception() is None:
@@ -535,80 +359,3 @@ async def _quiet(_message: str) -> None:
 def _image_done(product: Product) -> bool:
     step = product.step(StepName.IMAGE)
     return step is None or step.status.done
-
-
-def _sheet_items(campaign: Campaign, *, expect: bool = False) -> SheetItems:
-    """Every current product: name, image (or None), what became of it, whether it has a video.
-
-    With `expect`, steps still pending or running count as succeeding (the
-    early sheet's guess, checked at finalize). A product whose image exists
-    but whose video failed or was canceled is marked "video failed" (or
-    "video canceled"), not as if it had no picture.
-    """
-    items: SheetItems = []
-    for product in campaign.current():
-        steps = [
-            s.evolve(status=StepStatus.SUCCEEDED) if expect and not s.status.done else s
-            for s in product.steps
-        ]
-        guess = Product(product.plan, tuple(steps), product.attempt_of, product.action)
-        image, status = product.output(StepName.IMAGE), guess.status
-        word = status.value
-        if image is not None and status in (StepStatus.FAILED, StepStatus.CANCELED):
-            word = f"video {status.value}"
-        video = guess.step(StepName.VIDEO)
-        has_video = video is not None and video.status is StepStatus.SUCCEEDED
-        items.append((product.plan.name, image, word, has_video))
-    return items
-
-
-def _subtitle(campaign: Campaign) -> str:
-    """The sheet's second line: which campaign, what it cost."""
-    return f"Campaign {campaign.id} · ${campaign.cost_usd:.3f}"
-
-
-def _timeline_bars(campaign: Campaign) -> list[Bar]:
-    """A bar per step that ran (seconds since the campaign started), attempts on their own rows.
-
-    The plan is a bar from the campaign's start to its first step, if there is
-    a gap. Rows: the products in slot order, each slot's attempts under it.
-    """
-    timed = [
-        (product, step)
-        for product in campaign.products
-        for step in product.steps
-        if step.started_at is not None and step.finished_at is not None
-    ]
-    if not timed:
-        return []
-    first = min(s.started_at or 0.0 for _, s in timed)
-    zero = min(campaign.started_at or first, first)
-    bars: list[Bar] = []
-    if first - zero > 0:
-        bars.append(("plan", "plan", 0.0, first - zero, "succeeded"))
-    order = sorted(campaign.products, key=lambda p: (p.slot, p.plan.index))
-    for product in order:
-        for step in product.steps:
-            if step.started_at is None or step.finished_at is None:
-                continue
-            bars.append(
-                (
-                    _row_label(campaign, product),
-                    step.name.value,
-                    step.started_at - zero,
-                    max(step.finished_at, step.started_at) - zero,
-                    step.status.value,
-                )
-            )
-    return bars
-
-
-def _row_label(campaign: Campaign, product: Product) -> str:
-    """'3. Mug' for an original, '3. Mug (reroll 2)' for its second attempt."""
-    label = f"{product.slot + 1}. {product.plan.name}"
-    if product.attempt_of is None:
-        return label
-    attempts = [p for p in campaign.attempts(product.slot) if p.attempt_of is not None]
-    number = attempts.index(product) + 1
-    action = product.action.value if product.action else "attempt"
-    return f"{label} ({action} {number})"

@@ -23,12 +23,13 @@ from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
 from core.eta import Durations
 from core.lease import Ownership, ResumeReport
 from core.model import Action, Campaign, CampaignStatus, Product, StepName, StepStatus
+from core.pictures import SheetFn
 from core.pipeline import step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.quotas import QuotaSettings, Who
 from core.recovery import Accept, Recovery, SinksFor
 from core.request import UNSAFE_CHARS, CampaignRequest, ModelOverrides, motion_prompt
-from core.run import RunContext, Runs, SheetFn
+from core.run import RunContext, Runs
 from core.scheduler import Scheduler
 from core.screening import Blocklist
 

@@ -23,10 +23,10 @@ from adapters.offline.generator import OfflineGenerator
 from adapters.pictures import reel, sheet, timeline
 from core.errors import PermanentStepError
 from core.model import Campaign, CampaignStatus, StepName
+from core.pictures import Pictures, SheetFn
 from core.ports import StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
-from core.run import Pictures, SheetFn
 from core.scheduler import Limits
 from core.settings import Settings
 from tests.fakes import FAKE_PICTURES, GatedGenerator, broken_reel, fake_sheet, fake_timeline
@@ -136,6 +136,29 @@ async def test_the_timeline_has_a_bar_per_step_that_ran_with_failures(
     ]
     for _, _, start, end, _ in bars:
         assert 0 <= float(start) <= float(end)
+
+
+async def test_attempts_get_their_own_timeline_rows_and_the_current_one_is_on_the_sheet(
+    bot_main: ModuleType, tmp_path: Path
+) -> None:
+    gen = GatedGenerator(open_all=True)
+    async with _service(bot_main, tmp_path, gen, FAKE_PICTURES) as service:
+        first = await service.run(_request(2, videos=False))
+        await service.reroll(first.id, 1)
+        done = await service.wait(first.id)
+    assert done.timeline is not None and done.contact_sheet is not None
+    rows = [line.split("\t")[0] for line in Path(done.timeline).read_text().splitlines()[1:]]
+    name = done.products[0].plan.name
+    assert [r for r in rows if r != "plan"] == [
+        f"1. {name}",
+        f"3. reroll of 1: {name}",  # under its slot, numbered as `show` numbers it
+        f"2. {done.products[1].plan.name}",
+    ]
+    _subtitle, items = _sheet_rows(done.contact_sheet)
+    assert [item[1] for item in items] == [  # the sheet shows each slot's current image
+        str(done.products[2].output(StepName.IMAGE)),
+        str(done.products[1].output(StepName.IMAGE)),
+    ]
 
 
 async def test_a_campaign_without_videos_has_no_reel_and_keeps_its_early_sheet(

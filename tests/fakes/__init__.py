@@ -10,8 +10,8 @@ from typing import Any
 
 from core.errors import PermanentStepError
 from core.model import StepName
+from core.pictures import Pictures
 from core.ports import CampaignStore, StepContext, StepJob, StepOutput
-from core.run import Pictures
 
 Key = tuple[int, str]  # (product index, step name)
 
