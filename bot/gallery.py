@@ -138,8 +138,7 @@ def valid_until(secret: str, path: str, query: Mapping[str, str], now: float) ->
 def campaign_files(campaign: Campaign) -> dict[str, Path]:
     """File name -> recorded path of every file the campaign's record names."""
     paths = [s.output for p in campaign.products for s in p.steps if s.output]
-    if campaign.contact_sheet:
-        paths.append(campaign.contact_sheet)
+    paths += [f for f in (campaign.contact_sheet, campaign.timeline, campaign.reel) if f]
     files: dict[str, Path] = {}
     for recorded in paths:
         files.setdefault(Path(recorded).name, Path(recorded))
@@ -465,6 +464,12 @@ def render_campaign(campaign: Campaign, link: Link, exp: int, now: float) -> str
         )
     else:
         parts.append('<p class="muted">No contact sheet (yet).</p>')
+    if c.reel:
+        parts.append("<h2>Reel</h2>")
+        parts.append(
+            f'<video class="sheet" controls preload="metadata" playsinline'
+            f' src="{e(link(_file_path(c.id, c.reel)))}"></video>'
+        )
     parts.append("<h2>Products</h2>")
     parts.append(
         '<div class="grid">' + "".join(_product_card(c.id, p, link) for p in c.products) + "</div>"
@@ -498,7 +503,8 @@ def _product_card(campaign_id: str, product: Product, link: Link) -> str:
     return (
         '<div class="card">'
         f"{media}"
-        f"<h3>{plan.index + 1}. {e(plan.name)} {badge(product.status.value)}</h3>"
+        f"<h3>{plan.index + 1}. {e(plan.name)}{e(_attempt(product))}"
+        f" {badge(product.status.value)}</h3>"
         f'<div class="muted">{e(plan.product_type)}</div>'
         f'<p class="tagline">{e(plan.tagline)}</p>'
         + (f'<p class="error">{e(error)}</p>' if error else "")
@@ -507,6 +513,13 @@ def _product_card(campaign_id: str, product: Product, link: Link) -> str:
         f"<p><b>Video prompt</b><br>{e(plan.video_prompt)}</p></details>"
         "</div>"
     )
+
+
+def _attempt(product: Product) -> str:
+    """' (reroll of 2)' for an attempt made by a button, '' for an original product."""
+    if product.action is None or product.attempt_of is None:
+        return ""
+    return f" ({product.action.value} of {product.attempt_of + 1})"
 
 
 def _timeline(campaign: Campaign, now: float) -> str:

@@ -282,12 +282,13 @@ async def test_the_campaign_page_shows_every_product_its_files_plans_steps_and_t
     assert status == 200
     assert text.count("<video controls") == 2
     assert text.count('class="card"') == 2
-    for part in ("Contact sheet", "Timeline", "Steps", "Image prompt", "Video prompt", "tl-bar"):
+    for part in ("Contact sheet", "Reel", "Timeline", "Steps", "Image prompt", "tl-bar"):
         assert part in text, part
     files = [h for h in _links(text) if h.startswith("/files/")]
     names = {h.split("?")[0].rsplit("/", 1)[1] for h in files}
     assert names == {
-        "contact-sheet.png", "p01-image.png", "p01-video.mp4", "p02-image.png", "p02-video.mp4"
+        "contact-sheet.png", "reel.mp4",
+        "p01-image.png", "p01-video.mp4", "p02-image.png", "p02-video.mp4",
     }  # fmt: skip
     for href in files:
         status, _, headers = await fetch(base + href)
@@ -295,6 +296,8 @@ async def test_the_campaign_page_shows_every_product_its_files_plans_steps_and_t
         kind = "video/mp4" if href.split("?")[0].endswith(".mp4") else "image/png"
         assert headers["Content-Type"] == kind
         assert headers["Cache-Control"].startswith("private")
+    status, _, headers = await fetch(link(base, f"/files/{made.nice}/timeline.png"))
+    assert (status, headers["Content-Type"]) == (200, "image/png")  # what a chat link names
 
 
 async def test_videos_can_be_fetched_in_ranges(base: str, made: Made) -> None:

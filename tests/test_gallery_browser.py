@@ -145,7 +145,8 @@ async def test_the_gallery_shows_images_and_videos_in_a_real_browser(
     assert len(images) == 5  # the contact sheet and four product images
     assert all(width > 0 and height > 0 for _, width, height in images), images
     videos = seen["videos"]
-    assert len(videos) == 4
+    assert len(videos) == 5  # the campaign reel first, then the four product clips
+    assert videos[0][1] > sum(duration for _, duration, _, _ in videos[1:])  # title card + clips
     for ready, duration, width, error in videos:
         assert ready >= 1 and duration > 0 and width > 0 and error is None, videos
     assert seen["tampered_title"] == "Forbidden"
