@@ -40,6 +40,8 @@ SheetItem = tuple[str, str | None, str, bool]
 SheetItems = list[SheetItem]
 Render = functools.partial[str]
 """One picture's renderer with its arguments, ready for the CPU pool."""
+Price = Callable[[StepName, str | None], float]
+"""What a step of this kind and model costs (the generator's price table)."""
 Bar = tuple[str, str, float, float, str]
 """A timeline bar: (row label, kind, start s, end s, status word)."""
 
@@ -74,10 +76,13 @@ class Rendered:
 class CampaignPictures:
     """One campaign's pictures: the early sheet, then everything at finalize."""
 
-    def __init__(self, renderers: Pictures, executor: Executor, folder: Path) -> None:
+    def __init__(
+        self, renderers: Pictures, executor: Executor, folder: Path, price: Price | None = None
+    ) -> None:
         self.renderers = renderers
         self.executor = executor
         self.folder = folder
+        self.price = price  # what a step costs once it succeeds: the early sheet's cost
         self._early: tuple[SheetItems, str, str | None] | None = None  # the early sheet
 
     async def finish(self, campaign: Campaign) -> Rendered:
@@ -141,10 +146,18 @@ class CampaignPictures:
         """Render the contact sheet once every image is done, while the videos still run.
 
         It shows what the campaign will look like if the steps still running
-        succeed (a video mark for every video under way): when they do,
-        `finish` keeps its cells and only redraws the title bar (the cost).
+        succeed: a video mark for every video under way, and the cost they
+        will add at their price. When they do, `finish` keeps it as it is
+        (no pool call for the sheet); when only the cost differs (a model
+        priced per second), it redraws just the title bar.
         """
-        items, subtitle = sheet_items(campaign, expect=True), _subtitle(campaign)
+        expected = campaign.cost_usd + sum(
+            self.price(step.name, step.model) if self.price else 0.0
+            for product in campaign.current()
+            for step in product.steps
+            if not step.status.done
+        )
+        items, subtitle = sheet_items(campaign, expect=True), _subtitle(campaign, expected)
         render = self._sheet_render(campaign, items, subtitle)
         if render is None:
             self._early = (items, subtitle, None)
@@ -229,9 +242,10 @@ def sheet_items(campaign: Campaign, *, expect: bool = False) -> SheetItems:
     return items
 
 
-def _subtitle(campaign: Campaign) -> str:
-    """The sheet's second line: which campaign, what it cost."""
-    return f"Campaign {campaign.id} · ${campaign.cost_usd:.3f}"
+def _subtitle(campaign: Campaign, cost_usd: float | None = None) -> str:
+    """The sheet's second line: which campaign, what it cost (or will, for the early sheet)."""
+    cost = campaign.cost_usd if cost_usd is None else cost_usd
+    return f"Campaign {campaign.id} · ${cost:.3f}"
 
 
 def timeline_bars(campaign: Campaign) -> list[Bar]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from core.errors import CampaignError, LeaseLost
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
-from core.pictures import CampaignPictures, Pictures, Rendered, SheetFn
+from core.pictures import CampaignPictures, Pictures, Price, Rendered, SheetFn
 from core.pipeline import ChainRunner, Publish, new_product
 from core.planner import base_seed
 from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
@@ -45,6 +45,7 @@ class RunContext:
     beat_s: float  # heartbeat and cancel-flag interval
     clock: Callable[[], float]
     finished: Callable[[Campaign], Awaitable[None]]  # the audit line of a finalized campaign
+    price: Price | None = None  # the generator's price per step (the early sheet's cost)
 
     def folder(self, campaign_id: str) -> Path:
         """Where the campaign's outputs go."""
@@ -67,7 +68,8 @@ class CampaignRun:
         self.canceled = False
         self.task: asyncio.Task[Campaign] | None = None
         self._work: asyncio.Task[None] | None = None
-        self._pictures = CampaignPictures(ctx.pictures, ctx.executor, ctx.folder(campaign.id))
+        folder = ctx.folder(campaign.id)
+        self._pictures = CampaignPictures(ctx.pictures, ctx.executor, folder, ctx.price)
 
     def start(self) -> asyncio.Task[Campaign]:
         """Run the campaign, which this process has just claimed."""

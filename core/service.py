@@ -101,6 +101,7 @@ class CampaignService:
                 beat_s=min(config.cancel_poll_s, config.lease_s / 3),
                 clock=clock,
                 finished=self._audit_finished,
+                price=generator.price_usd,
             )
         )
         self._recovery = Recovery(store, store, self._ownership, self._runs)

@@ -296,10 +296,20 @@ async def test_only_signed_fresh_webhooks_are_taken(
 # --- the service -------------------------------------------------------------------------
 
 
+class PricedPerSecond(GatedGenerator):
+    """Quotes more for a video than the fake then charges (a model priced per second)."""
+
+    def price_usd(self, step: StepName, model: str | None) -> float:
+        return 0.05 if step is StepName.VIDEO else 0.01
+
+
+@pytest.mark.parametrize(
+    ("generator", "redrawn"), [(GatedGenerator, False), (PricedPerSecond, True)]
+)
 async def test_contact_sheet_is_made_while_videos_still_run(
-    make_service: ServiceFactory, tmp_path: Path
+    make_service: ServiceFactory, tmp_path: Path, generator: type[GatedGenerator], redrawn: bool
 ) -> None:
-    gen = GatedGenerator()
+    gen = generator()
     service = make_service(gen)
     campaign = await service.submit(CampaignRequest(theme="cats", products=2, videos=True))
     gen.open((0, "image"), (1, "image"))
@@ -313,9 +323,13 @@ async def test_contact_sheet_is_made_while_videos_still_run(
     first = sheet.stat().st_mtime_ns
     gen.open((0, "video"), (1, "video"))
     done = await service.wait(campaign.id)
-    assert done.contact_sheet == str(sheet) and sheet.stat().st_mtime_ns != first
-    title = sheet.read_text().splitlines()[0]  # the videos' cost: only the title bar redone
-    assert title.endswith("\tbase")
+    assert done.contact_sheet == str(sheet)
+    title, subtitle = sheet.read_text().splitlines()[:2]
+    assert subtitle == f"Campaign {done.id} · ${done.cost_usd:.3f}"  # the final cost either way
+    if redrawn:  # the videos cost other than quoted: only the title bar is drawn again
+        assert sheet.stat().st_mtime_ns != first and title.endswith("\tbase")
+    else:  # quoted right at the start of the videos: the early sheet stands, no pool call
+        assert sheet.stat().st_mtime_ns == first and not title.endswith("\tbase")
 
 
 def test_default_limits_never_hold_back_the_largest_campaigns() -> None:
