@@ -31,7 +31,7 @@ KIND_COLORS: dict[str, RGB] = {
 }
 OTHER: RGB = (127, 127, 127)
 FAILED: RGB = (214, 39, 40)
-MARKER: RGB = (214, 39, 40)
+MARKER: RGB = (60, 60, 60)  # not the failed red: a line, not an outcome
 INK: RGB = (30, 30, 30)
 GRID: RGB = (225, 225, 225)
 WIDTH, ROW_H, LABEL_W, PAD = 1100, 22, 190, 14
@@ -96,9 +96,11 @@ def render_timeline(
 
     y = head + legend_h
     top = y
+    titles: list[tuple[int, int]] = []  # the panels' title bands: no grid or marker over them
     for (panel_title, panel), names in zip(panels, rows, strict=True):
         line = ellipsize(panel_title, small, WIDTH - 2 * PAD)
         draw.text((PAD, y + 6), line, font=small, fill=(90, 90, 90))
+        titles.append((y, y + panel_head))
         y += panel_head
         for i, name in enumerate(names):
             row_y = y + i * ROW_H
@@ -130,6 +132,7 @@ def render_timeline(
     if marker:
         x = x_of(marker[0])
         for dash in range(int(top), int(y), 8):
-            draw.line((x, dash, x, min(dash + 4, y)), fill=MARKER, width=2)
+            if not any(low <= dash < high for low, high in titles):
+                draw.line((x, dash, x, min(dash + 4, y)), fill=MARKER, width=2)
     draw.text((LABEL_W, y + 20), axis_label, font=small, fill=(90, 90, 90))
     return save_png(img, out_path)
