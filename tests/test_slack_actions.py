@@ -22,6 +22,7 @@ from bot.slack_ui.commands import Command, parse_command
 from bot.slack_ui.thread import MB, SlackThread
 from core.errors import InvalidRequest
 from core.model import Action, Campaign, CampaignStatus, StepName
+from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import Settings
@@ -264,6 +265,25 @@ async def test_bad_numbers_running_campaigns_and_strangers_get_ephemeral_errors(
     stored = await service.get(running.id)
     assert len(stored.products) == 2 and gen.calls == calls  # nothing stored, nothing ran
     assert len(summaries(api, running.origin["ts"])) == 1
+
+
+async def test_a_bad_number_for_a_terminal_campaign_posts_nothing_in_the_channel(
+    make_service: Any,
+) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    done = await service.run(CampaignRequest(theme="cats", products=1))  # no Slack message
+    async with slack_harness(service, admins=frozenset({"UADMIN"})) as slack:
+        await slack.press_product(ACTION_REROLL, done.id, 9, "UADMIN")
+        await slack.command(f"animate {done.id} 9", user="UADMIN")
+        await slack.front.idle()
+        await slack.press_product(ACTION_REROLL, done.id, 1, "UADMIN")  # a good one posts
+        await slack.api.wait_for(lambda: len(slack.api.of("chat.postMessage")) >= 1)
+    refusals = [r["text"] for r in ephemerals(slack.api)]
+    assert "product: 9 is not a product" in refusals[0]
+    assert "9 is not a product" in slack.api.of("response_url")[0].params["text"]
+    first = slack.api.of("chat.postMessage")[0].params
+    assert "thread_ts" not in first  # the new status message came from the good press only
+    assert len([c for c in slack.api.of("chat.postMessage") if "thread_ts" not in c.params]) == 1
 
 
 async def test_animate_id_that_is_not_an_id_is_refused_at_the_ack(make_service: Any) -> None:

@@ -57,6 +57,7 @@ from bot.slack_ui.commands import (
 )
 from bot.slack_ui.settings import SlackSettings
 from bot.slack_ui.thread import MB, SlackThread
+from core.actions import pick
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Action, Campaign
 from core.ports import ProgressSink
@@ -374,6 +375,8 @@ class SlackFrontEnd:
                 f"campaign {campaign.id} is still {campaign.status.value};"
                 f" {action.value} once it has finished"
             )
+        if number is not None:  # refused before a status message may be posted for it
+            pick(campaign, number)
         if action is Action.REROLL:
             if number is None:
                 raise InvalidRequest("product", "is missing", "a product number")
