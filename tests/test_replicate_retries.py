@@ -76,6 +76,23 @@ async def test_429_waits_as_long_as_the_api_says(
     assert sum(time.slept) == pytest.approx(delay, abs=TOKEN_WAIT_MAX)  # no second wait on top
 
 
+async def test_a_429_on_a_create_says_it_waits_for_the_rate_limit(fake: FakeReplicate) -> None:
+    time = FakeTime(start=1000.0)
+    api = PredictionApi(fast_settings(fake, backoff_s=1.0), clock=time, sleep=time.sleep)
+    fake.faults.extend([Fault("429", retry_after="2"), Fault("503")])
+    places: list[int] = []
+
+    async def on_place(place: int) -> None:
+        places.append(place)
+
+    try:
+        await api.create(IMAGE, INPUT, on_place=on_place)
+    finally:
+        await api.aclose()
+    assert places[0] == 1  # told once for the 429's pause; the 503 is no rate wait
+    assert places.count(1) == 1
+
+
 async def test_without_a_hint_backoff_is_exponential_with_jitter(fake: FakeReplicate) -> None:
     faults = [Fault("429"), Fault("429"), Fault("503"), Fault("502")]
     time, _ = await _create_with_faults(fake, faults)

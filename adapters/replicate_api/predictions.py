@@ -121,6 +121,8 @@ class PredictionApi:
             return self._claim(prediction)
 
         async def back_off(retry: Retry, attempt: int) -> None:
+            if retry.throttled and on_place is not None:  # a 429: it waits for the rate again
+                await on_place(1)
             await self.http.backoff(retry, attempt, f"create on {ref}", create=True)
 
         attempts = self.settings.create_attempts
