@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from bot.chat.progress import ChatProgress
@@ -90,27 +91,17 @@ class Followers:
         origin: Mapping[str, str],
     ) -> Campaign:
         """Submit a new campaign followed on `surface`; nothing is followed if it fails."""
-        relay = self._follow(surface)
-        try:
-            campaign = await self._service.submit(
-                request, [relay], requester=requester, origin=origin
-            )
-        except BaseException:
-            self._release(relay)
-            raise
-        self._unclaimed.discard(relay)  # now it has an id
-        self._by_id[campaign.id] = relay
-        return campaign
+        submit = functools.partial(
+            self._service.submit, request, requester=requester, origin=origin
+        )
+        return await self.start(surface, submit)
 
     async def retry(self, campaign_id: str, surface: ChatSurface) -> Campaign:
         """Re-run a campaign's failed steps followed on `surface` (CampaignStateError while
         another follower of it is live); nothing is followed if the service refuses."""
-        relay = self._follow(surface, campaign_id)
-        try:
-            return await self._service.retry(campaign_id, [relay])
-        except BaseException:
-            self._release(relay)
-            raise
+        return await self.start(
+            surface, functools.partial(self._service.retry, campaign_id), campaign_id
+        )
 
     async def start(
         self,
@@ -118,10 +109,10 @@ class Followers:
         run: Callable[[Sequence[ProgressSink]], Awaitable[Campaign]],
         campaign_id: str | None = None,
     ) -> Campaign:
-        """Any other service call that runs a campaign (reroll, animate, animate_image),
-        followed on `surface`: `run(sinks)` starts it. With `campaign_id` (an existing
-        campaign) CampaignStateError while another follower of it is live; nothing is
-        followed if the service refuses."""
+        """A service call that runs a campaign (submit, retry, reroll, animate,
+        animate_image), followed on `surface`: `run(sinks)` starts it. With
+        `campaign_id` (an existing campaign) CampaignStateError while another
+        follower of it is live; nothing is followed if the service refuses."""
         relay = self._follow(surface, campaign_id)
         try:
             campaign = await run([relay])
