@@ -9,6 +9,7 @@ the bot itself, so the bot, its commands and its buttons form no cycle.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -90,27 +91,46 @@ class CampaignActions:
             "guild": str(interaction.guild_id),
             "channel": str(interaction.channel_id),
         }  # a refusal (blocklist, quota) is answered before any message or thread exists
-        await self.service.check(request, requester=requester_of(interaction), origin=where)
+        requester = requester_of(interaction)
+        await self.service.check(request, requester=requester, origin=where)
+
+        async def submit(place: Place, sinks: Sequence[ProgressSink]) -> Campaign:
+            return await self.service.submit(
+                request, sinks, requester=requester, origin=place.origin()
+            )
+
+        started = await self._start_new(interaction, request.theme, submit, estimate)
+        if started is not None:
+            campaign, place = started
+            await answer(
+                interaction, f"✅ Campaign `{campaign.id}` started: {place.thread_url}\n{estimate}."
+            )
+
+    async def _start_new(
+        self,
+        interaction: Interaction,
+        title: str,
+        run: Callable[[Place, Sequence[ProgressSink]], Awaitable[Campaign]],
+        estimate: str | None = None,
+    ) -> tuple[Campaign, Place] | None:
+        """Open a status message and thread, start a new campaign followed there; None
+        (answered) when there is nowhere to post. A refusal removes the place and raises."""
         try:
-            place = await self._open_place(interaction, request.theme, estimate)
+            place = await self._open_place(interaction, title, estimate)
         except discord.HTTPException as exc:
             await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
-            return
+            return None
         if place is None:
             await answer(interaction, "❌ I can only run campaigns in text channels and threads.")
-            return
+            return None
         try:
-            campaign = await self.followers.submit(
-                request,
-                self._target(place),
-                requester=requester_of(interaction),
-                origin=place.origin(),
+            campaign = await self.followers.start(
+                self._target(place), functools.partial(run, place)
             )
         except Exception:  # nothing started: leave no "starting" message or empty thread behind
             await remove_place(self.client, place)
             raise
-        started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}\n{estimate}."
-        await answer(interaction, started)
+        return campaign, place
 
     async def cancel_campaign(self, interaction: Interaction, campaign_id: str) -> None:
         """Cancel a campaign for its requester or a manager; answers the interaction."""
@@ -195,26 +215,17 @@ class CampaignActions:
             await answer(interaction, f"❌ I couldn't download {clip(image.filename, 100)}: "
                          f"{explain(exc)}")  # fmt: skip
             return
-        try:
-            place = await self._open_place(interaction, f"animate {image.filename}")
-        except discord.HTTPException as exc:
-            await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
-            return
-        if place is None:
-            await answer(interaction, "❌ I can only run campaigns in text channels and threads.")
-            return
         requester = requester_of(interaction)
 
-        async def run(sinks: Sequence[ProgressSink]) -> Campaign:
+        async def run(place: Place, sinks: Sequence[ProgressSink]) -> Campaign:
             return await self.service.animate_image(
                 data, image.filename, prompt, sinks, requester=requester, origin=place.origin()
             )
 
-        try:
-            campaign = await self.followers.start(self._target(place), run)
-        except Exception:  # refused (not an image, quota, blocklist): leave nothing behind
-            await remove_place(self.client, place)
-            raise
+        new = await self._start_new(interaction, f"animate {image.filename}", run)
+        if new is None:
+            return
+        campaign, place = new
         started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}"
         estimate = await self._animate_estimate(campaign)
         await answer(interaction, f"{started}\n{estimate}." if estimate else started)
