@@ -54,7 +54,7 @@ from bot.health import (
     serve_http,
 )
 from core.errors import ConfigError
-from core.pictures import Pictures
+from core.pictures import Pictures, Renderers
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
@@ -62,7 +62,6 @@ from core.service import CampaignService, ServiceConfig
 from core.settings import Settings
 from storage.sqlite_store import SqliteStore
 
-SheetFn = Callable[..., str]
 PICTURES = Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
 """The renderers of a finished campaign's contact sheet, timeline and reel."""
 
@@ -88,7 +87,7 @@ async def build(
     *,
     generator: Generator | None = None,
     planner: Planner | None = None,
-    sheet: SheetFn = PICTURES,
+    sheet: Renderers = PICTURES,
     clock: Callable[[], float] | None = None,
     run_steps: bool = True,
     models: Mapping[str, str | None] | None = None,
@@ -146,7 +145,7 @@ def wire(
     generator: Generator,
     executor: Executor,
     planner: Planner | None = None,
-    sheet: SheetFn = PICTURES,
+    sheet: Renderers = PICTURES,
     clock: Callable[[], float] | None = None,
     **config: Any,
 ) -> CampaignService:

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from core.model import Campaign, Product, StepName, StepStatus
 from core.ports import Executor
@@ -48,20 +47,21 @@ Bar = tuple[str, str, float, float, str]
 
 @dataclass(frozen=True)
 class Pictures:
-    """The picklable renderers of a finished campaign's pictures.
-
-    The service takes one `sheet` renderer and hands it to RunContext as is;
-    bot.py passes this bundle there, which is itself the sheet renderer (a
-    call renders the sheet), so a bare sheet function still works: it renders
-    the sheet alone, with no timeline and no reel.
-    """
+    """The picklable renderers of a finished campaign's pictures (bot.py injects them)."""
 
     sheet: SheetFn
     timeline: TimelineFn | None = None
     reel: ReelFn | None = None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
-        return self.sheet(*args, **kwargs)
+
+Renderers = Pictures | SheetFn
+"""What the service takes as `sheet`: the bundle, or a bare contact-sheet renderer
+(then the sheet alone is rendered, no timeline and no reel)."""
+
+
+def as_pictures(renderers: Renderers) -> Pictures:
+    """The bundle, whichever form was given."""
+    return renderers if isinstance(renderers, Pictures) else Pictures(renderers)
 
 
 @dataclass(frozen=True)

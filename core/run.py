@@ -21,7 +21,7 @@ from pathlib import Path
 from core.errors import CampaignError, LeaseLost
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
-from core.pictures import CampaignPictures, Pictures, Price, Rendered, SheetFn
+from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
 from core.pipeline import ChainRunner, Publish, new_product
 from core.planner import base_seed
 from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
@@ -40,7 +40,7 @@ class RunContext:
     planner: Planner
     executor: Executor
     scheduler: Scheduler
-    sheet: SheetFn
+    sheet: Renderers
     data_dir: Path
     beat_s: float  # heartbeat and cancel-flag interval
     clock: Callable[[], float]
@@ -50,11 +50,6 @@ class RunContext:
     def folder(self, campaign_id: str) -> Path:
         """Where the campaign's outputs go."""
         return (self.data_dir / "campaigns" / campaign_id).resolve()
-
-    @property
-    def pictures(self) -> Pictures:
-        """The renderers: the bundle given as `sheet`, or a bare sheet renderer alone."""
-        return self.sheet if isinstance(self.sheet, Pictures) else Pictures(self.sheet)
 
 
 class CampaignRun:
@@ -69,7 +64,7 @@ class CampaignRun:
         self.task: asyncio.Task[Campaign] | None = None
         self._work: asyncio.Task[None] | None = None
         folder = ctx.folder(campaign.id)
-        self._pictures = CampaignPictures(ctx.pictures, ctx.executor, folder, ctx.price)
+        self._pictures = CampaignPictures(as_pictures(ctx.sheet), ctx.executor, folder, ctx.price)
 
     def start(self) -> asyncio.Task[Campaign]:
         """Run the campaign, which this process has just claimed."""

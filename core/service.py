@@ -23,7 +23,7 @@ from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
 from core.eta import Durations
 from core.lease import Ownership, ResumeReport
 from core.model import Action, Campaign, CampaignStatus, Product, StepName, StepStatus
-from core.pictures import SheetFn
+from core.pictures import Renderers
 from core.pipeline import step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.quotas import QuotaSettings, Who
@@ -77,7 +77,7 @@ class CampaignService:
         generator: Generator,
         executor: Executor,
         scheduler: Scheduler,
-        sheet: SheetFn,
+        sheet: Renderers,
         config: ServiceConfig,
         clock: Callable[[], float] = time.time,
     ) -> None:
