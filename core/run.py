@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CampaignError, LeaseLost
+from core.eta import Pace
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
 from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
@@ -63,6 +64,7 @@ class CampaignRun:
         self.canceled = False
         self.task: asyncio.Task[Campaign] | None = None
         self._work: asyncio.Task[None] | None = None
+        self._pace: Pace | None = None  # the ETA's stored durations, read at the first start
         folder = ctx.folder(campaign.id)
         self._pictures = CampaignPictures(as_pictures(ctx.sheet), ctx.executor, folder, ctx.price)
 
@@ -114,12 +116,16 @@ class CampaignRun:
     async def _started(self, at: float) -> None:
         """Announce the campaign as it is stored now (again once it has products).
 
-        The event carries the pace of the ETA: stored step durations, newest first.
+        The event carries the pace of the ETA: stored step durations, newest first,
+        read once per run.
         """
         campaign = await self.ctx.records.get(self.campaign.id)
-        pace = self.ctx.scheduler.pace(await self.ctx.records.step_samples())
+        if self._pace is None:
+            self._pace = self.ctx.scheduler.pace(await self.ctx.records.step_samples())
         await self.publish(
-            ProgressEvent(EventKind.CAMPAIGN_STARTED, campaign.id, at, campaign=campaign, pace=pace)
+            ProgressEvent(
+                EventKind.CAMPAIGN_STARTED, campaign.id, at, campaign=campaign, pace=self._pace
+            )
         )
 
     async def _let_go(self) -> Campaign:
