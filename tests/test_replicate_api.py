@@ -11,6 +11,7 @@ import pytest
 from adapters.replicate_api.downloads import Downloader, OutputGone
 from adapters.replicate_api.predictions import PredictionApi
 from core.errors import PermanentStepError, TransientStepError
+from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
     MP4,
     TOKEN,
@@ -72,7 +73,7 @@ async def test_a_running_prediction_reports_its_percentage(
 async def test_version_create_uses_the_version_endpoint(
     api: PredictionApi, fake: FakeReplicate
 ) -> None:
-    fake.versions[VERSION] = "someone/model"
+    fake.add_model("someone/model", SCHEMAS[IMAGE], "image", version=VERSION, community=True)
     created = await api.create(f"someone/model:{VERSION}", INPUT)
     assert fake.posts("/v1/predictions") == 1
     assert (created["model"], created["version"]) == ("someone/model", VERSION)

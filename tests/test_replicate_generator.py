@@ -28,6 +28,7 @@ from core.service import CampaignService
 from storage.sqlite_store import SqliteStore
 from tests.conftest import fixture_settings
 from tests.fakes import fake_sheet
+from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
     TOKEN,
     FakeReplicate,
@@ -134,7 +135,8 @@ async def test_predict_time_is_recorded_stored_and_shown(
 
 async def test_request_model_overrides_reach_the_api(build: Build, fake: FakeReplicate) -> None:
     version = "d" * 64
-    fake.versions[version] = "someone/pixel-model"
+    pixel = SCHEMAS["black-forest-labs/flux-schnell"]
+    fake.add_model("someone/pixel-model", pixel, "image", version=version, community=True)
     service = build(planner=OfflinePlanner())
     official = await service.run(
         parse_request("cats products:2 seed:4 image_model:black-forest-labs/flux-dev")

@@ -1,13 +1,18 @@
 """A fake Replicate HTTP API (aiohttp on 127.0.0.1) for tests, benchmarks and trying the bot.
 
 It speaks enough of the real API for the `replicate` client: official-model and
-version creates, get, list (paginated), cancel, file upload, and serves the
-output files itself. Predictions advance with time: `starting`, `processing`,
-then the outcome once the model's latency has passed (computed when polled, so
-the fake runs no background tasks). It records every request, and tests inject
-trouble: create faults (429 with or without Retry-After, 5xx, a connection
-dropped or an answer withheld until the client times out, before or after the
-prediction is made), a gate that holds creates, create and read rate limits, and
+version creates, get, list (paginated), cancel, file upload, the model and
+version objects with their published input schemas (tests/fakes/model_schemas.py),
+and serves the output files itself. Like the real API it checks every create
+against the model's input schema (422 with `invalid_fields`), answers 404 to an
+official-endpoint create of a community or unknown model, and ignores inputs a
+model does not declare (recorded in `ignored_inputs`). Predictions advance with
+time: `starting`, `processing`, then the outcome once the model's latency has
+passed (computed when polled, so the fake runs no background tasks). It records
+every request, and tests inject trouble: create faults (429 with or without
+Retry-After, 5xx, a connection dropped or an answer withheld until the client
+times out, before or after the prediction is made), a gate that holds creates,
+create and read rate limits (a burst in seconds' worth or as a count), and
 per-prompt outcomes (fail with a message, aborted, empty output, hang).
 Like the real API it honours `Prefer: wait=N` on creates (the answer is held
 until the prediction finishes or N seconds pass) and, for a create that names
@@ -33,7 +38,7 @@ import random
 import re
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,17 +47,24 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.fakes import model_schemas
+from tests.fakes.model_schemas import Components
 from tests.fakes.replicate_parts import (
-    KINDS,
     MP4,
     PROFILES,
-    CreateLimit,
     Fault,
+    check_inputs,
     default_reply,
     error_reply,
     fault_reply,
+    invalid_reply,
+    make_limit,
+    model_json,
     now_iso,
     png,
+    render_prompt,
+    throttled_reply,
+    version_json,
 )
 
 __all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
@@ -75,6 +87,7 @@ class FakeReplicate:
         create_rate_per_min: float | None = None,
         read_rate_per_min: float | None = None,
         burst_s: float = 2.0,
+        create_burst: int | None = None,
         page_size: int = 50,
         webhook_secret: str = WEBHOOK_SECRET,
         fault_rate: float = 0.0,
@@ -90,6 +103,14 @@ class FakeReplicate:
         self.injected: dict[str, int] = {"create": 0, "get": 0}  # random faults so far
         self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
         self.versions: dict[str, str] = {}  # version id -> owner/name
+        self.kinds: dict[str, str] = {}  # owner/name -> text|image|video
+        self.latest: dict[str, str] = {}  # owner/name -> its latest version id
+        self.community: set[str] = set()  # models without an official endpoint
+        self.schemas: dict[str, Components] = {}  # version id -> components.schemas
+        self.schema_fetches: Counter[str] = Counter()  # owner/name -> model/version GETs
+        self.ignored_inputs: list[tuple[str, str]] = []  # (model, undeclared input) received
+        self.data_outputs = False  # `Prefer: wait` creates of images answer data: URLs
+        self._version_born: dict[str, str] = {}
         self.model_alias: dict[str, str] = {}  # asked-for model -> the `model` answered
         self.text_reply: Callable[[str], str] = default_reply
         self.create_gate: asyncio.Event | None = None  # if given, creates wait until it is set
@@ -111,11 +132,21 @@ class FakeReplicate:
         self._tasks: set[asyncio.Task[None]] = set()
         self._born: dict[str, float] = {}
         self._born_wall: dict[str, float] = {}
-        self._limit = _limit(create_rate_per_min, burst_s)
-        self._read_limit = _limit(read_rate_per_min, burst_s)
+        self._limit = make_limit(create_rate_per_min, burst_s, create_burst)
+        self._read_limit = make_limit(read_rate_per_min, burst_s, None)
+        self._asked: dict[str, tuple[str, Components]] = {}  # id -> (model asked, its schema)
+        self._data_urls: set[str] = set()  # predictions whose images come back as data: URLs
         self._png = png()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        for name, components in model_schemas.SCHEMAS.items():
+            self.add_model(
+                name,
+                components,
+                model_schemas.KIND[name],
+                version=model_schemas.LATEST_VERSION[name],
+                community=name in model_schemas.COMMUNITY,
+            )
 
     async def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (port 0: any free port); returns the base URL."""
@@ -127,6 +158,8 @@ class FakeReplicate:
         app.router.add_post("/v1/predictions/{id}/cancel", self._cancel)
         app.router.add_post("/v1/files", self._upload)
         app.router.add_get("/v1/files/{id}", self._file_info)
+        app.router.add_get("/v1/models/{owner}/{name}", self._model)
+        app.router.add_get("/v1/models/{owner}/{name}/versions/{version}", self._version)
         app.router.add_get("/files/{name}", self._serve)
         app.router.add_get("/v1/webhooks/default/secret", self._secret)
         app.router.add_get("/_fake/stats", self._stats)
@@ -134,8 +167,7 @@ class FakeReplicate:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
         return self.base_url
 
     async def stop(self) -> None:
@@ -148,6 +180,52 @@ class FakeReplicate:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # --- models ---------------------------------------------------------------
+
+    def add_model(
+        self,
+        name: str,
+        components: Components,
+        kind: str,
+        version: str | None = None,
+        community: bool = False,
+    ) -> str:
+        """Serve (or replace) a model with this schema as its latest version; returns its id."""
+        if kind not in PROFILES["fast"]:
+            raise ValueError(f"kind must be text, image or video, not {kind!r}")
+        version = version or hashlib.sha256(f"{name} {len(self.schemas)}".encode()).hexdigest()
+        self.kinds[name] = kind
+        (self.community.add if community else self.community.discard)(name)
+        self._add_version(name, version, components)
+        return version
+
+    def new_version(self, name: str, components: Components) -> str:
+        """Publish a new latest version of a served model; older versions keep their schema."""
+        if name not in self.kinds:
+            raise KeyError(name)
+        version = secrets.token_hex(32)
+        self._add_version(name, version, components)
+        return version
+
+    def _add_version(self, name: str, version: str, components: Components) -> None:
+        self.versions[version] = name
+        self.schemas[version] = components
+        self.latest[name] = version
+        self._version_born[version] = now_iso()
+
+    def _schema(self, version: str) -> Components | None:
+        """The schema of a version (one a test put in `versions` gets its model's latest)."""
+        model = self.versions.get(version)
+        if version in self.schemas:
+            return self.schemas[version]
+        if model in self.latest:
+            return self.schemas[self.latest[model]]
+        return None
+
+    def _version_view(self, version: str) -> dict[str, Any]:
+        components = self._schema(version) or {}
+        return version_json(version, components, self._version_born.get(version, now_iso()))
 
     # --- what tests look at -------------------------------------------------
 
@@ -169,40 +247,53 @@ class FakeReplicate:
             self.read_times.append(time.monotonic())
             if self._read_limit is not None and not self._read_limit.take():
                 self.reads_throttled += 1
-                return error_reply(429, "Request was throttled. Your rate limit resets in ~1s.")
+                return throttled_reply(self._read_limit)
         return None
 
     async def _create_official(self, request: web.Request) -> web.StreamResponse:
-        model = f"{request.match_info['owner']}/{request.match_info['name']}"
-        return await self._create(request, model, "hidden")
+        return await self._create(request, official=True)
 
     async def _create_version(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        version = str(body.get("version", ""))
-        if version not in self.versions:
-            return error_reply(422, "Invalid version or not permitted")
-        return await self._create(request, self.versions[version], version, body)
+        return await self._create(request, official=False)
 
-    async def _create(
-        self, request: web.Request, model: str, version: str, body: Any = None
-    ) -> web.StreamResponse:
+    def _target(self, request: web.Request, body: Any, official: bool) -> tuple[str, str] | None:
+        """(model, version) a create runs, or None if there is no such model or version."""
+        if official:
+            model = f"{request.match_info['owner']}/{request.match_info['name']}"
+            known = model in self.latest and model not in self.community
+            return (model, "hidden") if known else None
+        version = str(body.get("version", ""))
+        known = version in self.versions and self._schema(version) is not None
+        return (self.versions[version], version) if known else None
+
+    async def _create(self, request: web.Request, official: bool) -> web.StreamResponse:
         if (denied := self._record(request)) is not None:
             return denied
-        body = body if body is not None else await request.json()
+        body = await request.json()
         if self.create_gate is not None:
             self.at_gate.set()
             await self.create_gate.wait()
         if self._limit is not None and not self._limit.take():
             self.throttled += 1
-            return error_reply(429, "Request was throttled. Your rate limit resets in ~1s.")
+            return throttled_reply(self._limit)
         fault = self.faults.popleft() if self.faults else self._random_fault()
         if fault is not None and fault.kind == "stall_before":
             return await self._withhold(request)
         if fault is not None and fault.kind not in MADE_FIRST:
             return fault_reply(request, fault)
+        if (target := self._target(request, body, official)) is None:
+            if official:
+                return error_reply(404, "The requested resource could not be found.")
+            return error_reply(422, "Invalid version or not permitted")
         if not isinstance(body.get("input"), dict):
             return error_reply(422, "input is required")
-        prediction = self._new(model, version, body["input"])
+        model, version = target
+        components = self._schema(self.latest[model] if official else version) or {}
+        refused, ignored = check_inputs(components, body["input"])
+        if refused:
+            return invalid_reply(refused)
+        self.ignored_inputs += [(model, name) for name in ignored]
+        prediction = self._new(model, version, body["input"], components)
         if isinstance(body.get("webhook"), str):
             self._spawn(self._send_webhook(prediction, body["webhook"]))
         if fault is not None and fault.kind == "stall_after":
@@ -211,6 +302,8 @@ class FakeReplicate:
             request.transport.close()  # type: ignore[union-attr]
             return web.Response()
         if (wait := WAIT_RE.search(request.headers.get("Prefer", ""))) is not None:
+            if self.data_outputs:
+                self._data_urls.add(prediction["id"])
             await self._hold(prediction, float(wait[1] or 60))
         return web.json_response(self._view(prediction), status=201)
 
@@ -276,8 +369,17 @@ class FakeReplicate:
             request.transport.close()
         return web.Response()
 
-    def _new(self, model: str, version: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _new(
+        self,
+        model: str,
+        version: str,
+        inputs: dict[str, Any],
+        components: Components | None = None,
+    ) -> dict[str, Any]:
+        if model not in self.kinds:
+            raise KeyError(f"{model} is not served by the fake: add_model() it first")
         pid = secrets.token_hex(10)
+        self._asked[pid] = (model, components or self.schemas[self.latest[model]])
         prediction = {
             "id": pid,
             "model": self.model_alias.get(model, model),  # real answers may name a deployment
@@ -387,6 +489,27 @@ class FakeReplicate:
             return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
         return error_reply(404, "Not found.")
 
+    async def _model(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        if name not in self.latest:
+            return error_reply(404, "Not found.")
+        self.schema_fetches[name] += 1
+        description = model_schemas.DESCRIPTIONS.get(name, f"The {name} model")
+        latest = self._version_view(self.latest[name])
+        return web.json_response(model_json(name, description, len(self.created(name)), latest))
+
+    async def _version(self, request: web.Request) -> web.Response:
+        if (denied := self._record(request)) is not None:
+            return denied
+        name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        version = request.match_info["version"]
+        if self.versions.get(version) != name or self._schema(version) is None:
+            return error_reply(404, "Not found.")
+        self.schema_fetches[name] += 1
+        return web.json_response(self._version_view(version))
+
     async def _secret(self, request: web.Request) -> web.Response:
         if (denied := self._record(request)) is not None:
             return denied
@@ -417,16 +540,16 @@ class FakeReplicate:
                     for p in self.predictions.values()
                 ],
                 "cancels": list(self.cancels),
+                "ignored_inputs": [list(pair) for pair in self.ignored_inputs],
+                "schema_fetches": dict(self.schema_fetches),
             }
         )
 
     # --- the model --------------------------------------------------------------
 
     def _kind(self, prediction: dict[str, Any]) -> str:
-        if prediction["model"] in KINDS:
-            return KINDS[prediction["model"]]
-        inputs = prediction["input"]
-        return "video" if "image" in inputs else "text" if "system_prompt" in inputs else "image"
+        """What the model asked for makes (the answered `model` may name a deployment)."""
+        return self.kinds[self._asked[prediction["id"]][0]]
 
     def _view(self, prediction: dict[str, Any]) -> dict[str, Any]:
         """Advance the prediction to where time has brought it; return its JSON."""
@@ -447,7 +570,10 @@ class FakeReplicate:
 
     def _latency(self, prediction: dict[str, Any]) -> float:
         kind = self._kind(prediction)
-        return float(self.latency.get(prediction["model"], self.latency[kind]))
+        asked = self._asked[prediction["id"]][0]
+        return float(
+            self.latency.get(asked, self.latency.get(prediction["model"], self.latency[kind]))
+        )
 
     def _behaviour(self, prompt: str) -> str:
         return next((b for key, b in self.script.items() if key in prompt), "")
@@ -465,7 +591,7 @@ class FakeReplicate:
         elif behaviour == "empty":
             p.update(status="succeeded", output=[])
         elif kind == "text":
-            answer = self.text_reply(str(p["input"].get("prompt", "")))
+            answer = self.text_reply(render_prompt(p["input"], self._asked[p["id"]][1]))
             p["metrics"].update(input_token_count=400, output_token_count=len(answer) // 4)
             pieces = [answer[i : i + 7] for i in range(0, len(answer), 7)]  # like streamed tokens
             p.update(status="succeeded", output=pieces)
@@ -474,15 +600,8 @@ class FakeReplicate:
             p.update(status="succeeded", output=[f"{self.base_url}/files/{p['id']}{suffix}"])
             if kind == "video":
                 p["output"] = p["output"][0]  # video models return one URL, not a list
-
-
-def _limit(rate_per_min: float | None, burst_s: float) -> CreateLimit | None:
-    if not rate_per_min:
-        return None
-    rate = rate_per_min / 60
-    limit = CreateLimit(rate, max(1.0, rate * burst_s))
-    limit.tokens = limit.capacity
-    return limit
+            elif p["id"] in self._data_urls:
+                p["output"] = ["data:image/png;base64," + base64.b64encode(self._png).decode()]
 
 
 def _peak(times: list[float], window_s: float) -> int:
@@ -535,10 +654,12 @@ async def _serve_forever(
     read_rate: float | None,
     fault_rate: float = 0.0,
     seed: int | None = None,
+    burst: int | None = None,
 ) -> None:
     fake = FakeReplicate(
         latency=latency,
         create_rate_per_min=rate,
+        create_burst=burst,
         read_rate_per_min=read_rate,
         fault_rate=fault_rate,
         seed=seed,
@@ -559,6 +680,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="create limit per minute")
     parser.add_argument("--read-rate", type=float, default=None, help="GET limit per minute")
     parser.add_argument(
+        "--burst", type=int, default=None, help="creates allowed at once (default: 2 s' worth)"
+    )
+    parser.add_argument(
         "--fault-rate",
         type=float,
         default=0.0,
@@ -574,7 +698,13 @@ def main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _serve_forever(
-                args.port, latency, args.rate, args.read_rate, args.fault_rate, args.seed
+                args.port,
+                latency,
+                args.rate,
+                args.read_rate,
+                args.fault_rate,
+                args.seed,
+                args.burst,
             )
         )
 

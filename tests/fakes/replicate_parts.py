@@ -1,13 +1,17 @@
-"""Pieces of the fake Replicate API: latency profiles, canned outputs, faults, error replies."""
+"""Pieces of the fake Replicate API: latency profiles, canned outputs, faults, error replies,
+the model and version objects it serves, and input validation against a model's schema."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from PIL import Image
@@ -16,12 +20,6 @@ PROFILES = {  # seconds per prediction, by kind
     "fast": {"text": 0.02, "image": 0.02, "video": 0.05},
     "bench": {"text": 0.1, "image": 0.3, "video": 3.0},  # the old tool's latencies / 100
     "real": {"text": 3.0, "image": 1.0, "video": 90.0},
-}
-KINDS = {
-    "meta/meta-llama-3-8b-instruct": "text",
-    "black-forest-labs/flux-schnell": "image",
-    "black-forest-labs/flux-dev": "image",
-    "bytedance/seedance-1-lite": "video",
 }
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
 COUNT_RE = re.compile(r"exactly (\d+)")
@@ -84,6 +82,28 @@ class CreateLimit:
         self.tokens -= 1.0
         return True
 
+    def wait_s(self) -> float:
+        """Seconds until the next token (as of the last `take`)."""
+        return max(0.0, (1.0 - self.tokens) / self.rate_per_s)
+
+
+def make_limit(rate_per_min: float | None, burst_s: float, burst: int | None) -> CreateLimit | None:
+    """A full bucket of `burst` tokens (default: `burst_s` seconds' worth, at least 1)."""
+    if not rate_per_min:
+        return None
+    rate = rate_per_min / 60
+    limit = CreateLimit(rate, float(burst) if burst else max(1.0, rate * burst_s))
+    limit.tokens = limit.capacity
+    return limit
+
+
+def throttled_reply(limit: CreateLimit) -> web.Response:
+    """A 429 as a small account gets it: "resets in ~Ns" (N rounded up) and `retry_after`."""
+    wait = limit.wait_s()
+    detail = f"Request was throttled. Your rate limit resets in ~{max(1, math.ceil(wait))}s."
+    body = {"detail": detail, "status": 429, "retry_after": round(wait, 3)}
+    return web.json_response(body, status=429)
+
 
 def error_reply(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"detail": detail, "status": status}, status=status, headers=headers)
@@ -100,3 +120,136 @@ def fault_reply(request: web.Request, fault: Fault) -> web.Response:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
         return error_reply(429, detail, headers)
     return error_reply(int(fault.kind), "injected server error")
+
+
+# --- models, versions and input validation ------------------------------------------
+
+URI_PREFIXES = ("http://", "https://", "data:")
+COG_VERSION = "0.13.6"
+
+
+def version_json(version: str, components: Mapping[str, Any], created_at: str) -> dict[str, Any]:
+    """A version object as `GET /v1/models/{owner}/{name}/versions/{id}` answers it."""
+    return {
+        "id": version,
+        "created_at": created_at,
+        "cog_version": COG_VERSION,
+        "openapi_schema": {
+            "openapi": "3.0.2",
+            "info": {"title": "Cog", "version": "0.1.0"},
+            "paths": {},
+            "components": {"schemas": dict(components)},
+        },
+    }
+
+
+def model_json(name: str, description: str, runs: int, latest: dict[str, Any]) -> dict[str, Any]:
+    """A model object as `GET /v1/models/{owner}/{name}` answers it."""
+    owner, short = name.split("/", 1)
+    return {
+        "url": f"https://replicate.com/{name}",
+        "owner": owner,
+        "name": short,
+        "description": description,
+        "visibility": "public",
+        "github_url": None,
+        "paper_url": None,
+        "license_url": None,
+        "run_count": runs,
+        "cover_image_url": f"https://replicate.delivery/fake/{short}/cover.webp",
+        "default_example": None,
+        "latest_version": latest,
+    }
+
+
+def check_inputs(
+    components: Mapping[str, Any], inputs: Mapping[str, Any]
+) -> tuple[list[dict[str, str]], list[str]]:
+    """What Replicate would refuse (its `invalid_fields`) and the inputs it would ignore."""
+    schema = components.get("Input") or {}
+    declared: Mapping[str, Any] = schema.get("properties") or {}
+    refused = [
+        _invalid("required", "input", f"{name} is required")
+        for name in schema.get("required") or ()
+        if name not in inputs
+    ]
+    for name, value in inputs.items():
+        if name in declared:
+            refused += _check_value(name, resolve(declared[name], components), value)
+    return refused, [name for name in inputs if name not in declared]
+
+
+def resolve(spec: Mapping[str, Any], components: Mapping[str, Any]) -> dict[str, Any]:
+    """The property with the keys of the components it points to (`allOf`, `$ref`) merged in."""
+    merged: dict[str, Any] = {}
+    parts = [*(spec.get("allOf") or ()), *([{"$ref": spec["$ref"]}] if "$ref" in spec else [])]
+    for part in parts:
+        target = components.get(str(part.get("$ref", "")).rsplit("/", 1)[-1], part)
+        merged.update(resolve(target, components) if target is not part else part)
+    merged.update({k: v for k, v in spec.items() if k not in ("allOf", "$ref")})
+    return merged
+
+
+def _check_value(name: str, spec: Mapping[str, Any], value: Any) -> list[dict[str, str]]:
+    field_name = f"input.{name}"
+    given, expected = _json_type(value), spec.get("type")
+    if expected and not (given == expected or (expected == "number" and given == "integer")):
+        message = f"Invalid type. Expected: {expected}, given: {given}"
+        return [_invalid("invalid_type", field_name, message)]
+    found = []
+    if "enum" in spec and value not in spec["enum"]:
+        allowed = ", ".join(json.dumps(v) for v in spec["enum"])
+        found.append(
+            _invalid("enum", field_name, f"{name} must be one of the following: {allowed}")
+        )
+    if given in ("integer", "number"):
+        if "minimum" in spec and value < spec["minimum"]:
+            message = f"Must be greater than or equal to {json.dumps(spec['minimum'])}"
+            found.append(_invalid("number_gte", field_name, message))
+        if "maximum" in spec and value > spec["maximum"]:
+            message = f"Must be less than or equal to {json.dumps(spec['maximum'])}"
+            found.append(_invalid("number_lte", field_name, message))
+    if spec.get("format") == "uri" and not str(value).startswith(URI_PREFIXES):
+        found.append(_invalid("format", field_name, "Does not match format 'uri'"))
+    return found
+
+
+def _json_type(value: Any) -> str:
+    """The JSON Schema type of a decoded JSON value (5.0 counts as an integer, as in JSON)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _invalid(kind: str, field_name: str, description: str) -> dict[str, str]:
+    return {"type": kind, "field": field_name, "description": description}
+
+
+def invalid_reply(refused: list[dict[str, str]]) -> web.Response:
+    """Replicate's 422 for inputs that fail the model's schema."""
+    detail = "".join(f"- {f['field']}: {f['description']}\n" for f in refused)
+    body = {
+        "detail": detail,
+        "status": 422,
+        "title": "Input validation failed",
+        "invalid_fields": refused,
+    }
+    return web.json_response(body, status=422)
+
+
+def render_prompt(inputs: Mapping[str, Any], components: Mapping[str, Any]) -> str:
+    """What a language model reads: its `prompt_template` (or the default) around `prompt`."""
+    declared = (components.get("Input") or {}).get("properties") or {}
+    prompt = str(inputs.get("prompt", ""))
+    if "prompt_template" not in declared:
+        return prompt
+    template = inputs.get("prompt_template", declared["prompt_template"].get("default"))
+    return str(template or "{prompt}").replace("{prompt}", prompt)
