@@ -12,6 +12,7 @@
     python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
     python bot.py discord [--sync]            the Discord front end (DISCORD_TOKEN)
     python bot.py gallery [--port 8081]       the read-only campaign gallery
+    python bot.py models [--json]             the Replicate models, as mapped and priced
 
 This is the only module that wires adapters to the core: `build()` makes the
 service and its resources for every command, front end, test and benchmark;
@@ -36,14 +37,18 @@ from adapters.pictures.sheet import render_contact_sheet
 from adapters.pictures.timeline import render_timeline
 from adapters.ray_exec.connect import open_ray_executor
 from adapters.ray_exec.settings import RaySettings
+from adapters.replicate_api.catalog import ModelCatalog
 from adapters.replicate_api.generator import ReplicateGenerator
-from adapters.replicate_api.models import KNOWN
+from adapters.replicate_api.http import ReplicateHttp
+from adapters.replicate_api.models import KINDS
 from adapters.replicate_api.planner import LlmPlanner
+from adapters.replicate_api.report import describe_models
 from adapters.replicate_api.settings import ReplicateSettings
 from adapters.replicate_api.webhooks import WebhookReceiver
 from bot.cli.commands import Command, Context
 from bot.cli.exits import EXIT_OK
 from bot.cli.main import main as cli_main
+from bot.cli.models import print_models
 from bot.gallery import GallerySettings
 from bot.health import (
     Check,
@@ -115,11 +120,15 @@ async def build(
         replicate = generator if isinstance(generator, ReplicateGenerator) else None
         store = await SqliteStore.open(settings.database)
         stack.push_async_callback(store.close)
+        if replicate is not None:
+            replicate.runtime.catalog.cache = store  # schemas survive restarts and outages
+            if run_steps:  # the defaults' schemas now (Ray actors get them with the generator)
+                await replicate.check_models(dict.fromkeys(KINDS))
         executor = await make_executor(settings, generator, run_steps=run_steps)
         stack.push_async_callback(executor.aclose)
         if planner is None:
             planner = LlmPlanner(replicate.runtime) if replicate else OfflinePlanner()
-        priced = {"priced_models": priced_models()} if replicate else {}
+        priced = {"priced_models": replicate.settings.models.requestable()} if replicate else {}
         service = wire(
             settings,
             store=store,
@@ -211,12 +220,6 @@ async def make_executor(settings: Settings, generator: Generator, *, run_steps: 
 
 def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
-
-
-def priced_models() -> dict[str, frozenset[str]]:
-    """The models Replicate's price table knows, per kind (a free generator needs none)."""
-    kinds = ("text", "image", "video")
-    return {k: frozenset(r for r, s in KNOWN.items() if s.output.value == k) for k in kinds}
 
 
 def webhooks(replicate: ReplicateGenerator | None) -> WebhookReceiver | None:
@@ -320,7 +323,25 @@ async def run_gallery(ctx: Context) -> int:
         await store.close()
 
 
+async def run_models(ctx: Context) -> int:
+    """The Replicate model of each kind: version, inputs as mapped, unit, price, estimate."""
+    replicate = ReplicateSettings.from_env()
+    token = ctx.settings.replicate_api_token
+    store = await SqliteStore.open(ctx.settings.database)
+    catalog = ModelCatalog(replicate.models, cache=store)
+    http = ReplicateHttp(replace(replicate, api_token=token)) if token else None
+    try:
+        rows = await describe_models(catalog, http)
+    finally:
+        if http is not None:
+            await http.aclose()
+        await store.close()
+    print_models(rows, sys.stdout, as_json=ctx.args.json)
+    return EXIT_OK
+
+
 FRONT_ENDS: dict[str, Command] = {
+    "models": run_models,
     "slack": run_slack,
     "discord": run_discord,
     "gallery": run_gallery,

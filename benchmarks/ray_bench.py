@@ -42,6 +42,14 @@ class ZeroLatencyGenerator:
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.0
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         await ctx.hooks.report("done")
         return StepOutput(path=job.out_dir)

@@ -50,14 +50,18 @@ class Gate:
         self.priced_models = priced_models
         self.clock = clock
 
-    async def screen(self, request: CampaignRequest, who: Who, estimate_usd: float) -> None:
-        """Refuse a model without a price (InvalidRequest) or blocked text (RequestBlocked)."""
-        for kind, known in self.priced_models.items():
+    def screen_models(self, request: CampaignRequest) -> None:
+        """Refuse a model the operator does not offer (InvalidRequest): a default or one
+        marked requestable, each with a price."""
+        for kind, offered in self.priced_models.items():
             model = getattr(request.models, kind, None)
-            if model and model.split(":", 1)[0] not in known:
+            if model and model.split(":", 1)[0] not in offered:
                 raise InvalidRequest(
-                    f"{kind}_model", f"{model} has no known price", ", ".join(sorted(known))
+                    f"{kind}_model", f"{model} is not offered here", ", ".join(sorted(offered))
                 )
+
+    async def screen(self, request: CampaignRequest, who: Who, estimate_usd: float) -> None:
+        """Refuse blocked text (RequestBlocked), leaving an audit line."""
         try:
             self.blocklist.screen(request)
         except RequestBlocked as exc:

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import heapq
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.model import StepName, StepStatus
 
-# Used until this deployment has measured a step of that kind (Replicate-ish latencies).
+# Used until this deployment has measured a step of that kind and the generator knows no
+# typical duration of its model (Replicate-ish latencies).
 DEFAULT_S: Mapping[StepName, float] = {StepName.IMAGE: 15.0, StepName.VIDEO: 120.0}
+Guess = Callable[[StepName, str | None], float | None]
+"""The generator's typical seconds for a step on a model (None: the configured one), if known."""
+
+
+def _no_guess(_step: StepName, _model: str | None) -> float | None:
+    return None
+
+
 RECENT = 20  # samples per (step, model): recent history outweighs old
 
 
@@ -37,9 +46,12 @@ class Sample:
 class Durations:
     """Typical seconds per step and model, learned from samples given newest first."""
 
-    def __init__(self, samples: Iterable[Sample] = (), *, recent: int = RECENT) -> None:
+    def __init__(
+        self, samples: Iterable[Sample] = (), *, recent: int = RECENT, guess: Guess = _no_guess
+    ) -> None:
         self.samples = tuple(samples)
         self.recent = recent
+        self.guess = guess
         by_model: dict[tuple[StepName, str | None], list[float]] = {}
         by_step: dict[StepName, list[float]] = {}
         for sample in self.samples:
@@ -55,14 +67,21 @@ class Durations:
         self._by_step = {k: statistics.median(v) for k, v in by_step.items()}
 
     def typical(self, step: StepName, model: str | None = None) -> float:
-        """This model's recent median, else the step's (any model), else DEFAULT_S."""
+        """This model's recent median, else the model's typical duration (`guess`) for a named
+        model, else the step's median (any model), else the guess for the configured model,
+        else DEFAULT_S."""
         if (step, model) in self._by_model:
             return self._by_model[(step, model)]
-        return self._by_step.get(step, DEFAULT_S[step])
+        guessed = self.guess(step, model)
+        if model is not None and guessed:
+            return guessed
+        return self._by_step.get(step) or guessed or DEFAULT_S[step]
 
     def newer(self, samples: Sequence[Sample]) -> Durations:
         """These durations with more recent samples (given newest first) in front."""
-        return Durations((*samples, *self.samples), recent=self.recent) if samples else self
+        if not samples:
+            return self
+        return Durations((*samples, *self.samples), recent=self.recent, guess=self.guess)
 
     def __deepcopy__(self, _memo: dict[int, Any]) -> Durations:
         return self  # never changed once made: snapshots share it

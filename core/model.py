@@ -101,6 +101,7 @@ class StepRecord:
     model: str | None = None
     predict_time_s: float | None = None  # provider compute time, summed over attempts
     intent_at: float | None = None  # when a paid create was last about to be sent (epoch s)
+    sent_input: str | None = None  # the input that create was about to send (JSON)
     output_url: str | None = None  # the provider URL of the output, kept for chaining
 
     def evolve(self, **changes: object) -> StepRecord:
@@ -171,6 +172,7 @@ class Campaign:
     origin: Mapping[str, str] = field(default_factory=dict)  # where its status message lives
     plan_provider_id: str | None = None  # the planning prediction, once it exists
     plan_intent_at: float | None = None  # when the planning create was about to be sent
+    plan_sent_input: str | None = None  # the input it was about to send (JSON)
 
     @property
     def platform(self) -> str:

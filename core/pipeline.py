@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from core.errors import LeaseLost, StepError, TransientStepError
 from core.lease import Stop
 from core.logs import step_fields
-from core.model import Product, ProductPlan, StepName, StepRecord, StepStatus
+from core.model import Product, ProductPlan, StepKind, StepName, StepRecord, StepStatus
 from core.ports import CampaignRecords, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
@@ -49,6 +49,12 @@ URL_FRESH_S = 50 * 60  # a provider output URL is handed on until this old (Repl
 def step_names(request: CampaignRequest) -> tuple[StepName, ...]:
     """The chain every product of this request runs."""
     return (StepName.IMAGE, StepName.VIDEO) if request.videos else (StepName.IMAGE,)
+
+
+def models_of(request: CampaignRequest) -> dict[StepKind, str | None]:
+    """The model each kind of this request runs on (None: the configured one)."""
+    models = {StepKind.TEXT: request.models.text, StepKind.IMAGE: request.models.image}
+    return models | ({StepKind.VIDEO: request.models.video} if request.videos else {})
 
 
 def new_product(plan: ProductPlan, request: CampaignRequest) -> Product:
@@ -234,6 +240,7 @@ class ChainRunner:
             model=step.model,
             provider_id=step.provider_id,
             intent_at=step.intent_at,
+            sent_input=step.sent_input,
         )
         try:
             out = await self.executor.run_step(job, self._hooks(holder, feeds))
@@ -283,8 +290,8 @@ class ChainRunner:
             if feeds is not None:
                 feeds.url_ready(url, self.clock())
 
-        async def before_spend() -> None:
-            holder[0] = holder[0].evolve(intent_at=self.clock())
+        async def before_spend(sent: str) -> None:
+            holder[0] = holder[0].evolve(intent_at=self.clock(), sent_input=sent)
             await self._save(holder[0])  # LeaseLost here: no create is sent
 
         return StepHooks(

@@ -9,7 +9,7 @@ the wiring.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -50,6 +50,7 @@ class StepJob:
     model: str | None = None  # a request's model override, if any
     provider_id: str | None = None  # set when resuming an in-flight prediction
     intent_at: float | None = None  # a create may have been sent then (epoch s): adopt first
+    sent_input: str | None = None  # what that create was about to send (the provider's JSON)
 
     @property
     def kind(self) -> StepKind:
@@ -74,7 +75,7 @@ async def _ignore(_url: str) -> None:
     """The default output_ready hook: nobody chains on this step."""
 
 
-async def _spend_freely() -> None:
+async def _spend_freely(_sent: str = "") -> None:
     """The default before_spend hook: nothing to record, nobody to fence."""
 
 
@@ -94,8 +95,9 @@ class StepHooks:
 
     output_ready: the step's provider output URL exists (before it is
     downloaded); a chained step may start from it.
-    before_spend: called right before a paid create is sent; records the
-    intent and raises LeaseLost if this process no longer owns the campaign.
+    before_spend(sent): called right before a paid create is sent, with the
+    input it sends (JSON text); records both as the intent and raises
+    LeaseLost if this process no longer owns the campaign.
     keep_on_stop: True when the step is being stopped because the campaign is
     handed over (or was taken over): leave the prediction running for the
     next owner instead of cancelling it.
@@ -107,7 +109,7 @@ class StepHooks:
     report: Callable[[str], Awaitable[None]]
     remember_provider_id: Callable[[str], Awaitable[None]]
     output_ready: Callable[[str], Awaitable[None]] = field(default=_ignore)
-    before_spend: Callable[[], Awaitable[None]] = field(default=_spend_freely)
+    before_spend: Callable[[str], Awaitable[None]] = field(default=_spend_freely)
     keep_on_stop: Callable[[], bool] = field(default=_cancel_on_stop)
     may_spend: Callable[[], bool] = field(default=_always)
 
@@ -127,6 +129,15 @@ class Generator(Protocol):
 
     def price_usd(self, step: StepName, model: str | None) -> float:
         """Expected cost of one such step (for estimates before a campaign starts)."""
+        ...
+
+    def typical_s(self, step: StepName, model: str | None) -> float | None:
+        """Typical seconds of one such step, for ETAs before any is measured (None: unknown)."""
+        ...
+
+    async def check_models(self, models: Mapping[StepKind, str | None]) -> None:
+        """Refuse (InvalidRequest) a model that cannot make its kind's steps, before
+        anything is stored; read what the estimates need. `None`: the configured model."""
         ...
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
@@ -164,6 +175,34 @@ class Executor(Protocol):
         ...
 
 
+class CreateBudget(Protocol):
+    """The provider account's rate of paid creates, shared by every campaign.
+
+    Waiters take turns by key (a campaign id), so a small campaign is not
+    starved by a big one; a 429 is a wait for everyone, and the budget learns
+    the account's real rate from it. In-process by default; the same calls can
+    be backed by a budget shared across processes (e.g. in the database).
+    """
+
+    async def take(
+        self,
+        key: str,
+        on_place: Callable[[int], Awaitable[None]] | None = None,
+        *,
+        priority: float = 0.0,
+    ) -> None:
+        """Wait for the right to send one create for `key`; `on_place(n)`: n-th in line (0: go)."""
+        ...
+
+    async def accepted(self) -> None:
+        """The create just sent went through (it was not refused for the rate)."""
+        ...
+
+    async def throttled(self, pause_s: float) -> None:
+        """A create was refused for the rate (429): every key waits `pause_s`, then one goes."""
+        ...
+
+
 @dataclass(frozen=True)
 class PlanContext:
     """What a planner that pays for its plans gets: hooks and what a crash left behind."""
@@ -171,6 +210,8 @@ class PlanContext:
     hooks: StepHooks
     provider_id: str | None = None  # the planning prediction of an earlier run
     intent_at: float | None = None  # a planning create may have been sent then
+    sent_input: str | None = None  # what that create was about to send
+    campaign_id: str | None = None  # whose plan: its creates take turns with other campaigns
 
 
 class Plans(list[ProductPlan]):
@@ -188,6 +229,28 @@ class Planner(Protocol):
 
     async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
         """Exactly request.products distinct plans, indexed from 0, and a note (may be "")."""
+        ...
+
+
+@dataclass(frozen=True)
+class CachedDoc:
+    """A document a provider publishes (e.g. a model's input schema), as last fetched."""
+
+    key: str  # what it describes, e.g. a model id
+    version: str  # the provider's version id of it
+    body: str  # the document, as JSON text
+    checked_at: float  # when it was last compared with the provider (epoch s)
+
+
+class ProviderCache(Protocol):
+    """Provider documents kept across restarts, so the bot works while the provider is away."""
+
+    async def cached(self, key: str) -> CachedDoc | None:
+        """The stored document for `key`, if any."""
+        ...
+
+    async def cache(self, doc: CachedDoc) -> None:
+        """Store (or replace) a document."""
         ...
 
 
@@ -215,7 +278,12 @@ class CampaignRecords(Protocol):
         ...
 
     async def save_plan(
-        self, campaign_id: str, provider_id: str | None, intent_at: float | None, owner: str
+        self,
+        campaign_id: str,
+        provider_id: str | None,
+        intent_at: float | None,
+        owner: str,
+        sent_input: str | None = None,
     ) -> None:
         """Remember the planning prediction or the intent to create it (fenced by owner)."""
         ...

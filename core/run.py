@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CampaignError, LeaseLost
-from core.eta import Pace
+from core.eta import Guess, Pace
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
 from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
@@ -47,6 +47,7 @@ class RunContext:
     clock: Callable[[], float]
     finished: Callable[[Campaign], Awaitable[None]]  # the audit line of a finalized campaign
     price: Price | None = None  # the generator's price per step (the early sheet's cost)
+    typical: Guess | None = None  # the generator's typical step durations (first ETAs)
 
     def folder(self, campaign_id: str) -> Path:
         """Where the campaign's outputs go."""
@@ -121,7 +122,8 @@ class CampaignRun:
         """
         campaign = await self.ctx.records.get(self.campaign.id)
         if self._pace is None:
-            self._pace = self.ctx.scheduler.pace(await self.ctx.records.step_samples())
+            samples = await self.ctx.records.step_samples()
+            self._pace = self.ctx.scheduler.pace(samples, self.ctx.typical)
         await self.publish(
             ProgressEvent(
                 EventKind.CAMPAIGN_STARTED, campaign.id, at, campaign=campaign, pace=self._pace
@@ -196,12 +198,14 @@ class CampaignRun:
     def _plan_context(self) -> PlanContext:
         """Hooks that store the planning prediction like a step's (fenced by owner)."""
         campaign, ctx, stop = self.campaign, self.ctx, self.stop
-        state = _PlanState(campaign.plan_provider_id, campaign.plan_intent_at)
+        state = _PlanState(
+            campaign.plan_provider_id, campaign.plan_intent_at, campaign.plan_sent_input
+        )
 
         async def save() -> None:
             try:
                 await ctx.records.save_plan(
-                    campaign.id, state.pid, state.intent_at, ctx.ownership.owner
+                    campaign.id, state.pid, state.intent_at, ctx.ownership.owner, state.sent
                 )
             except LeaseLost:
                 stop.keep = True
@@ -211,8 +215,8 @@ class CampaignRun:
             state.pid = provider_id
             await save()
 
-        async def before_spend() -> None:
-            state.intent_at = ctx.clock()
+        async def before_spend(sent: str) -> None:
+            state.intent_at, state.sent = ctx.clock(), sent
             await save()
 
         hooks = StepHooks(
@@ -222,7 +226,13 @@ class CampaignRun:
             keep_on_stop=lambda: stop.keep,
             may_spend=stop.may_spend,
         )
-        return PlanContext(hooks, campaign.plan_provider_id, campaign.plan_intent_at)
+        return PlanContext(
+            hooks,
+            campaign.plan_provider_id,
+            campaign.plan_intent_at,
+            sent_input=campaign.plan_sent_input,
+            campaign_id=campaign.id,
+        )
 
     def _runner(self, publish: Publish) -> ChainRunner:
         campaign, ctx = self.campaign, self.ctx
@@ -353,6 +363,7 @@ def _lost(work: asyncio.Task[None]) -> bool:
 class _PlanState:
     pid: str | None
     intent_at: float | None
+    sent: str | None
 
 
 async def _quiet(_message: str) -> None:

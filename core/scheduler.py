@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
-from core.eta import Durations, Pace, Sample
+from core.eta import Durations, Guess, Pace, Sample
 from core.model import StepKind, StepName
 
 OnPlace = Callable[[int], Awaitable[None]]
@@ -228,9 +228,11 @@ class Scheduler:
         """
         return self._limiters[kind].slot(campaign_id, on_place)
 
-    def pace(self, samples: Iterable[Sample]) -> Pace:
-        """What an ETA needs: these measured durations (newest first) and this scheduler's slots."""
-        return Pace(Durations(samples), {name: self.limits.of(name.kind) for name in StepName})
+    def pace(self, samples: Iterable[Sample], guess: Guess | None = None) -> Pace:
+        """What an ETA needs: these measured durations (newest first), the generator's typical
+        durations (`guess`) where nothing is measured yet, and this scheduler's slots."""
+        durations = Durations(samples, guess=guess) if guess else Durations(samples)
+        return Pace(durations, {name: self.limits.of(name.kind) for name in StepName})
 
     def in_use(self, kind: StepKind) -> int:
         """Slots of this kind held right now."""

@@ -24,7 +24,7 @@ from core.eta import Durations
 from core.lease import Ownership, ResumeReport
 from core.model import Action, Campaign, CampaignStatus, Product, StepName, StepStatus
 from core.pictures import Renderers
-from core.pipeline import step_names
+from core.pipeline import models_of, step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.quotas import QuotaSettings, Who
 from core.recovery import Accept, Recovery, SinksFor
@@ -102,6 +102,7 @@ class CampaignService:
                 clock=clock,
                 finished=self._audit_finished,
                 price=generator.price_usd,
+                typical=generator.typical_s,
             )
         )
         self._recovery = Recovery(store, store, self._ownership, self._runs)
@@ -188,8 +189,11 @@ class CampaignService:
             raise InvalidRequest(
                 "products", f"{request.products} is too many", f"1-{self.config.max_products}"
             )
+        gate = self._gate()
+        gate.screen_models(request)
+        await self.generator.check_models(models_of(request))
         estimate = self.estimate(request)
-        await self._gate().screen(request, who, estimate.cost_usd)
+        await gate.screen(request, who, estimate.cost_usd)
         return estimate
 
     def _gate(self) -> Gate:
@@ -396,7 +400,7 @@ class CampaignService:
     async def action_estimate(self, campaign: Campaign, number: int) -> dict[Action, Estimate]:
         """What Reroll and Animate of product `number` would cost and typically take."""
         source = actions.pick(campaign, number)
-        durations = Durations(await self.store.step_samples())
+        durations = Durations(await self.store.step_samples(), guess=self.generator.typical_s)
         models = {StepName.IMAGE: campaign.request.models.image}
         models[StepName.VIDEO] = campaign.request.models.video
         rerolled = [(s.name, s.model or models[s.name]) for s in source.steps]

@@ -24,6 +24,7 @@ from core.model import (
     StepRecord,
     StepStatus,
 )
+from core.ports import CachedDoc
 from core.quotas import AuditEntry, AuditEvent, Spend, SpendLine, Who
 from core.request import CampaignRequest
 from storage.migrate import migrate
@@ -45,6 +46,7 @@ _STEP_COLUMNS = (
     "predict_time_s",
     "output_url",
     "intent_at",
+    "sent_input",
 )
 
 
@@ -201,15 +203,21 @@ class SqliteStore:
         return cur.rowcount == 1
 
     async def save_plan(
-        self, campaign_id: str, provider_id: str | None, intent_at: float | None, owner: str
+        self,
+        campaign_id: str,
+        provider_id: str | None,
+        intent_at: float | None,
+        owner: str,
+        sent_input: str | None = None,
     ) -> None:
         """Remember the planning prediction (or the intent to create it), fenced by owner."""
 
         async def work() -> None:
             await self._fence(campaign_id, owner)
             await self._db.execute(
-                "UPDATE campaigns SET plan_provider_id = ?, plan_intent_at = ? WHERE id = ?",
-                (provider_id, intent_at, campaign_id),
+                "UPDATE campaigns SET plan_provider_id = ?, plan_intent_at = ?,"
+                " plan_sent_input = ? WHERE id = ?",
+                (provider_id, intent_at, sent_input, campaign_id),
             )
 
         await self._write(work)
@@ -310,6 +318,23 @@ class SqliteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [Sample(StepName(r[0]), r[1], float(r[2])) for r in rows]
+
+    async def cached(self, key: str) -> CachedDoc | None:
+        """The provider document stored for `key` (ProviderCache)."""
+        async with self._db.execute(
+            "SELECT key, version, body, checked_at FROM provider_cache WHERE key = ?", (key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return CachedDoc(row[0], row[1], row[2], float(row[3])) if row else None
+
+    async def cache(self, doc: CachedDoc) -> None:
+        """Store or replace a provider document (ProviderCache)."""
+        await self._update(
+            "INSERT INTO provider_cache (key, version, body, checked_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET version = excluded.version,"
+            " body = excluded.body, checked_at = excluded.checked_at",
+            (doc.key, doc.version, doc.body, doc.checked_at),
+        )
 
     async def request_cancel(self, campaign_id: str) -> None:
         """Flag the campaign for cancellation."""
@@ -516,6 +541,7 @@ class SqliteStore:
             origin=json.loads(row["origin_json"]),
             plan_provider_id=row["plan_provider_id"],
             plan_intent_at=row["plan_intent_at"],
+            plan_sent_input=row["plan_sent_input"],
         )
 
 
@@ -593,6 +619,7 @@ def _step(row: Any) -> StepRecord:
         predict_time_s=row["predict_time_s"],
         output_url=row["output_url"],
         intent_at=row["intent_at"],
+        sent_input=row["sent_input"],
     )
 
 

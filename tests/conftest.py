@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from adapters.local_executor import LocalExecutor
+from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.planner import LlmPlanner
+from core.ports import Planner
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import Settings
@@ -88,6 +91,50 @@ async def make_service(
     for service, executor in built:
         await service.aclose()
         await executor.aclose()
+
+
+ReplicateFactory = Callable[..., tuple[CampaignService, ReplicateGenerator]]
+
+
+@pytest.fixture
+async def replicate_service(
+    tmp_path: Path, store: SqliteStore, bot_main: ModuleType
+) -> AsyncIterator[ReplicateFactory]:
+    """Factory: `service, generator = replicate_service(fake, **settings)`, a service on the
+    real Replicate generator against a fake API (`tests.fakes.replicate`).
+
+    `planner`: the LLM planner unless given; `limits`: TEST_LIMITS unless given; every
+    other keyword is a ReplicateSettings field (`models=ModelTable(...)` and so on). The
+    store caches the schemas, and a request may name only the offered models, as in bot.py.
+    """
+    from tests.fakes.replicate import fast_settings
+
+    built: list[tuple[CampaignService, LocalExecutor, ReplicateGenerator]] = []
+
+    def factory(
+        fake: Any, *, planner: Planner | None = None, limits: Limits | None = None, **changes: Any
+    ) -> tuple[CampaignService, ReplicateGenerator]:
+        generator = ReplicateGenerator(fast_settings(fake, **changes))
+        generator.runtime.catalog.cache = store
+        settings = fixture_settings(tmp_path, limits)
+        executor = LocalExecutor(generator, settings.limits)
+        service: CampaignService = bot_main.wire(
+            settings,
+            store=store,
+            generator=generator,
+            executor=executor,
+            planner=planner or LlmPlanner(generator.runtime),
+            sheet=fake_sheet,
+            priced_models=generator.settings.models.requestable(),
+        )
+        built.append((service, executor, generator))
+        return service, generator
+
+    yield factory
+    for service, executor, generator in built:
+        await service.aclose()
+        await executor.aclose()
+        await generator.aclose()
 
 
 ServiceOpener = Callable[..., contextlib.AbstractAsyncContextManager[CampaignService]]

@@ -64,6 +64,14 @@ class UrlGenerator:
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.01
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         key = (job.plan.index, job.step.value)
         self.jobs[key] = job

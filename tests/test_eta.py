@@ -191,6 +191,40 @@ async def test_a_finished_step_of_the_campaign_itself_counts_first(store: Sqlite
     assert snap.timing(now=1004.0)[1] == 13.0 + DEFAULT_S[VIDEO]
 
 
+def test_a_models_typical_duration_stands_in_until_it_is_measured() -> None:
+    typical = {(VIDEO, "veo"): 90.0, (VIDEO, None): 40.0, (IMAGE, None): 1.0}
+
+    def guess(step: StepName, model: str | None) -> float | None:
+        return typical.get((step, model))
+
+    fresh = Durations(guess=guess)
+    assert (fresh.typical(VIDEO, "veo"), fresh.typical(VIDEO), fresh.typical(IMAGE)) == (90, 40, 1)
+    assert fresh.typical(VIDEO, "unknown-model") == DEFAULT_S[VIDEO]  # nothing known of it
+    measured = fresh.newer([Sample(VIDEO, "seedance", 70.0)])
+    assert measured.typical(VIDEO, "seedance") == 70.0  # measured wins
+    assert measured.typical(VIDEO) == 70.0  # the default's steps: what was measured here
+    assert measured.typical(VIDEO, "veo") == 90.0  # a named model not yet measured: its figure
+
+
+async def test_a_first_offline_campaign_expects_offline_durations(
+    make_service, store: SqliteStore
+) -> None:
+    from adapters.offline.generator import OfflineGenerator
+
+    events: list[ProgressEvent] = []
+
+    class Sink:
+        async def publish(self, event: ProgressEvent) -> None:
+            events.append(event)
+
+    generator = OfflineGenerator(video_seconds=1.0)
+    service = make_service(generator)
+    await service.run(CampaignRequest(theme="cats", products=1, videos=True), [Sink()])
+    pace = next(e.pace for e in events if e.kind is EventKind.CAMPAIGN_STARTED and e.pace)
+    assert pace.durations.typical(VIDEO) == generator.typical_s(VIDEO, None)
+    assert pace.durations.typical(VIDEO) < DEFAULT_S[VIDEO] / 10  # not "ETA 2m 00s"
+
+
 async def test_a_run_announces_the_stored_pace(make_service, store: SqliteStore) -> None:
     await _history(store, [_stored(i, IMAGE, "flux", 42.0, 100.0 + i) for i in range(3)])
     events: list[ProgressEvent] = []

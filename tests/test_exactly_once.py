@@ -4,24 +4,30 @@ adopted after a crash, deadlines reach Replicate, a hand-over cancels nothing.""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from adapters.replicate_api.catalog import ModelCatalog
 from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.models import parse_ref
 from adapters.replicate_api.planner import LlmPlanner
 from adapters.replicate_api.predict import predict
-from adapters.replicate_api.predictions import PredictionApi
+from adapters.replicate_api.predictions import PredictionApi, _same
 from core.errors import LeaseLost
 from core.lease import Stop
 from core.model import ProductPlan, StepKind, StepName
 from core.ports import PlanContext, StepContext, StepHooks, StepJob
 from core.request import CampaignRequest
+from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
     FakeReplicate,
     fake_replicate,  # noqa: F401 (registers the `fake` fixture)
     fast_settings,
 )
+from tests.fakes.replicate_parts import png
 
 IMAGE, VIDEO = "black-forest-labs/flux-schnell", "bytedance/seedance-1-lite"
 PLAN = ProductPlan(0, "Mug", "mug", "t", "a mug", "orbit")
@@ -33,6 +39,7 @@ class Hooks:
     def __init__(self, *, keep: bool = False, lost: bool = False) -> None:
         self.remembered: list[str] = []
         self.intents = 0
+        self.sent: list[dict[str, Any]] = []  # the input each intent recorded
         self.keep, self.lost = keep, lost
 
     async def report(self, _message: str) -> None:
@@ -41,10 +48,11 @@ class Hooks:
     async def remember(self, provider_id: str) -> None:
         self.remembered.append(provider_id)
 
-    async def before_spend(self) -> None:
+    async def before_spend(self, sent: str) -> None:
         if self.lost:
             raise LeaseLost("c1")
         self.intents += 1
+        self.sent.append(json.loads(sent))
 
     def hooks(self) -> StepHooks:
         return StepHooks(
@@ -64,10 +72,10 @@ async def test_a_create_sent_before_a_crash_is_adopted_not_paid_again(
 ) -> None:
     generator = ReplicateGenerator(fast_settings(fake))
     job = StepJob("c1", StepName.IMAGE, PLAN, "photo", 7, str(tmp_path))
-    spec = generator.settings.models.spec(StepKind.IMAGE)
     intent_at = time.time()
     api = PredictionApi(fast_settings(fake))
     try:  # the crashed process got this far: created, id never stored
+        spec = await ModelCatalog(generator.settings.models).bind(api.http, StepKind.IMAGE)
         lost = await api.create(spec.ref, spec.inputs(PLAN.image_prompt, seed=7))
     finally:
         await api.aclose()
@@ -95,6 +103,60 @@ async def test_without_an_intent_a_step_creates_and_records_it_first(
     assert recorder.intents == 1 and len(fake.created()) == 1
     create = next(h for m, p, h in fake.requests if m == "POST" and "predictions" in p)
     assert create.get("Cancel-After") == "90s"  # Replicate stops it even if we are gone
+
+
+async def test_the_intent_keeps_the_input_sent_and_adoption_matches_it_after_a_schema_change(
+    fake: FakeReplicate, tmp_path: Path
+) -> None:
+    """A video created with a small image inline (`data:`), then a crash before its id was
+    stored; meanwhile the model's schema changed. The stored input finds it: not paid twice."""
+    image = tmp_path / "p01-image.png"
+    image.write_bytes(png())
+    job = StepJob("c1", StepName.VIDEO, PLAN, "photo", 7, str(tmp_path), input_path=str(image))
+    first, recorder = ReplicateGenerator(fast_settings(fake, deadline_video_s=60)), Hooks()
+    fake.latency["video"] = 30.0  # still running when the next owner looks
+    created = asyncio.Event()
+
+    async def lost_id(_provider_id: str) -> None:  # the crash comes before the id is stored
+        created.set()
+        await asyncio.Event().wait()
+
+    hooks = replace(recorder.hooks(), remember_provider_id=lost_id, keep_on_stop=lambda: True)
+    task = asyncio.create_task(first.run(job, StepContext(hooks, _no_cpu)))
+    await created.wait()
+    task.cancel()  # the intent (and its input) was stored, the id never was
+    await asyncio.gather(task, return_exceptions=True)
+    await first.aclose()
+    (sent,) = recorder.sent
+    assert sent["image"].startswith("data:image/png;sha256=")  # a digest, not the bytes
+    assert sent["prompt"] == "orbit" and "duration" not in sent
+    changed = json.loads(json.dumps(SCHEMAS[VIDEO]))
+    props = changed["Input"]["properties"]
+    props["start_image"] = props.pop("image")  # a new version since: today's input differs
+    fake.new_version(VIDEO, changed)
+    resumed = replace(job, intent_at=time.time() - 5, sent_input=json.dumps(sent))
+    again = ReplicateGenerator(fast_settings(fake, deadline_video_s=60))
+    again_hooks = Hooks()
+    fake.latency["video"] = 0.05
+    try:
+        adopted = await asyncio.wait_for(
+            again.run(resumed, StepContext(again_hooks.hooks(), _no_cpu)), 10
+        )
+    finally:
+        await again.aclose()
+    assert len(fake.created(VIDEO)) == 1 and again_hooks.intents == 0  # adopted, not re-paid
+    assert adopted.provider_id == fake.created(VIDEO)[0]["id"]
+
+
+def test_a_data_input_matches_loosely_and_everything_else_exactly() -> None:
+    model = parse_ref(VIDEO)
+    sent = {"prompt": "orbit", "image": "data:image/png;sha256=0011"}
+    echoed = {"prompt": "orbit", "image": "https://replicate.delivery/x.png"}
+    assert _same({"input": echoed}, model, sent)
+    assert _same({"input": {"prompt": "orbit"}}, model, sent)  # left out by the list
+    assert not _same({"input": {**echoed, "prompt": "spin"}}, model, sent)
+    assert not _same({"input": {**echoed, "seed": 3}}, model, sent)  # sent without a seed
+    assert not _same({"input": {"image": echoed["image"]}}, model, sent)
 
 
 async def test_a_process_without_the_lease_sends_no_create(

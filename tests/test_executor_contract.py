@@ -197,14 +197,14 @@ async def test_intent_and_lease_cross_the_executor(
     executor = make_executor(gen)
     intents: list[str] = []
 
-    async def record() -> None:
-        intents.append("intent")
+    async def record(sent: str) -> None:
+        intents.append(sent)
 
-    async def refuse() -> None:
+    async def refuse(_sent: str) -> None:
         raise LeaseLost("c1")
 
     await executor.run_step(_job(tmp_path, 0), replace(HOOKS, before_spend=record))
-    assert intents == ["intent"] and gen.spent == [(0, "image")]
+    assert intents == ['{"prompt": "0 image"}'] and gen.spent == [(0, "image")]  # the input too
     with pytest.raises(LeaseLost):
         await executor.run_step(_job(tmp_path, 1), replace(HOOKS, before_spend=refuse))
     assert gen.spent == [(0, "image")]  # nothing paid without the lease

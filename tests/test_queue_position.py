@@ -20,7 +20,7 @@ from core.model import CampaignStatus, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import FairLimiter, Limits, OnPlace, place_text, shown_place
-from tests.fakes import FakeClock, GatedGenerator
+from tests.fakes import FakeClock, GatedGenerator, HeldSleep
 
 
 async def until(condition: Callable[[], bool], turns: int = 200) -> None:
@@ -178,24 +178,6 @@ def test_shown_places_are_exact_near_the_front_and_rounded_down_behind() -> None
         "20th",
         "30+",
     ]
-
-
-class HeldSleep:
-    """A bucket's sleep that returns only when the test wakes it (time moves then)."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.naps: list[tuple[float, asyncio.Future[None]]] = []
-
-    async def __call__(self, seconds: float) -> None:
-        nap = asyncio.get_running_loop().create_future()
-        self.naps.append((seconds, nap))
-        await nap
-
-    def wake(self) -> None:
-        seconds, nap = self.naps.pop(0)
-        self.clock.now += seconds
-        nap.set_result(None)
 
 
 async def test_waiting_for_the_rate_bucket_reports_a_place_then_its_turn() -> None:

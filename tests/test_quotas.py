@@ -253,32 +253,25 @@ async def test_check_refuses_early_like_submit(service_on) -> None:
     assert events.count(AuditEvent.REFUSED) == 1
 
 
-async def test_a_model_without_a_price_is_refused(service_on) -> None:
-    """Unknown models are refused (not priced like a cheaper default), so the estimate
-    shown and the cost counted both come from the generator's price table."""
-    from adapters.replicate_api.models import KNOWN, ModelTable
-    from core.model import StepKind
+async def test_a_model_the_operator_does_not_offer_is_refused(service_on) -> None:
+    """Only defaults and models marked requestable (each with a price) may be named, so a
+    chat user cannot pick a model the operator never chose."""
+    from adapters.replicate_api.models import ModelTable
 
-    known = {
-        kind.value: frozenset(r for r, s in KNOWN.items() if s.output.value == kind.value)
-        for kind in (StepKind.TEXT, StepKind.IMAGE, StepKind.VIDEO)
-    }
+    offered = ModelTable().requestable()
     gen = GatedGenerator(open_all=True)
-    async with service_on(gen, clock=FakeClock(NOON), priced_models=known) as service:
-        unknown = request(models=ModelOverrides(video="someone/fancy-video"))
-        with pytest.raises(InvalidRequest) as refused:
-            await service.submit(unknown, **FIRST.kwargs())
-        assert refused.value.field == "video_model"
-        assert "someone/fancy-video has no known price" in str(refused.value)
-        assert "bytedance/seedance-1-lite" in refused.value.allowed
+    async with service_on(gen, clock=FakeClock(NOON), priced_models=offered) as service:
+        for model in ("someone/fancy-video", "kwaivgi/kling-v2.1-master"):  # unpriced, unoffered
+            unknown = request(models=ModelOverrides(video=model))
+            with pytest.raises(InvalidRequest) as refused:
+                await service.submit(unknown, **FIRST.kwargs())
+            assert refused.value.field == "video_model"
+            assert f"{model} is not offered here" in str(refused.value)
+            assert "bytedance/seedance-1-lite" in refused.value.allowed
         assert await service.history(10) == [] and gen.calls == []
-        version = "black-forest-labs/flux-dev:" + "a" * 64  # a known model at a version
+        version = "black-forest-labs/flux-dev:" + "a" * 64  # an offered model at a version
         ok = await service.submit(request(models=ModelOverrides(image=version)))
         assert (await service.wait(ok.id)).status is CampaignStatus.SUCCEEDED
-    # An operator's unknown default model is priced like the dearest of its kind.
-    table = ModelTable()
-    dearest = max(KNOWN[r].estimate_usd() for r in known["image"])
-    assert table.spec(StepKind.IMAGE, "someone/new-image").estimate_usd() == dearest
 
 
 def test_policy_counts_only_the_scope_and_the_day() -> None:

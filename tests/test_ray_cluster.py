@@ -44,6 +44,14 @@ class MeetingGenerator:
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.0
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         node: str = await ctx.run_cpu(meet, self.folder, str(job.plan.index), 2)
         path = Path(job.out_dir) / f"{job.plan.index}.txt"

@@ -100,3 +100,44 @@ async def test_cli_model_option_and_plain_http_refusal(fake: FakeReplicate, tmp_
     code, out, err = await _cli(env, "run", "dogs products:1", "--json")
     assert code == 2 and "REPLICATE_ALLOW_HTTP" in err and out == ""
     assert len(fake.created()) == 2  # neither refused run created anything
+
+
+async def test_models_lists_each_kind_as_mapped_and_priced(
+    fake: FakeReplicate, tmp_path: Path
+) -> None:
+    models = tmp_path / "models.toml"
+    models.write_text(
+        '[models."minimax/hailuo-02"]\nkind = "video"\nunit = "output_second"\nprice = 0.09\n',
+        encoding="utf-8",
+    )
+    env = _env(
+        tmp_path,
+        fake,
+        REPLICATE_VIDEO_MODEL="minimax/hailuo-02",
+        REPLICATE_VIDEO_RESOLUTION="720p",
+        CAMPAIGN_MODELS_FILE=str(models),
+    )
+    code, out, err = await _cli(env, "models", "--json")
+    assert code == 0, err
+    rows = {row["kind"]: row for row in json.loads(out)}
+    video = rows["video"]
+    assert (video["model"], video["version"]) == ("minimax/hailuo-02", fake.latest[video["model"]])
+    assert video["inputs"]["image"] == "first_frame_image"
+    assert video["inputs"]["resolution"] == "resolution=768p"  # 720p snapped to what it takes
+    assert (video["unit"], video["price_usd"], video["price_source"]) == (
+        "output_second",
+        0.09,
+        str(models),
+    )
+    assert video["estimate_usd"] == pytest.approx(6 * 0.09)  # its default 6 s clip
+    assert rows["image"]["price_source"] == "table" and rows["text"]["inputs"]["prompt"]
+    assert TOKEN not in out + err
+    code, text, err = await _cli(env, "models")  # the same for people
+    assert code == 0 and "video: minimax/hailuo-02" in text and "first_frame_image" in text
+    offline = {k: v for k, v in env.items() if k != "REPLICATE_API_TOKEN"}
+    code, out, err = await _cli(offline, "models", "--json")  # no token: the stored schemas
+    assert code == 0 and json.loads(out)[2]["inputs"]["image"] == "first_frame_image", err
+    offline["CAMPAIGN_DB"] = str(tmp_path / "fresh.db")  # no token and no stored schema
+    code, out, err = await _cli(offline, "models", "--json")
+    assert code == 0, err
+    assert all(row["inputs"] == "schema not fetched" for row in json.loads(out))

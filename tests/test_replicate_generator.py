@@ -6,28 +6,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.generator import ReplicateGenerator
+from adapters.replicate_api.models import ModelPrice, ModelTable, PriceUnit
 from adapters.replicate_api.planner import LlmPlanner
 from bot.cli.console import details
-from core.model import Campaign, CampaignStatus, ProductPlan, StepName, StepStatus
+from core.model import Campaign, CampaignStatus, ProductPlan, StepKind, StepName, StepStatus
 from core.planner import OfflinePlanner, plan_offline
-from core.ports import Planner, StepContext, StepHooks, StepJob
+from core.ports import StepContext, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest, parse_request
 from core.scheduler import Limits
 from core.service import CampaignService
 from storage.sqlite_store import SqliteStore
-from tests.conftest import fixture_settings
-from tests.fakes import fake_sheet
+from tests.conftest import ReplicateFactory
 from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
     TOKEN,
@@ -54,30 +53,11 @@ Build = Callable[..., CampaignService]
 
 
 @pytest.fixture
-async def build(
-    fake: FakeReplicate, store: SqliteStore, tmp_path: Path, bot_main: ModuleType
-) -> AsyncIterator[Build]:
-    made: list[tuple[CampaignService, LocalExecutor, ReplicateGenerator]] = []
+def build(replicate_service: ReplicateFactory, fake: FakeReplicate) -> Build:
+    def factory(**changes: Any) -> CampaignService:
+        return replicate_service(fake, limits=LIMITS, **changes)[0]
 
-    def factory(*, planner: Planner | None = None, **changes: Any) -> CampaignService:
-        generator = ReplicateGenerator(fast_settings(fake, **changes))
-        executor = LocalExecutor(generator, LIMITS)
-        service: CampaignService = bot_main.wire(
-            fixture_settings(tmp_path, LIMITS),
-            store=store,
-            generator=generator,
-            executor=executor,
-            planner=planner or LlmPlanner(generator.runtime),
-            sheet=fake_sheet,
-        )
-        made.append((service, executor, generator))
-        return service
-
-    yield factory
-    for service, executor, generator in made:
-        await service.aclose()
-        await executor.aclose()
-        await generator.aclose()
+    return factory
 
 
 def _step(campaign: Campaign, index: int, name: StepName) -> Any:
@@ -88,7 +68,8 @@ def _step(campaign: Campaign, index: int, name: StepName) -> Any:
 
 async def test_full_campaign(build: Build, fake: FakeReplicate) -> None:
     service = build()
-    assert service.estimate(REQUEST).cost_usd == pytest.approx(3 * 0.003 + 3 * 0.18)
+    # Priced on what is sent: seedance's schema default of 5 s at 720p, $0.036 a second.
+    assert (await service.check(REQUEST)).cost_usd == pytest.approx(3 * 0.003 + 3 * 0.18)
     campaign = await service.run(REQUEST)
     assert campaign.status is CampaignStatus.SUCCEEDED
     assert [p.plan.name for p in campaign.products] == [f"Retro Cats Item {i}" for i in (1, 2, 3)]
@@ -137,7 +118,14 @@ async def test_request_model_overrides_reach_the_api(build: Build, fake: FakeRep
     version = "d" * 64
     pixel = SCHEMAS["black-forest-labs/flux-schnell"]
     fake.add_model("someone/pixel-model", pixel, "image", version=version, community=True)
-    service = build(planner=OfflinePlanner())
+    table = ModelTable()
+    pixel_price = ModelPrice(
+        "someone/pixel-model", StepKind.IMAGE, PriceUnit.OUTPUT, 0.01, requestable=True
+    )
+    service = build(
+        planner=OfflinePlanner(),
+        models=replace(table, prices={**table.prices, pixel_price.model: pixel_price}),
+    )
     official = await service.run(
         parse_request("cats products:2 seed:4 image_model:black-forest-labs/flux-dev")
     )
@@ -343,7 +331,9 @@ async def test_token_never_reaches_messages_logs_or_database(
     campaign = await build(api_token=secret).run(REQUEST)
     assert campaign.status is CampaignStatus.FAILED
     errors = {s.error for s in campaign.steps()}
-    assert errors == {"Replicate refused it: Invalid API token (HTTP 401)", "no image to animate"}
+    refused = "Replicate refused it: Invalid API token (HTTP 401)"
+    schema = f"could not read the input schema of black-forest-labs/flux-schnell: {refused}"
+    assert errors == {schema, "no image to animate"}
     assert secret not in caplog.text
     database = tmp_path / "campaigns.db"  # the conftest store's file
     assert database.exists()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import pytest
 
-from adapters.replicate_api.models import KNOWN, ModelTable, PriceUnit, parse_ref
+from adapters.replicate_api.models import BUILT_IN, ModelTable, PriceUnit, parse_ref
 from adapters.replicate_api.rate import TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import ConfigError
@@ -19,31 +20,6 @@ from tests.fakes import FakeClock
 VERSION = "a" * 64
 
 
-def test_default_models_and_their_inputs() -> None:
-    table = ModelTable()
-    image = table.spec(StepKind.IMAGE)
-    assert image.ref == "black-forest-labs/flux-schnell"
-    assert image.inputs("a mug", seed=7) == {
-        "num_outputs": 1,
-        "output_format": "png",
-        "prompt": "a mug",
-        "seed": 7,
-        "aspect_ratio": "1:1",
-    }
-    video = table.spec(StepKind.VIDEO)
-    assert video.inputs("orbit", seed=3, image="data:x")["image"] == "data:x"
-    assert "aspect_ratio" not in video.inputs("orbit", seed=3, image="data:x")
-    assert "seed" not in table.spec(StepKind.TEXT).inputs("plan", seed=3)
-
-
-def test_override_keeps_the_kind_mapping_and_version() -> None:
-    spec = ModelTable().spec(StepKind.IMAGE, f"someone/other-model:{VERSION}")
-    assert spec.ref == f"someone/other-model:{VERSION}"
-    assert spec.aspect_key == "aspect_ratio"  # borrowed from the default image model
-    assert parse_ref(spec.ref).version == VERSION
-    assert ModelTable().spec(StepKind.IMAGE, "black-forest-labs/flux-dev").price_usd == 0.025
-
-
 @pytest.mark.parametrize("bad", ["flux", "a/b:short", "Owner/Name", "a/b/c", ""])
 def test_parse_ref_rejects_bad_ids(bad: str) -> None:
     with pytest.raises(ValueError, match="owner/name"):
@@ -51,13 +27,12 @@ def test_parse_ref_rejects_bad_ids(bad: str) -> None:
 
 
 def test_costs_per_unit() -> None:
-    image = KNOWN["black-forest-labs/flux-schnell"]
+    image = BUILT_IN["black-forest-labs/flux-schnell"]
     assert image.cost_usd({"predict_time": 9.0}) == 0.003
-    text = KNOWN["meta/meta-llama-3-8b-instruct"]
+    text = BUILT_IN["meta/meta-llama-3-8b-instruct"]
     assert text.unit is PriceUnit.MTOKEN
     assert text.cost_usd({"input_token_count": 600_000, "output_token_count": 400_000}) == 0.25
-    per_second = image.with_ref("x/y")
-    per_second = type(per_second)(**{**per_second.__dict__, "unit": PriceUnit.SECOND})
+    per_second = replace(image, unit=PriceUnit.RUN_SECOND)
     assert per_second.cost_usd({"predict_time": 2.0}) == 0.006
     assert per_second.cost_usd(None) == 0.0
 
@@ -99,8 +74,10 @@ def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> Non
 
 
 def test_cli_model_overrides_are_checked() -> None:
-    s = ReplicateSettings().with_models({"video": "x/y", "image": None})
-    assert (s.models.video, s.models.image) == ("x/y", ModelTable().image)
+    s = ReplicateSettings().with_models({"video": "google/veo-3.1-fast", "image": None})
+    assert (s.models.video, s.models.image) == ("google/veo-3.1-fast", ModelTable().image)
+    with pytest.raises(ConfigError, match="x/y has no video price"):
+        ReplicateSettings().with_models({"video": "x/y"})
     with pytest.raises(ConfigError, match="--text-model"):
         ReplicateSettings().with_models({"text": "nope"})
 
@@ -164,14 +141,3 @@ def test_parse_plans_with_prose_and_fences() -> None:
 def test_parse_plans_rejects_garbage(text: str, needle: str) -> None:
     with pytest.raises(PlanFormatError, match=needle):
         parse_plans(text, 2)
-
-
-def test_an_unknown_model_is_priced_like_the_dearest_of_its_kind() -> None:
-    table = ModelTable()
-    unknown = table.spec(StepKind.IMAGE, "someone/cheap-looking-model")
-    assert (
-        unknown.estimate_usd()
-        == table.spec(StepKind.IMAGE, "black-forest-labs/flux-dev").estimate_usd()
-    )
-    assert unknown.estimate_usd() > table.spec(StepKind.IMAGE).estimate_usd()  # not the default's
-    assert unknown.prompt_key == "prompt" and unknown.ref == "someone/cheap-looking-model"

@@ -246,6 +246,14 @@ class FlakyGenerator:
     def price_usd(self, step: object, model: object) -> float:
         return 0.0
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         self.seen_ids.append(job.provider_id)
         if len(self.seen_ids) == 1:

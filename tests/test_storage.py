@@ -17,6 +17,7 @@ from core.model import (
     StepRecord,
     StepStatus,
 )
+from core.ports import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
 from storage.migrate import migrate, migrations
 from storage.sqlite_store import SqliteStore
@@ -69,6 +70,8 @@ async def test_round_trip(store: SqliteStore) -> None:
             worker="node-a",
             predict_time_s=1.25,
             output_url="https://example.invalid/1.png",
+            intent_at=10.5,
+            sent_input='{"prompt": "a mug", "seed": 3}',
         )
     )
     await store.save_step(original.id, step)
@@ -95,6 +98,22 @@ async def test_round_trip(store: SqliteStore) -> None:
     )
     assert loaded.cost_usd == 0.003
     assert loaded.request == original.request
+
+
+async def test_the_plans_intent_keeps_its_input(store: SqliteStore) -> None:
+    original = _campaign()
+    await store.create_campaign(original)
+    assert await store.claim(original.id, "me", now=1.0, stale_before=0.0)
+    await store.save_plan(original.id, None, 5.0, "me", '{"prompt": "plan"}')
+    loaded = await store.get(original.id)
+    assert (loaded.plan_intent_at, loaded.plan_sent_input) == (5.0, '{"prompt": "plan"}')
+
+
+async def test_provider_documents_are_cached_and_replaced(store: SqliteStore) -> None:
+    assert await store.cached("owner/model") is None
+    await store.cache(CachedDoc("owner/model", "v1", '{"a": 1}', 10.0))
+    await store.cache(CachedDoc("owner/model", "v2", '{"a": 2}', 20.0))
+    assert await store.cached("owner/model") == CachedDoc("owner/model", "v2", '{"a": 2}', 20.0)
 
 
 async def test_products_added_after_planning(store: SqliteStore) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.offline import ken_burns, product_image
 from core.errors import PermanentStepError
-from core.model import StepName
+from core.model import StepKind, StepName
 from core.ports import StepContext, StepJob, StepOutput
+
+IMAGE_S = 0.7  # medians of `bot.py demo` (4 products at once) on 2 cores
+VIDEO_S_PER_CLIP_S = 0.8  # a 3 s clip: ~2.4 s
 
 
 class OfflineGenerator:
@@ -22,6 +26,15 @@ class OfflineGenerator:
     def price_usd(self, step: StepName, model: str | None) -> float:
         """Offline rendering is free."""
         return 0.0
+
+    def typical_s(self, step: StepName, model: str | None) -> float | None:
+        """Rendering time on a small machine (2 cores): no model, so ETAs start right."""
+        if step is StepName.IMAGE:
+            return IMAGE_S
+        return VIDEO_S_PER_CLIP_S * self.video_seconds
+
+    async def check_models(self, models: Mapping[StepKind, str | None]) -> None:
+        """Any request's models are fine: offline rendering names none."""
 
     async def warm(self) -> None:
         """Nothing to warm: the offline generator has no clients."""

@@ -223,7 +223,7 @@ class RayExecutor:
                     await tracker.remember(value)
                     await watch.wait(actor.ack.remote(call_id))
                 elif kind == "intent":
-                    ok = await _intent(tracker.hooks)
+                    ok = await _intent(tracker.hooks, str(value or ""))
                     await watch.wait(actor.ack.remote(call_id, ok))
                 elif kind == "error":
                     raise value
@@ -366,10 +366,10 @@ async def _to_object_store(arg: Any) -> Any:
     return arg
 
 
-async def _intent(hooks: StepHooks) -> bool:
+async def _intent(hooks: StepHooks, sent: str) -> bool:
     """Record a step's intent to pay; False if this process no longer owns the campaign."""
     try:
-        await hooks.before_spend()
+        await hooks.before_spend(sent)
     except LeaseLost:
         return False
     return True

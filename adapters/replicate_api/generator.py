@@ -19,18 +19,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters.replicate_api.catalog import Binding, ModelCatalog, UnknownModel
 from adapters.replicate_api.downloads import Downloader, OutputGone, shared_tls, sniff
-from adapters.replicate_api.models import ModelSpec, OutputKind
+from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import REUSABLE, predict
 from adapters.replicate_api.predictions import Prediction, PredictionApi
 from adapters.replicate_api.settings import ReplicateSettings
-from core.errors import PermanentStepError, TransientStepError
+from core.errors import (
+    ConfigError,
+    InvalidRequest,
+    PermanentStepError,
+    StepError,
+    TransientStepError,
+)
 from core.model import StepKind, StepName
 from core.ports import StepContext, StepJob, StepOutput
 from core.retry import Backoff, retrying
@@ -38,6 +46,8 @@ from core.retry import Backoff, retrying
 log = logging.getLogger(__name__)
 
 Remember = Callable[[str], Awaitable[None]]
+# Replicate recommends data: URIs for input files under 1 MB (base64: 4 characters per 3 bytes).
+DATA_URI_MAX_CHARS = 1_000_000 * 4 // 3 + 100
 DOWNLOAD_ATTEMPTS = 3
 # 1 s after the first failed download, 2 s after the second: exact, no jitter
 DOWNLOAD_RETRY = Backoff(base_s=1.0, attempts=DOWNLOAD_ATTEMPTS, jitter=0.0)
@@ -65,15 +75,18 @@ class ReplicateRuntime:
 
     def __init__(self, settings: ReplicateSettings) -> None:
         self.settings = settings
+        self.catalog = ModelCatalog(settings.models)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
             weakref.WeakKeyDictionary()
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"settings": self.settings}  # clients belong to the loop that made them
+        # clients belong to the loop that made them; the schemas read so far travel along
+        return {"settings": self.settings, "catalog": self.catalog}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["settings"])  # type: ignore[misc]
+        self.catalog = state["catalog"]
 
     def current(self) -> _Loop:
         """The clients of the running event loop (made on first use)."""
@@ -134,8 +147,8 @@ class ReplicateGenerator:
         self.runtime = runtime or ReplicateRuntime(settings)
 
     def price_usd(self, step: StepName, model: str | None) -> float:
-        """Expected cost of one step on its model."""
-        return self.settings.models.spec(step.kind, model).estimate_usd()
+        """Expected cost of one step on its model, priced on what would be sent."""
+        return self.runtime.catalog.bound(step.kind, model).estimate_usd()
 
     async def aclose(self) -> None:
         """Close the running loop's clients."""
@@ -146,23 +159,80 @@ class ReplicateGenerator:
         await asyncio.to_thread(shared_tls)  # ~50 ms once, off the event loop
         self.runtime.current().api.http.warm()
 
+    def typical_s(self, step: StepName, model: str | None) -> float | None:
+        """The model's typical seconds (the price table or models file), if it names one."""
+        try:
+            seconds = self.runtime.catalog.bound(step.kind, model).price.typical_s
+        except ConfigError:
+            return None
+        return seconds or None
+
+    async def check_models(self, models: Mapping[StepKind, str | None]) -> None:
+        """Refuse a model that does not exist or cannot make its kind's steps (InvalidRequest);
+        reads the schemas the estimates need. Replicate unreachable and no stored schema:
+        let it through (the step reads the schema again when it runs)."""
+        http = self.runtime.current().api.http
+        for kind, override in models.items():
+            field = f"{kind.value}_model"
+            try:
+                binding = await self.runtime.catalog.bind(http, kind, override)
+            except UnknownModel as exc:
+                raise InvalidRequest(field, str(exc), "a model that exists on Replicate") from None
+            except StepError as exc:  # e.g. unreachable: the step reads the schema again
+                log.warning("could not check the %s model: %s", kind.value, exc)
+                continue
+            if missing := binding.problems():
+                raise InvalidRequest(
+                    field,
+                    f"{binding.ref} cannot make {kind.value}s: it has no {' or '.join(missing)}",
+                    f"a {kind.value} model with those inputs",
+                )
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Run one image or video prediction and download its output."""
         own = self.runtime.current()
-        spec = self.settings.models.spec(job.kind, job.model)
+        binding = await self.runtime.catalog.bind(own.api.http, job.kind, job.model)
         existing = await self._reattach(own.api, job, ctx) if job.provider_id else None
         if existing is not None:
             try:
-                return await self._finish(own, spec, job, ctx, existing)
+                return await self._finish(own, binding, job, ctx, existing)
             except OutputGone:
                 await ctx.hooks.report("stored prediction expired; starting a new one")
-        inputs = await self._inputs(own.api, spec, job)
-        return await self._finish(own, spec, job, ctx, None, inputs)
+        try:
+            return await self._finish(
+                own, binding, job, ctx, None, await self._inputs(own, binding, job)
+            )
+        except Refused as refused:
+            again = await self._after_refusal(own, binding, refused)
+            if again is None:
+                raise
+            return await self._finish(
+                own, again, job, ctx, None, await self._inputs(own, again, job)
+            )
+
+    async def _after_refusal(
+        self, own: _Loop, binding: Binding, refused: Refused
+    ) -> Binding | None:
+        """The binding to try once more after a refused create, or None.
+
+        404 on the official endpoint: a community model, created by its latest
+        version. 422: the schema may have changed since it was read.
+        """
+        catalog = self.runtime.catalog
+        if refused.status == 404 and binding.latest and not binding.community:
+            catalog.community(binding.ref)
+        elif refused.status == 422:
+            catalog.forget(binding.ref)
+        else:
+            return None
+        again = await catalog.bind(own.api.http, binding.kind, binding.ref)
+        changed = again.community != binding.community or again.schema != binding.schema
+        return again if changed else None
 
     async def _finish(
         self,
         own: _Loop,
-        spec: ModelSpec,
+        binding: Binding,
         job: StepJob,
         ctx: StepContext,
         existing: Prediction | None,
@@ -170,30 +240,41 @@ class ReplicateGenerator:
     ) -> StepOutput:
         prediction = await predict(
             own.api,
-            spec.ref,
+            binding.create_ref,
             inputs or {},
             kind=job.kind,
             deadline_s=self.settings.deadline(job.kind),
             hooks=ctx.hooks,
             existing=existing,
             intent_at=job.intent_at if existing is None else None,
+            sent=json.loads(job.sent_input) if job.sent_input else None,
+            key=job.campaign_id,
         )
         if (error := outcome_error(prediction)) is not None:
             raise PermanentStepError(error)
         url = file_url(prediction.get("output"))
         if url is None:
             raise PermanentStepError("the model returned no output")
-        if not url.startswith("data:"):
-            await ctx.hooks.output_ready(url)  # a video may start from it while we download
+        handed_on = self._handed_on(url)
+        if handed_on is not None:
+            await ctx.hooks.output_ready(handed_on)  # a video may start from it while we download
         path = await self._download(own.downloads, url, job, ctx)
+        sent = prediction.get("input") if isinstance(prediction.get("input"), dict) else inputs
         return StepOutput(
             path=path,
-            url=None if url.startswith("data:") else url,
+            url=handed_on,
             provider_id=str(prediction["id"]),
-            model=spec.ref,
-            cost_usd=spec.cost_usd(prediction.get("metrics")),
+            model=binding.ref,
+            cost_usd=binding.cost_usd(sent or {}, prediction.get("metrics")),
             predict_time_s=predict_time(prediction),
         )
+
+    def _handed_on(self, url: str) -> str | None:
+        """The output URL a video may start from: Replicate's, or a `data:` URL small enough
+        to send inline (so the image is not uploaded again)."""
+        if not url.startswith("data:"):
+            return url
+        return url if len(url) <= DATA_URI_MAX_CHARS else None
 
     async def _reattach(
         self, api: PredictionApi, job: StepJob, ctx: StepContext
@@ -209,16 +290,26 @@ class ReplicateGenerator:
         await ctx.hooks.report(f"re-attached to prediction {job.provider_id}")
         return prediction
 
-    async def _inputs(self, api: PredictionApi, spec: ModelSpec, job: StepJob) -> dict[str, Any]:
+    async def _inputs(self, own: _Loop, binding: Binding, job: StepJob) -> dict[str, Any]:
+        """The step's input, built from the model's schema and checked before anything is spent."""
+        if missing := binding.problems():
+            raise PermanentStepError(
+                f"{binding.ref} cannot make this {job.kind.value}: it has no {' or '.join(missing)}"
+            )
         if job.step is StepName.IMAGE:
-            return spec.inputs(job.plan.image_prompt, seed=job.seed)
-        if job.input_url is not None:
-            image = job.input_url  # Replicate still serves the image: no upload, no wait
+            inputs = binding.inputs(job.plan.image_prompt, seed=job.seed)
+        elif job.input_url is not None:
+            # Replicate still serves the image (or it is small enough inline): no upload
+            inputs = binding.inputs(job.plan.video_prompt, seed=job.seed, image=job.input_url)
         elif job.input_path is not None:
-            image = await self._image_input(api, job.input_path)
+            image = await self._image_input(own.api, job.input_path)
+            inputs = binding.inputs(job.plan.video_prompt, seed=job.seed, image=image)
         else:
             raise PermanentStepError("video step has no input image")
-        return spec.inputs(job.plan.video_prompt, seed=job.seed, image=image)
+        assert binding.schema is not None  # bound: inputs() needs it
+        if problems := binding.schema.problems(inputs):
+            raise PermanentStepError(f"{binding.ref} would refuse the input: {'; '.join(problems)}")
+        return inputs
 
     async def _image_input(self, api: PredictionApi, path: str) -> str:
         """A data: URI for a small image, else an uploaded file's URL."""
@@ -231,7 +322,7 @@ class ReplicateGenerator:
     async def _download(
         self, downloads: Downloader, url: str, job: StepJob, ctx: StepContext
     ) -> str:
-        kind = OutputKind.VIDEO if job.kind is StepKind.VIDEO else OutputKind.IMAGE
+        kind = "video" if job.kind is StepKind.VIDEO else "image"
         stem = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
         await ctx.hooks.report("downloading")
 
@@ -241,7 +332,7 @@ class ReplicateGenerator:
 
         try:
             return await retrying(
-                lambda: downloads.fetch(url, stem, kind.value),
+                lambda: downloads.fetch(url, stem, kind),
                 DOWNLOAD_RETRY,
                 TransientStepError,
                 between=back_off,

@@ -2,14 +2,16 @@
 
 Every request the bot makes to the Replicate API (create, get, list, cancel,
 upload, the webhook secret) goes through `ReplicateHttp.send`: it takes a token
-from the right bucket (creates from the create bucket, 600/min; everything else
-from the read bucket, 3,000/min), sends one request with a timeout, and sorts
-the answer into a body, a `Retry` (worth another attempt: 429, 503, the
-ambiguous 500/502/504, connection trouble) or a `PermanentStepError`.
-`backoff` is the one wait between attempts (the delay is `core.retry.Backoff`'s):
-the API's `Retry-After` (seconds or an HTTP date) or "resets in ~Ns" when
-given, else exponential with jitter, both capped; a 429 also pauses the
-bucket for every caller.
+from the right budget (creates from the create budget, a `core.ports.CreateBudget`:
+fair across campaigns and learning the account's real rate, at most 600/min by
+default; everything else from the read bucket, 3,000/min), sends one request
+with a timeout, and sorts the answer into a body, a `Retry` (worth another
+attempt: 429, 503, the ambiguous 500/502/504, connection trouble) or a
+`PermanentStepError`. `backoff` is the one wait between attempts (the delay is
+`core.retry.Backoff`'s): the API's `Retry-After` (seconds or an HTTP date), the
+body's `retry_after` or "resets in ~Ns" when given, else exponential with
+jitter, both capped; a 429 also pauses its budget for every caller (a create's
+429 is told to the create budget, whose next `take` waits the pause out).
 
 There is no second retry layer underneath: the `replicate` package's client
 retries GETs up to 10 times inside its transport, out of sight of our buckets,
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -38,9 +41,10 @@ import httpx
 from replicate.exceptions import ReplicateError
 
 from adapters.replicate_api.downloads import shared_tls
-from adapters.replicate_api.rate import Sleep, TokenBucket
+from adapters.replicate_api.rate import CreateBucket, Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import LeaseLost, PermanentStepError
+from core.ports import CreateBudget
 from core.retry import Backoff, retrying
 from core.scheduler import OnPlace
 
@@ -73,6 +77,22 @@ class Retry(Exception):
         self.throttled = throttled
 
 
+class Refused(PermanentStepError):
+    """The API refused a request (4xx other than 429); `status` says how."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateHeld(PermanentStepError):
+    """A create waited for the account's rate limit past its deadline (`held_s` seconds)."""
+
+    def __init__(self, held_s: float) -> None:
+        super().__init__(f"Replicate's rate limit held this create back for {held_s:g} s")
+        self.held_s = held_s
+
+
 class ReplicateHttp:
     """Requests to the Replicate API within its rate limits (one per event loop)."""
 
@@ -82,6 +102,7 @@ class ReplicateHttp:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
+        creates: CreateBudget | None = None,  # default: this loop's own CreateBucket
     ) -> None:
         self.settings = settings
         self._base = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -93,12 +114,15 @@ class ReplicateHttp:
         # The delays of every retry against the API (no attempt limit: callers set theirs).
         self.policy = Backoff(base_s=settings.backoff_s, cap_s=settings.retry_cap_s)
 
-        def bucket(per_min: float) -> TokenBucket:  # REPLICATE_BURST seconds' worth at once
-            burst = per_min / 60 * settings.burst_s
-            return TokenBucket(per_min, burst=burst, clock=clock, sleep=sleep)
+        def burst(per_min: float) -> float:  # REPLICATE_BURST seconds' worth at once
+            return per_min / 60 * settings.burst_s
 
-        self.creates = bucket(settings.create_per_min)
-        self.reads = bucket(settings.read_per_min)
+        per_min = settings.create_per_min  # the ceiling: the budget learns the real rate
+        self.creates: CreateBudget = creates or CreateBucket(
+            per_min, burst=burst(per_min), clock=clock, sleep=sleep
+        )
+        per_min = settings.read_per_min
+        self.reads = TokenBucket(per_min, burst=burst(per_min), clock=clock, sleep=sleep)
         self.stats: Counter[str] = Counter()
 
     async def aclose(self) -> None:
@@ -128,20 +152,27 @@ class ReplicateHttp:
         path: str,
         *,
         create: bool = False,
+        key: str | None = None,
+        rate_until: float | None = None,
         priority: float = 0.0,
         timeout_s: float | None = None,
         guard: Callable[[], bool] | None = None,
         on_place: OnPlace | None = None,
         **kwargs: Any,
     ) -> Json:
-        """One request after a token from its bucket; raises Retry or PermanentStepError.
+        """One request after a token from its budget; raises Retry or PermanentStepError.
 
-        `guard`: asked after the token, right before sending; False raises
-        LeaseLost (a paid request from a process that may have lost its lease).
-        `on_place`: told the caller's place in the bucket's line while it waits
-        (see `TokenBucket.take`).
+        A create takes its token from the create budget in `key`'s turn (a
+        campaign id), and raises RateHeld if it is still waiting at loop time
+        `rate_until`. `guard`: asked after the token, right before sending;
+        False raises LeaseLost (a paid request from a process that may have
+        lost its lease). `on_place`: told the caller's place in line while it
+        waits (see `TokenBucket.take`).
         """
-        await (self.creates if create else self.reads).take(priority, on_place)
+        if create:
+            await self._take_create(key or "", priority, on_place, rate_until)
+        else:
+            await self.reads.take(priority, on_place)
         if guard is not None and not guard():
             raise LeaseLost()
         self.stats["requests"] += 1
@@ -154,11 +185,29 @@ class ReplicateHttp:
                 method, self._base + path, allow_redirects=False, **kwargs
             ) as response:  # no redirects: never carry the token to another host
                 raw = await response.read()
-                return self._body(response.status, response.headers, raw)
+                body = self._body(response.status, response.headers, raw)
         except NOT_SENT as exc:
             raise Retry(type(exc).__name__) from None
         except AMBIGUOUS as exc:
             raise Retry(type(exc).__name__, ambiguous=True) from None
+        if create:
+            await self.creates.accepted()
+        return body
+
+    async def _take_create(
+        self, key: str, priority: float, on_place: OnPlace | None, until: float | None
+    ) -> None:
+        """A token from the create budget, or RateHeld at loop time `until`."""
+        if until is None:
+            await self.creates.take(key, on_place, priority=priority)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout_at(until):
+                await self.creates.take(key, on_place, priority=priority)
+        except TimeoutError:
+            raise RateHeld(round(loop.time() - started, 1)) from None
 
     async def call(self, method: str, path: str, what: str, attempts: int, **kwargs: Any) -> Json:
         """`send` with retries (for requests that are safe to repeat)."""
@@ -175,12 +224,19 @@ class ReplicateHttp:
         )
 
     async def backoff(self, retry: Retry, attempt: int, what: str, create: bool = False) -> None:
-        """Sleep before the next attempt; a 429 also holds back every other caller."""
+        """Sleep before the next attempt; a 429 also holds back every other caller.
+
+        A create's 429 is told to the create budget instead of slept here: the
+        next `take` waits the pause out, in line with every other create.
+        """
         delay = self.policy.delay(attempt, retry.delay_s)  # the API's hint, if it gave one
-        if retry.throttled:
-            (self.creates if create else self.reads).pause(delay)
         self.stats["retries"] += 1
         log.info("%s: %s; retrying in %.2f s (attempt %d)", what, retry, delay, attempt)
+        if retry.throttled and create:
+            await self.creates.throttled(delay)
+            return
+        if retry.throttled:
+            self.reads.pause(delay)
         await (self._sleep or asyncio.sleep)(delay)
 
     def safe(self, text: str) -> str:
@@ -200,7 +256,7 @@ class ReplicateHttp:
         if status >= 400:
             response = httpx.Response(status, headers=dict(headers), content=raw)
             error = ReplicateError.from_response(response)
-            raise PermanentStepError(self.safe(f"Replicate refused it: {detail(error)}"))
+            raise Refused(status, self.safe(f"Replicate refused it: {detail(error)}"))
         try:
             body = json.loads(raw)
         except ValueError:
@@ -224,7 +280,8 @@ def _form(files: Mapping[str, tuple[str, bytes, str]]) -> aiohttp.FormData:
 def retry_after(
     headers: Mapping[str, str], raw: bytes = b"", now: Callable[[], float] = time.time
 ) -> float | None:
-    """Seconds the API asked us to wait: Retry-After (seconds or a date) or the body's hint."""
+    """Seconds the API asked us to wait: Retry-After (seconds or a date), else the body's
+    `retry_after` (seconds), else its "resets in ~Ns"."""
     header = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
     if header:
         try:
@@ -239,9 +296,25 @@ def retry_after(
         body = json.loads(raw)
     except ValueError:
         return None
-    text = str(body.get("detail", "")) if isinstance(body, Mapping) else ""
+    if not isinstance(body, Mapping):
+        return None
+    seconds = _number(body.get("retry_after"))
+    if seconds is not None:
+        return max(0.0, seconds)
+    text = str(body.get("detail", ""))
     match = _RESETS_RE.search(text)
     return float(match[1]) if match else None
+
+
+def _number(value: object) -> float | None:
+    """A JSON number (or a numeric string) as a float; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def detail(error: ReplicateError) -> str:

@@ -8,6 +8,7 @@ campaign's progress.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
@@ -21,6 +22,7 @@ from core.ports import PlanContext, Planner, Plans
 from core.request import CampaignRequest
 
 log = logging.getLogger(__name__)
+INSTRUCTION = "You are a merchandise designer. Answer with JSON only."
 
 
 def answer_text(output: object) -> str:
@@ -63,19 +65,22 @@ class LlmPlanner:
     async def _ask(self, request: CampaignRequest, ctx: PlanContext | None, *, strict: bool) -> str:
         settings = self.runtime.settings
         api = self.runtime.current().api
-        spec = settings.models.spec(StepKind.TEXT, request.models.text)
+        binding = await self.runtime.catalog.bind(api.http, StepKind.TEXT, request.models.text)
+        inputs = binding.text_inputs(plan_prompt(request, strict=strict), INSTRUCTION)
         existing = None
         if ctx is not None and ctx.provider_id and not strict:
             existing = await _reusable(api, ctx.provider_id)
         prediction = await predict(
             api,
-            spec.ref,
-            spec.inputs(plan_prompt(request, strict=strict), seed=request.seed),
+            binding.create_ref,
+            inputs,
             kind=StepKind.TEXT,
             deadline_s=settings.deadline(StepKind.TEXT),
             hooks=ctx.hooks if ctx else QUIET,
             existing=existing,
             intent_at=ctx.intent_at if ctx and existing is None else None,
+            sent=json.loads(ctx.sent_input) if ctx and ctx.sent_input else None,
+            key=ctx.campaign_id if ctx else None,
         )
         if (error := outcome_error(prediction)) is not None:
             raise StepError(error)

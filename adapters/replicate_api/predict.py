@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from adapters.replicate_api.http import RateHeld
 from adapters.replicate_api.polls import timestamp
-from adapters.replicate_api.predictions import Prediction, PredictionApi
+from adapters.replicate_api.predictions import Prediction, PredictionApi, sent_text
 from core.errors import PermanentStepError
 from core.model import StepKind
 from core.ports import StepHooks
@@ -59,16 +61,25 @@ async def predict(
     hooks: StepHooks = QUIET,
     existing: Prediction | None = None,
     intent_at: float | None = None,
+    sent: Mapping[str, Any] | None = None,
+    key: str | None = None,
 ) -> Prediction:
-    """Adopt, continue or create a prediction and wait for it (see the module doc)."""
+    """Adopt, continue or create a prediction and wait for it (see the module doc).
+
+    `key`: whose prediction (a campaign id): creates take the account's rate in
+    turns by key, and one held back by it past `deadline_s` fails.
+
+    `sent`: the input stored with the intent (what that create sent), matched
+    instead of `inputs` when adopting: the schema may have changed since.
+    """
     loop = asyncio.get_running_loop()
     if existing is None and intent_at is not None:
-        existing = await api.find(ref, inputs, intent_at, REUSABLE)
+        existing = await api.find(ref, sent or inputs, intent_at, REUSABLE)
         if existing is not None:
             await hooks.report(f"adopted prediction {existing['id']} sent before a restart")
             await hooks.remember_provider_id(existing["id"])
     started = loop.time() if existing is None else _loop_time_of(existing, loop)
-    prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks)
+    prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks, key)
     try:
         return await api.wait(prediction, deadline_s, hooks.report, model=ref, started=started)
     except TimeoutError:
@@ -89,11 +100,12 @@ async def _send(
     kind: StepKind,
     deadline_s: float,
     hooks: StepHooks,
+    key: str | None,
 ) -> Prediction:
     """Record the intent, create, and store the id before anything else."""
-    await hooks.before_spend()
+    await hooks.before_spend(sent_text(inputs))
     wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
-    prediction = await _create(api, ref, inputs, hooks, wait_s, deadline_s)
+    prediction = await _create(api, ref, inputs, hooks, wait_s, kind, deadline_s, key)
     try:
         await hooks.remember_provider_id(prediction["id"])  # stored before any waiting
     except asyncio.CancelledError:
@@ -116,7 +128,9 @@ async def _create(
     inputs: dict[str, Any],
     hooks: StepHooks,
     wait_s: int | None,
+    kind: StepKind,
     deadline_s: float,
+    key: str | None,
 ) -> Prediction:
     sending = f"sending to {ref.split(':')[0]}"
     await hooks.report(sending)
@@ -132,11 +146,15 @@ async def _create(
             cancel_after_s=deadline_s,
             guard=hooks.may_spend,
             on_place=on_place,
+            key=key,
+            deadline_s=deadline_s,
         ),
         name=f"{CREATE_TASK}:{ref}",
     )
     try:
         return await asyncio.shield(task)
+    except RateHeld:
+        raise PermanentStepError(rate_held_text(kind, deadline_s)) from None
     except asyncio.CancelledError:
         if hooks.keep_on_stop():  # handed over: its intent leads the next owner to it
             task.cancel()
@@ -148,6 +166,17 @@ async def _create(
         finally:  # also when cancelled again meanwhile: the task never outlives us
             await _reap(api, task)
         raise
+
+
+def rate_held_text(kind: StepKind, deadline_s: float) -> str:
+    """Why a create that never got through the account's rate limit failed."""
+    what = "plan" if kind is StepKind.TEXT else kind.value
+    held = f"{deadline_s / 60:.3g} min" if deadline_s >= 60 else f"{deadline_s:.3g} s"
+    return (
+        f"Replicate's rate limit held this {what} back for {held} (the {kind.value} "
+        "deadline); the account takes fewer creates than the bot sends: try again "
+        "later, or add credit on Replicate to raise its limit"
+    )
 
 
 def rate_wait_text(place: int) -> str:

@@ -1,15 +1,18 @@
 """Predictions on Replicate: create (rate-limited, retried, adopted), wait, cancel, upload.
 
 Every request goes through `ReplicateHttp` (one client, one retry policy, the
-rate buckets). Creating a prediction is retried here, because only here is it
-known whether a failed attempt may have created one: 429 waits for
-`Retry-After` or the body's "resets in ~Ns" (capped), 5xx and connection
-problems back off exponentially with jitter, up to a bounded number of
-attempts. When a create failed after the request may have reached Replicate (a
-dropped connection, a 500/502/504), the account's recent predictions are
-searched for one with the same input created since, and that one is adopted
-instead of paying for another. (Not by model name: Replicate may answer with
-an internal deployment's name instead of the one asked for.)
+rate budgets). Creating a prediction is retried here, because only here is it
+known whether a failed attempt may have created one. A 429 is a wait, not a
+failed attempt: the create budget pauses every create for `Retry-After`, the
+body's `retry_after` or "resets in ~Ns" (capped), learns the account's rate
+from it, and the create waits its turn again, for as long as its deadline
+allows. 5xx and connection problems back off exponentially with jitter, up to
+REPLICATE_CREATE_ATTEMPTS attempts. When a create failed after the request
+may have reached Replicate (a dropped connection, a 500/502/504), the
+account's recent predictions are searched for one with the same input
+created since, and that one is adopted instead of paying for another. (Not by
+model name: Replicate may answer with an internal deployment's name instead
+of the one asked for.)
 
 Short kinds (text, image) are created with `Prefer: wait`, so a prediction
 that finishes within the wait comes back finished in the create's answer and
@@ -22,21 +25,23 @@ One `PredictionApi` per event loop. Messages never contain the API token.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.replicate_api.http import Json, ReplicateHttp, Retry
+from adapters.replicate_api.http import Json, RateHeld, ReplicateHttp, Retry
 from adapters.replicate_api.log_progress import percent
 from adapters.replicate_api.models import ModelRef, parse_ref
 from adapters.replicate_api.polls import Polls, Watch, timestamp
-from adapters.replicate_api.rate import Sleep, TokenBucket
+from adapters.replicate_api.rate import Sleep
 from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import PermanentStepError, TransientStepError
+from core.ports import CreateBudget
 from core.retry import retrying
 from core.scheduler import OnPlace
 
@@ -61,16 +66,17 @@ class PredictionApi:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
+        creates: CreateBudget | None = None,  # default: this loop's own CreateBucket
     ) -> None:
         self.settings = settings
-        self.http = ReplicateHttp(settings, clock=clock, sleep=sleep)
+        self.http = ReplicateHttp(settings, clock=clock, sleep=sleep, creates=creates)
         self.polls = Polls(settings, clock)
         self._claimed: set[str] = set()  # ids owned by a step here: never adopted twice
         self._webhook_secret = settings.webhook_secret
 
     @property
-    def creates(self) -> TokenBucket:
-        """The create bucket (tests look at it)."""
+    def creates(self) -> CreateBudget:
+        """The create budget (tests look at it)."""
         return self.http.creates
 
     @property
@@ -91,6 +97,8 @@ class PredictionApi:
         cancel_after_s: float | None = None,
         guard: Callable[[], bool] | None = None,
         on_place: OnPlace | None = None,
+        key: str | None = None,
+        deadline_s: float | None = None,
     ) -> Prediction:
         """Create a prediction exactly once, retrying and adopting as needed.
 
@@ -100,38 +108,49 @@ class PredictionApi:
         deadline that holds even when the bot is gone).
         `guard`: checked right before each attempt is sent (see ReplicateHttp.send).
         `on_place`: told its place in line while an attempt waits for the create rate.
+        `key`: whose create it is (a campaign id): keys take the account's rate in turns.
+        `deadline_s`: how long it may be held back by the rate limit (waiting in
+        line, pausing after 429s); RateHeld (a PermanentStepError) after that.
         """
         model = parse_ref(ref)
         path, request = self._create_call(model, inputs, wait_s, cancel_after_s)
+        loop = asyncio.get_running_loop()
+        until = None if deadline_s is None else loop.time() + deadline_s
         since: float | None = None  # set once an attempt may have created it
-
-        async def attempt() -> Prediction:
-            nonlocal since
+        tries = failures = 0
+        attempts = self.settings.create_attempts
+        tell = _once_each(on_place)
+        while True:
             if since is not None and (found := await self._adopt(model, inputs, since)):
                 return found
             sent_at = time.time()
             try:
                 prediction = await self.http.send(
-                    "POST", path, create=True, guard=guard, on_place=on_place, **request
+                    "POST",
+                    path,
+                    create=True,
+                    key=key,
+                    rate_until=until,
+                    guard=guard,
+                    on_place=tell,
+                    **request,
                 )
+            except RateHeld:  # an earlier attempt may have made it all the same
+                if since is not None and (found := await self._adopt(model, inputs, since)):
+                    return found
+                raise
             except Retry as retry:
                 since = since or (sent_at if retry.ambiguous else None)
-                raise
+                tries += 1
+                failures += not retry.throttled  # a 429 is a wait, not a failed attempt
+                if retry.throttled and tell is not None:
+                    await tell(1)  # it waits for the rate again, however short the pause
+                await self.http.backoff(retry, tries, f"create on {ref}", create=True)
+                if failures < attempts:
+                    continue
+                break  # after the last wait, look once more for what an attempt made
             self.stats["created"] += 1
             return self._claim(prediction)
-
-        async def back_off(retry: Retry, attempt: int) -> None:
-            if retry.throttled and on_place is not None:  # a 429: it waits for the rate again
-                await on_place(1)
-            await self.http.backoff(retry, attempt, f"create on {ref}", create=True)
-
-        attempts = self.settings.create_attempts
-        try:
-            return await retrying(
-                attempt, replace(self.http.policy, attempts=attempts), Retry, between=back_off
-            )
-        except Retry as retry:
-            await back_off(retry, attempts)  # then look once more for what an attempt made
         if since is not None and (found := await self._adopt(model, inputs, since)):
             return found
         raise TransientStepError(
@@ -304,11 +323,54 @@ class PredictionApi:
         return path, {"json": body, "headers": headers, "timeout_s": timeout_s}
 
 
+def _once_each(on_place: OnPlace | None) -> OnPlace | None:
+    """`on_place` told only of changes: a 429's 'waiting' is not said again by the line."""
+    if on_place is None:
+        return None
+    told = 0
+
+    async def tell(place: int) -> None:
+        nonlocal told
+        if place != told:
+            told = place
+            await on_place(place)
+
+    return tell
+
+
 def _same(prediction: Prediction, model: ModelRef, inputs: Mapping[str, Any]) -> bool:
-    """Ours if the input matches (and the version, when pinned); the model name may differ."""
-    if prediction.get("input") != dict(inputs):
+    """Ours if the input matches (and the version, when pinned); the model name may differ.
+
+    A `data:` input may not be echoed back as sent (the list endpoint may leave it out
+    or show a file URL instead): any string, or none, matches it.
+    """
+    echoed = prediction.get("input")
+    if not isinstance(echoed, dict) or set(echoed) - set(inputs):
         return False
+    for key, value in inputs.items():
+        if _is_data(value):
+            if not isinstance(echoed.get(key, ""), str):
+                return False
+        elif key not in echoed or echoed[key] != value:
+            return False
     return model.version is None or prediction.get("version") == model.version
+
+
+def _is_data(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("data:")
+
+
+def sent_text(inputs: Mapping[str, Any]) -> str:
+    """The input as stored with an intent: JSON, each `data:` value cut to its media type
+    and a digest (it may be hundreds of kilobytes, and adoption matches it loosely)."""
+    return json.dumps(
+        {k: _digest(v) if _is_data(v) else v for k, v in inputs.items()}, sort_keys=True
+    )
+
+
+def _digest(value: str) -> str:
+    head = value.split(",", 1)[0].removesuffix(";base64")
+    return f"{head};sha256={hashlib.sha256(value.encode()).hexdigest()[:16]}"
 
 
 def _created(prediction: Prediction) -> float:

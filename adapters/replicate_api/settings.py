@@ -59,10 +59,15 @@ class ReplicateSettings:
 
     def with_models(self, overrides: Mapping[str, str | None]) -> ReplicateSettings:
         """A copy with some kinds' models replaced (e.g. from command-line options)."""
-        given = {k: v for k, v in overrides.items() if v}
-        for kind, ref in given.items():
-            _model(f"--{kind}-model", ref)
-        return replace(self, models=replace(self.models, **given))
+        given = {k: _model(f"--{k}-model", v) for k, v in overrides.items() if v}
+        models = replace(
+            self.models,
+            text=given.get("text", self.models.text),
+            image=given.get("image", self.models.image),
+            video=given.get("video", self.models.video),
+        )
+        models.check()
+        return replace(self, models=models)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReplicateSettings:
@@ -80,8 +85,12 @@ class ReplicateSettings:
                     env, f"REPLICATE_{k.value.upper()}_MODEL", _ref, getattr(base.models, k.value)
                 )
                 for k in (StepKind.TEXT, StepKind.IMAGE, StepKind.VIDEO)
-            }
+            },
+            video_seconds=env_value(env, "REPLICATE_VIDEO_SECONDS", positive_float, None),
+            video_resolution=(env.get("REPLICATE_VIDEO_RESOLUTION") or "").strip() or None,
         )
+        if path := (env.get("CAMPAIGN_MODELS_FILE") or "").strip():
+            models = models.with_file(path)
         settings = cls(
             api_token=env.get("REPLICATE_API_TOKEN") or None,
             base_url=(env.get("REPLICATE_BASE_URL") or "").strip() or None,
@@ -96,6 +105,7 @@ class ReplicateSettings:
             **numbers,
         )
         settings.check()
+        settings.models.check()
         return settings
 
     def __post_init__(self) -> None:

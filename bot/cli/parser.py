@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """slack, discord, usage and gallery (in the order --help lists them)."""
+    """slack, discord, usage, models and gallery (in the order --help lists them)."""
     slack = add_command(sub, "slack", "serve the Slack front end")
     slack.add_argument("--port", type=int, default=3000, help="HTTP port (path /slack/events)")
     slack.add_argument("--host", default="127.0.0.1", help="address to bind in HTTP mode")
@@ -103,6 +103,7 @@ def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     usage_cmd = add_command(sub, "usage", "spend per user, channel and server")
     usage_cmd.add_argument("--days", type=float, help="only the last N days (default: all time)")
+    add_command(sub, "models", "the Replicate model of each kind, as mapped and priced")
     gallery = add_command(sub, "gallery", "serve the read-only campaign gallery")
     gallery.add_argument("--host", default="127.0.0.1", help="address to bind")
     gallery.add_argument("--port", type=int, default=8081, help="HTTP port")

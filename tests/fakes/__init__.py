@@ -74,6 +74,14 @@ class GatedGenerator(NoClients):
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.01
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         key = (job.plan.index, job.step.value)
         kind = job.kind.value
@@ -90,7 +98,7 @@ class GatedGenerator(NoClients):
             if self.spend_late:
                 await self.gates[key].wait()
             if job.provider_id is None:
-                await ctx.hooks.before_spend()
+                await ctx.hooks.before_spend("{}")
                 self.spent.append(key)
             await ctx.hooks.remember_provider_id(f"pred-{key[0]}-{key[1]}")
             await ctx.hooks.report("working")
@@ -128,6 +136,24 @@ class FakeClock:
         self.slept.append(seconds)
         self.now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+class HeldSleep:
+    """A sleep that lasts until the test wakes it; waking moves the fake clock on."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.naps: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def __call__(self, seconds: float) -> None:
+        nap = asyncio.get_running_loop().create_future()
+        self.naps.append((seconds, nap))
+        await nap
+
+    def wake(self) -> None:
+        seconds, nap = self.naps.pop(0)
+        self.clock.now += seconds
+        nap.set_result(None)
 
 
 def fake_sheet(
@@ -238,6 +264,14 @@ class UrlReportingGenerator(NoClients):
 
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.0
+
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         url = f"https://example.invalid/{job.plan.index}-{job.step.value}.png"

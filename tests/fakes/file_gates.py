@@ -116,6 +116,14 @@ class FileGatedGenerator(NoClients):
     def price_usd(self, step: StepName, model: str | None) -> float:
         return 0.01
 
+    async def check_models(self, models: object) -> None:
+
+        return None
+
+    def typical_s(self, step: object, model: object) -> float | None:
+
+        return None
+
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         key = (job.plan.index, job.step.value)
         self._append("calls", f"{key[0]} {key[1]} {job.provider_id or '-'} {os.getpid()}")
@@ -125,7 +133,7 @@ class FileGatedGenerator(NoClients):
         self._append("peaks", f"{job.kind.value} {now}")
         try:
             if job.provider_id is None:
-                await ctx.hooks.before_spend()
+                await ctx.hooks.before_spend(f'{{"prompt": "{key[0]} {key[1]}"}}')
                 self._append("spent", f"{key[0]} {key[1]}")
             await ctx.hooks.remember_provider_id(f"pred-{key[0]}-{key[1]}")
             await ctx.hooks.report("working")

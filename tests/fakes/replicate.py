@@ -31,14 +31,12 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import random
 import re
 import secrets
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +47,7 @@ from aiohttp import web
 
 from tests.fakes import model_schemas
 from tests.fakes.model_schemas import Components
+from tests.fakes.replicate_models import ServedModels
 from tests.fakes.replicate_parts import (
     MP4,
     PROFILES,
@@ -63,8 +62,8 @@ from tests.fakes.replicate_parts import (
     now_iso,
     png,
     render_prompt,
+    signed_webhook,
     throttled_reply,
-    version_json,
 )
 
 __all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
@@ -76,8 +75,11 @@ WAIT_RE = re.compile(r"\bwait(?:=(\d+))?")
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake-webhook-signing-key-0123456").decode()
 
 
-class FakeReplicate:
-    """The fake API; `await start()` then point REPLICATE_BASE_URL at `base_url`."""
+class FakeReplicate(ServedModels):
+    """The fake API; `await start()` then point REPLICATE_BASE_URL at `base_url`.
+
+    The models it serves (`add_model`, `new_version`, `latest`, ...) are `ServedModels`'.
+    """
 
     def __init__(
         self,
@@ -102,15 +104,8 @@ class FakeReplicate:
         self._random = random.Random(seed)
         self.injected: dict[str, int] = {"create": 0, "get": 0}  # random faults so far
         self.script: dict[str, str] = {}  # prompt substring -> fail:<msg>|aborted|empty|hang
-        self.versions: dict[str, str] = {}  # version id -> owner/name
-        self.kinds: dict[str, str] = {}  # owner/name -> text|image|video
-        self.latest: dict[str, str] = {}  # owner/name -> its latest version id
-        self.community: set[str] = set()  # models without an official endpoint
-        self.schemas: dict[str, Components] = {}  # version id -> components.schemas
-        self.schema_fetches: Counter[str] = Counter()  # owner/name -> model/version GETs
         self.ignored_inputs: list[tuple[str, str]] = []  # (model, undeclared input) received
         self.data_outputs = False  # `Prefer: wait` creates of images answer data: URLs
-        self._version_born: dict[str, str] = {}
         self.model_alias: dict[str, str] = {}  # asked-for model -> the `model` answered
         self.text_reply: Callable[[str], str] = default_reply
         self.create_gate: asyncio.Event | None = None  # if given, creates wait until it is set
@@ -139,14 +134,7 @@ class FakeReplicate:
         self._png = png()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
-        for name, components in model_schemas.SCHEMAS.items():
-            self.add_model(
-                name,
-                components,
-                model_schemas.KIND[name],
-                version=model_schemas.LATEST_VERSION[name],
-                community=name in model_schemas.COMMUNITY,
-            )
+        super().__init__()
 
     async def start(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (port 0: any free port); returns the base URL."""
@@ -180,52 +168,6 @@ class FakeReplicate:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-
-    # --- models ---------------------------------------------------------------
-
-    def add_model(
-        self,
-        name: str,
-        components: Components,
-        kind: str,
-        version: str | None = None,
-        community: bool = False,
-    ) -> str:
-        """Serve (or replace) a model with this schema as its latest version; returns its id."""
-        if kind not in PROFILES["fast"]:
-            raise ValueError(f"kind must be text, image or video, not {kind!r}")
-        version = version or hashlib.sha256(f"{name} {len(self.schemas)}".encode()).hexdigest()
-        self.kinds[name] = kind
-        (self.community.add if community else self.community.discard)(name)
-        self._add_version(name, version, components)
-        return version
-
-    def new_version(self, name: str, components: Components) -> str:
-        """Publish a new latest version of a served model; older versions keep their schema."""
-        if name not in self.kinds:
-            raise KeyError(name)
-        version = secrets.token_hex(32)
-        self._add_version(name, version, components)
-        return version
-
-    def _add_version(self, name: str, version: str, components: Components) -> None:
-        self.versions[version] = name
-        self.schemas[version] = components
-        self.latest[name] = version
-        self._version_born[version] = now_iso()
-
-    def _schema(self, version: str) -> Components | None:
-        """The schema of a version (one a test put in `versions` gets its model's latest)."""
-        model = self.versions.get(version)
-        if version in self.schemas:
-            return self.schemas[version]
-        if model in self.latest:
-            return self.schemas[self.latest[model]]
-        return None
-
-    def _version_view(self, version: str) -> dict[str, Any]:
-        components = self._schema(version) or {}
-        return version_json(version, components, self._version_born.get(version, now_iso()))
 
     # --- what tests look at -------------------------------------------------
 
@@ -263,7 +205,7 @@ class FakeReplicate:
             known = model in self.latest and model not in self.community
             return (model, "hidden") if known else None
         version = str(body.get("version", ""))
-        known = version in self.versions and self._schema(version) is not None
+        known = version in self.versions and self.schema_of(version) is not None
         return (self.versions[version], version) if known else None
 
     async def _create(self, request: web.Request, official: bool) -> web.StreamResponse:
@@ -288,7 +230,7 @@ class FakeReplicate:
         if not isinstance(body.get("input"), dict):
             return error_reply(422, "input is required")
         model, version = target
-        components = self._schema(self.latest[model] if official else version) or {}
+        components = self.schema_of(self.latest[model] if official else version) or {}
         refused, ignored = check_inputs(components, body["input"])
         if refused:
             return invalid_reply(refused)
@@ -346,15 +288,7 @@ class FakeReplicate:
         if self.webhook_fault is not None or prediction["status"] not in TERMINAL:
             return
         body = json.dumps(prediction)
-        webhook_id, stamp = f"msg_{secrets.token_hex(8)}", str(int(time.time()))
-        key = base64.b64decode(self.webhook_secret.split("_", 1)[1])
-        digest = hmac.new(key, f"{webhook_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": stamp,
-            "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
-        }
+        headers = signed_webhook(body, self.webhook_secret)
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with (
                 aiohttp.ClientSession() as session,
@@ -497,7 +431,7 @@ class FakeReplicate:
             return error_reply(404, "Not found.")
         self.schema_fetches[name] += 1
         description = model_schemas.DESCRIPTIONS.get(name, f"The {name} model")
-        latest = self._version_view(self.latest[name])
+        latest = self.version_view(self.latest[name])
         return web.json_response(model_json(name, description, len(self.created(name)), latest))
 
     async def _version(self, request: web.Request) -> web.Response:
@@ -505,10 +439,10 @@ class FakeReplicate:
             return denied
         name = f"{request.match_info['owner']}/{request.match_info['name']}"
         version = request.match_info["version"]
-        if self.versions.get(version) != name or self._schema(version) is None:
+        if self.versions.get(version) != name or self.schema_of(version) is None:
             return error_reply(404, "Not found.")
         self.schema_fetches[name] += 1
-        return web.json_response(self._version_view(version))
+        return web.json_response(self.version_view(version))
 
     async def _secret(self, request: web.Request) -> web.Response:
         if (denied := self._record(request)) is not None:

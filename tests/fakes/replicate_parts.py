@@ -3,10 +3,14 @@ the model and version objects it serves, and input validation against a model's 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -253,3 +257,16 @@ def render_prompt(inputs: Mapping[str, Any], components: Mapping[str, Any]) -> s
         return prompt
     template = inputs.get("prompt_template", declared["prompt_template"].get("default"))
     return str(template or "{prompt}").replace("{prompt}", prompt)
+
+
+def signed_webhook(body: str, secret: str) -> dict[str, str]:
+    """Headers of a webhook POST signed like Replicate's (HMAC-SHA256 over id.timestamp.body)."""
+    webhook_id, stamp = f"msg_{secrets.token_hex(8)}", str(int(time.time()))
+    key = base64.b64decode(secret.split("_", 1)[1])
+    digest = hmac.new(key, f"{webhook_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+    }
