@@ -21,6 +21,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.speed_bench  # writes docs/BENCHMARKS.md and docs/gantt.png
+	$(PY) -m benchmarks.account_bench  # writes docs/ACCOUNTS.md
 	$(PY) -m benchmarks.ray_bench
 
 # Chaos soak (CAMPAIGNS=20, SEED=random): kill -9, SIGSTOP/CONT, SIGTERM and 10% API faults,

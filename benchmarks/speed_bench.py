@@ -251,12 +251,18 @@ def fake_burst_s() -> float:
 
 
 @contextlib.asynccontextmanager
-async def fake_api(rate: float, read_rate: float, reads_enforced: bool) -> AsyncIterator[str]:
-    """Start the fake Replicate API in its own process; yields its base URL."""
+async def fake_api(
+    rate: float, read_rate: float, reads_enforced: bool, burst: int | None = None
+) -> AsyncIterator[str]:
+    """Start the fake Replicate API in its own process; yields its base URL.
+
+    `burst`: creates the account allows at once (default: the fake's seconds' worth)."""
     latency = f"text={PLAN_S},image={IMAGE_S},video={VIDEO_S}"
     args = ["--port", "0", "--latency", latency, "--rate", f"{rate:g}"]
     if reads_enforced:
         args += ["--read-rate", f"{read_rate:g}"]
+    if burst is not None:
+        args += ["--burst", str(burst)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.fakes.replicate", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,

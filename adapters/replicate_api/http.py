@@ -233,7 +233,10 @@ class ReplicateHttp:
         self.stats["retries"] += 1
         log.info("%s: %s; retrying in %.2f s (attempt %d)", what, retry, delay, attempt)
         if retry.throttled and create:
-            await self.creates.throttled(delay)
+            # The account's own hint, unjittered: the budget serves every create in turn
+            # anyway, and it learns the account's rate from this pause.
+            hint = retry.delay_s
+            await self.creates.throttled(delay if hint is None else min(hint, self.policy.cap_s))
             return
         if retry.throttled:
             self.reads.pause(delay)
