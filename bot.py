@@ -26,30 +26,11 @@ import functools
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from adapters.local_executor import LocalExecutor
 from adapters.offline.generator import OfflineGenerator
-from adapters.pictures.reel import render_reel
-from adapters.pictures.sheet import render_contact_sheet
-from adapters.pictures.timeline import render_timeline
-from adapters.ray_exec.connect import open_ray_executor
-from adapters.ray_exec.settings import RaySettings
-from adapters.replicate_api.catalog import ModelCatalog
-from adapters.replicate_api.generator import ReplicateGenerator
-from adapters.replicate_api.http import ReplicateHttp
-from adapters.replicate_api.models import KINDS
-from adapters.replicate_api.planner import LlmPlanner
-from adapters.replicate_api.report import describe_models
-from adapters.replicate_api.settings import ReplicateSettings
-from adapters.replicate_api.webhooks import WebhookReceiver
-from bot.cli.commands import Command, Context
 from bot.cli.exits import EXIT_OK
 from bot.cli.main import main as cli_main
-from bot.cli.models import print_models
-from bot.gallery import GallerySettings
 from bot.health import (
     Check,
     add_health_routes,
@@ -67,8 +48,22 @@ from core.service import CampaignService, ServiceConfig
 from core.settings import Settings
 from storage.sqlite_store import SqliteStore
 
-PICTURES = Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
-"""The renderers of a finished campaign's contact sheet, timeline and reel."""
+# Adapters and chat libraries are imported by the functions that use them, so that
+# commands which only read (`--version`, `history`, `show`, ...) load none of them.
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from adapters.replicate_api.generator import ReplicateGenerator
+    from adapters.replicate_api.webhooks import WebhookReceiver
+    from bot.cli.commands import Command, Context
+
+
+def pictures() -> Pictures:
+    """The renderers of a finished campaign's contact sheet, timeline and reel (they load
+    Pillow and ffmpeg when they draw, not when wired)."""
+    from adapters.pictures.on_demand import render_contact_sheet, render_reel, render_timeline
+
+    return Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ async def build(
     *,
     generator: Generator | None = None,
     planner: Planner | None = None,
-    sheet: Renderers = PICTURES,
+    sheet: Renderers | None = None,
     clock: Callable[[], float] | None = None,
     run_steps: bool = True,
     models: Mapping[str, str | None] | None = None,
@@ -114,20 +109,24 @@ async def build(
     """
     async with contextlib.AsyncExitStack() as stack:
         if generator is None:
-            generator = make_generator(settings, models)
+            # Commands that only read or flag campaigns generate nothing: the free
+            # offline generator stands in (no clients, no Replicate adapter loaded).
+            generator = make_generator(settings, models) if run_steps else offline(settings)
             stack.push_async_callback(generator.aclose)
             await generator.warm()
-        replicate = generator if isinstance(generator, ReplicateGenerator) else None
+        replicate = as_replicate(generator)
         store = await SqliteStore.open(settings.database)
         stack.push_async_callback(store.close)
         if replicate is not None:
+            from adapters.replicate_api.models import KINDS
+
             replicate.runtime.catalog.cache = store  # schemas survive restarts and outages
             if run_steps:  # the defaults' schemas now (Ray actors get them with the generator)
                 await replicate.check_models(dict.fromkeys(KINDS))
         executor = await make_executor(settings, generator, run_steps=run_steps)
         stack.push_async_callback(executor.aclose)
         if planner is None:
-            planner = LlmPlanner(replicate.runtime) if replicate else OfflinePlanner()
+            planner = llm_planner(replicate) if replicate else OfflinePlanner()
         priced = {"priced_models": replicate.settings.models.requestable()} if replicate else {}
         service = wire(
             settings,
@@ -154,7 +153,7 @@ def wire(
     generator: Generator,
     executor: Executor,
     planner: Planner | None = None,
-    sheet: Renderers = PICTURES,
+    sheet: Renderers | None = None,
     clock: Callable[[], float] | None = None,
     **config: Any,
 ) -> CampaignService:
@@ -171,7 +170,7 @@ def wire(
         generator=generator,
         executor=executor,
         scheduler=Scheduler(settings.limits),
-        sheet=sheet,
+        sheet=sheet or pictures(),
         config=replace(service_config(settings), **config),
         **({"clock": clock} if clock else {}),
     )
@@ -198,9 +197,33 @@ def make_generator(settings: Settings, models: Mapping[str, str | None] | None =
             raise ConfigError(
                 "--generator replicate needs REPLICATE_API_TOKEN (or use --generator offline)"
             )
+        from adapters.replicate_api.generator import ReplicateGenerator
+        from adapters.replicate_api.settings import ReplicateSettings
+
         replicate = ReplicateSettings.from_env().with_models(models or {})
         return ReplicateGenerator(replace(replicate, api_token=settings.replicate_api_token))
+    return offline(settings)
+
+
+def offline(settings: Settings) -> OfflineGenerator:
+    """The embedded default generator: Pillow images and Ken Burns clips, no network."""
     return OfflineGenerator(video_seconds=settings.video_seconds)
+
+
+def as_replicate(generator: Generator) -> ReplicateGenerator | None:
+    """`generator` if it is the Replicate one (its module is loaded only if it was made)."""
+    module = sys.modules.get("adapters.replicate_api.generator")
+    if module is not None and isinstance(generator, module.ReplicateGenerator):
+        replicate: ReplicateGenerator = generator
+        return replicate
+    return None
+
+
+def llm_planner(replicate: ReplicateGenerator) -> Planner:
+    """Plans from Replicate's language model, sharing the generator's clients and limits."""
+    from adapters.replicate_api.planner import LlmPlanner
+
+    return LlmPlanner(replicate.runtime)
 
 
 async def make_executor(settings: Settings, generator: Generator, *, run_steps: bool) -> Executor:
@@ -209,11 +232,16 @@ async def make_executor(settings: Settings, generator: Generator, *, run_steps: 
     Ray missing or unreachable: one line on stderr, and the local executor.
     Without `run_steps` the local one, which is never used and starts nothing.
     """
+    from adapters.local_executor import LocalExecutor
+    from adapters.ray_exec.settings import RaySettings
+
     ray = RaySettings.from_env()
     name = settings.executor if run_steps else "local"
     if name == "auto":
         name = "ray" if ray.address else "local"
     if name == "ray":
+        from adapters.ray_exec.connect import open_ray_executor
+
         return await open_ray_executor(generator, settings.limits, ray, _warn)
     return LocalExecutor(generator, settings.limits)
 
@@ -225,6 +253,8 @@ def _warn(line: str) -> None:
 def webhooks(replicate: ReplicateGenerator | None) -> WebhookReceiver | None:
     """The webhook receiver when Replicate generates and REPLICATE_WEBHOOK_URL is set."""
     if replicate is not None and replicate.settings.webhook_url:
+        from adapters.replicate_api.webhooks import WebhookReceiver
+
         return WebhookReceiver(replicate.runtime)
     return None
 
@@ -255,6 +285,7 @@ async def run_slack(ctx: Context) -> int:
 
     Stopping hands the campaigns running here over to the next process.
     """
+    from bot.gallery import GallerySettings
     from bot.slack_ui import (
         app as slack_app,  # imported here: other commands need not load slack-bolt
     )
@@ -291,6 +322,7 @@ async def run_discord(ctx: Context) -> int:
         app as discord_app,  # imported here: other commands need not load discord.py
     )
     from bot.discord_ui.settings import DiscordSettings, endpoints
+    from bot.gallery import GallerySettings
 
     settings = ctx.settings
     config = DiscordSettings.from_env()
@@ -311,7 +343,7 @@ async def run_discord(ctx: Context) -> int:
 
 async def run_gallery(ctx: Context) -> int:
     """Serve the gallery (with /healthz, /readyz) until SIGINT or SIGTERM; prints a signed link."""
-    from bot.gallery import serve_gallery
+    from bot.gallery import GallerySettings, serve_gallery
 
     gallery = GallerySettings.from_env()  # a bad secret or URL: exit 2 before serving
     store = await SqliteStore.open(ctx.settings.database)
@@ -325,6 +357,12 @@ async def run_gallery(ctx: Context) -> int:
 
 async def run_models(ctx: Context) -> int:
     """The Replicate model of each kind: version, inputs as mapped, unit, price, estimate."""
+    from adapters.replicate_api.catalog import ModelCatalog
+    from adapters.replicate_api.http import ReplicateHttp
+    from adapters.replicate_api.report import describe_models
+    from adapters.replicate_api.settings import ReplicateSettings
+    from bot.cli.models import print_models
+
     replicate = ReplicateSettings.from_env()
     token = ctx.settings.replicate_api_token
     store = await SqliteStore.open(ctx.settings.database)

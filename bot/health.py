@@ -39,14 +39,16 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.settings import env_value
 
+if TYPE_CHECKING:  # aiohttp is imported by what serves HTTP, not by every command
+    from aiohttp import web
+
 Check = Callable[[], Awaitable[str]]
-Mount = Callable[[web.Application], None]
+Mount = Callable[["web.Application"], None]
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "campaign-bot"
@@ -70,6 +72,8 @@ def project_version(root: Path = ROOT) -> str:
 
 def add_health_routes(app: web.Application, checks: Mapping[str, Check]) -> None:
     """Mount GET (and HEAD) /healthz and /readyz on `app`."""
+    from aiohttp import web
+
     version = project_version()
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -178,6 +182,8 @@ def http_listen_address(env: Mapping[str, str] | None = None) -> tuple[str, int]
 @contextlib.asynccontextmanager
 async def serve_http(mount: Mount, host: str, port: int) -> AsyncIterator[int]:
     """Serve an aiohttp app that `mount` fills, on host:port; yields the bound port."""
+    from aiohttp import web
+
     app = web.Application()
     mount(app)
     runner = web.AppRunner(app, access_log=None)

@@ -27,6 +27,8 @@ from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.settings import Settings
 from tests.fakes import GatedGenerator, fake_sheet
+from tests.fakes.model_schemas import LATEST_VERSION, SCHEMAS
+from tests.fakes.replicate_parts import model_json, version_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,21 +123,35 @@ async def test_with_replicate_build_wires_its_planner_prices_webhooks_and_ping(
         seen.append(request.headers.get("Authorization"))
         return web.json_response({"type": "user", "username": "someone"})
 
+    async def model(request: web.Request) -> web.Response:  # read at start for the estimates
+        name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        version = version_json(LATEST_VERSION[name], SCHEMAS[name], "2025-11-01T00:00:00Z")
+        return web.json_response(model_json(name, name, 1, version))
+
     def mount(app: web.Application) -> None:
         app.router.add_get("/v1/account", account)
+        app.router.add_get("/v1/models/{owner}/{name}", model)
 
     async with serve_http(mount, "127.0.0.1", 0) as port:
         monkeypatch.setenv("REPLICATE_BASE_URL", f"http://127.0.0.1:{port}")
         monkeypatch.setenv("REPLICATE_ALLOW_HTTP", "1")
         monkeypatch.setenv("REPLICATE_WEBHOOK_URL", "https://bot.example.com/replicate/webhook")
         settings = settings_in(tmp_path, generator="replicate", replicate_api_token="r8_good")
-        async with bot_main.build(settings, run_steps=False) as app:
+        async with bot_main.build(settings, webhook_listener=False) as app:
             assert isinstance(app.webhooks, WebhookReceiver)  # mounted by the caller
             assert isinstance(app.service.planner, LlmPlanner)
             assert "black-forest-labs/flux-schnell" in app.service.config.priced_models["image"]
             assert app.service.generator_name == "replicate"
             assert await app.checks["provider"]() == "replicate: reachable"
     assert seen == ["Bearer r8_good"]
+
+
+async def test_commands_that_only_read_use_no_generator_of_their_own(
+    bot_main: ModuleType, tmp_path: Path
+) -> None:
+    settings = settings_in(tmp_path, generator="replicate", replicate_api_token="r8_unused")
+    async with bot_main.build(settings, run_steps=False) as app:
+        assert app.service.generator_name == "offline" and app.webhooks is None
 
 
 def test_every_subcommand_has_exactly_one_handler(bot_main: ModuleType) -> None:

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.offline import ken_burns, product_image
 from core.errors import PermanentStepError
 from core.model import StepKind, StepName
 from core.ports import StepContext, StepJob, StepOutput
@@ -44,6 +43,8 @@ class OfflineGenerator:
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Render the step's file under job.out_dir."""
+        from adapters.offline import ken_burns, product_image  # Pillow: only when drawing
+
         out = Path(job.out_dir) / f"p{job.plan.index + 1:02d}-{job.step.value}"
         if job.step is StepName.IMAGE:
             await ctx.hooks.report("drawing")

@@ -6,14 +6,17 @@ import asyncio
 import os
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from bot.cli.commands import Build, Command, dispatch
 from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
 from core.dotenv import env_file, load_dotenv
 from core.errors import CampaignError, ConfigError, InvalidRequest, QuotaExceeded, RequestBlocked
 from core.settings import Settings
+
+if TYPE_CHECKING:  # the commands load the service: only once the arguments are understood
+    from bot.cli.commands import Build, Command
 
 
 def main(
@@ -31,7 +34,9 @@ def main(
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and --version end here
+    from bot.cli.commands import dispatch
+
     logs.configure("text", verbose=args.verbose)
     try:
         settings = settings_from(args, Settings.from_env())
