@@ -86,10 +86,6 @@ class Durations:
     def __deepcopy__(self, _memo: dict[int, Any]) -> Durations:
         return self  # never changed once made: snapshots share it
 
-    def per_step(self, models: Mapping[StepName, str | None]) -> dict[StepName, float]:
-        """Typical seconds of each step for a campaign using these models."""
-        return {step: self.typical(step, models.get(step)) for step in StepName}
-
 
 @dataclass(frozen=True)
 class Pace:
@@ -111,27 +107,6 @@ class StepState:
     started_at: float | None
     model: str | None = None
     queued: int | None = None  # its place in line for a slot, while it waits for one
-
-
-def chain_left(steps: Iterable[StepState], typical: Mapping[StepName, float], now: float) -> float:
-    """Seconds left in one product's chain: the running step's rest plus the pending ones."""
-    left = 0.0
-    for step in steps:
-        expected = typical.get(step.name, DEFAULT_S[step.name])
-        if step.status is StepStatus.PENDING:
-            left += expected
-        elif step.status is StepStatus.RUNNING:
-            left += _remaining(expected, step.started_at, now)
-    return left
-
-
-def time_left(
-    products: Iterable[Iterable[StepState]], typical: Mapping[StepName, float], now: float
-) -> float | None:
-    """Seconds until the slowest product is done, or None once nothing is left to run."""
-    lefts = [chain_left(steps, typical, now) for steps in products]
-    left = max(lefts, default=0.0)
-    return left if left > 0 else None
 
 
 def _remaining(expected: float, started_at: float | None, now: float) -> float:
@@ -195,7 +170,7 @@ def campaign_left(
 
 
 def _chain(steps: Sequence[StepState], durations: Durations, now: float) -> float:
-    """`chain_left` with each step's own model."""
+    """Seconds left in one product's chain: the running step's rest plus the pending ones."""
     left = 0.0
     for step in steps:
         if step.status is StepStatus.PENDING:

@@ -276,7 +276,7 @@ async def test_a_small_campaign_is_not_queued_behind_a_big_one(
     small._limit = None  # the bot's own ceiling (10/s, no burst) makes the line here
     service, generator = build(small, create_per_min=600.0, burst_s=0.1)
     big = await service.submit(CampaignRequest(theme="zebra parade", products=10, seed=1))
-    creates = generator.runtime.current().api.creates
+    creates = generator.runtime.current().api.http.creates
     assert isinstance(creates, CreateBucket)
     await soon(lambda: creates.waiting >= 6)  # the big one's images are in line for the rate
     before = len(small.created())

@@ -10,8 +10,6 @@ from core.eta import (
     Sample,
     StepState,
     campaign_left,
-    chain_left,
-    time_left,
 )
 from core.model import (
     Campaign,
@@ -52,28 +50,32 @@ def test_eta_orders_campaigns_by_their_stored_durations_not_by_step_counts() -> 
     history = Durations(
         [Sample(IMAGE, "flux", 10.0), Sample(VIDEO, "seedance", 100.0), Sample(VIDEO, "fast", 5.0)]
     )
+
     # Same shape (one image done, one video pending) but different video models:
-    shape = [[StepState(IMAGE, DONE, 0.0), StepState(VIDEO, PENDING, None)]]
-    slow = time_left(shape, history.per_step({IMAGE: "flux", VIDEO: "seedance"}), now=10.0)
-    fast = time_left(shape, history.per_step({IMAGE: "flux", VIDEO: "fast"}), now=10.0)
+    def shape(video_model: str) -> list[list[StepState]]:
+        return [[StepState(IMAGE, DONE, 0.0, "flux"), StepState(VIDEO, PENDING, None, video_model)]]
+
+    slow = campaign_left(shape("seedance"), history, now=10.0)
+    fast = campaign_left(shape("fast"), history, now=10.0)
     assert slow == 100.0 and fast == 5.0
     # An equal share per step would have said the same for both (10 s done per step).
 
 
 def test_a_running_step_counts_its_rest_and_products_run_side_by_side() -> None:
-    typical = {IMAGE: 10.0, VIDEO: 100.0}
+    typical = Durations([Sample(IMAGE, None, 10.0), Sample(VIDEO, None, 100.0)])
     running = [StepState(IMAGE, DONE, 0.0), StepState(VIDEO, RUNNING, 10.0)]
     waiting = [StepState(IMAGE, RUNNING, 0.0), StepState(VIDEO, PENDING, None)]
-    assert chain_left(running, typical, now=40.0) == 70.0
-    assert chain_left(waiting, typical, now=4.0) == 106.0
-    assert time_left([running, waiting], typical, now=40.0) == 100.5  # the slower one: 0.5 + 100
+    assert campaign_left([running], typical, now=40.0) == 70.0
+    assert campaign_left([waiting], typical, now=4.0) == 106.0
+    assert campaign_left([running, waiting], typical, now=40.0) == 100.5  # the slower: 0.5 + 100
     overdue = [StepState(VIDEO, RUNNING, 0.0)]
-    assert 0 < chain_left(overdue, typical, now=500.0) < 10  # late: almost done, never zero
+    assert 0 < (campaign_left([overdue], typical, now=500.0) or 0) < 10  # late: never zero
 
 
 def test_nothing_left_means_no_eta() -> None:
-    assert time_left([[StepState(IMAGE, DONE, 0.0)]], {IMAGE: 10.0}, now=5.0) is None
-    assert time_left([], {IMAGE: 10.0}, now=5.0) is None
+    typical = Durations([Sample(IMAGE, None, 10.0)])
+    assert campaign_left([[StepState(IMAGE, DONE, 0.0)]], typical, now=5.0) is None
+    assert campaign_left([], typical, now=5.0) is None
 
 
 def test_steps_beyond_a_kinds_slots_run_in_waves() -> None:

@@ -127,7 +127,7 @@ async def test_create_recovers_without_a_duplicate(
 async def test_429_pauses_every_creator(api: PredictionApi, fake: FakeReplicate) -> None:
     fake.faults.append(Fault("429", retry_after="0.2"))
     await api.create(IMAGE, INPUT)
-    assert api.creates._paused_until > 0  # the shared bucket was held back
+    assert api.http.creates._paused_until > 0  # the shared bucket was held back
     assert len(fake.created()) == 1
 
 

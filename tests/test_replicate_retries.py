@@ -72,7 +72,7 @@ async def test_429_waits_as_long_as_the_api_says(
     time, api = await _create_with_faults(fake, [fault])
     [delay] = time.backoffs()
     assert low <= delay <= high
-    assert api.creates._paused_until == pytest.approx(1000.0 + delay)  # held every creator back
+    assert api.http.creates._paused_until == pytest.approx(1000.0 + delay)  # held every creator
     assert sum(time.slept) == pytest.approx(delay, abs=TOKEN_WAIT_MAX)  # no second wait on top
 
 

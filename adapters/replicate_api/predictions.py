@@ -75,11 +75,6 @@ class PredictionApi:
         self._webhook_secret = settings.webhook_secret
 
     @property
-    def creates(self) -> CreateBudget:
-        """The create budget (tests look at it)."""
-        return self.http.creates
-
-    @property
     def stats(self) -> Counter[str]:
         """Request counters: requests, retries, created, adopted, http_<status>."""
         return self.http.stats
