@@ -288,21 +288,52 @@ class SqliteStore:
 
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps."""
-        async with self._db.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        found = await self._campaigns("WHERE id = ?", (campaign_id,))
+        if not found:
             raise CampaignNotFound(campaign_id)
-        return await self._assemble(row)
+        return found[0]
 
     async def recent(self, limit: int = 20, requester: str | None = None) -> list[Campaign]:
         """Newest campaigns first, optionally only one requester's."""
         where, params = ("WHERE requester = ?", (requester, limit)) if requester else ("", (limit,))
-        async with self._db.execute(
-            f"SELECT * FROM campaigns {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            params,
-        ) as cur:
-            rows = await cur.fetchall()
-        return [await self._assemble(row) for row in rows]
+        return await self._campaigns(
+            f"{where} ORDER BY created_at DESC, rowid DESC LIMIT ?", tuple(params)
+        )
+
+    async def _campaigns(self, clause: str, params: tuple[Any, ...]) -> list[Campaign]:
+        """Campaigns chosen by `clause`, with their products and steps: three queries in one
+        read transaction (one snapshot), however many campaigns."""
+        async with self._lock:  # the shared connection: no write may land inside this read
+            await self._db.execute("BEGIN")
+            try:
+                async with self._db.execute(f"SELECT * FROM campaigns {clause}", params) as cur:
+                    rows = list(await cur.fetchall())
+                ids = [row["id"] for row in rows]
+                marks = ", ".join("?" * len(ids))
+                products = await self._rows(
+                    f"SELECT * FROM products WHERE campaign_id IN ({marks}) ORDER BY idx", ids
+                )
+                steps = await self._rows(
+                    f"SELECT * FROM steps WHERE campaign_id IN ({marks})"
+                    " ORDER BY product_idx, name",
+                    ids,
+                )
+            finally:
+                await self._db.execute("COMMIT")
+        products_of: dict[str, list[Any]] = {}
+        steps_of: dict[str, list[StepRecord]] = {}
+        for product in products:
+            products_of.setdefault(product["campaign_id"], []).append(product)
+        for step in steps:
+            steps_of.setdefault(step["campaign_id"], []).append(_step(step))
+        return [
+            _assemble(row, products_of.get(row["id"], []), steps_of.get(row["id"], []))
+            for row in rows
+        ]
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
 
     async def step_samples(self, limit: int = 500) -> list[Sample]:
         """How long succeeded steps took (start to finish), newest first, for ETAs.
@@ -512,37 +543,29 @@ class SqliteStore:
         async with self._db.execute(_LEDGER, (who.requester, who.channel, who.guild, since)) as cur:
             return [_spend(row) for row in await cur.fetchall()]
 
-    async def _assemble(self, row: Any) -> Campaign:
-        cid = row["id"]
-        async with self._db.execute(
-            "SELECT * FROM products WHERE campaign_id = ? ORDER BY idx", (cid,)
-        ) as cur:
-            rows = list(await cur.fetchall())
-        async with self._db.execute(
-            "SELECT * FROM steps WHERE campaign_id = ? ORDER BY product_idx, name", (cid,)
-        ) as cur:
-            steps = [_step(r) for r in await cur.fetchall()]
-        products = tuple(_product(r, steps) for r in rows)
-        return Campaign(
-            id=cid,
-            request=CampaignRequest.from_dict(json.loads(row["request_json"])),
-            status=CampaignStatus(row["status"]),
-            created_at=row["created_at"],
-            executor=row["executor"],
-            generator=row["generator"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            contact_sheet=row["contact_sheet"],
-            error=row["error"],
-            reel=row["reel"],
-            timeline=row["timeline"],
-            products=products,
-            requester=row["requester"],
-            origin=json.loads(row["origin_json"]),
-            plan_provider_id=row["plan_provider_id"],
-            plan_intent_at=row["plan_intent_at"],
-            plan_sent_input=row["plan_sent_input"],
-        )
+
+def _assemble(row: Any, products: Sequence[Any], steps: Sequence[StepRecord]) -> Campaign:
+    """A campaign row with its product rows and steps."""
+    return Campaign(
+        id=row["id"],
+        request=CampaignRequest.from_dict(json.loads(row["request_json"])),
+        status=CampaignStatus(row["status"]),
+        created_at=row["created_at"],
+        executor=row["executor"],
+        generator=row["generator"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        contact_sheet=row["contact_sheet"],
+        error=row["error"],
+        reel=row["reel"],
+        timeline=row["timeline"],
+        products=tuple(_product(p, steps) for p in products),
+        requester=row["requester"],
+        origin=json.loads(row["origin_json"]),
+        plan_provider_id=row["plan_provider_id"],
+        plan_intent_at=row["plan_intent_at"],
+        plan_sent_input=row["plan_sent_input"],
+    )
 
 
 _SPENT = "(SELECT COALESCE(SUM(s.cost_usd), 0) FROM steps s WHERE s.campaign_id = a.campaign_id)"

@@ -130,6 +130,21 @@ async def test_recent_is_newest_first(store: SqliteStore) -> None:
     assert [c.id for c in await store.recent(2)] == ["new00000", "mid00000"]
 
 
+async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteStore) -> None:
+    made = [_campaign(f"c{i:07d}", created_at=float(i)) for i in range(6)]
+    for campaign in made:
+        await store.create_campaign(campaign)
+    selects: list[str] = []
+    await store._db.set_trace_callback(  # what SQLite runs, as it runs it
+        lambda sql: selects.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
+    )
+    listed = await store.recent(limit=6)
+    await store._db.set_trace_callback(None)
+    assert [c.id for c in listed] == [c.id for c in reversed(made)]
+    assert listed == list(reversed(made))  # products and steps all there, in order
+    assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
+
+
 async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
     with pytest.raises(CampaignNotFound, match="nope"):
         await store.get("nope")
