@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.replicate_api.catalog import Binding, ModelCatalog
+from adapters.replicate_api.catalog import RETRY_READ_S, Binding, ModelCatalog
+from adapters.replicate_api.http import Retry
 from adapters.replicate_api.models import (
     BUILT_IN,
     ModelTable,
@@ -255,3 +257,40 @@ def test_the_catalog_pickles_with_its_schemas_but_not_its_store() -> None:
     catalog = ModelCatalog(ModelTable(), cache=object())  # type: ignore[arg-type]
     copy = pickle.loads(pickle.dumps(catalog))
     assert copy.cache is None and copy.table == catalog.table
+
+
+class AwayHttp:
+    """An HTTP layer whose every call fails as when Replicate cannot be reached; counts them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def call(self, *_args: object, **_kwargs: object) -> dict[str, object]:
+        self.calls += 1
+        raise Retry("ClientConnectorError")
+
+
+async def test_a_stored_schema_serves_while_replicate_is_away_and_is_asked_again_later(
+    tmp_path: Path,
+) -> None:
+    from core.ports import CachedDoc
+    from storage.sqlite_store import SqliteStore
+    from tests.fakes import FakeClock
+    from tests.fakes.replicate_parts import model_json, version_json
+
+    model = "google/veo-3.1-fast"
+    store = await SqliteStore.open(tmp_path / "c.db")
+    try:
+        body = model_json(model, "veo", 1, version_json("v1", SCHEMAS[model], "2025-11-01"))
+        await store.cache(CachedDoc(model, "v1", json.dumps(body), 0.0))  # long since checked
+        clock, http = FakeClock(10_000.0), AwayHttp()
+        catalog = ModelCatalog(ModelTable(video=model), cache=store, clock=clock)
+        for _ in range(3):  # three steps in a row while Replicate is away
+            binding = await catalog.bind(http, StepKind.VIDEO)  # type: ignore[arg-type]
+            assert binding.image_input == "image"
+        assert http.calls == 1  # not once per step
+        clock.now += RETRY_READ_S + 1
+        await catalog.bind(http, StepKind.VIDEO)  # type: ignore[arg-type]
+        assert http.calls == 2  # asked again a minute later
+    finally:
+        await store.close()

@@ -44,6 +44,7 @@ from core.ports import CachedDoc, ProviderCache
 log = logging.getLogger(__name__)
 
 SCHEMA_TTL_S = 3600.0
+RETRY_READ_S = 60.0  # after a failed re-read, the stored schema serves this long
 IMAGE_FORMATS = ("png", "jpg", "jpeg")  # what every chat platform shows inline
 # A text model that declares no system prompt gets the instruction inside its prompt;
 # these sampling settings suit JSON answers (no penalty on repeating keys).
@@ -287,6 +288,9 @@ class ModelCatalog:
                 log.warning(
                     "could not re-read the schema of %s (%s); using the stored one", ref, exc
                 )
+                # asked again in a minute, not by every step meanwhile
+                known.checked_at = self.clock() - SCHEMA_TTL_S + RETRY_READ_S
+                self._known[ref] = known
                 return
             raise _unreadable(ref, exc) from None
         version = str((body.get("latest_version") or body).get("id") or "")
