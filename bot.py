@@ -261,13 +261,8 @@ def webhooks(replicate: ReplicateGenerator | None) -> WebhookReceiver | None:
 
 def readiness_checks(settings: Settings, replicate: ReplicateGenerator | None) -> dict[str, Check]:
     """/readyz: the database takes the write lock; Replicate answers (or the offline generator)."""
-    ping = functools.partial(_replicate_account, replicate) if replicate else None
+    ping = replicate.ping if replicate else None
     return {"database": database_check(settings.database), "provider": provider_check(ping)}
-
-
-async def _replicate_account(generator: ReplicateGenerator) -> object:
-    """One authenticated GET /v1/account (3 s): the token is accepted, the API answers."""
-    return await generator.runtime.current().api.http.send("GET", "/v1/account", timeout_s=3.0)
 
 
 def health_listener(

@@ -154,6 +154,10 @@ class ReplicateGenerator:
         """Close the running loop's clients."""
         await self.runtime.aclose()
 
+    async def ping(self) -> object:
+        """One authenticated GET /v1/account (3 s): the token is accepted, the API answers."""
+        return await self.runtime.current().api.http.send("GET", "/v1/account", timeout_s=3.0)
+
     async def warm(self) -> None:
         """Build the running loop's clients (and the TLS context) before the first campaign."""
         await asyncio.to_thread(shared_tls)  # ~50 ms once, off the event loop
