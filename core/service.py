@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core import actions
+from core import actions, uploads
 from core.audit import Gate
 from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
 from core.eta import Durations
@@ -60,10 +60,6 @@ class Estimate:
     steps: int
     cost_usd: float
     seconds: float | None = None  # how long it typically takes, where known (actions)
-
-
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # an image to animate
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"RIFF": ".webp"}
 
 
 class CampaignService:
@@ -361,12 +357,12 @@ class CampaignService:
     ) -> Campaign:
         """Animate an image of the caller's: a new one-product campaign (the Video Producer).
 
-        `data` is a PNG, JPEG or WebP file of at most MAX_UPLOAD_BYTES; `name` its
+        `data` is a PNG, JPEG or WebP file of at most `uploads.MAX_UPLOAD_BYTES`; `name` its
         file name (only shown). Refused like `submit` (quotas count it as a
         campaign), before anything is stored or written.
         """
         prompt = self._prompt(prompt)
-        suffix = _image_suffix(data)
+        suffix = uploads.image_suffix(data)
         stem = UNSAFE_CHARS.sub("", Path(name).stem).strip()[:80] or "image"
         request = CampaignRequest(
             theme=f"animate {stem}", products=1, videos=True, models=ModelOverrides()
@@ -502,17 +498,6 @@ class CampaignService:
     async def _audit_finished(self, campaign: Campaign) -> None:
         """The audit line of a campaign that has just been finalized."""
         await self._gate().finished(campaign, self.estimate(campaign.request).cost_usd)
-
-
-def _image_suffix(data: bytes) -> str:
-    """The file suffix of a PNG, JPEG or WebP image, or InvalidRequest."""
-    allowed = "a PNG, JPEG or WebP image up to 20 MB"
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise InvalidRequest("image", f"is too large ({len(data) / 2**20:.1f} MB)", allowed)
-    for magic, suffix in IMAGE_TYPES.items():
-        if data.startswith(magic) and (suffix != ".webp" or data[8:12] == b"WEBP"):
-            return suffix
-    raise InvalidRequest("image", "is not a PNG, JPEG or WebP image", allowed)
 
 
 def _write_new(path: Path, data: bytes) -> None:

@@ -28,10 +28,11 @@ from bot.cli.parser import model_flags
 from bot.cli.resume import resume
 from bot.cli.usage import usage
 from bot.signals import StopSignals
+from core import uploads
 from core.errors import InvalidRequest
 from core.ports import SpendLedger
 from core.request import parse_request
-from core.service import MAX_UPLOAD_BYTES, CampaignService
+from core.service import CampaignService
 from core.settings import Settings
 
 DEMO_REQUEST = 'theme:"retro cats" products:4 videos:yes style:neon audience:"indie gamers"'
@@ -129,9 +130,7 @@ def _read_image(path: Path) -> bytes | None:
     """The file's bytes (None if there is no such file: then it names a campaign)."""
     if not path.is_file():
         return None
-    if path.stat().st_size > MAX_UPLOAD_BYTES:  # refused before it is read
-        mb = path.stat().st_size / 2**20
-        raise InvalidRequest("image", f"is too large ({mb:.1f} MB)", "an image up to 20 MB")
+    uploads.check_size(path.stat().st_size)  # refused before it is read
     return path.read_bytes()
 
 

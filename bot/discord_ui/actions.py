@@ -24,11 +24,12 @@ from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove
 from bot.discord_ui.render import explain, starting_embed
 from bot.discord_ui.settings import DiscordSettings
 from bot.gallery import GallerySettings
+from core import uploads
 from core.errors import CampaignError, CampaignNotFound, InvalidRequest
 from core.model import Action, Campaign, CampaignStatus
 from core.ports import ProgressSink
 from core.request import CampaignRequest
-from core.service import MAX_UPLOAD_BYTES, CampaignService
+from core.service import CampaignService
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ DM_REFUSAL = (
 )
 RESTARTING = "I'm restarting right now: please try again in a few seconds."
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: long campaigns keep their thread open
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-IMAGE_ALLOWED = "a PNG, JPEG or WebP image up to 20 MB"
 Run = Callable[[Sequence[ProgressSink]], Awaitable[Campaign]]  # a service call given the sinks
 
 
@@ -345,14 +344,11 @@ async def answer(interaction: Interaction, text: str) -> None:
 
 def upload_problem(image: discord.Attachment) -> str | None:
     """Why an attachment cannot be animated, when its size or type already says so."""
-    if image.size > MAX_UPLOAD_BYTES:
-        problem = f"is too large ({image.size / 2**20:.1f} MB)"
-        return str(InvalidRequest("image", problem, IMAGE_ALLOWED))
-    kind = (image.content_type or "").split(";")[0].strip().lower()
-    if kind and kind not in IMAGE_TYPES:
-        return str(
-            InvalidRequest("image", f"is not a PNG, JPEG or WebP image ({kind})", IMAGE_ALLOWED)
-        )
+    try:
+        uploads.check_size(image.size)
+        uploads.check_media_type(image.content_type)
+    except InvalidRequest as exc:
+        return str(exc)
     return None
 
 
