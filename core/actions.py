@@ -23,6 +23,16 @@ DEFAULT_MOTION = "slow cinematic camera push-in, gentle natural motion"
 UPLOAD_MODEL = "upload"  # the image "model" of an uploaded image: it was never generated
 
 
+def require_finished(campaign: Campaign, action: str = "", *, running: bool = False) -> None:
+    """CampaignStateError unless the campaign has finished (and no run of it is live here,
+    `running`): "campaign X is still running; reroll once it has finished"."""
+    if campaign.status.done and not running:
+        return
+    then = f"; {action} once it has finished" if action else ""
+    status = campaign.status.value if not campaign.status.done else "running"
+    raise CampaignStateError(f"campaign {campaign.id} is still {status}{then}")
+
+
 def pick(campaign: Campaign, number: int) -> Product:
     """Product `number` as people see it (1-based, attempts included), or InvalidRequest."""
     count = len(campaign.products)

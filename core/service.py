@@ -427,10 +427,7 @@ class CampaignService:
         campaign = await self.store.get(campaign_id)
         if campaign_id in self._restarting:
             raise CampaignStateError(f"campaign {campaign_id} is already starting again")
-        if not campaign.status.done or campaign_id in self._runs:
-            then = f"; {action} once it has finished" if action else ""
-            status = campaign.status.value if not campaign.status.done else "running"
-            raise CampaignStateError(f"campaign {campaign_id} is still {status}{then}")
+        actions.require_finished(campaign, action, running=campaign_id in self._runs)
         return campaign
 
     async def _add_attempts(

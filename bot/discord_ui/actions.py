@@ -25,7 +25,8 @@ from bot.discord_ui.render import explain, starting_embed
 from bot.discord_ui.settings import DiscordSettings
 from bot.gallery import GallerySettings
 from core import uploads
-from core.errors import CampaignError, CampaignNotFound, InvalidRequest
+from core.actions import require_finished
+from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
 from core.model import Action, Campaign, CampaignStatus
 from core.ports import ProgressSink
 from core.request import CampaignRequest
@@ -243,12 +244,10 @@ class CampaignActions:
         campaign = await self._controllable(interaction, campaign_id)
         if campaign is None:
             return
-        if not campaign.status.done:  # as the service says it, before a follower refuses
-            await answer(
-                interaction,
-                f"❌ campaign {campaign.id} is still {campaign.status.value}; "
-                f"{verb} once it has finished",
-            )
+        try:
+            require_finished(campaign, verb)  # as the service says it, before a follower refuses
+        except CampaignStateError as exc:
+            await answer(interaction, f"❌ {exc}")
             return
         await self._run_again(interaction, campaign, run, text)
 

@@ -57,7 +57,7 @@ from bot.slack_ui.commands import (
 )
 from bot.slack_ui.settings import SlackSettings
 from bot.slack_ui.thread import MB, SlackThread
-from core.actions import pick
+from core.actions import pick, require_finished
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
 from core.model import Action, Campaign
 from core.ports import ProgressSink
@@ -370,11 +370,7 @@ class SlackFrontEnd:
         if not may_control(viewer, campaign):
             raise blocks.Refused(blocks.refusal_text(action.value, campaign))
         who = viewer.requester  # whose daily cost cap the action counts against
-        if not campaign.status.done:  # say what to do, before its live follower refuses
-            raise CampaignStateError(
-                f"campaign {campaign.id} is still {campaign.status.value};"
-                f" {action.value} once it has finished"
-            )
+        require_finished(campaign, action.value)  # said before its live follower refuses
         if number is not None:  # refused before a status message may be posted for it
             pick(campaign, number)
         if action is Action.REROLL:
