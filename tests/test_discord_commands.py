@@ -53,10 +53,14 @@ async def test_status_history_show_help_and_autocomplete(fake, make_service, sta
     running = await _submit(service, fake, user, 2)  # product 2's image stays gated
     await start_bot(service)
 
-    status = await _ask(fake, fake.command("status", user))
+    status = await _ask(fake, fake.command("status", user))  # as in Slack: your latest
     assert status["data"]["flags"] == EPHEMERAL
     (embed,) = status["data"]["embeds"]
-    assert running.id in embed["description"] and done.id not in embed["description"]
+    assert running.request.theme in embed["title"] and "running" in embed["title"]
+    earlier = (await _ask(fake, fake.command("status", user, {"id": done.id})))["data"]["embeds"]
+    assert done.request.theme in earlier[0]["title"] and "succeeded" in earlier[0]["title"]
+    nothing = await _ask(fake, fake.command("status", snowflake()))
+    assert "no campaigns yet" in nothing["data"]["content"]
     history = (await _ask(fake, fake.command("history", user)))["data"]["embeds"][0]
     assert history["description"].index(running.id) < history["description"].index(done.id)
     assert "nothing yet" in str(await _ask(fake, fake.command("history", snowflake())))

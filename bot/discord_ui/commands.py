@@ -106,12 +106,18 @@ def build_group(actions: CampaignActions, max_products: int) -> app_commands.Gro
     )(app_commands.choices(style=STYLE_CHOICES)(new))
     group.command(name="new", description="Start a campaign")(new)
 
-    @group.command(name="status", description="Your campaigns that are still running")
-    async def status(interaction: Interaction) -> None:
-        mine = await service.history(50, requester=requester_of(interaction))
-        running = [c for c in mine if not c.status.done]
-        embed = history_embed(running, "Your running campaigns")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+    @group.command(name="status", description="A campaign's progress (default: your latest)")
+    @app_commands.describe(id="campaign id (default: your latest campaign)")
+    async def status(interaction: Interaction, id: str | None = None) -> None:
+        if id is None or not id.strip():  # as in Slack: your latest, wherever it runs
+            mine = await service.history(1, requester=requester_of(interaction))
+            if not mine:
+                await interaction.response.send_message(
+                    "You have no campaigns yet: start one with `/campaign new`.", ephemeral=True
+                )
+                return
+            id = mine[0].id
+        await show_campaign(interaction, id.strip())
 
     @group.command(name="history", description="Your recent campaigns")
     async def history(interaction: Interaction) -> None:
@@ -122,7 +128,10 @@ def build_group(actions: CampaignActions, max_products: int) -> app_commands.Gro
     @group.command(name="show", description="One campaign in full")
     @app_commands.describe(id="campaign id")
     async def show(interaction: Interaction, id: str) -> None:
-        campaign = await find_visible(service, viewer_of(interaction), id.strip())
+        await show_campaign(interaction, id.strip())
+
+    async def show_campaign(interaction: Interaction, id: str) -> None:
+        campaign = await find_visible(service, viewer_of(interaction), id)
         if campaign is None:
             await interaction.response.send_message(
                 f"❌ There is no campaign `{clip(id, 64)}` here.", ephemeral=True
@@ -183,6 +192,7 @@ def build_group(actions: CampaignActions, max_products: int) -> app_commands.Gro
             if c.id.startswith(current.strip())
         ]
 
+    status.autocomplete("id")(campaign_ids)
     show.autocomplete("id")(campaign_ids)
     cancel.autocomplete("id")(campaign_ids)
     retry.autocomplete("id")(campaign_ids)

@@ -73,7 +73,7 @@ HELP_TEXT = """\
 **/campaign new** `theme` `products` `videos` `style` `audience`: plan products, make an image \
 (and a video) for each, post them in a thread. Or type it all in `request`, e.g. \
 `retro cats 5 products with videos in neon style`.
-**/campaign status**: your campaigns that are still running.
+**/campaign status** `id`: a campaign's progress (default: your latest).
 **/campaign history**: your recent campaigns.
 **/campaign show** `id`: one campaign in full.
 **/campaign cancel** `id` / **/campaign retry** `id`: stop a campaign, or re-run its failed steps \
