@@ -316,7 +316,8 @@ async def run_discord(ctx: Context) -> int:
     from bot.discord_ui import (
         app as discord_app,  # imported here: other commands need not load discord.py
     )
-    from bot.discord_ui.settings import DiscordSettings, endpoints
+    from bot.discord_ui.seams import endpoints
+    from bot.discord_ui.settings import DiscordSettings
     from bot.gallery import GallerySettings
 
     settings = ctx.settings

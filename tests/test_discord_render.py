@@ -13,7 +13,8 @@ from adapters.offline.product_image import render_product_image
 from bot.discord_ui.commands import to_request
 from bot.discord_ui.progress import Place
 from bot.discord_ui.render import MIB, _join_within, attachments, explain, shrink_image
-from bot.discord_ui.settings import DiscordSettings, endpoints
+from bot.discord_ui.seams import endpoints
+from bot.discord_ui.settings import DiscordSettings
 from core.errors import ConfigError, InvalidRequest
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -26,6 +25,7 @@ from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
 from bot.discord_ui.commands import build_group
 from bot.discord_ui.render import explain
+from bot.discord_ui.seams import guard_parsers
 from bot.discord_ui.settings import DiscordSettings
 from bot.discord_ui.views import AnimateButton, CancelButton, RerollButton, RetryButton
 from bot.gallery import GallerySettings
@@ -95,7 +95,7 @@ class CampaignBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # themes may say @everyone
             **options,
         )
-        guard_parsers(self._connection.parsers)
+        guard_parsers(self._connection.parsers)  # see seams.py
         self.service = service
         self.settings = settings
         self.max_products = max_products
@@ -173,28 +173,3 @@ async def serve_until_stopped(
     if isinstance(runner.exception(), discord.LoginFailure):
         raise ConfigError("Discord rejected DISCORD_TOKEN (reset it in the Developer Portal)")
     runner.result()  # re-raise anything else that stopped the bot
-
-
-def guard_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
-    """Make every gateway event parser but READY log and skip a payload it cannot parse.
-
-    discord.py calls these straight from the gateway loop (`DiscordWebSocket.
-    received_message`), so one odd INTERACTION_CREATE (a missing member `flags`
-    or `attachment_size_limit`) would otherwise end `bot.start()` and the bot.
-    READY stays unguarded: without it the session is unusable anyway.
-    """
-    for event, parse in list(parsers.items()):
-        if event != "READY" and not getattr(parse, "guarded", False):
-            parsers[event] = _guarded(event, parse)
-
-
-def _guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
-    def guarded(data: Any) -> None:
-        try:
-            parse(data)
-        except Exception:
-            ident = data.get("id") if isinstance(data, dict) else None
-            log.exception("skipped a %s payload discord.py could not parse (id %s)", event, ident)
-
-    guarded.guarded = True  # type: ignore[attr-defined]
-    return guarded

@@ -1,19 +1,11 @@
-"""Discord front-end settings, read once from the environment, and the endpoint switch.
-
-`endpoints()` points discord.py's process-wide REST base and gateway URL at
-other hosts (a proxy, or the fake server in the tests) and restores them on exit.
-"""
+"""Discord front-end settings, read once from the environment (the seams into discord.py
+that some of them set are in seams.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import yarl
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
 
 from bot.chat.config import id_list, url_setting
 from core.errors import ConfigError
@@ -47,20 +39,6 @@ class DiscordSettings:
             allowed_role_ids=frozenset(_ids(env, "DISCORD_ALLOWED_ROLE_IDS")),
             files_base_url=url_setting(env, "DISCORD_FILES_BASE_URL"),
         )
-
-
-@contextlib.contextmanager
-def endpoints(api_base_url: str | None, gateway_url: str | None) -> Iterator[None]:
-    """Use these REST/gateway URLs (None = Discord's own) until the block ends."""
-    old_base, old_gateway = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    if api_base_url:
-        Route.BASE = api_base_url.rstrip("/")
-    if gateway_url:
-        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
-    try:
-        yield
-    finally:
-        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway
 
 
 def _ids(env: Mapping[str, str], name: str) -> list[int]:

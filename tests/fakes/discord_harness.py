@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from bot.discord_ui.app import CampaignBot
-from bot.discord_ui.settings import DiscordSettings, endpoints
+from bot.discord_ui.seams import endpoints
+from bot.discord_ui.settings import DiscordSettings
 from core.model import Campaign
 from core.service import CampaignService
 from tests.fakes.discord_api import Call, FakeDiscord
