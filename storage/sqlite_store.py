@@ -58,7 +58,7 @@ class SqliteStore:
         # One connection is shared by every coroutine: a write must never land
         # inside another coroutine's open transaction.
         self._lock = asyncio.Lock()
-        self._writes: set[asyncio.Future[Any]] = set()
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def _write(self, work: Callable[[], Awaitable[T]], *, atomic: bool = True) -> T:
         """Run `work` in a transaction that completes even if the caller is cancelled.
@@ -66,17 +66,27 @@ class SqliteStore:
         `atomic=False`: `work` is one statement (atomic by itself in autocommit
         mode) or opens its own transaction: no BEGIN/COMMIT round trips.
         """
-        task = asyncio.ensure_future(self._transaction(work, atomic))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        return await self._shielded(self._transaction(work, atomic))
+
+    async def _read(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`'s reads in one transaction (one snapshot), completed even if the caller
+        is cancelled: a BEGIN sent is always followed by its COMMIT."""
+        return await self._shielded(self._transaction(work, begin="BEGIN"))
+
+    async def _shielded(self, transaction: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(transaction)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
         task.add_done_callback(_settled)
         return await asyncio.shield(task)
 
-    async def _transaction(self, work: Callable[[], Awaitable[T]], atomic: bool = True) -> T:
+    async def _transaction(
+        self, work: Callable[[], Awaitable[T]], atomic: bool = True, begin: str = "BEGIN IMMEDIATE"
+    ) -> T:
         async with self._lock:
             if not atomic:
                 return await work()
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._db.execute(begin)
             try:
                 result = await work()
             except BaseException:
@@ -111,8 +121,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Finish writes in flight, then close the connection."""
-        if self._writes:
-            await asyncio.wait(self._writes)
+        if self._pending:
+            await asyncio.wait(self._pending)
         await self._db.close()
 
     async def create_campaign(self, campaign: Campaign) -> None:
@@ -303,23 +313,21 @@ class SqliteStore:
     async def _campaigns(self, clause: str, params: tuple[Any, ...]) -> list[Campaign]:
         """Campaigns chosen by `clause`, with their products and steps: three queries in one
         read transaction (one snapshot), however many campaigns."""
-        async with self._lock:  # the shared connection: no write may land inside this read
-            await self._db.execute("BEGIN")
-            try:
-                async with self._db.execute(f"SELECT * FROM campaigns {clause}", params) as cur:
-                    rows = list(await cur.fetchall())
-                ids = [row["id"] for row in rows]
-                marks = ", ".join("?" * len(ids))
-                products = await self._rows(
-                    f"SELECT * FROM products WHERE campaign_id IN ({marks}) ORDER BY idx", ids
-                )
-                steps = await self._rows(
-                    f"SELECT * FROM steps WHERE campaign_id IN ({marks})"
-                    " ORDER BY product_idx, name",
-                    ids,
-                )
-            finally:
-                await self._db.execute("COMMIT")
+
+        async def work() -> tuple[list[Any], list[Any], list[Any]]:
+            rows = await self._rows(f"SELECT * FROM campaigns {clause}", params)
+            marks = ", ".join("?" * len(rows))
+            ids = [row["id"] for row in rows]
+            products = await self._rows(
+                f"SELECT * FROM products WHERE campaign_id IN ({marks}) ORDER BY idx", ids
+            )
+            steps = await self._rows(
+                f"SELECT * FROM steps WHERE campaign_id IN ({marks}) ORDER BY product_idx, name",
+                ids,
+            )
+            return rows, products, steps
+
+        rows, products, steps = await self._read(work)
         products_of: dict[str, list[Any]] = {}
         steps_of: dict[str, list[StepRecord]] = {}
         for product in products:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -143,6 +144,19 @@ async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteS
     assert [c.id for c in listed] == [c.id for c in reversed(made)]
     assert listed == list(reversed(made))  # products and steps all there, in order
     assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
+
+
+async def test_a_read_cancelled_midway_leaves_no_transaction_open(store: SqliteStore) -> None:
+    await store.create_campaign(_campaign())
+    for yields in range(12):  # cancelled at every point of the read, one after another
+        reader = asyncio.create_task(store.recent())
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+    assert [c.id for c in await store.recent()] == ["abc12345"]  # no "transaction within"
+    await store.request_cancel("abc12345")  # and writes still go through
+    assert await store.cancel_requested("abc12345")
 
 
 async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
