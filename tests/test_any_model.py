@@ -235,3 +235,19 @@ def noise_png(side: int) -> bytes:
         out, "PNG"
     )
     return out.getvalue()
+
+
+async def test_the_planner_too_runs_a_community_model_by_its_latest_version(
+    build: Build, fake: FakeReplicate, tmp_path: Path
+) -> None:
+    model = "someone-community/tiny-llm"
+    fake.add_model(model, SCHEMAS["meta/meta-llama-3-8b-instruct"], "text", community=True)
+    path = tmp_path / "models.toml"
+    path.write_text(f'[models."{model}"]\nkind = "text"\nunit = "mtoken"\nprice = 0.1\n')
+    campaign = await build(ModelTable(text=model).with_file(path), llm=True).run(
+        CampaignRequest(theme="cats", products=2)
+    )
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    (plan,) = fake.created(model)
+    assert plan["version"] == fake.latest[model]  # after one 404 on the official endpoint
+    assert [p.plan.name for p in campaign.products] == ["Cats Item 1", "Cats Item 2"]  # its plans

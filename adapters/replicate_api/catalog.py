@@ -94,6 +94,13 @@ class Binding:
             return self.price.image_input
         return self.schema.first(IMAGE_INPUTS)
 
+    def unable(self) -> str | None:
+        """Why this model cannot make a step of its kind, in words; None if it can."""
+        missing = self.problems()
+        if not missing:
+            return None
+        return f"{self.ref} cannot make {self.kind.value}s: it has no {' or '.join(missing)}"
+
     def problems(self) -> list[str]:
         """What keeps this model from doing a step of its kind (empty: it can)."""
         if self.schema is None:
@@ -263,13 +270,24 @@ class ModelCatalog:
             await self._from_cache(ref)
         return self.bound(kind, override)
 
-    def forget(self, ref: str) -> None:
-        """Compare `ref`'s schema with Replicate again on next use (after a 422)."""
-        self._stale.add(ref)
+    async def after_refusal(
+        self, http: ReplicateHttp, binding: Binding, refused: Refused
+    ) -> Binding | None:
+        """The binding to create with once more after a refused create, or None.
 
-    def community(self, ref: str) -> None:
-        """`ref` answered 404 on the official endpoint: create by its latest version."""
-        self._community.add(ref)
+        404 on the official endpoint: a community model, created by its latest
+        version from now on. 422: the schema may have changed since it was read,
+        so it is read again. None when nothing changed: the refusal stands.
+        """
+        if refused.status == 404 and binding.latest and not binding.community:
+            self._community.add(binding.ref)
+        elif refused.status == 422:
+            self._stale.add(binding.ref)
+        else:
+            return None
+        again = await self.bind(http, binding.kind, binding.ref)
+        changed = again.community != binding.community or again.schema != binding.schema
+        return again if changed else None
 
     async def _refresh(self, http: ReplicateHttp, ref: str) -> None:
         known = self._known.get(ref)

@@ -185,12 +185,8 @@ class ReplicateGenerator:
             except StepError as exc:  # e.g. unreachable: the step reads the schema again
                 log.warning("could not check the %s model: %s", kind.value, exc)
                 continue
-            if missing := binding.problems():
-                raise InvalidRequest(
-                    field,
-                    f"{binding.ref} cannot make {kind.value}s: it has no {' or '.join(missing)}",
-                    f"a {kind.value} model with those inputs",
-                )
+            if (unable := binding.unable()) is not None:
+                raise InvalidRequest(field, unable, f"a {kind.value} model with those inputs")
 
     async def run(self, job: StepJob, ctx: StepContext) -> StepOutput:
         """Run one image or video prediction and download its output."""
@@ -207,31 +203,12 @@ class ReplicateGenerator:
                 own, binding, job, ctx, None, await self._inputs(own, binding, job)
             )
         except Refused as refused:
-            again = await self._after_refusal(own, binding, refused)
+            again = await self.runtime.catalog.after_refusal(own.api.http, binding, refused)
             if again is None:
                 raise
             return await self._finish(
                 own, again, job, ctx, None, await self._inputs(own, again, job)
             )
-
-    async def _after_refusal(
-        self, own: _Loop, binding: Binding, refused: Refused
-    ) -> Binding | None:
-        """The binding to try once more after a refused create, or None.
-
-        404 on the official endpoint: a community model, created by its latest
-        version. 422: the schema may have changed since it was read.
-        """
-        catalog = self.runtime.catalog
-        if refused.status == 404 and binding.latest and not binding.community:
-            catalog.community(binding.ref)
-        elif refused.status == 422:
-            catalog.forget(binding.ref)
-        else:
-            return None
-        again = await catalog.bind(own.api.http, binding.kind, binding.ref)
-        changed = again.community != binding.community or again.schema != binding.schema
-        return again if changed else None
 
     async def _finish(
         self,
@@ -296,10 +273,8 @@ class ReplicateGenerator:
 
     async def _inputs(self, own: _Loop, binding: Binding, job: StepJob) -> dict[str, Any]:
         """The step's input, built from the model's schema and checked before anything is spent."""
-        if missing := binding.problems():
-            raise PermanentStepError(
-                f"{binding.ref} cannot make this {job.kind.value}: it has no {' or '.join(missing)}"
-            )
+        if (unable := binding.unable()) is not None:
+            raise PermanentStepError(unable)
         if job.step is StepName.IMAGE:
             inputs = binding.inputs(job.plan.image_prompt, seed=job.seed)
         elif job.input_url is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 
+from adapters.replicate_api.catalog import Binding
 from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
+from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import QUIET, REUSABLE, predict
 from adapters.replicate_api.predictions import Prediction, PredictionApi
 from core.errors import PermanentStepError, StepError
@@ -63,28 +65,44 @@ class LlmPlanner:
         return Plans(plans, note=f"fell back to the offline planner: {reason}")
 
     async def _ask(self, request: CampaignRequest, ctx: PlanContext | None, *, strict: bool) -> str:
-        settings = self.runtime.settings
-        api = self.runtime.current().api
-        binding = await self.runtime.catalog.bind(api.http, StepKind.TEXT, request.models.text)
-        inputs = binding.text_inputs(plan_prompt(request, strict=strict), INSTRUCTION)
+        api, catalog = self.runtime.current().api, self.runtime.catalog
+        binding = await catalog.bind(api.http, StepKind.TEXT, request.models.text)
         existing = None
         if ctx is not None and ctx.provider_id and not strict:
             existing = await _reusable(api, ctx.provider_id)
-        prediction = await predict(
+        try:
+            prediction = await self._predict(api, binding, request, ctx, existing, strict=strict)
+        except Refused as refused:  # a community model, or a schema changed since it was read
+            again = await catalog.after_refusal(api.http, binding, refused)
+            if again is None:
+                raise
+            prediction = await self._predict(api, again, request, ctx, None, strict=strict)
+        if (error := outcome_error(prediction)) is not None:
+            raise StepError(error)
+        return answer_text(prediction.get("output"))
+
+    async def _predict(
+        self,
+        api: PredictionApi,
+        binding: Binding,
+        request: CampaignRequest,
+        ctx: PlanContext | None,
+        existing: Prediction | None,
+        *,
+        strict: bool,
+    ) -> Prediction:
+        return await predict(
             api,
             binding.create_ref,
-            inputs,
+            binding.text_inputs(plan_prompt(request, strict=strict), INSTRUCTION),
             kind=StepKind.TEXT,
-            deadline_s=settings.deadline(StepKind.TEXT),
+            deadline_s=self.runtime.settings.deadline(StepKind.TEXT),
             hooks=ctx.hooks if ctx else QUIET,
             existing=existing,
             intent_at=ctx.intent_at if ctx and existing is None else None,
             sent=json.loads(ctx.sent_input) if ctx and ctx.sent_input else None,
             key=ctx.campaign_id if ctx else None,
         )
-        if (error := outcome_error(prediction)) is not None:
-            raise StepError(error)
-        return answer_text(prediction.get("output"))
 
 
 async def _reusable(api: PredictionApi, provider_id: str) -> Prediction | None:
