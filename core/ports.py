@@ -75,7 +75,7 @@ async def _ignore(_url: str) -> None:
     """The default output_ready hook: nobody chains on this step."""
 
 
-async def _spend_freely(_sent: str = "") -> None:
+async def _spend_freely(_sent: str) -> None:
     """The default before_spend hook: nothing to record, nobody to fence."""
 
 

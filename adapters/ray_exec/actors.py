@@ -116,7 +116,7 @@ class _StepRun:
         """Forward the prediction id and wait until the driver has stored it."""
         await self._acked(("provider_id", provider_id))
 
-    async def before_spend(self, sent: str = "") -> None:
+    async def before_spend(self, sent: str) -> None:
         """Ask the driver to record the intent; LeaseLost if it no longer owns the campaign."""
         if not await self._acked(("intent", sent)):
             raise LeaseLost(self.campaign_id)

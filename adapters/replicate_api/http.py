@@ -86,11 +86,7 @@ class Refused(PermanentStepError):
 
 
 class RateHeld(PermanentStepError):
-    """A create waited for the account's rate limit past its deadline (`held_s` seconds)."""
-
-    def __init__(self, held_s: float) -> None:
-        super().__init__(f"Replicate's rate limit held this create back for {held_s:g} s")
-        self.held_s = held_s
+    """A create waited for the account's rate limit past its deadline (`predict` words it)."""
 
 
 class ReplicateHttp:
@@ -198,16 +194,11 @@ class ReplicateHttp:
         self, key: str, priority: float, on_place: OnPlace | None, until: float | None
     ) -> None:
         """A token from the create budget, or RateHeld at loop time `until`."""
-        if until is None:
-            await self.creates.take(key, on_place, priority=priority)
-            return
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         try:
-            async with asyncio.timeout_at(until):
+            async with asyncio.timeout_at(until):  # None: no deadline
                 await self.creates.take(key, on_place, priority=priority)
         except TimeoutError:
-            raise RateHeld(round(loop.time() - started, 1)) from None
+            raise RateHeld("Replicate's rate limit held this create back") from None
 
     async def call(self, method: str, path: str, what: str, attempts: int, **kwargs: Any) -> Json:
         """`send` with retries (for requests that are safe to repeat)."""
