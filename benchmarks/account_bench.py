@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ from benchmarks.speed_bench import (
     operator_env,
 )
 from core.request import parse_request
+from core.service import CampaignService
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,19 +82,24 @@ def small_bound_s(products: int) -> float:
     return PLAN_S + (creates - 2) * SMALL_RATE_S + VIDEO_S
 
 
-async def small_account(products: int) -> SmallRun:
+@contextlib.asynccontextmanager
+async def on_small_account() -> AsyncIterator[tuple[CampaignService, str]]:
+    """A bot built as `bot.py run` builds it, on a fresh fake small account: (service, url)."""
     with tempfile.TemporaryDirectory(prefix="account-bench-") as data:
         async with fake_api(SMALL_PER_MIN, SCALED_RATES[1], False, burst=1) as url:
             env = operator_env(url, Path(data), SCALED_RATES)
             with bot_environ(env):
-                settings = Settings.from_env(env)
-                request = parse_request(f"theme:mugs products:{products} videos:yes")
-                async with build(settings) as app:
-                    started = time.perf_counter()
-                    campaign = await app.service.submit(request)
-                    final = await app.service.wait(campaign.id)
-                    makespan = time.perf_counter() - started
-            stats = await fake_stats(url)
+                async with build(Settings.from_env(env)) as app:
+                    yield app.service, url
+
+
+async def small_account(products: int) -> SmallRun:
+    request = parse_request(f"theme:mugs products:{products} videos:yes")
+    async with on_small_account() as (service, url):
+        started = time.perf_counter()
+        final = await service.wait((await service.submit(request)).id)
+        makespan = time.perf_counter() - started
+        stats = await fake_stats(url)
     return SmallRun(
         makespan,
         small_bound_s(products),
@@ -103,25 +110,17 @@ async def small_account(products: int) -> SmallRun:
 
 
 async def fair_share(big_products: int) -> FairRun:
-    with tempfile.TemporaryDirectory(prefix="account-bench-") as data:
-        async with fake_api(SMALL_PER_MIN, SCALED_RATES[1], False, burst=1) as url:
-            env = operator_env(url, Path(data), SCALED_RATES)
-            with bot_environ(env):
-                settings = Settings.from_env(env)
-                async with build(settings) as app:
-                    service = app.service
-                    t0 = time.perf_counter()
-                    big = await service.submit(
-                        parse_request(f"theme:zebras products:{big_products}")
-                    )
-                    before = await _creates_reach(url, 2)  # planned: its images are in line
-                    t1 = time.perf_counter()
-                    small = await service.submit(parse_request("theme:koalas products:1"))
-                    small_done = await service.wait(small.id)
-                    t2 = time.perf_counter()
-                    big_done = await service.wait(big.id)
-                    t3 = time.perf_counter()
-            stats = await fake_stats(url)
+    async with on_small_account() as (service, url):
+        t0 = time.perf_counter()
+        big = await service.submit(parse_request(f"theme:zebras products:{big_products}"))
+        before = await _creates_reach(url, 2)  # planned: its images are in line
+        t1 = time.perf_counter()
+        small = await service.submit(parse_request("theme:koalas products:1"))
+        small_done = await service.wait(small.id)
+        t2 = time.perf_counter()
+        big_done = await service.wait(big.id)
+        t3 = time.perf_counter()
+        stats = await fake_stats(url)
     order = list(stats.get("predictions", []))[before:]
     places = tuple(i + 1 for i, p in enumerate(order) if "koala" in p["input_key"].lower())
     return FairRun(

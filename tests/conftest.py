@@ -98,7 +98,7 @@ ReplicateFactory = Callable[..., tuple[CampaignService, ReplicateGenerator]]
 
 @pytest.fixture
 async def replicate_service(
-    tmp_path: Path, store: SqliteStore, bot_main: ModuleType
+    make_service: ServiceFactory, store: SqliteStore
 ) -> AsyncIterator[ReplicateFactory]:
     """Factory: `service, generator = replicate_service(fake, **settings)`, a service on the
     real Replicate generator against a fake API (`tests.fakes.replicate`).
@@ -109,31 +109,25 @@ async def replicate_service(
     """
     from tests.fakes.replicate import fast_settings
 
-    built: list[tuple[CampaignService, LocalExecutor, ReplicateGenerator]] = []
+    built: list[tuple[CampaignService, ReplicateGenerator]] = []
 
     def factory(
         fake: Any, *, planner: Planner | None = None, limits: Limits | None = None, **changes: Any
     ) -> tuple[CampaignService, ReplicateGenerator]:
         generator = ReplicateGenerator(fast_settings(fake, **changes))
         generator.runtime.catalog.cache = store
-        settings = fixture_settings(tmp_path, limits)
-        executor = LocalExecutor(generator, settings.limits)
-        service: CampaignService = bot_main.wire(
-            settings,
-            store=store,
-            generator=generator,
-            executor=executor,
+        service = make_service(
+            generator,
+            limits,
             planner=planner or LlmPlanner(generator.runtime),
-            sheet=fake_sheet,
             priced_models=generator.settings.models.requestable(),
         )
-        built.append((service, executor, generator))
+        built.append((service, generator))
         return service, generator
 
     yield factory
-    for service, executor, generator in built:
-        await service.aclose()
-        await executor.aclose()
+    for service, generator in built:  # this teardown runs before make_service's
+        await service.aclose()  # (idempotent: make_service closes it again, then its executor)
         await generator.aclose()
 
 
