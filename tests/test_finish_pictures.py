@@ -221,7 +221,7 @@ async def test_real_pictures_of_an_offline_campaign_with_videos(
         assert colors.get(timeline.KIND_COLORS["video"], 0) > 100
 
 
-# --- the README's pictures -----------------------------------------------------------
+# --- the docs' pictures -------------------------------------------------------------
 
 
 async def make_screenshots(bot_main: ModuleType, folder: Path, out: Path) -> list[Path]:

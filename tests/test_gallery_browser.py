@@ -5,7 +5,7 @@ by the offline generator, and checks what a person would see: every image
 decoded (naturalWidth > 0) and every video's metadata loaded (readyState >= 1,
 duration > 0). A tampered link shows the 403 page. A screenshot of the
 campaign page is saved (to $GALLERY_SCREENSHOT too when set, e.g.
-`GALLERY_SCREENSHOT=docs/gallery.png` for the README's picture).
+`GALLERY_SCREENSHOT=docs/gallery.png` for docs/operations.md's picture).
 
 Skipped with the reason when Chromium or chromedriver is missing; .ci/run
 installs them (`apt-get install chromium chromium-driver`) so CI runs it.

@@ -1,6 +1,6 @@
 """What each action costs in provider calls: `bot.py reroll/animate` against the fake Replicate.
 
-The figures the README quotes are asserted here: a reroll is one image
+The figures docs/commands.md quotes are asserted here: a reroll is one image
 prediction (plus one video prediction for a product with a video), an animate
 one video prediction with the stored image handed on by URL (no upload while
 the URL is fresh), and an uploaded image one video prediction, plus one file
