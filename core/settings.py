@@ -1,6 +1,6 @@
 """Settings: read once from the environment into a frozen object.
 
-Every variable is listed in README.md. Secrets are kept out of repr() so
+Every variable is listed in docs/configuration.md. Secrets are kept out of repr() so
 they never reach logs or error messages.
 """
 
@@ -51,7 +51,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from environment variables (see README.md for the list)."""
+        """Settings from environment variables (see docs/configuration.md for the list)."""
         env = os.environ if env is None else env
         base = Limits()
         limits = Limits(

@@ -52,7 +52,7 @@ SHIP_EXCLUDES = (
 
 @dataclass(frozen=True)
 class RaySettings:
-    """How to reach (or start) Ray; read from the environment (see README.md)."""
+    """How to reach (or start) Ray; read from the environment (see docs/ray.md)."""
 
     address: str | None = None  # RAY_ADDRESS: join this cluster instead of starting one
     num_cpus: int = max(1, os.cpu_count() or 1)  # CPUs of a Ray started by the bot

@@ -283,7 +283,7 @@ _KEYS = frozenset(
 
 
 def load_models_file(path: str | Path) -> dict[str, ModelPrice]:
-    """The `[models."owner/name"]` tables of a TOML models file (see README, Replicate)."""
+    """The `[models."owner/name"]` tables of a TOML models file (see docs/replicate.md)."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

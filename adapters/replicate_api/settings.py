@@ -1,7 +1,7 @@
 """ReplicateSettings: everything the Replicate adapters read from the environment.
 
 The API token is kept out of repr() so it never reaches logs or messages.
-Every variable is listed in README.md.
+Every variable is listed in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class ReplicateSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReplicateSettings:
-        """Settings from REPLICATE_* variables (see README.md)."""
+        """Settings from REPLICATE_* variables (see docs/configuration.md)."""
         env = os.environ if env is None else env
         base = cls()
         numbers = {

@@ -25,7 +25,7 @@ class DiscordSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DiscordSettings:
-        """Settings from DISCORD_* variables (see README.md); raises ConfigError."""
+        """Settings from DISCORD_* variables (see docs/configuration.md); raises ConfigError."""
         env = os.environ if env is None else env
         token = env.get("DISCORD_TOKEN", "").strip()
         if not token:

@@ -37,7 +37,7 @@ class SlackSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
-        """Settings from SLACK_* environment variables (see README.md)."""
+        """Settings from SLACK_* environment variables (see docs/configuration.md)."""
         env = os.environ if env is None else env
         api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
         return cls(
