@@ -1,4 +1,4 @@
-"""bot/gallery.py over HTTP: signed links, 403s, files only from the record, escaping.
+"""bot/gallery over HTTP: signed links, 403s, files only from the record, escaping.
 
 The campaigns are real: made once per module by the service with the offline
 generator (Pillow images, ffmpeg Ken Burns videos, a contact sheet) into a
