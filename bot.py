@@ -35,17 +35,17 @@ from bot.health import (
     Check,
     add_health_routes,
     database_check,
-    http_listen_address,
     provider_check,
     serve_http,
 )
+from bot.settings import AppSettings, HttpSettings
 from core.errors import ConfigError
 from core.pictures import Pictures, Renderers
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
-from core.settings import Settings
+from core.settings import CoreSettings
 from storage.sqlite_store import SqliteStore
 
 # Adapters and chat libraries are imported by the functions that use them, so that
@@ -83,7 +83,7 @@ class App:
 
 @contextlib.asynccontextmanager
 async def build(
-    settings: Settings,
+    settings: AppSettings,
     *,
     generator: Generator | None = None,
     planner: Planner | None = None,
@@ -111,11 +111,11 @@ async def build(
         if generator is None:
             # Commands that only read or flag campaigns generate nothing: the free
             # offline generator stands in (no clients, no Replicate adapter loaded).
-            generator = make_generator(settings, models) if run_steps else offline(settings)
+            generator = make_generator(settings, models) if run_steps else offline(settings.core)
             stack.push_async_callback(generator.aclose)
             await generator.warm()
         replicate = as_replicate(generator)
-        store = await SqliteStore.open(settings.database)
+        store = await SqliteStore.open(settings.core.database)
         stack.push_async_callback(store.close)
         if replicate is not None:
             from adapters.replicate_api.models import KINDS
@@ -129,7 +129,7 @@ async def build(
             planner = llm_planner(replicate) if replicate else OfflinePlanner()
         priced = {"priced_models": replicate.settings.models.requestable()} if replicate else {}
         service = wire(
-            settings,
+            settings.core,
             store=store,
             generator=generator,
             executor=executor,
@@ -143,11 +143,11 @@ async def build(
         if receiver is not None and run_steps and webhook_listener:
             address = receiver.runtime.settings.listen_address()
             await stack.enter_async_context(receiver.listen(*address))
-        yield App(service, store, readiness_checks(settings, replicate), receiver)
+        yield App(service, store, readiness_checks(settings.core, replicate), receiver)
 
 
 def wire(
-    settings: Settings,
+    settings: CoreSettings,
     *,
     store: SqliteStore,
     generator: Generator,
@@ -176,7 +176,7 @@ def wire(
     )
 
 
-def service_config(settings: Settings) -> ServiceConfig:
+def service_config(settings: CoreSettings) -> ServiceConfig:
     """The service's knobs from the settings."""
     return ServiceConfig(
         data_dir=settings.data_dir,
@@ -187,25 +187,25 @@ def service_config(settings: Settings) -> ServiceConfig:
     )
 
 
-def make_generator(settings: Settings, models: Mapping[str, str | None] | None = None) -> Generator:
+def make_generator(
+    settings: AppSettings, models: Mapping[str, str | None] | None = None
+) -> Generator:
     """The generator the settings ask for; `models` overrides Replicate's per kind."""
-    name = settings.generator
+    name = settings.core.generator
     if name == "auto":
-        name = "replicate" if settings.replicate_api_token else "offline"
+        name = "replicate" if settings.replicate.api_token else "offline"
     if name == "replicate":
-        if not settings.replicate_api_token:
+        if not settings.replicate.api_token:
             raise ConfigError(
                 "--generator replicate needs REPLICATE_API_TOKEN (or use --generator offline)"
             )
         from adapters.replicate_api.generator import ReplicateGenerator
-        from adapters.replicate_api.settings import ReplicateSettings
 
-        replicate = ReplicateSettings.from_env().with_models(models or {})
-        return ReplicateGenerator(replace(replicate, api_token=settings.replicate_api_token))
-    return offline(settings)
+        return ReplicateGenerator(settings.replicate.with_models(models or {}))
+    return offline(settings.core)
 
 
-def offline(settings: Settings) -> OfflineGenerator:
+def offline(settings: CoreSettings) -> OfflineGenerator:
     """The embedded default generator: Pillow images and Ken Burns clips, no network."""
     return OfflineGenerator(video_seconds=settings.video_seconds)
 
@@ -226,24 +226,25 @@ def llm_planner(replicate: ReplicateGenerator) -> Planner:
     return LlmPlanner(replicate.runtime)
 
 
-async def make_executor(settings: Settings, generator: Generator, *, run_steps: bool) -> Executor:
+async def make_executor(
+    settings: AppSettings, generator: Generator, *, run_steps: bool
+) -> Executor:
     """The executor the settings ask for; auto means Ray when RAY_ADDRESS is set.
 
     Ray missing or unreachable: one line on stderr, and the local executor.
     Without `run_steps` the local one, which is never used and starts nothing.
     """
     from adapters.local_executor import LocalExecutor
-    from adapters.ray_exec.settings import RaySettings
 
-    ray = RaySettings.from_env()
-    name = settings.executor if run_steps else "local"
+    limits = settings.core.limits
+    name = settings.core.executor if run_steps else "local"
     if name == "auto":
-        name = "ray" if ray.address else "local"
+        name = "ray" if settings.ray.address else "local"
     if name == "ray":
         from adapters.ray_exec.connect import open_ray_executor
 
-        return await open_ray_executor(generator, settings.limits, ray, _warn)
-    return LocalExecutor(generator, settings.limits)
+        return await open_ray_executor(generator, limits, settings.ray, _warn)
+    return LocalExecutor(generator, limits)
 
 
 def _warn(line: str) -> None:
@@ -259,17 +260,19 @@ def webhooks(replicate: ReplicateGenerator | None) -> WebhookReceiver | None:
     return None
 
 
-def readiness_checks(settings: Settings, replicate: ReplicateGenerator | None) -> dict[str, Check]:
+def readiness_checks(
+    settings: CoreSettings, replicate: ReplicateGenerator | None
+) -> dict[str, Check]:
     """/readyz: the database takes the write lock; Replicate answers (or the offline generator)."""
     ping = replicate.ping if replicate else None
     return {"database": database_check(settings.database), "provider": provider_check(ping)}
 
 
 def health_listener(
-    checks: Mapping[str, Check], busy_port: int | None = None
+    http: HttpSettings, checks: Mapping[str, Check], busy_port: int | None = None
 ) -> contextlib.AbstractAsyncContextManager[int | None]:
     """The CAMPAIGN_HTTP_PORT listener with /healthz and /readyz, or a no-op when unset."""
-    address = http_listen_address()
+    address = http.address()
     if address is None or address[1] == busy_port:
         return contextlib.nullcontext()
     return serve_http(lambda app: add_health_routes(app, checks), *address)
@@ -280,22 +283,19 @@ async def run_slack(ctx: Context) -> int:
 
     Stopping hands the campaigns running here over to the next process.
     """
-    from bot.gallery import GallerySettings
     from bot.slack_ui import (
         app as slack_app,  # imported here: other commands need not load slack-bolt
     )
-    from bot.slack_ui.settings import SlackSettings
 
     args, settings = ctx.args, ctx.settings
-    slack = SlackSettings.from_env()
-    socket = args.socket or slack.app_token is not None
-    slack.check(socket_mode=socket)
+    socket = args.socket or settings.slack.app_token is not None
+    settings.slack.check(socket_mode=socket)
     async with build(settings, webhook_listener=socket, hand_over=True) as app:
         front = slack_app.SlackFrontEnd(
             app.service,
-            slack,
-            max_products=settings.max_products,
-            gallery=GallerySettings.from_env(),
+            settings.slack,
+            max_products=settings.core.max_products,
+            gallery=settings.gallery,
         )
         receiver = None if socket else app.webhooks
 
@@ -304,7 +304,8 @@ async def run_slack(ctx: Context) -> int:
                 receiver.add_to(web_app)
             add_health_routes(web_app, app.checks)
 
-        async with health_listener(app.checks, busy_port=None if socket else args.port):
+        busy = None if socket else args.port
+        async with health_listener(settings.http, app.checks, busy_port=busy):
             await slack_app.serve_until_stopped(
                 front, socket=socket, host=args.host, port=args.port, mount=mount, stop=ctx.signals
             )
@@ -317,35 +318,34 @@ async def run_discord(ctx: Context) -> int:
         app as discord_app,  # imported here: other commands need not load discord.py
     )
     from bot.discord_ui.seams import endpoints
-    from bot.discord_ui.settings import DiscordSettings
-    from bot.gallery import GallerySettings
 
     settings = ctx.settings
-    config = DiscordSettings.from_env()
+    config = settings.discord
+    token = config.bot_token()  # a ConfigError before anything starts
     with endpoints(config.api_base_url, config.gateway_url):
         async with build(settings, hand_over=True) as app:
             bot = discord_app.CampaignBot(
                 app.service,
                 config,
-                max_products=settings.max_products,
-                progress_interval_s=settings.progress_interval_s,
-                gallery=GallerySettings.from_env(),
+                max_products=settings.core.max_products,
+                progress_interval_s=settings.core.progress_interval_s,
+                gallery=settings.gallery,
                 sync_commands=ctx.args.sync,
             )
-            async with health_listener(app.checks):
-                await discord_app.serve_until_stopped(bot, config.token, stop=ctx.signals)
+            async with health_listener(settings.http, app.checks):
+                await discord_app.serve_until_stopped(bot, token, stop=ctx.signals)
     return EXIT_OK
 
 
 async def run_gallery(ctx: Context) -> int:
     """Serve the gallery (with /healthz, /readyz) until SIGINT or SIGTERM; prints a signed link."""
-    from bot.gallery import GallerySettings, serve_gallery
+    from bot.gallery import serve_gallery
 
-    gallery = GallerySettings.from_env()  # a bad secret or URL: exit 2 before serving
-    store = await SqliteStore.open(ctx.settings.database)
+    settings = ctx.settings
+    store = await SqliteStore.open(settings.core.database)
     try:
         return await serve_gallery(
-            store, ctx.settings, ctx.args.host, ctx.args.port, sys.stdout, gallery=gallery
+            store, settings.core, ctx.args.host, ctx.args.port, sys.stdout, gallery=settings.gallery
         )
     finally:
         await store.close()
@@ -356,14 +356,12 @@ async def run_models(ctx: Context) -> int:
     from adapters.replicate_api.catalog import ModelCatalog
     from adapters.replicate_api.http import ReplicateHttp
     from adapters.replicate_api.report import describe_models
-    from adapters.replicate_api.settings import ReplicateSettings
     from bot.cli.models import print_models
 
-    replicate = ReplicateSettings.from_env()
-    token = ctx.settings.replicate_api_token
-    store = await SqliteStore.open(ctx.settings.database)
+    replicate = ctx.settings.replicate
+    store = await SqliteStore.open(ctx.settings.core.database)
     catalog = ModelCatalog(replicate.models, cache=store)
-    http = ReplicateHttp(replace(replicate, api_token=token)) if token else None
+    http = ReplicateHttp(replicate) if replicate.api_token else None
     try:
         rows = await describe_models(catalog, http)
     finally:

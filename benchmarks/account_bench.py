@@ -41,16 +41,15 @@ from benchmarks.speed_bench import (
     PLAN_S,
     SCALED_RATES,
     VIDEO_S,
-    bot_environ,
     build,
     fake_api,
     fake_stats,
     markdown_table,
     operator_env,
 )
+from bot.settings import AppSettings
 from core.request import parse_request
 from core.service import CampaignService
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_PER_MIN = 600.0  # Replicate's ~6 creates/min for a small account, scaled 1:100
@@ -88,9 +87,8 @@ async def on_small_account() -> AsyncIterator[tuple[CampaignService, str]]:
     with tempfile.TemporaryDirectory(prefix="account-bench-") as data:
         async with fake_api(SMALL_PER_MIN, SCALED_RATES[1], False, burst=1) as url:
             env = operator_env(url, Path(data), SCALED_RATES)
-            with bot_environ(env):
-                async with build(Settings.from_env(env)) as app:
-                    yield app.service, url
+            async with build(AppSettings.from_mapping(env)) as app:
+                yield app.service, url
 
 
 async def small_account(products: int) -> SmallRun:

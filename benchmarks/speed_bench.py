@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,10 +48,10 @@ from typing import Any
 import httpx
 
 from bot.cli.commands import Built
+from bot.settings import AppSettings
 from core.model import Campaign, StepRecord
 from core.progress import ProgressEvent
 from core.request import DEFAULT_MAX_PRODUCTS, parse_request
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN_S, IMAGE_S, VIDEO_S = 0.25, 0.35, 3.2  # the old tool's latencies, scaled 1:100
@@ -305,23 +305,6 @@ def operator_env(base_url: str, data_dir: Path, rates: tuple[float, float]) -> d
     }
 
 
-BOT_PREFIXES = ("CAMPAIGN_", "REPLICATE_", "RAY_", "SLACK_", "DISCORD_")
-
-
-@contextlib.contextmanager
-def bot_environ(env: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with none of the bot's variables but `env` (the adapters read it too)."""
-    saved = dict(os.environ)
-    for name in [n for n in os.environ if n.startswith(BOT_PREFIXES)]:
-        del os.environ[name]
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def bot_main() -> ModuleType:
     """bot.py, the composition root (`import bot` would find the bot/ package)."""
     if "bot_main" in sys.modules:
@@ -334,35 +317,34 @@ def bot_main() -> ModuleType:
     return module
 
 
-def build(settings: Settings) -> AbstractAsyncContextManager[Built]:
+def build(settings: AppSettings) -> AbstractAsyncContextManager[Built]:
     """The service and its resources exactly as `bot.py run` builds them."""
-    builder: Callable[[Settings], AbstractAsyncContextManager[Built]] = bot_main().build
+    builder: Callable[[AppSettings], AbstractAsyncContextManager[Built]] = bot_main().build
     return builder(settings)
 
 
 async def run_campaign(n: int, env: Mapping[str, str], timeout_s: float) -> Run:
     """One campaign of n products with videos in a freshly built bot."""
-    with bot_environ(env):
-        settings = Settings.from_env(env)
-        request = parse_request(
-            f'theme:"retro cats" products:{n} videos:yes', max_products=settings.max_products
-        )
-        async with build(settings) as app:
-            service = app.service
-            sink = NoteSink()
-            planner = type(service.planner).__name__
-            submitted, started = time.time(), time.perf_counter()
-            campaign = await service.submit(request, [sink])
-            try:
-                async with asyncio.timeout(timeout_s):
-                    final = await service.wait(campaign.id)
-                status = final.status.value
-            except TimeoutError:
-                status = f"timed out after {timeout_s:.0f} s"
-            makespan = time.perf_counter() - started
-            if status.startswith("timed out"):
-                await service.aclose()  # cancels it
-            record = await service.get(campaign.id)
+    settings = AppSettings.from_mapping(env)
+    request = parse_request(
+        f'theme:"retro cats" products:{n} videos:yes', max_products=settings.core.max_products
+    )
+    async with build(settings) as app:
+        service = app.service
+        sink = NoteSink()
+        planner = type(service.planner).__name__
+        submitted, started = time.time(), time.perf_counter()
+        campaign = await service.submit(request, [sink])
+        try:
+            async with asyncio.timeout(timeout_s):
+                final = await service.wait(campaign.id)
+            status = final.status.value
+        except TimeoutError:
+            status = f"timed out after {timeout_s:.0f} s"
+        makespan = time.perf_counter() - started
+        if status.startswith("timed out"):
+            await service.aclose()  # cancels it
+        record = await service.get(campaign.id)
     if record.status.done and record.contact_sheet is None:  # finalize did not do its work
         sink.messages.append(f"campaign {record.id} ({n} products) has no contact sheet")
     if record.status.done and record.timeline is None:
@@ -604,7 +586,7 @@ def report(
         f"text {PLAN_S} s, image {IMAGE_S} s, video {VIDEO_S} s (the old tool's, 1:100); "
         f"account limits scaled the same way: {SCALED_RATES[0]:,.0f} creates/min, "
         f"{SCALED_RATES[1]:,.0f} reads/min{'' if reads else NO_READ_LIMIT}. "
-        "The bot is built as `bot.py run` builds it (`Settings.from_env`, `build()`) "
+        "The bot is built as `bot.py run` builds it (`AppSettings`, `build()`) "
         "from an environment holding only `REPLICATE_API_TOKEN`, `REPLICATE_BASE_URL`, "
         "`REPLICATE_ALLOW_HTTP=1`, `REPLICATE_ALLOW_PRIVATE_OUTPUTS=1` (the fake is on "
         "127.0.0.1), `REPLICATE_CREATE_RATE`, `REPLICATE_READ_RATE`, "

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-import os
 import sqlite3
 import sys
 import time
@@ -38,11 +37,11 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
-from core.settings import env_value
 
 if TYPE_CHECKING:  # aiohttp is imported by what serves HTTP, not by every command
     from aiohttp import web
@@ -146,37 +145,22 @@ def provider_check(
     clock: Callable[[], float] = time.monotonic,
 ) -> Check:
     """Ready when `ping()` succeeds (cached for `cache_s`); `ping=None`: the offline generator."""
-    last: list[tuple[float, bool, str]] = []  # (when, ok, detail) of the last real ping
+    last: _Ping | None = None  # the last real ping
     lock = asyncio.Lock()
 
     async def check() -> str:
+        nonlocal last
         if ping is None:
             return "offline generator"
         async with lock:  # concurrent probes share one ping
-            if not last or clock() - last[0][0] >= cache_s:
-                try:
-                    await asyncio.wait_for(ping(), timeout_s)
-                except TimeoutError:
-                    last[:] = [(clock(), False, f"{name}: no answer within {timeout_s:g} s")]
-                except Exception as exc:
-                    last[:] = [(clock(), False, f"{name}: {_first_line(exc)}")]
-                else:
-                    last[:] = [(clock(), True, f"{name}: reachable")]
-            _, ok, detail = last[0]
-        if not ok:
-            raise RuntimeError(detail)
-        return detail
+            if last is None or clock() - last.at >= cache_s:
+                ok, detail = await _pinged(ping, name, timeout_s)
+                last = _Ping(clock(), ok, detail)
+            if not last.ok:
+                raise RuntimeError(last.detail)
+            return last.detail
 
     return check
-
-
-def http_listen_address(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
-    """(host, port) from CAMPAIGN_HTTP_PORT / CAMPAIGN_HTTP_HOST; None when no port is set."""
-    env = os.environ if env is None else env
-    port = env_value(env, "CAMPAIGN_HTTP_PORT", _port, 0)
-    if not port:
-        return None
-    return env.get("CAMPAIGN_HTTP_HOST", "").strip() or "127.0.0.1", port
 
 
 @contextlib.asynccontextmanager
@@ -210,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         url = args[0]
     else:
+        from bot.settings import load_settings  # the same settings the bot reads
+
         try:
-            address = http_listen_address()
+            address = load_settings().http.address()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -223,11 +209,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 < value < 65536:
-        raise ValueError("must be a TCP port, 1-65535")
-    return value
+@dataclass(frozen=True)
+class _Ping:
+    at: float
+    ok: bool
+    detail: str
+
+
+async def _pinged(
+    ping: Callable[[], Awaitable[object]], name: str, timeout_s: float
+) -> tuple[bool, str]:
+    try:
+        await asyncio.wait_for(ping(), timeout_s)
+    except TimeoutError:
+        return False, f"{name}: no answer within {timeout_s:g} s"
+    except Exception as exc:
+        return False, f"{name}: {_first_line(exc)}"
+    return True, f"{name}: reachable"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,17 +1,28 @@
-"""Settings: read once from the environment into a frozen object.
+"""Settings sections: each field names its environment variable once, next to its check.
 
-Every variable is listed in docs/configuration.md. Secrets are kept out of repr() so
-they never reach logs or error messages.
+The one settings model (`bot/settings.py`, pydantic-settings) reads the
+environment and `.env` once at start and hands every adapter and front end its
+own section; nothing else reads the environment. A section is a frozen
+pydantic model whose fields say where they come from:
+
+    max_products: Annotated[int, Env("CAMPAIGN_MAX_PRODUCTS", positive_int)] = 20
+
+A bad value stops the bot with `CAMPAIGN_MAX_PRODUCTS='0' is invalid: why`
+(a ConfigError, raised by the field's parser); unset and empty variables
+keep the default. Secrets are `SecretStr`, so no repr() or log shows them.
+Every variable is listed in docs/configuration.md.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, InstanceOf, SecretStr
+from pydantic_core import CoreSchema, core_schema
 
 from core.errors import ConfigError
 from core.logs import LOG_FORMATS
@@ -19,30 +30,91 @@ from core.quotas import ENV_NAMES, QuotaSettings
 from core.request import DEFAULT_MAX_PRODUCTS
 from core.scheduler import Limits
 from core.screening import Blocklist
+from core.setting_values import (
+    EXECUTORS,
+    GENERATORS,
+    choice,
+    dollars,
+    positive_float,
+    positive_int,
+    requester_ids,
+    whole,
+)
 
 T = TypeVar("T")
 
-EXECUTORS = ("auto", "local", "ray")
-GENERATORS = ("auto", "offline", "replicate")
-
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything configurable, with the embedded defaults."""
+class Env:
+    """Field metadata: the variable a setting is read from, and how its text is parsed."""
 
-    data_dir: Path = Path("data")
-    db_path: Path | None = None  # default: <data_dir>/campaigns.db
-    executor: str = "auto"
-    generator: str = "auto"
-    max_products: int = DEFAULT_MAX_PRODUCTS
-    limits: Limits = field(default_factory=Limits)
-    progress_interval_s: float = 1.0
-    lease_s: float = 10.0  # a campaign whose owner has not beaten for this long is free
-    video_seconds: float = 3.0
-    replicate_api_token: str | None = field(default=None, repr=False)
-    quotas: QuotaSettings = field(default_factory=QuotaSettings)
-    blocklist: Blocklist = field(default_factory=Blocklist)
-    log_format: str = "text"  # or "json": one JSON object per log line
+    name: str
+    parse: Callable[[str], Any] | None = None
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self.read, handler(source))
+
+    def read(self, value: object) -> object:
+        """Text from the environment, parsed; a value given in code passes as it is."""
+        if not isinstance(value, str):
+            return value
+        raw = value.strip()
+        if self.parse is None:
+            return raw
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}={raw!r} is invalid: {exc}") from None
+
+
+def env_value(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    """`parse(env[name])`, or `default` when unset: for settings made of several variables."""
+    raw = env.get(name, "").strip()
+    return default if not raw else Env(name, parse).read(raw)  # type: ignore[return-value]
+
+
+class Section(BaseModel):
+    """A frozen settings section; `variables()` reads its fields from an environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def variables(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        """This section's raw field values from `environ` (unset or empty variables left out).
+
+        Sections with fields made of several variables add them here.
+        """
+        values: dict[str, Any] = {}
+        for field, info in cls.model_fields.items():
+            for meta in info.metadata:
+                if isinstance(meta, Env) and environ.get(meta.name, "").strip():
+                    values[field] = environ[meta.name]
+        return values
+
+
+class CoreSettings(Section):
+    """The service's section: folders, executor and generator choice, limits, guards."""
+
+    data_dir: Annotated[Path, Env("CAMPAIGN_DATA_DIR")] = Path("data")
+    db_path: Annotated[Path | None, Env("CAMPAIGN_DB")] = None  # default: <data_dir>/campaigns.db
+    executor: Annotated[str, Env("CAMPAIGN_EXECUTOR", partial(choice, allowed=EXECUTORS))] = "auto"
+    generator: Annotated[str, Env("CAMPAIGN_GENERATOR", partial(choice, allowed=GENERATORS))] = (
+        "auto"
+    )
+    max_products: Annotated[int, Env("CAMPAIGN_MAX_PRODUCTS", positive_int)] = DEFAULT_MAX_PRODUCTS
+    limits: InstanceOf[Limits] = Limits()  # CAMPAIGN_LIMIT_TEXT / _IMAGE / _VIDEO / _CPU
+    progress_interval_s: Annotated[float, Env("CAMPAIGN_PROGRESS_INTERVAL", positive_float)] = 1.0
+    # A campaign whose owner has not beaten for this long is free.
+    lease_s: Annotated[float, Env("CAMPAIGN_LEASE", positive_float)] = 10.0
+    video_seconds: Annotated[float, Env("CAMPAIGN_VIDEO_SECONDS", positive_float)] = 3.0
+    quotas: InstanceOf[QuotaSettings] = QuotaSettings()  # CAMPAIGN_QUOTA_*
+    blocklist: InstanceOf[Blocklist] = Blocklist()  # CAMPAIGN_BLOCKLIST (+ _FILE)
+    # "json": one JSON object per log line.
+    log_format: Annotated[str, Env("CAMPAIGN_LOG_FORMAT", partial(choice, allowed=LOG_FORMATS))] = (
+        "text"
+    )
 
     @property
     def database(self) -> Path:
@@ -50,36 +122,21 @@ class Settings:
         return self.db_path or self.data_dir / "campaigns.db"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from environment variables (see docs/configuration.md for the list)."""
-        env = os.environ if env is None else env
+    def variables(cls, environ: Mapping[str, str]) -> dict[str, Any]:
+        """The single variables, plus the limits, quotas and blocklist made of several."""
         base = Limits()
-        limits = Limits(
-            **{
-                kind: env_value(
-                    env, f"CAMPAIGN_LIMIT_{kind.upper()}", positive_int, getattr(base, kind)
-                )
-                for kind in ("text", "image", "video", "cpu")
-            }
-        )
-        db = env.get("CAMPAIGN_DB")
-        return cls(
-            data_dir=Path(env.get("CAMPAIGN_DATA_DIR") or "data"),
-            db_path=Path(db) if db else None,
-            executor=_choice(env, "CAMPAIGN_EXECUTOR", EXECUTORS),
-            generator=_choice(env, "CAMPAIGN_GENERATOR", GENERATORS),
-            max_products=env_value(
-                env, "CAMPAIGN_MAX_PRODUCTS", positive_int, DEFAULT_MAX_PRODUCTS
-            ),
-            limits=limits,
-            progress_interval_s=env_value(env, "CAMPAIGN_PROGRESS_INTERVAL", positive_float, 1.0),
-            lease_s=env_value(env, "CAMPAIGN_LEASE", positive_float, 10.0),
-            video_seconds=env_value(env, "CAMPAIGN_VIDEO_SECONDS", positive_float, 3.0),
-            replicate_api_token=env.get("REPLICATE_API_TOKEN") or None,
-            quotas=quota_settings(env),
-            blocklist=blocklist_settings(env),
-            log_format=_choice(env, "CAMPAIGN_LOG_FORMAT", LOG_FORMATS),
-        )
+        limits = {
+            kind: env_value(
+                environ, f"CAMPAIGN_LIMIT_{kind.upper()}", positive_int, getattr(base, kind)
+            )
+            for kind in ("text", "image", "video", "cpu")
+        }
+        return {
+            **super().variables(environ),
+            "limits": Limits(**limits),
+            "quotas": quota_settings(environ),
+            "blocklist": blocklist_settings(environ),
+        }
 
 
 def quota_settings(env: Mapping[str, str]) -> QuotaSettings:
@@ -111,75 +168,6 @@ def blocklist_settings(env: Mapping[str, str]) -> Blocklist:
         raise ConfigError(f"CAMPAIGN_BLOCKLIST_FILE={path!r} is invalid: {exc}") from None
 
 
-def env_value(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    """`parse(env[name])`, or `default` when unset; a ConfigError naming the variable."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
-
-
-def positive_int(raw: str) -> int:
-    """A whole number of at least 1."""
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
-
-
-def whole(raw: str) -> int:
-    """A whole number of at least 0."""
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0 (0 = unlimited)")
-    return value
-
-
-def dollars(raw: str) -> float:
-    """US dollars, at least 0."""
-    value = float(raw.removeprefix("$"))
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("must be an amount in US dollars of at least 0 (0 = unlimited)")
-    return value
-
-
-_REQUESTER_RE = re.compile(r"[a-z]+:[^\s,:]+")
-
-
-def requester_ids(raw: str) -> frozenset[str]:
-    """Requester ids with their platform, e.g. `slack:U123 discord:42` (comma or space)."""
-    ids = frozenset(raw.replace(",", " ").split())
-    bad = sorted(i for i in ids if not _REQUESTER_RE.fullmatch(i))
-    if bad:
-        raise ValueError(f"{bad[0]!r} needs its platform, e.g. slack:U123 or discord:42")
-    return ids
-
-
-def positive_float(raw: str) -> float:
-    """A number above 0."""
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a number above 0")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    raw = env.get(name, "").strip().lower() or allowed[0]
-    if raw not in allowed:
-        raise ConfigError(f"{name}={raw!r} is invalid (allowed: {', '.join(allowed)})")
-    return raw
-
-
-_YES = frozenset({"1", "yes", "true", "on"})
-_NO = frozenset({"0", "no", "false", "off"})
-
-
-def yes_no(raw: str) -> bool:
-    """1/0, yes/no, true/false, on/off."""
-    word = raw.lower()
-    if word in _YES | _NO:
-        return word in _YES
-    raise ValueError("must be 1 or 0 (yes/no, true/false, on/off)")
+def reveal(secret: SecretStr | None) -> str:
+    """A secret's text, for the one call that sends it ("" when unset); never log it."""
+    return secret.get_secret_value() if secret is not None else ""

@@ -15,10 +15,11 @@ import pytest
 from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.planner import LlmPlanner
+from bot.settings import AppSettings
 from core.ports import Planner
 from core.scheduler import Limits
 from core.service import CampaignService
-from core.settings import Settings
+from core.settings import CoreSettings
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
 from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
@@ -50,9 +51,9 @@ ServiceFactory = Callable[..., Any]
 TEST_LIMITS = Limits(text=2, image=4, video=2, cpu=1)
 
 
-def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> Settings:
+def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> CoreSettings:
     """Settings of the services the fixtures build: local executor, files in tmp_path."""
-    return Settings(
+    return CoreSettings(
         data_dir=tmp_path / "data",
         db_path=tmp_path / "campaigns.db",
         executor="local",
@@ -147,7 +148,7 @@ def service_on(tmp_path: Path, bot_main: ModuleType) -> ServiceOpener:
     async def open_one(generator: Any, **overrides: Any) -> AsyncIterator[CampaignService]:
         settings = fixture_settings(tmp_path)
         async with bot_main.build(
-            settings, generator=generator, sheet=fake_sheet, **overrides
+            AppSettings.of(core=settings), generator=generator, sheet=fake_sheet, **overrides
         ) as app:
             yield app.service
 

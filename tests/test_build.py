@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -17,15 +16,17 @@ import pytest
 from aiohttp import web
 
 from adapters.replicate_api.planner import LlmPlanner
+from adapters.replicate_api.settings import ReplicateSettings
 from adapters.replicate_api.webhooks import WebhookReceiver
 from bot.cli.commands import COMMANDS
 from bot.cli.parser import build_parser
 from bot.health import serve_http
+from bot.settings import AppSettings
 from core.model import CampaignStatus
 from core.planner import OfflinePlanner
 from core.request import CampaignRequest
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator, fake_sheet
 from tests.fakes.model_schemas import LATEST_VERSION, SCHEMAS
 from tests.fakes.replicate_parts import model_json, version_json
@@ -33,15 +34,15 @@ from tests.fakes.replicate_parts import model_json, version_json
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def settings_in(folder: Path, **changes: object) -> Settings:
+def settings_in(folder: Path, **changes: object) -> CoreSettings:
     """Settings for a build in `folder`: local executor unless told otherwise."""
-    base = Settings(
+    base = CoreSettings(
         data_dir=folder / "data",
         db_path=folder / "campaigns.db",
         executor="local",
         limits=Limits(text=1, image=2, video=1, cpu=1),
     )
-    return replace(base, **changes)
+    return base.model_copy(update=changes)
 
 
 class CountingGenerator(GatedGenerator):
@@ -62,7 +63,9 @@ async def test_a_generator_handed_in_stays_the_callers_and_the_rest_is_closed(
     bot_main: ModuleType, tmp_path: Path
 ) -> None:
     generator = CountingGenerator(open_all=True)
-    async with bot_main.build(settings_in(tmp_path), generator=generator, sheet=fake_sheet) as app:
+    async with bot_main.build(
+        AppSettings.of(core=settings_in(tmp_path)), generator=generator, sheet=fake_sheet
+    ) as app:
         done = await app.service.run(CampaignRequest(theme="cats", products=1, videos=False))
         assert done.status is CampaignStatus.SUCCEEDED
         assert app.webhooks is None
@@ -81,11 +84,13 @@ async def test_leaving_build_cancels_or_hands_over_what_still_runs(
     generator = GatedGenerator()  # its steps wait for gates nobody opens
     settings = settings_in(tmp_path)
     async with bot_main.build(
-        settings, generator=generator, sheet=fake_sheet, hand_over=hand_over
+        AppSettings.of(core=settings), generator=generator, sheet=fake_sheet, hand_over=hand_over
     ) as app:
         campaign = await app.service.submit(CampaignRequest(theme="cats", products=1))
         await generator.wait_started(1)
-    async with bot_main.build(settings, generator=GatedGenerator(open_all=True)) as app:
+    async with bot_main.build(
+        AppSettings.of(core=settings), generator=GatedGenerator(open_all=True)
+    ) as app:
         left = await app.service.get(campaign.id)
         assert left.status.value == after
         if hand_over:  # released, not cancelled: the next process finishes it
@@ -99,7 +104,9 @@ async def test_settings_and_overrides_reach_the_service(
     bot_main: ModuleType, tmp_path: Path
 ) -> None:
     settings = settings_in(tmp_path, max_products=7, lease_s=3.0, generator="offline")
-    async with bot_main.build(settings, cancel_poll_s=0.05, lease_s=4.0) as app:
+    async with bot_main.build(
+        AppSettings.of(core=settings), cancel_poll_s=0.05, lease_s=4.0
+    ) as app:
         config = app.service.config
         assert (config.max_products, config.lease_s, config.cancel_poll_s) == (7, 4.0, 0.05)
         assert config.data_dir == tmp_path / "data"
@@ -110,12 +117,12 @@ async def test_settings_and_overrides_reach_the_service(
 
 async def test_read_only_commands_never_start_ray(bot_main: ModuleType, tmp_path: Path) -> None:
     settings = settings_in(tmp_path, executor="ray", generator="offline")
-    async with bot_main.build(settings, run_steps=False) as app:
+    async with bot_main.build(AppSettings.of(core=settings), run_steps=False) as app:
         assert app.service.describe_executor() == "local pool: 1 CPU workers"
 
 
 async def test_with_replicate_build_wires_its_planner_prices_webhooks_and_ping(
-    bot_main: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bot_main: ModuleType, tmp_path: Path
 ) -> None:
     seen: list[str | None] = []
 
@@ -133,10 +140,15 @@ async def test_with_replicate_build_wires_its_planner_prices_webhooks_and_ping(
         app.router.add_get("/v1/models/{owner}/{name}", model)
 
     async with serve_http(mount, "127.0.0.1", 0) as port:
-        monkeypatch.setenv("REPLICATE_BASE_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("REPLICATE_ALLOW_HTTP", "1")
-        monkeypatch.setenv("REPLICATE_WEBHOOK_URL", "https://bot.example.com/replicate/webhook")
-        settings = settings_in(tmp_path, generator="replicate", replicate_api_token="r8_good")
+        replicate = ReplicateSettings(
+            api_token="r8_good",
+            base_url=f"http://127.0.0.1:{port}",
+            allow_http=True,
+            webhook_url="https://bot.example.com/replicate/webhook",
+        )
+        settings = AppSettings.of(
+            core=settings_in(tmp_path, generator="replicate"), replicate=replicate
+        )
         async with bot_main.build(settings, webhook_listener=False) as app:
             assert isinstance(app.webhooks, WebhookReceiver)  # mounted by the caller
             assert isinstance(app.service.planner, LlmPlanner)
@@ -149,7 +161,10 @@ async def test_with_replicate_build_wires_its_planner_prices_webhooks_and_ping(
 async def test_commands_that_only_read_use_no_generator_of_their_own(
     bot_main: ModuleType, tmp_path: Path
 ) -> None:
-    settings = settings_in(tmp_path, generator="replicate", replicate_api_token="r8_unused")
+    settings = AppSettings.of(
+        core=settings_in(tmp_path, generator="replicate"),
+        replicate=ReplicateSettings(api_token="r8_unused"),
+    )
     async with bot_main.build(settings, run_steps=False) as app:
         assert app.service.generator_name == "offline" and app.webhooks is None
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from bot.settings import AppSettings
 from core.model import Action, Campaign, CampaignStatus, StepName
 from core.service import CampaignService
 from tests.fakes import GatedGenerator
@@ -144,16 +145,16 @@ async def test_an_offline_reroll_posts_a_real_image_in_an_embed(
     fake: FakeDiscord, start_bot: Any, bot_main: Any, tmp_path: Path
 ) -> None:
     from core.scheduler import Limits
-    from core.settings import Settings
+    from core.settings import CoreSettings
 
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         executor="local",
         generator="offline",
         video_seconds=0.3,
         limits=Limits(text=1, image=2, video=1, cpu=1),
     )
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         service = app.service
         await start_bot(service)
         requester = snowflake()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from bot.settings import AppSettings
 from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator, make_orphan
 from tests.fakes.discord_api import FakeDiscord, Fault, Hold, rate_limited, snowflake
 from tests.fakes.discord_harness import (  # bot_starter and fake_server register fixtures
@@ -70,14 +71,14 @@ async def test_commands_are_not_synced_unless_asked(fake: FakeDiscord, make_serv
 async def test_new_campaign_done_when(
     fake: FakeDiscord, start_bot, bot_main, tmp_path: Path
 ) -> None:
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         executor="local",
         generator="offline",
         video_seconds=0.3,
         limits=Limits(text=2, image=4, video=3, cpu=2),
     )
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         service = app.service
         await start_bot(service)
         user = snowflake()

@@ -14,7 +14,7 @@ from bot.discord_ui.commands import to_request
 from bot.discord_ui.progress import Place
 from bot.discord_ui.render import MIB, _join_within, attachments, explain, shrink_image
 from bot.discord_ui.seams import endpoints
-from bot.discord_ui.settings import DiscordSettings
+from bot.settings import AppSettings
 from core.errors import ConfigError, InvalidRequest
 
 
@@ -108,16 +108,17 @@ def test_settings_from_env() -> None:
         "DISCORD_GATEWAY_URL": "ws://127.0.0.1:9/gateway",
         "DISCORD_ALLOWED_ROLE_IDS": "7",
     }
-    settings = DiscordSettings.from_env(env)
+    settings = AppSettings.from_mapping(env).discord
     assert settings.guild_ids == (1, 2) and settings.allowed_role_ids == {7}
     assert settings.api_base_url == "http://127.0.0.1:9/api/v10"
     assert "secret-token" not in repr(settings)
+    assert settings.bot_token() == "secret-token"
     with pytest.raises(ConfigError, match="DISCORD_TOKEN is not set"):
-        DiscordSettings.from_env({})
+        AppSettings.from_mapping({}).discord.bot_token()
     with pytest.raises(ConfigError, match="DISCORD_GATEWAY_URL"):
-        DiscordSettings.from_env({"DISCORD_TOKEN": "t", "DISCORD_GATEWAY_URL": "http://x"})
+        AppSettings.from_mapping({"DISCORD_TOKEN": "t", "DISCORD_GATEWAY_URL": "http://x"})
     with pytest.raises(ConfigError, match="DISCORD_GUILD_IDS"):
-        DiscordSettings.from_env({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": "abc"})
+        AppSettings.from_mapping({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": "abc"})
 
 
 def test_endpoints_are_restored() -> None:

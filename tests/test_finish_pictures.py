@@ -21,6 +21,7 @@ from PIL import Image
 
 from adapters.offline.generator import OfflineGenerator
 from adapters.pictures import reel, sheet, timeline
+from bot.settings import AppSettings
 from core.errors import PermanentStepError
 from core.model import Campaign, CampaignStatus, StepName
 from core.pictures import Pictures, SheetFn
@@ -28,7 +29,7 @@ from core.ports import StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import FAKE_PICTURES, GatedGenerator, broken_reel, fake_sheet, fake_timeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +59,8 @@ class Finished:
             self.campaign = event.campaign
 
 
-def _settings(folder: Path) -> Settings:
-    return Settings(
+def _settings(folder: Path) -> CoreSettings:
+    return CoreSettings(
         data_dir=folder / "data",
         db_path=folder / "campaigns.db",
         executor="local",
@@ -73,7 +74,9 @@ async def _service(
     bot_main: ModuleType, folder: Path, generator: Any, sheet: SheetFn | None = None
 ) -> AsyncIterator[Any]:
     more = {"sheet": sheet} if sheet is not None else {}  # None: bot.py's real renderers
-    async with bot_main.build(_settings(folder), generator=generator, **more) as app:
+    async with bot_main.build(
+        AppSettings.of(core=_settings(folder)), generator=generator, **more
+    ) as app:
         yield app.service
 
 

@@ -33,11 +33,12 @@ from bot.gallery import (
     signed_path,
     valid_until,
 )
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import StepName
 from core.request import CampaignRequest
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from storage.sqlite_store import SqliteStore
 
 SECRET = "test-secret-0123456789abcdef"
@@ -49,7 +50,7 @@ NASTY_AUDIENCE = "'><img src=x onerror=alert(1)>"
 class Made:
     """What `build_campaigns` made: the settings to serve it and the campaigns' ids."""
 
-    settings: Settings
+    settings: CoreSettings
     nice: str  # 2 products with videos, from Slack
     nasty: str  # a theme and audience full of HTML, from the terminal
     outside: str  # its record names a file outside the data folder
@@ -59,7 +60,7 @@ async def build_campaigns(
     bot_main: ModuleType, folder: Path, products: int = 2, video_seconds: float = 1.0
 ) -> Made:
     """Real campaigns with real files in `folder` (offline generator, local executor)."""
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=folder / "data",
         db_path=folder / "campaigns.db",
         executor="local",
@@ -67,7 +68,7 @@ async def build_campaigns(
         video_seconds=video_seconds,
         limits=Limits(text=2, image=4, video=2, cpu=2),
     )
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         service, store = app.service, app.store
         nice = await service.submit(
             CampaignRequest.from_options(
@@ -147,19 +148,22 @@ def test_make_link_and_the_settings_the_chat_bots_use() -> None:
     url = make_link(SECRET, "https://bot.example.com/gallery/", "/campaigns/abc", 60, now=1000)
     assert url == "https://bot.example.com/gallery" + signed_path(SECRET, "/campaigns/abc", 1060)
     env = {"CAMPAIGN_GALLERY_SECRET": SECRET, "CAMPAIGN_GALLERY_URL": "https://g.example.com/"}
-    settings = GallerySettings.from_env(env)
+    settings = AppSettings.from_mapping(env).gallery
     assert SECRET not in repr(settings)
     assert settings.campaign_link("abc", now=0) == make_link(
         SECRET, "https://g.example.com", "/campaigns/abc", 86400, now=0
     )
-    assert GallerySettings.from_env({"CAMPAIGN_GALLERY_SECRET": SECRET}).campaign_link("a") is None
-    assert GallerySettings.from_env({}).link("/campaigns") is None
+    assert (
+        AppSettings.from_mapping({"CAMPAIGN_GALLERY_SECRET": SECRET}).gallery.campaign_link("a")
+        is None
+    )
+    assert AppSettings.from_mapping({}).gallery.link("/campaigns") is None
     with pytest.raises(ConfigError, match="CAMPAIGN_GALLERY_SECRET is too short"):
-        GallerySettings.from_env({"CAMPAIGN_GALLERY_SECRET": "short"})
+        AppSettings.from_mapping({"CAMPAIGN_GALLERY_SECRET": "short"})
     with pytest.raises(ConfigError, match="CAMPAIGN_GALLERY_URL"):
-        GallerySettings.from_env({"CAMPAIGN_GALLERY_URL": "ftp://x"})
+        AppSettings.from_mapping({"CAMPAIGN_GALLERY_URL": "ftp://x"})
     with pytest.raises(ConfigError, match="CAMPAIGN_GALLERY_TTL"):
-        GallerySettings.from_env({"CAMPAIGN_GALLERY_TTL": "0"})
+        AppSettings.from_mapping({"CAMPAIGN_GALLERY_TTL": "0"})
 
 
 # ------------------------------------------------------------------ 403s

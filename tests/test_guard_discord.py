@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from bot.settings import AppSettings
 from core.model import CampaignStatus
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator
 from tests.fakes.discord_api import FakeDiscord, snowflake
 from tests.fakes.discord_harness import (  # bot_starter and fake_server register fixtures
@@ -175,7 +176,7 @@ async def test_garbage_button_presses_are_answered_or_ignored(
 async def test_nothing_the_bot_sends_pings_anyone(
     fake: FakeDiscord, start_bot: Any, bot_main: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         executor="local",
         generator="offline",
@@ -183,7 +184,7 @@ async def test_nothing_the_bot_sends_pings_anyone(
         limits=Limits(text=1, image=2, video=1, cpu=1),
     )
     theme = f"@everyone @here <@&{fake.role_id}> <@{fake.owner_id}> sale"
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         service = app.service
         await start_bot(service)
         await fake.interact(fake.command("new", snowflake(), {"theme": theme, "products": 1}))

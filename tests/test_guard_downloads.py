@@ -27,13 +27,13 @@ from adapters.replicate_api.downloads import (
     unsafe_address,
 )
 from adapters.replicate_api.generator import ReplicateGenerator
-from adapters.replicate_api.settings import ReplicateSettings
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import CampaignStatus, StepName
 from core.planner import OfflinePlanner
 from core.request import CampaignRequest
 from core.scheduler import Limits
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import fake_sheet
 from tests.fakes.replicate import (
     FakeReplicate,
@@ -180,15 +180,17 @@ def test_bad_host_patterns_are_refused(bad: str) -> None:
 
 
 def test_settings_extend_the_hosts_and_keep_private_outputs_off() -> None:
-    s = ReplicateSettings.from_env({"REPLICATE_OUTPUT_HOSTS": "cdn.example.com, *.files.example"})
+    s = AppSettings.from_mapping(
+        {"REPLICATE_OUTPUT_HOSTS": "cdn.example.com, *.files.example"}
+    ).replicate
     assert s.allow_private_outputs is False
     assert s.download_hosts() == (*OUTPUT_HOSTS, "cdn.example.com", "*.files.example")
-    proxied = ReplicateSettings.from_env({"REPLICATE_BASE_URL": "https://proxy.internal/r"})
+    proxied = AppSettings.from_mapping({"REPLICATE_BASE_URL": "https://proxy.internal/r"}).replicate
     assert "proxy.internal" in proxied.download_hosts()
-    on = ReplicateSettings.from_env({"REPLICATE_ALLOW_PRIVATE_OUTPUTS": "1"})
+    on = AppSettings.from_mapping({"REPLICATE_ALLOW_PRIVATE_OUTPUTS": "1"}).replicate
     assert on.allow_private_outputs is True
     with pytest.raises(ConfigError, match="REPLICATE_OUTPUT_HOSTS"):
-        ReplicateSettings.from_env({"REPLICATE_OUTPUT_HOSTS": "https://cdn.example.com/"})
+        AppSettings.from_mapping({"REPLICATE_OUTPUT_HOSTS": "https://cdn.example.com/"})
 
 
 async def test_loopback_is_refused_before_any_request(
@@ -286,7 +288,7 @@ async def test_a_campaign_with_a_loopback_output_fails_that_step_cleanly(
 ) -> None:
     """The fake serves outputs on 127.0.0.1: without the test-only setting, refused."""
     generator = ReplicateGenerator(fast_settings(fake, allow_private_outputs=False))
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         db_path=tmp_path / "campaigns.db",
         executor="local",
@@ -294,7 +296,10 @@ async def test_a_campaign_with_a_loopback_output_fails_that_step_cleanly(
     )
     try:
         async with bot_main.build(
-            settings, generator=generator, planner=OfflinePlanner(), sheet=fake_sheet
+            AppSettings.of(core=settings),
+            generator=generator,
+            planner=OfflinePlanner(),
+            sheet=fake_sheet,
         ) as app:
             campaign = await app.service.run(CampaignRequest(theme="cats", products=1))
     finally:

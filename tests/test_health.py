@@ -21,12 +21,12 @@ from bot.health import (
     Check,
     add_health_routes,
     database_check,
-    http_listen_address,
     project_version,
     provider_check,
     run_checks,
     serve_http,
 )
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from storage.sqlite_store import SqliteStore
 
@@ -210,16 +210,21 @@ async def test_replicate_account_ping_through_the_generator_runtime() -> None:
 
 
 def test_the_listener_address_comes_from_the_environment() -> None:
-    assert http_listen_address({}) is None
-    assert http_listen_address({"CAMPAIGN_HTTP_PORT": ""}) is None
-    assert http_listen_address({"CAMPAIGN_HTTP_PORT": "8080"}) == ("127.0.0.1", 8080)
-    assert http_listen_address({"CAMPAIGN_HTTP_PORT": "81", "CAMPAIGN_HTTP_HOST": "0.0.0.0"}) == (
+    assert AppSettings.from_mapping({}).http.address() is None
+    assert AppSettings.from_mapping({"CAMPAIGN_HTTP_PORT": ""}).http.address() is None
+    assert AppSettings.from_mapping({"CAMPAIGN_HTTP_PORT": "8080"}).http.address() == (
+        "127.0.0.1",
+        8080,
+    )
+    assert AppSettings.from_mapping(
+        {"CAMPAIGN_HTTP_PORT": "81", "CAMPAIGN_HTTP_HOST": "0.0.0.0"}
+    ).http.address() == (
         "0.0.0.0",
         81,
     )
     for bad in ("0", "70000", "http"):
         with pytest.raises(ConfigError, match="CAMPAIGN_HTTP_PORT"):
-            http_listen_address({"CAMPAIGN_HTTP_PORT": bad})
+            AppSettings.from_mapping({"CAMPAIGN_HTTP_PORT": bad}).http.address()
 
 
 async def test_the_container_probe_exits_0_on_a_healthy_server() -> None:

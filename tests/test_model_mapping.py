@@ -17,7 +17,7 @@ from adapters.replicate_api.models import (
     load_models_file,
 )
 from adapters.replicate_api.schema import InputSchema
-from adapters.replicate_api.settings import ReplicateSettings
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import StepKind
 from tests.fakes.model_schemas import SCHEMAS
@@ -230,12 +230,12 @@ def test_a_bad_models_file_is_refused_naming_the_file(
 
 def test_a_default_without_a_price_is_a_start_up_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"someone/new-video has no video price.*CAMPAIGN_MODELS"):
-        ReplicateSettings.from_env({"REPLICATE_VIDEO_MODEL": "someone/new-video"})
+        AppSettings.from_mapping({"REPLICATE_VIDEO_MODEL": "someone/new-video"})
     path = tmp_path / "m.toml"
     path.write_text("[models]\n", encoding="utf-8")
     env = {"REPLICATE_VIDEO_MODEL": "someone/new-video", "CAMPAIGN_MODELS_FILE": str(path)}
     with pytest.raises(ConfigError, match=f"add it to {path}"):
-        ReplicateSettings.from_env(env)
+        AppSettings.from_mapping(env)
 
 
 def test_only_defaults_and_requestable_models_may_be_requested() -> None:
@@ -247,7 +247,7 @@ def test_only_defaults_and_requestable_models_may_be_requested() -> None:
 
 def test_clip_settings_come_from_the_environment() -> None:
     env = {"REPLICATE_VIDEO_SECONDS": "8", "REPLICATE_VIDEO_RESOLUTION": "1080p"}
-    models = ReplicateSettings.from_env(env).models
+    models = AppSettings.from_mapping(env).replicate.models
     assert (models.video_seconds, models.video_resolution) == (8.0, "1080p")
 
 

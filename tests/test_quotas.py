@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from bot.settings import AppSettings
 from core.errors import ConfigError, InvalidRequest, QuotaExceeded
 from core.model import CampaignStatus
 from core.quotas import DAY_S, AuditEvent, QuotaPolicy, QuotaSettings, Spend, Who, day_start
 from core.request import CampaignRequest, ModelOverrides
-from core.settings import Settings
 from tests.fakes import FakeClock, GatedGenerator
 
 NOON = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
@@ -296,7 +296,7 @@ def test_quota_settings_from_env() -> None:
         "CAMPAIGN_QUOTA_COST_GUILD_DAILY": "20",
         "CAMPAIGN_QUOTA_ADMINS": "slack:U1, discord:42",
     }
-    quotas = Settings.from_env(env).quotas
+    quotas = AppSettings.from_mapping(env).core.quotas
     assert quotas == QuotaSettings(
         user_daily=5,
         channel_concurrent=2,
@@ -305,11 +305,11 @@ def test_quota_settings_from_env() -> None:
         cost_guild_daily_usd=20.0,
         admins=frozenset({"slack:U1", "discord:42"}),
     )
-    assert Settings.from_env({}).quotas == QuotaSettings()  # unset: unlimited
+    assert AppSettings.from_mapping({}).core.quotas == QuotaSettings()  # unset: unlimited
     for name, value, phrase in (
         ("CAMPAIGN_QUOTA_USER_DAILY", "-1", "at least 0"),
         ("CAMPAIGN_QUOTA_COST_USER_DAILY", "lots", "could not convert"),
         ("CAMPAIGN_QUOTA_ADMINS", "U123", "needs its platform"),
     ):
         with pytest.raises(ConfigError, match=f"{name}=.*{phrase}"):
-            Settings.from_env({name: value})
+            AppSettings.from_mapping({name: value})

@@ -13,6 +13,7 @@ import pytest
 from adapters.local_executor import LocalExecutor
 from adapters.ray_exec.connect import open_ray_executor, unavailable_reason
 from adapters.ray_exec.settings import RaySettings, gcs_endpoint
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.scheduler import Limits
 from tests.fakes.file_gates import FileGatedGenerator
@@ -27,7 +28,7 @@ def _closed_port() -> int:
 
 
 def test_settings_from_env() -> None:
-    settings = RaySettings.from_env(
+    settings = AppSettings.from_mapping(
         {
             "RAY_ADDRESS": " 10.0.0.5:6379 ",
             "CAMPAIGN_RAY_CPUS": "3",
@@ -35,11 +36,17 @@ def test_settings_from_env() -> None:
             "CAMPAIGN_RAY_ACTORS": "1",
             "CAMPAIGN_RAY_CONNECT_TIMEOUT": "2.5",
         }
+    ).ray
+    assert settings == RaySettings(
+        address="10.0.0.5:6379",
+        num_cpus=3,
+        object_store_mb=300,
+        actors_per_kind=1,
+        connect_timeout_s=2.5,
     )
-    assert settings == RaySettings("10.0.0.5:6379", 3, 300, 1, 2.5)
     assert settings.init_kwargs()["address"] == "10.0.0.5:6379"
     assert "num_cpus" not in settings.init_kwargs()  # Ray refuses it when joining a cluster
-    local = RaySettings.from_env({}).init_kwargs()
+    local = AppSettings.from_mapping({}).ray.init_kwargs()
     assert (local["address"], local["include_dashboard"]) == ("local", False)
     assert local["object_store_memory"] == 200 * 1024 * 1024
 
@@ -49,7 +56,7 @@ def test_settings_from_env() -> None:
 )
 def test_bad_settings_name_the_variable(name: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=f"{name}='{raw}' is invalid"):
-        RaySettings.from_env({name: raw})
+        AppSettings.from_mapping({name: raw})
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ray_exec.settings import ROOT, SHIP_EXCLUDES, RaySettings, runtime_env
+from adapters.ray_exec.settings import ROOT, SHIP_EXCLUDES, runtime_env
+from bot.settings import AppSettings
 from core.errors import ConfigError
 
 RAY = Path(sys.executable).with_name("ray")
@@ -39,8 +40,8 @@ DRIVER = textwrap.dedent(
     sys.path.insert(1, sys.argv[1])  # the driver imports the bot's code; Ray never ships this
 
     from adapters.offline.generator import OfflineGenerator
-    from adapters.ray_exec.settings import RaySettings
     from adapters.ray_exec.executor import RayExecutor
+    from bot.settings import AppSettings
     from core.model import ProductPlan, StepName
     from core.ports import StepHooks, StepJob
     from core.scheduler import Limits
@@ -57,7 +58,9 @@ DRIVER = textwrap.dedent(
 
     async def main():
         executor = RayExecutor(
-            OfflineGenerator(video_seconds=1), Limits(image=1, cpu=1), RaySettings.from_env()
+            OfflineGenerator(video_seconds=1),
+            Limits(image=1, cpu=1),
+            AppSettings.from_mapping(os.environ).ray,
         )
         try:
             await executor.start()
@@ -80,7 +83,7 @@ DRIVER = textwrap.dedent(
 
 
 def test_joining_a_cluster_ships_the_repository_without_secrets_or_data() -> None:
-    kwargs = RaySettings.from_env({"RAY_ADDRESS": "10.0.0.5:6379"}).init_kwargs()
+    kwargs = AppSettings.from_mapping({"RAY_ADDRESS": "10.0.0.5:6379"}).ray.init_kwargs()
     assert kwargs["runtime_env"] == {"working_dir": str(ROOT), "excludes": list(SHIP_EXCLUDES)}
     assert runtime_env()["working_dir"] == str(ROOT)
     assert (ROOT / "adapters" / "ray_exec" / "connect.py").is_file()  # ROOT: the repo
@@ -89,12 +92,12 @@ def test_joining_a_cluster_ships_the_repository_without_secrets_or_data() -> Non
 
 
 def test_shipping_can_be_turned_off_and_a_local_ray_ships_nothing() -> None:
-    off = RaySettings.from_env({"RAY_ADDRESS": "h:1", "CAMPAIGN_RAY_SHIP_CODE": "0"})
+    off = AppSettings.from_mapping({"RAY_ADDRESS": "h:1", "CAMPAIGN_RAY_SHIP_CODE": "0"}).ray
     assert not off.ship_code
     assert "runtime_env" not in off.init_kwargs()
-    assert "runtime_env" not in RaySettings.from_env({}).init_kwargs()
+    assert "runtime_env" not in AppSettings.from_mapping({}).ray.init_kwargs()
     with pytest.raises(ConfigError, match="CAMPAIGN_RAY_SHIP_CODE"):
-        RaySettings.from_env({"CAMPAIGN_RAY_SHIP_CODE": "maybe"})
+        AppSettings.from_mapping({"CAMPAIGN_RAY_SHIP_CODE": "maybe"})
 
 
 def _free_ports(count: int) -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 from adapters.replicate_api.models import BUILT_IN, ModelTable, PriceUnit, parse_ref
 from adapters.replicate_api.rate import TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
+from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import StepKind
 from core.plan_json import PlanFormatError, parse_plans, plan_prompt
@@ -38,10 +39,10 @@ def test_costs_per_unit() -> None:
 
 
 def test_settings_defaults_and_overrides() -> None:
-    s = ReplicateSettings.from_env({})
+    s = AppSettings.from_mapping({}).replicate
     assert (s.deadline(StepKind.TEXT), s.deadline(StepKind.IMAGE)) == (120.0, 300.0)
     assert (s.deadline(StepKind.VIDEO), s.create_per_min) == (1800.0, 600.0)
-    s = ReplicateSettings.from_env(
+    s = AppSettings.from_mapping(
         {
             "REPLICATE_API_TOKEN": "r8_secret",
             "REPLICATE_BASE_URL": "http://127.0.0.1:9",
@@ -51,7 +52,7 @@ def test_settings_defaults_and_overrides() -> None:
             "REPLICATE_CREATE_ATTEMPTS": "3",
             "REPLICATE_IMAGE_MODEL": "black-forest-labs/flux-dev",
         }
-    )
+    ).replicate
     assert (s.create_per_min, s.deadline(StepKind.VIDEO), s.create_attempts) == (6000, 60, 3)
     assert s.models.image == "black-forest-labs/flux-dev"
     assert "r8_secret" not in repr(s)
@@ -70,7 +71,7 @@ def test_settings_defaults_and_overrides() -> None:
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
-        ReplicateSettings.from_env(env)
+        AppSettings.from_mapping(env)
 
 
 def test_cli_model_overrides_are_checked() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import AppSettings
 from core.errors import ConfigError, RequestBlocked
 from core.model import CampaignStatus
 from core.plan_json import plan_prompt
@@ -18,7 +19,7 @@ from core.ports import PlanContext, Plans
 from core.quotas import AuditEvent
 from core.request import CampaignRequest
 from core.screening import Blocklist
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator
 
 
@@ -68,7 +69,7 @@ def test_blocked_message_names_the_field_and_hides_the_list() -> None:
     assert text.startswith("audience: not allowed") and "nothing was started" in text
     assert "dark" not in text and "voldemort" not in text and "kill" not in text
     assert "voldemort" not in repr(BLOCKLIST) and "voldemort" not in repr(
-        Settings(blocklist=BLOCKLIST)
+        CoreSettings(blocklist=BLOCKLIST)
     )
     BLOCKLIST.screen(CampaignRequest(theme="cute cats", audience="students"))  # passes
 
@@ -108,11 +109,11 @@ def test_blocklist_from_env_and_file(tmp_path: Path) -> None:
     listed = tmp_path / "blocklist.txt"
     listed.write_text("# one entry a line\n\nre:foo,bar\n  spoilers  \n", encoding="utf-8")
     env = {"CAMPAIGN_BLOCKLIST": "alpha, beta gamma,", "CAMPAIGN_BLOCKLIST_FILE": str(listed)}
-    blocklist = Settings.from_env(env).blocklist
+    blocklist = AppSettings.from_mapping(env).core.blocklist
     assert blocklist.entries == ("alpha", "beta gamma", "re:foo,bar", "spoilers")
     assert blocklist.match("a foo,bar b") == "re:foo,bar"
-    assert len(Settings.from_env({}).blocklist) == 0
+    assert len(AppSettings.from_mapping({}).core.blocklist) == 0
     with pytest.raises(ConfigError, match=r"CAMPAIGN_BLOCKLIST=.*bad pattern"):
-        Settings.from_env({"CAMPAIGN_BLOCKLIST": "re:(unclosed"})
+        AppSettings.from_mapping({"CAMPAIGN_BLOCKLIST": "re:(unclosed"})
     with pytest.raises(ConfigError, match=r"CAMPAIGN_BLOCKLIST_FILE=.*cannot be read"):
-        Settings.from_env({"CAMPAIGN_BLOCKLIST_FILE": str(tmp_path / "missing.txt")})
+        AppSettings.from_mapping({"CAMPAIGN_BLOCKLIST_FILE": str(tmp_path / "missing.txt")})

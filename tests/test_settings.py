@@ -1,4 +1,4 @@
-"""Settings.from_env: defaults, overrides, clear errors, secrets kept out of repr."""
+"""The settings model: defaults, overrides, clear errors, secrets kept out of repr."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ from pathlib import Path
 
 import pytest
 
+from bot.settings import AppSettings
 from core.errors import ConfigError
-from core.settings import Settings
+from core.settings import CoreSettings
 
 
 def test_defaults() -> None:
-    s = Settings.from_env({})
+    s = AppSettings.from_mapping({}).core
     assert s.data_dir == Path("data")
     assert s.database == Path("data/campaigns.db")
     assert (s.executor, s.generator, s.max_products) == ("auto", "auto", 20)
 
 
 def test_overrides() -> None:
-    s = Settings.from_env(
+    s = AppSettings.from_mapping(
         {
             "CAMPAIGN_DATA_DIR": "/srv/c",
             "CAMPAIGN_DB": "/db/x.db",
@@ -29,7 +30,7 @@ def test_overrides() -> None:
             "CAMPAIGN_LIMIT_VIDEO": "3",
             "CAMPAIGN_PROGRESS_INTERVAL": "2.5",
         }
-    )
+    ).core
     assert s.database == Path("/db/x.db")
     assert s.executor == "local"
     assert s.max_products == 50
@@ -48,11 +49,42 @@ def test_overrides() -> None:
 )
 def test_invalid_values_name_the_variable(name: str, value: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle) as err:
-        Settings.from_env({name: value})
+        AppSettings.from_mapping({name: value})
     assert name in str(err.value)
 
 
-def test_token_is_not_in_repr() -> None:
-    s = Settings.from_env({"REPLICATE_API_TOKEN": "r8_supersecret"})
-    assert s.replicate_api_token == "r8_supersecret"
-    assert "r8_supersecret" not in repr(s)
+SECRETS = {
+    "REPLICATE_API_TOKEN": "r8_supersecret",
+    "REPLICATE_WEBHOOK_SECRET": "whsec_supersecret",
+    "SLACK_BOT_TOKEN": "xoxb-supersecret",
+    "SLACK_SIGNING_SECRET": "signing-supersecret",
+    "SLACK_APP_TOKEN": "xapp-supersecret",
+    "DISCORD_TOKEN": "discord-supersecret",
+    "CAMPAIGN_GALLERY_SECRET": "gallery-supersecret-0123456789",
+}
+
+
+def test_secrets_are_read_once_and_never_shown() -> None:
+    s = AppSettings.from_mapping(SECRETS)
+    assert s.replicate.token == "r8_supersecret"  # one token, in one section
+    assert s.discord.bot_token() == "discord-supersecret"
+    shown = repr(s) + str(s) + s.model_dump_json()
+    assert "supersecret" not in shown
+
+
+def test_a_section_given_in_code_is_used_as_it_is() -> None:
+    core = CoreSettings(max_products=3)
+    s = AppSettings.of(core=core)
+    assert s.core is core and s.replicate.api_token is None  # nothing read from the environment
+
+
+def test_every_section_reads_only_its_own_variables() -> None:
+    s = AppSettings.from_mapping({"RAY_ADDRESS": "10.0.0.5:6379", "SLACK_ADMINS": "U1, U2 U3"})
+    assert s.ray.address == "10.0.0.5:6379"
+    assert s.slack.admins == {"U1", "U2", "U3"}  # comma or space separated, never JSON
+    assert s.core == CoreSettings() and s.discord.guild_ids == ()
+
+
+def test_the_discord_token_is_required_only_by_discord() -> None:
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN is not set"):
+        AppSettings.from_mapping({}).discord.bot_token()

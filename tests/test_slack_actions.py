@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.settings import AppSettings
 from bot.slack_ui.blocks import ACTION_ANIMATE, ACTION_REROLL
 from bot.slack_ui.commands import Command, parse_command
 from bot.slack_ui.thread import MB, SlackThread
@@ -25,7 +26,7 @@ from core.model import Action, Campaign, CampaignStatus, StepName
 from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.service import CampaignService
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator
 from tests.fakes.slack_api import (
     BOT_TOKEN,
@@ -40,13 +41,13 @@ from tests.test_slack_app import block_text, parent_ts, summaries, thread_posts
 @pytest.fixture
 async def offline_service(tmp_path: Path, bot_main: ModuleType) -> AsyncIterator[CampaignService]:
     """The real composition (offline generator, real contact sheet renderer), no videos."""
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         generator="offline",
         executor="local",
         limits=Limits(text=2, image=4, video=3, cpu=2),
     )
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         yield app.service
 
 

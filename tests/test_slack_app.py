@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from bot.settings import AppSettings
 from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
 from core.service import CampaignService
-from core.settings import Settings
+from core.settings import CoreSettings
 from tests.fakes import GatedGenerator, make_orphan
 from tests.fakes.slack_api import (
     BOT_TOKEN,
@@ -64,14 +65,14 @@ def block_text(call: Call) -> str:
 @pytest.fixture
 async def offline_service(tmp_path: Path, bot_main: ModuleType) -> AsyncIterator[CampaignService]:
     """The real composition: offline generator, LocalExecutor, SQLite (short videos)."""
-    settings = Settings(
+    settings = CoreSettings(
         data_dir=tmp_path / "data",
         generator="offline",
         executor="local",
         video_seconds=0.4,
         limits=Limits(text=2, image=4, video=3, cpu=2),
     )
-    async with bot_main.build(settings) as app:
+    async with bot_main.build(AppSettings.of(core=settings)) as app:
         yield app.service
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from bot.settings import AppSettings
 from bot.slack_ui.blocks import escape, status_message
 from bot.slack_ui.commands import Command, parse_command
-from bot.slack_ui.settings import SlackSettings
 from core.errors import ConfigError, InvalidRequest
 from core.model import CampaignStatus, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProductView, StepView
@@ -59,34 +59,34 @@ def test_settings_from_env_and_secrets_stay_out_of_repr() -> None:
         "SLACK_ALLOWED_CHANNELS": "C1 C2",
         "SLACK_UPDATE_INTERVAL": "2.5",
     }
-    settings = SlackSettings.from_env(env)
+    settings = AppSettings.from_mapping(env).slack
     assert settings.api_url == "http://127.0.0.1:9/api/"
     assert settings.admins == {"UA", "UB"} and settings.allowed_channels == {"C1", "C2"}
     assert settings.update_interval_s == 2.5 and settings.max_upload_mb == 50.0
-    assert "secret" not in repr(settings)
+    assert "xoxb-secret" not in repr(settings) and "sign-secret" not in repr(settings)
     settings.check(socket_mode=False)
     with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
         settings.check(socket_mode=True)
     assert settings.may_use("U1", "C2") and not settings.may_use("U1", "C3")
-    defaults = SlackSettings.from_env({})
+    defaults = AppSettings.from_mapping({}).slack
     assert defaults.api_url == "https://slack.com/api/" and defaults.update_interval_s == 1.2
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
         defaults.check(socket_mode=True)
 
 
 def test_files_base_url_is_optional_and_must_be_absolute() -> None:
-    assert SlackSettings.from_env({}).files_base_url is None
+    assert AppSettings.from_mapping({}).slack.files_base_url is None
     env = {"SLACK_FILES_BASE_URL": " https://files.example.com/data/ "}
-    assert SlackSettings.from_env(env).files_base_url == "https://files.example.com/data"
+    assert AppSettings.from_mapping(env).slack.files_base_url == "https://files.example.com/data"
     for raw in ("files.example.com/data", "ftp://files.example.com"):
         with pytest.raises(ConfigError, match="SLACK_FILES_BASE_URL="):
-            SlackSettings.from_env({"SLACK_FILES_BASE_URL": raw})
+            AppSettings.from_mapping({"SLACK_FILES_BASE_URL": raw})
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "fast", "nan"])
 def test_settings_reject_bad_numbers(raw: str) -> None:
     with pytest.raises(ConfigError, match=f"SLACK_UPDATE_INTERVAL='{raw}' is invalid"):
-        SlackSettings.from_env({"SLACK_UPDATE_INTERVAL": raw})
+        AppSettings.from_mapping({"SLACK_UPDATE_INTERVAL": raw})
 
 
 def snapshot(products: int, status: CampaignStatus, name: str = "Mug") -> CampaignSnapshot:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from core.settings import env_value, positive_float, positive_int, yes_no
+from core.setting_values import positive_float, positive_int, yes_no
+from core.settings import Env, Section
 
 MIB = 1024 * 1024
 PROBE_TIMEOUT_S = 2.0
@@ -50,36 +49,19 @@ SHIP_EXCLUDES = (
 )
 
 
-@dataclass(frozen=True)
-class RaySettings:
-    """How to reach (or start) Ray; read from the environment (see docs/ray.md)."""
+class RaySettings(Section):
+    """How to reach (or start) Ray (see docs/ray.md)."""
 
-    address: str | None = None  # RAY_ADDRESS: join this cluster instead of starting one
-    num_cpus: int = max(1, os.cpu_count() or 1)  # CPUs of a Ray started by the bot
-    object_store_mb: int = 200
-    actors_per_kind: int = 2
-    connect_timeout_s: float = 5.0  # plus importing Ray and the probe: a fallback within 10 s
-    ship_code: bool = True  # joining a cluster: send the code along (runtime_env working_dir)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RaySettings:
-        """Settings from RAY_ADDRESS and the CAMPAIGN_RAY_* variables."""
-        env = os.environ if env is None else env
-        base = cls()
-        return cls(
-            address=env.get("RAY_ADDRESS", "").strip() or None,
-            num_cpus=env_value(env, "CAMPAIGN_RAY_CPUS", positive_int, base.num_cpus),
-            object_store_mb=env_value(
-                env, "CAMPAIGN_RAY_OBJECT_STORE_MB", positive_int, base.object_store_mb
-            ),
-            actors_per_kind=env_value(
-                env, "CAMPAIGN_RAY_ACTORS", positive_int, base.actors_per_kind
-            ),
-            connect_timeout_s=env_value(
-                env, "CAMPAIGN_RAY_CONNECT_TIMEOUT", positive_float, base.connect_timeout_s
-            ),
-            ship_code=env_value(env, "CAMPAIGN_RAY_SHIP_CODE", yes_no, base.ship_code),
-        )
+    # Join this cluster instead of starting one.
+    address: Annotated[str | None, Env("RAY_ADDRESS")] = None
+    # CPUs of a Ray started by the bot.
+    num_cpus: Annotated[int, Env("CAMPAIGN_RAY_CPUS", positive_int)] = max(1, os.cpu_count() or 1)
+    object_store_mb: Annotated[int, Env("CAMPAIGN_RAY_OBJECT_STORE_MB", positive_int)] = 200
+    actors_per_kind: Annotated[int, Env("CAMPAIGN_RAY_ACTORS", positive_int)] = 2
+    # Plus importing Ray and the probe: a fallback within 10 s.
+    connect_timeout_s: Annotated[float, Env("CAMPAIGN_RAY_CONNECT_TIMEOUT", positive_float)] = 5.0
+    # Joining a cluster: send the code along (runtime_env working_dir).
+    ship_code: Annotated[bool, Env("CAMPAIGN_RAY_SHIP_CODE", yes_no)] = True
 
     def init_kwargs(self) -> dict[str, Any]:
         """Arguments for `ray.init`: join the cluster, or start a small, quiet local Ray."""

@@ -42,6 +42,7 @@ import httpcore
 import httpx
 
 from adapters.files import atomic_path
+from adapters.replicate_api.hosts import OUTPUT_HOSTS, host_allowed, host_patterns
 from core.errors import PermanentStepError, TransientStepError
 
 EXTENSIONS = {
@@ -57,7 +58,6 @@ _CHUNK = 1 << 16
 DECODE_INLINE_MAX = 1 << 20  # larger data: URIs are decoded in a thread, off the event loop
 # Where Replicate serves prediction outputs: replicate.delivery and its subdomains
 # (pbxt.replicate.delivery, tjzk.replicate.delivery, ...).
-OUTPUT_HOSTS = ("replicate.delivery", "*.replicate.delivery")
 # Cloud metadata services, refused even where they are not link-local or private.
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
@@ -101,27 +101,6 @@ def sniff(head: bytes) -> str | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm"
     return None
-
-
-def host_patterns(raw: Iterable[str]) -> tuple[str, ...]:
-    """Normalized host names (`cdn.example.com`) or subdomain patterns (`*.example.com`)."""
-    patterns: list[str] = []
-    for item in raw:
-        name = item.strip().lower().rstrip(".")
-        bare = name.removeprefix("*.")
-        if not bare or any(c in bare for c in "/:@*?#[] ") or bare.startswith("."):
-            raise ValueError(f"{item!r} is not a host name or *.domain pattern")
-        patterns.append(name)
-    return tuple(dict.fromkeys(patterns))
-
-
-def host_allowed(host: str, patterns: Iterable[str]) -> bool:
-    """Whether `host` is one of the names, or a subdomain of a `*.domain` pattern."""
-    name = host.lower().rstrip(".")
-    return any(
-        name.endswith(p[1:]) and len(name) > len(p) - 1 if p.startswith("*.") else name == p
-        for p in patterns
-    )
 
 
 def unsafe_address(address: str) -> str | None:

@@ -103,8 +103,8 @@ class ReplicateHttp:
         self.settings = settings
         self._base = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._headers = {"User-Agent": "campaign-bot"}
-        if settings.api_token:
-            self._headers["Authorization"] = f"Bearer {settings.api_token}"
+        if settings.token:
+            self._headers["Authorization"] = f"Bearer {settings.token}"
         self._session: aiohttp.ClientSession | None = None  # made in the running loop
         self._sleep = sleep
         # The delays of every retry against the API (no attempt limit: callers set theirs).
@@ -235,7 +235,7 @@ class ReplicateHttp:
 
     def safe(self, text: str) -> str:
         """`text` with the API token blotted out."""
-        token = self.settings.api_token
+        token = self.settings.token
         return text.replace(token, "[redacted]") if token else text
 
     def _body(self, status: int, headers: Mapping[str, str], raw: bytes) -> Json:

@@ -72,7 +72,8 @@ class PredictionApi:
         self.http = ReplicateHttp(settings, clock=clock, sleep=sleep, creates=creates)
         self.polls = Polls(settings, clock)
         self._claimed: set[str] = set()  # ids owned by a step here: never adopted twice
-        self._webhook_secret = settings.webhook_secret
+        secret = settings.webhook_secret
+        self._webhook_secret = secret.get_secret_value() if secret else None
 
     @property
     def stats(self) -> Counter[str]:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 
@@ -33,7 +33,9 @@ from core.errors import InvalidRequest
 from core.ports import SpendLedger
 from core.request import parse_request
 from core.service import CampaignService
-from core.settings import Settings
+
+if TYPE_CHECKING:  # the settings (and the adapters' sections) load when main reads them
+    from bot.settings import AppSettings
 
 DEMO_REQUEST = 'theme:"retro cats" products:4 videos:yes style:neon audience:"indie gamers"'
 RUNS_CAMPAIGNS = ("run", "demo", "retry", "reroll", "animate", "resume", "slack", "discord")
@@ -54,7 +56,7 @@ class Build(Protocol):
 
     def __call__(
         self,
-        settings: Settings,
+        settings: AppSettings,
         *,
         run_steps: bool = True,
         models: Mapping[str, str | None] | None = None,
@@ -67,7 +69,7 @@ class Context:
     """One command's inputs: its arguments, settings, the builder and where output goes."""
 
     args: argparse.Namespace
-    settings: Settings
+    settings: AppSettings
     build: Build
     out: Console
     stop: StopSignals | None = None  # set for the commands in RUNS_CAMPAIGNS
@@ -85,7 +87,7 @@ Command = Callable[[Context], Awaitable[int]]
 async def run_new(ctx: Context) -> int:
     """`run REQUEST` and `demo`: start one campaign and follow it."""
     text = DEMO_REQUEST if ctx.args.command == "demo" else ctx.args.request
-    request = parse_request(text, max_products=ctx.settings.max_products)
+    request = parse_request(text, max_products=ctx.settings.core.max_products)
     async with ctx.build(ctx.settings, models=model_flags(ctx.args)) as app:
         service = app.service
         print_estimate(service, request, ctx.args.json)
@@ -140,7 +142,7 @@ async def _follow(ctx: Context, service: CampaignService, start: Start) -> int:
         start,
         as_json=ctx.args.json,
         out=ctx.out,
-        interval_s=ctx.settings.progress_interval_s,
+        interval_s=ctx.settings.core.progress_interval_s,
         stop=ctx.signals,
     )
 
@@ -188,7 +190,7 @@ async def export(ctx: Context) -> int:
     async with ctx.build(ctx.settings, run_steps=False) as app:
         campaign = await app.service.get(ctx.args.id)
     out = ctx.args.out or Path(f"campaign-{campaign.id}.zip")
-    folder = ctx.settings.data_dir / "campaigns" / campaign.id
+    folder = ctx.settings.core.data_dir / "campaigns" / campaign.id
     done = await asyncio.to_thread(export_zip, campaign, console.details(campaign), folder, out)
     if ctx.args.json:
         print(json.dumps({"zip": str(done.path), "files": done.files, "skipped": done.skipped}))
@@ -222,7 +224,7 @@ COMMANDS: dict[str, Command] = {
 
 async def dispatch(
     args: argparse.Namespace,
-    settings: Settings,
+    settings: AppSettings,
     build: Build,
     front_ends: Mapping[str, Command],
 ) -> int:

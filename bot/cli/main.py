@@ -1,9 +1,9 @@
-"""bot.py's entry point: .env, arguments, logging, settings, one command, exit code."""
+"""bot.py's entry point: arguments, settings (environment and .env), logging, one command,
+exit code."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
-from core.dotenv import env_file, load_dotenv
 from core.errors import CampaignError, ConfigError, InvalidRequest, QuotaExceeded, RequestBlocked
-from core.settings import Settings
 
 if TYPE_CHECKING:  # the commands load the service: only once the arguments are understood
     from bot.cli.commands import Build, Command
@@ -27,20 +25,14 @@ def main(
     `build` wires the service; `front_ends` run the commands bot.py serves
     itself (slack, discord, gallery), so this package imports no adapter.
     """
-    try:
-        dotenv = env_file()
-        if dotenv is not None:
-            load_dotenv(dotenv, os.environ)  # fills only unset variables: the environment wins
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     args = build_parser().parse_args(argv)  # --help and --version end here
     from bot.cli.commands import dispatch
+    from bot.settings import load_settings
 
     logs.configure("text", verbose=args.verbose)
     try:
-        settings = settings_from(args, Settings.from_env())
-        logs.configure(settings.log_format, verbose=args.verbose)
+        settings = settings_from(args, load_settings())  # the environment, over .env
+        logs.configure(settings.core.log_format, verbose=args.verbose)
         return asyncio.run(dispatch(args, settings, build, front_ends or {}))
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,12 +7,14 @@ listed here, including the front ends that bot.py serves.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.health import project_version
-from core.settings import EXECUTORS, GENERATORS, Settings
+from core.setting_values import EXECUTORS, GENERATORS
+
+if TYPE_CHECKING:  # pydantic loads with the settings, after --help and --version
+    from bot.settings import AppSettings
 
 # Options every command takes, before or after the subcommand: (flags, argparse keywords).
 GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
@@ -121,8 +123,8 @@ def model_flags(args: argparse.Namespace) -> dict[str, str | None]:
     return {kind: getattr(args, f"{kind}_model", None) for kind in MODEL_KINDS}
 
 
-def settings_from(args: argparse.Namespace, base: Settings) -> Settings:
-    """Settings with the command line's overrides applied."""
+def settings_from(args: argparse.Namespace, base: AppSettings) -> AppSettings:
+    """Settings with the command line's overrides applied (to the core section)."""
     changes: dict[str, Any] = {}
     if args.data_dir:
         changes["data_dir"] = args.data_dir
@@ -133,4 +135,4 @@ def settings_from(args: argparse.Namespace, base: Settings) -> Settings:
             changes[name] = getattr(args, name)
     if args.command == "demo":
         changes["generator"] = "offline"
-    return replace(base, **changes)
+    return base.model_copy(update={"core": base.core.model_copy(update=changes)})

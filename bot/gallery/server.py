@@ -24,7 +24,7 @@ from bot.health import add_health_routes, database_check
 from bot.signals import StopSignals
 from core.errors import CampaignNotFound
 from core.model import Campaign
-from core.settings import Settings
+from core.settings import CoreSettings, reveal
 
 LIST_LIMIT = 200
 FILE_CACHE_S = 3600
@@ -144,7 +144,7 @@ def add_gallery_routes(
 
 @contextlib.asynccontextmanager
 async def serving_gallery(
-    store: CampaignReader, settings: Settings, secret: str, host: str, port: int
+    store: CampaignReader, settings: CoreSettings, secret: str, host: str, port: int
 ) -> AsyncIterator[int]:
     """Serve the gallery with /healthz and /readyz on host:port; yields the bound port."""
     app = web.Application()
@@ -161,21 +161,20 @@ async def serving_gallery(
 
 async def serve_gallery(
     store: CampaignReader,
-    settings: Settings,
+    settings: CoreSettings,
     host: str,
     port: int,
     out: TextIO,
     *,
-    gallery: GallerySettings | None = None,
+    gallery: GallerySettings,
     stop: StopSignals | None = None,
 ) -> int:
     """`bot.py gallery`: serve until SIGINT/SIGTERM, after printing a signed link to the list.
 
     Without CAMPAIGN_GALLERY_SECRET a random key is used: its links die with the process.
     """
-    config = gallery or GallerySettings.from_env()
-    secret = config.secret
-    if secret is None:
+    secret = reveal(gallery.secret)
+    if not secret:
         secret = secrets.token_urlsafe(32)
         print(
             "note: CAMPAIGN_GALLERY_SECRET is not set; these links work until this process"
@@ -186,9 +185,9 @@ async def serve_gallery(
         signals = stop if stop is not None else stack.enter_context(StopSignals())
         async with serving_gallery(store, settings, secret, host, port) as bound:
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-            base = config.base_url or f"http://{_url_host(shown_host)}:{bound}"
-            link = make_link(secret, base, "/campaigns", config.ttl_s)
-            until = render.when(time.time() + config.ttl_s)
+            base = gallery.base_url or f"http://{_url_host(shown_host)}:{bound}"
+            link = make_link(secret, base, "/campaigns", gallery.ttl_s)
+            until = render.when(time.time() + gallery.ttl_s)
             print(f"gallery: listening on {host}:{bound} (health: /healthz, /readyz)", file=out)
             print(f"open: {link}", file=out)
             print(f"(the link works until {until})", file=out, flush=True)

@@ -63,6 +63,7 @@ from core.model import Action, Campaign
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
 from core.service import CampaignService
+from core.settings import reveal
 
 COMMAND = "/campaign"
 EVENTS_PATH = "/slack/events"
@@ -102,8 +103,10 @@ class SlackFrontEnd:
         self.max_products = max_products
         self.gallery = gallery  # signed gallery links in summaries and for too-big videos
         self.app = AsyncApp(
-            token=settings.bot_token,  # a client= would warn when SLACK_BOT_TOKEN is also set
-            signing_secret=settings.signing_secret,
+            token=reveal(
+                settings.bot_token
+            ),  # a client= would warn when SLACK_BOT_TOKEN is also set
+            signing_secret=reveal(settings.signing_secret),
             name="campaign-bot",
             logger=log,
         )
@@ -539,7 +542,7 @@ async def _listening(
 ) -> AsyncIterator[None]:
     """Socket Mode, or the HTTP server, for as long as the block runs."""
     if socket:
-        async with socket_mode(front, front.settings.app_token or ""):
+        async with socket_mode(front, reveal(front.settings.app_token)):
             log.warning("Slack front end connected in Socket Mode")
             yield
     else:

@@ -6,56 +6,44 @@ never reach logs or error messages.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import SecretStr
 
 from bot.chat.access import Allowlist, Viewer, blocked_by
-from bot.chat.config import id_list, url_setting
+from bot.chat.config import ids, url
 from core.errors import ConfigError
-from core.settings import env_value, positive_float
+from core.setting_values import positive_float
+from core.settings import Env, Section
 
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_UPDATE_INTERVAL_S = 1.2  # chat.update is Tier 3 (50+/min): one edit per 1.2 s is safe
 DEFAULT_MAX_UPLOAD_MB = 50.0
 
 
-@dataclass(frozen=True)
-class SlackSettings:
+def _api_url(raw: str) -> str:
+    return raw if raw.endswith("/") else raw + "/"
+
+
+class SlackSettings(Section):
     """Everything the Slack front end needs besides the campaign service."""
 
-    bot_token: str = field(default="", repr=False)
-    signing_secret: str = field(default="", repr=False)
-    app_token: str | None = field(default=None, repr=False)
-    api_url: str = DEFAULT_API_URL
-    admins: frozenset[str] = frozenset()
-    allowed_channels: frozenset[str] = frozenset()  # empty = every channel
-    allowed_users: frozenset[str] = frozenset()  # empty = everyone
-    update_interval_s: float = DEFAULT_UPDATE_INTERVAL_S
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
-    files_base_url: str | None = None  # public URL of the data folder, for too-big videos
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SlackSettings:
-        """Settings from SLACK_* environment variables (see docs/configuration.md)."""
-        env = os.environ if env is None else env
-        api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
-        return cls(
-            bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
-            signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip(),
-            app_token=env.get("SLACK_APP_TOKEN", "").strip() or None,
-            api_url=api_url if api_url.endswith("/") else api_url + "/",
-            admins=frozenset(id_list(env, "SLACK_ADMINS")),
-            allowed_channels=frozenset(id_list(env, "SLACK_ALLOWED_CHANNELS")),
-            allowed_users=frozenset(id_list(env, "SLACK_ALLOWED_USERS")),
-            update_interval_s=env_value(
-                env, "SLACK_UPDATE_INTERVAL", positive_float, DEFAULT_UPDATE_INTERVAL_S
-            ),
-            max_upload_mb=env_value(
-                env, "SLACK_MAX_UPLOAD_MB", positive_float, DEFAULT_MAX_UPLOAD_MB
-            ),
-            files_base_url=url_setting(env, "SLACK_FILES_BASE_URL"),
-        )
+    bot_token: Annotated[SecretStr | None, Env("SLACK_BOT_TOKEN")] = None
+    signing_secret: Annotated[SecretStr | None, Env("SLACK_SIGNING_SECRET")] = None
+    app_token: Annotated[SecretStr | None, Env("SLACK_APP_TOKEN")] = None
+    api_url: Annotated[str, Env("SLACK_API_URL", _api_url)] = DEFAULT_API_URL
+    admins: Annotated[frozenset[str], Env("SLACK_ADMINS", ids)] = frozenset()
+    # Empty: every channel; everyone.
+    allowed_channels: Annotated[frozenset[str], Env("SLACK_ALLOWED_CHANNELS", ids)] = frozenset()
+    allowed_users: Annotated[frozenset[str], Env("SLACK_ALLOWED_USERS", ids)] = frozenset()
+    update_interval_s: Annotated[float, Env("SLACK_UPDATE_INTERVAL", positive_float)] = (
+        DEFAULT_UPDATE_INTERVAL_S
+    )
+    max_upload_mb: Annotated[float, Env("SLACK_MAX_UPLOAD_MB", positive_float)] = (
+        DEFAULT_MAX_UPLOAD_MB
+    )
+    # Public URL of the data folder, for too-big videos.
+    files_base_url: Annotated[str | None, Env("SLACK_FILES_BASE_URL", url())] = None
 
     def check(self, *, socket_mode: bool) -> None:
         """Raise ConfigError naming the first secret this mode needs but lacks."""
