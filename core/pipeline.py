@@ -74,6 +74,14 @@ def _add(total: float | None, more: float | None) -> float | None:
 
 
 @dataclass
+class _Live:
+    """A running step as last saved: its hooks move it on while an attempt runs (intent,
+    provider id, output URL), and the next attempt starts from it."""
+
+    step: StepRecord
+
+
+@dataclass
 class _Handoff:
     """An image as its video uses it: the provider URL as soon as it exists, the saved file.
 
@@ -205,13 +213,13 @@ class ChainRunner:
             await self._event(EventKind.STEP_PROGRESS, step, message=text, queued=place)
 
         async with self.scheduler.slot(step.name.kind, self.campaign_id, on_place):
-            holder = [step]  # the hooks update it (provider id) while an attempt runs
+            live = _Live(step)
             while True:
-                holder[0] = await self._start(holder[0])
+                live.step = await self._start(live.step)
                 try:
-                    return await self._attempt(plan, holder, given, feeds)
+                    return await self._attempt(plan, live, given, feeds)
                 except TransientStepError as exc:
-                    step = holder[0]  # keeps a prediction id the failed attempt stored
+                    step = live.step  # keeps a prediction id the failed attempt stored
                     if step.attempts >= self.max_attempts:
                         return await self._finish(
                             step.evolve(status=StepStatus.FAILED, error=str(exc))
@@ -222,11 +230,11 @@ class ChainRunner:
     async def _attempt(
         self,
         plan: ProductPlan,
-        holder: list[StepRecord],
+        live: _Live,
         given: _Handoff | None,
         feeds: _Handoff | None,
     ) -> StepRecord:
-        step = holder[0]
+        step = live.step  # as the attempt starts
         input_url, input_path = given.inputs(self.clock()) if given else (None, None)
         job = StepJob(
             self.campaign_id,
@@ -243,10 +251,10 @@ class ChainRunner:
             sent_input=step.sent_input,
         )
         try:
-            out = await self.executor.run_step(job, self._hooks(holder, feeds))
+            out = await self.executor.run_step(job, self._hooks(live, feeds))
         except asyncio.CancelledError:
             if not self.stop.keep:  # handed over: the step stays running for the next owner
-                await self._finish(holder[0].evolve(status=StepStatus.CANCELED, error="canceled"))
+                await self._finish(live.step.evolve(status=StepStatus.CANCELED, error="canceled"))
             raise
         except LeaseLost:
             self.stop.keep = True  # before the task group cancels the other steps
@@ -254,19 +262,19 @@ class ChainRunner:
         except TransientStepError:
             raise
         except StepError as exc:
-            return await self._finish(holder[0].evolve(status=StepStatus.FAILED, error=str(exc)))
+            return await self._finish(live.step.evolve(status=StepStatus.FAILED, error=str(exc)))
         except Exception as exc:  # a bug or an unexpected library error
             log.exception("step %s/%s/%s crashed", self.campaign_id, plan.index, step.name.value)
             return await self._finish(
-                holder[0].evolve(
+                live.step.evolve(
                     status=StepStatus.FAILED, error=f"internal error ({type(exc).__name__})"
                 )
             )
         return await self._finish(
-            holder[0].evolve(
+            live.step.evolve(
                 status=StepStatus.SUCCEEDED,
                 output=out.path,
-                output_url=out.url or holder[0].output_url,
+                output_url=out.url or live.step.output_url,
                 provider_id=out.provider_id,
                 model=out.model or step.model,
                 cost_usd=step.cost_usd + out.cost_usd,
@@ -276,23 +284,23 @@ class ChainRunner:
             )
         )
 
-    def _hooks(self, holder: list[StepRecord], feeds: _Handoff | None) -> StepHooks:
+    def _hooks(self, live: _Live, feeds: _Handoff | None) -> StepHooks:
         async def report(message: str) -> None:
-            await self._report(holder[0], message)
+            await self._report(live.step, message)
 
         async def remember_provider_id(provider_id: str) -> None:
-            holder[0] = holder[0].evolve(provider_id=provider_id)
-            await self._save(holder[0])
+            live.step = live.step.evolve(provider_id=provider_id)
+            await self._save(live.step)
 
         async def output_ready(url: str) -> None:
-            holder[0] = holder[0].evolve(output_url=url)
-            await self._save(holder[0])
+            live.step = live.step.evolve(output_url=url)
+            await self._save(live.step)
             if feeds is not None:
                 feeds.url_ready(url, self.clock())
 
         async def before_spend(sent: str) -> None:
-            holder[0] = holder[0].evolve(intent_at=self.clock(), sent_input=sent)
-            await self._save(holder[0])  # LeaseLost here: no create is sent
+            live.step = live.step.evolve(intent_at=self.clock(), sent_input=sent)
+            await self._save(live.step)  # LeaseLost here: no create is sent
 
         return StepHooks(
             report,

@@ -222,7 +222,7 @@ async def test_creates_on_a_small_account_see_a_few_429s(small: FakeReplicate) -
         made = await asyncio.gather(*(api.create(IMAGE, {"prompt": f"p{i}"}) for i in range(13)))
     finally:
         await api.aclose()
-    assert len({m["id"] for m in made}) == 13 == len(small.created())
+    assert len({m.id for m in made}) == 13 == len(small.created())
     assert small.throttled <= 4  # learnt, not one 429 per create
     assert api.stats["http_429"] == small.throttled  # each a wait, none a failed attempt
 

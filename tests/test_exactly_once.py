@@ -16,6 +16,7 @@ from adapters.replicate_api.models import parse_ref
 from adapters.replicate_api.planner import LlmPlanner
 from adapters.replicate_api.predict import predict
 from adapters.replicate_api.predictions import PredictionApi, _same
+from adapters.replicate_api.wire import Prediction, Status
 from core.errors import LeaseLost
 from core.lease import Stop
 from core.model import ProductPlan, StepKind, StepName
@@ -85,7 +86,7 @@ async def test_a_create_sent_before_a_crash_is_adopted_not_paid_again(
         out = await generator.run(resumed, StepContext(recorder.hooks(), _no_cpu))
     finally:
         await generator.aclose()
-    assert out.provider_id == lost["id"] and recorder.remembered == [lost["id"]]
+    assert out.provider_id == lost.id and recorder.remembered == [lost.id]
     assert len(fake.created()) == 1 and recorder.intents == 0  # adopted: no second create
     assert Path(out.path).exists() and job.intent_at is None
 
@@ -152,11 +153,15 @@ def test_a_data_input_matches_loosely_and_everything_else_exactly() -> None:
     model = parse_ref(VIDEO)
     sent = {"prompt": "orbit", "image": "data:image/png;sha256=0011"}
     echoed = {"prompt": "orbit", "image": "https://replicate.delivery/x.png"}
-    assert _same({"input": echoed}, model, sent)
-    assert _same({"input": {"prompt": "orbit"}}, model, sent)  # left out by the list
-    assert not _same({"input": {**echoed, "prompt": "spin"}}, model, sent)
-    assert not _same({"input": {**echoed, "seed": 3}}, model, sent)  # sent without a seed
-    assert not _same({"input": {"image": echoed["image"]}}, model, sent)
+    assert _same(_echoing(echoed), model, sent)
+    assert _same(_echoing({"prompt": "orbit"}), model, sent)  # left out by the list
+    assert not _same(_echoing({**echoed, "prompt": "spin"}), model, sent)
+    assert not _same(_echoing({**echoed, "seed": 3}), model, sent)  # sent without a seed
+    assert not _same(_echoing({"image": echoed["image"]}), model, sent)
+
+
+def _echoing(inputs: dict[str, object]) -> Prediction:
+    return Prediction("p1", Status.STARTING, input=inputs)
 
 
 async def test_a_process_without_the_lease_sends_no_create(

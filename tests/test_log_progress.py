@@ -6,6 +6,7 @@ import pytest
 
 from adapters.replicate_api.log_progress import percent
 from adapters.replicate_api.predictions import status_line
+from adapters.replicate_api.wire import Prediction, Status
 
 # Shapes copied from public predictions' `logs` (diffusion and video models print tqdm bars).
 FLUX = (
@@ -45,7 +46,11 @@ def test_only_the_tail_of_long_logs_is_read() -> None:
 
 
 def test_a_running_prediction_shows_its_percentage_beside_its_status() -> None:
-    assert status_line({"status": "processing", "logs": SEEDANCE}) == "processing 43%"
-    assert status_line({"status": "processing", "logs": ""}) == "processing"
-    assert status_line({"status": "starting", "logs": None}) == "starting"
-    assert status_line({"status": "succeeded", "logs": DONE}) == "succeeded"
+    assert status_line(_prediction("processing", SEEDANCE)) == "processing 43%"
+    assert status_line(_prediction("processing", "")) == "processing"
+    assert status_line(_prediction("starting", None)) == "starting"
+    assert status_line(_prediction("succeeded", DONE)) == "succeeded"
+
+
+def _prediction(status: str, logs: str | None) -> Prediction:
+    return Prediction("p1", Status(status), logs=logs)

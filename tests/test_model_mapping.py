@@ -17,6 +17,7 @@ from adapters.replicate_api.models import (
     load_models_file,
 )
 from adapters.replicate_api.schema import InputSchema
+from adapters.replicate_api.wire import Metrics
 from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import StepKind
@@ -102,7 +103,7 @@ def test_estimate_and_cost_price_what_is_sent(
     binding = bind(model, seconds=seconds, resolution=resolution)
     inputs = binding.inputs("x", image="https://i")
     assert binding.estimate_usd() == pytest.approx(usd)
-    assert binding.cost_usd(inputs, {"predict_time": 99.0}) == pytest.approx(usd)
+    assert binding.cost_usd(inputs, Metrics(predict_time=99.0)) == pytest.approx(usd)
 
 
 def test_the_estimate_never_undercounts_a_clip_sent_at_another_length() -> None:
@@ -111,7 +112,7 @@ def test_the_estimate_never_undercounts_a_clip_sent_at_another_length() -> None:
         for seconds in (None, 2, 5, 8, 10, 12):
             binding = bind(model, seconds=seconds, table=table)
             inputs = binding.inputs("x", image="https://i")
-            assert binding.estimate_usd() >= binding.cost_usd(inputs, {}) - 1e-9
+            assert binding.estimate_usd() >= binding.cost_usd(inputs, Metrics()) - 1e-9
 
 
 def test_images_ask_for_one_png_square_where_the_schema_allows() -> None:

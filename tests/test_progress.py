@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from adapters.replicate_api.predictions import status_line
+from adapters.replicate_api.wire import Prediction, Status
 from bot.chat.text import product_line
 from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
 from core.progress import CampaignSnapshot, CoalescingSink, EventKind, ProgressEvent
@@ -144,7 +145,7 @@ async def test_replicate_percentages_reach_the_status_lines_coalesced() -> None:
             _step(
                 EventKind.STEP_PROGRESS,
                 0,
-                message=status_line({"status": "processing", "logs": logs}),
+                message=status_line(_prediction("processing", logs)),
             )
         )
     await sink.aclose()
@@ -157,3 +158,7 @@ async def test_replicate_percentages_reach_the_status_lines_coalesced() -> None:
     snap.apply(ProgressEvent(**{**waiting.__dict__, "queued": 1}))
     assert product_line(snap.products[1]).endswith("image ⏳ queued: 1st in line for image")
     assert snap.products[1].steps[StepName.IMAGE].queued == 1
+
+
+def _prediction(status: str, logs: str | None) -> Prediction:
+    return Prediction("p1", Status(status), logs=logs)

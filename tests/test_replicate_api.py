@@ -10,6 +10,7 @@ import pytest
 
 from adapters.replicate_api.downloads import Downloader, OutputGone
 from adapters.replicate_api.predictions import PredictionApi
+from adapters.replicate_api.wire import Prediction
 from core.errors import PermanentStepError, TransientStepError
 from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
@@ -33,7 +34,7 @@ async def api(fake: FakeReplicate) -> AsyncIterator[PredictionApi]:
     await client.aclose()
 
 
-async def _done(api: PredictionApi, prediction: dict[str, object]) -> dict[str, object]:
+async def _done(api: PredictionApi, prediction: Prediction) -> Prediction:
     async def report(_status: str) -> None:
         return None
 
@@ -43,11 +44,11 @@ async def _done(api: PredictionApi, prediction: dict[str, object]) -> dict[str, 
 async def test_official_model_create_get_and_list(api: PredictionApi, fake: FakeReplicate) -> None:
     created = await api.create(IMAGE, INPUT)
     assert fake.posts(f"/v1/models/{IMAGE}/predictions") == 1
-    assert (created["model"], created["input"], created["status"]) == (IMAGE, INPUT, "starting")
+    assert (created.model, created.input, created.status) == (IMAGE, INPUT, "starting")
     done = await _done(api, created)
-    assert done["status"] == "succeeded"
-    assert str(done["output"][0]).endswith(".png")  # type: ignore[index]
-    assert [p["id"] for p in await api.recent(0.0)] == [created["id"]]
+    assert done.status == "succeeded"
+    assert isinstance(done.output, list) and str(done.output[0]).endswith(".png")
+    assert [p.id for p in await api.recent(0.0)] == [created.id]
     assert all(h["Authorization"] == f"Bearer {TOKEN}" for _, _, h in fake.requests)
 
 
@@ -63,7 +64,7 @@ async def test_a_running_prediction_reports_its_percentage(
 
     created = await api.create(IMAGE, {"prompt": "show progress: a mug", "seed": 1})
     done = await api.wait(created, 10.0, report)
-    assert done["status"] == "succeeded"
+    assert done.status == "succeeded"
     shown = [int(s.split()[1].rstrip("%")) for s in said if s.startswith("processing ")]
     assert shown, said  # at least one percentage reached the report hook
     assert shown == sorted(shown) and all(0 <= n < 100 for n in shown)
@@ -76,7 +77,7 @@ async def test_version_create_uses_the_version_endpoint(
     fake.add_model("someone/model", SCHEMAS[IMAGE], "image", version=VERSION, community=True)
     created = await api.create(f"someone/model:{VERSION}", INPUT)
     assert fake.posts("/v1/predictions") == 1
-    assert (created["model"], created["version"]) == ("someone/model", VERSION)
+    assert (created.model, created.version) == ("someone/model", VERSION)
     with pytest.raises(PermanentStepError, match="Invalid version"):
         await api.create(f"someone/model:{'c' * 64}", INPUT)
 
@@ -119,9 +120,9 @@ async def test_create_recovers_without_a_duplicate(
     finally:
         await api.aclose()
     assert fake.posts("/predictions") == posts
-    assert [p["id"] for p in fake.created()] == [created["id"]]
+    assert [p["id"] for p in fake.created()] == [created.id]
     assert api.stats["retries"] == (2 if posts == 3 else 1)  # adopted after the first wait
-    assert done["status"] == "succeeded"
+    assert done.status == "succeeded"
 
 
 async def test_429_pauses_every_creator(api: PredictionApi, fake: FakeReplicate) -> None:
@@ -135,7 +136,7 @@ async def test_dropped_after_creation_is_adopted(api: PredictionApi, fake: FakeR
     fake.faults.append(Fault("drop_after"))
     other = await api.create(IMAGE, {"prompt": "another", "seed": 1})  # not the same input
     created = await api.create(IMAGE, INPUT)
-    assert created["id"] != other["id"]
+    assert created.id != other.id
     assert len(fake.created()) == 2  # the dropped create was paid for once
     assert api.stats["adopted"] == 1
     assert fake.posts("/predictions") == 2  # no second create was sent
@@ -147,7 +148,7 @@ async def test_adoption_ignores_a_deployment_model_name(
     fake.model_alias[IMAGE] = "replicate-internal/flux-schnell-int8-triton"
     fake.faults.append(Fault("drop_after"))
     created = await api.create(IMAGE, INPUT)
-    assert created["model"] == "replicate-internal/flux-schnell-int8-triton"
+    assert created.model == "replicate-internal/flux-schnell-int8-triton"
     assert len(fake.created()) == 1 and api.stats["adopted"] == 1
     assert fake.posts("/predictions") == 1  # adopted, not created again
 
@@ -158,7 +159,7 @@ async def test_adoption_never_takes_a_prediction_twice(
     first = await api.create(IMAGE, INPUT)
     fake.faults.append(Fault("502"))
     second = await api.create(IMAGE, INPUT)  # same input: the 502 made nothing, so create again
-    assert first["id"] != second["id"]
+    assert first.id != second.id
     assert api.stats["adopted"] == 0
 
 
@@ -190,16 +191,16 @@ async def test_bad_token_is_permanent_and_never_echoed(
 async def test_polling_survives_server_errors(api: PredictionApi, fake: FakeReplicate) -> None:
     created = await api.create(IMAGE, INPUT)
     fake.get_faults.extend([500, 502, 503])
-    assert (await _done(api, created))["status"] == "succeeded"
+    assert (await _done(api, created)).status == "succeeded"
     assert not fake.get_faults
 
 
 async def test_cancel_and_unknown_prediction(api: PredictionApi, fake: FakeReplicate) -> None:
     fake.script["a mug"] = "hang"
     created = await api.create(IMAGE, INPUT)
-    assert await api.cancel(created["id"])
-    assert fake.cancels == [created["id"]]
-    assert (await api.get(created["id"]))["status"] == "canceled"
+    assert await api.cancel(created.id)
+    assert fake.cancels == [created.id]
+    assert (await api.get(created.id)).status == "canceled"
     assert not await api.cancel("nope")
     with pytest.raises(PermanentStepError, match="Not found"):
         await api.get("nope")

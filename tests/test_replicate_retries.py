@@ -52,7 +52,7 @@ async def _create_with_faults(
         created = await api.create(IMAGE, INPUT)
     finally:
         await api.aclose()
-    assert [p["id"] for p in fake.created()] == [created["id"]]
+    assert [p["id"] for p in fake.created()] == [created.id]
     return time, api
 
 

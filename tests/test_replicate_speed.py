@@ -24,6 +24,7 @@ from adapters.replicate_api.predictions import PredictionApi, _same_api_path
 from adapters.replicate_api.rate import TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
 from adapters.replicate_api.webhooks import WebhookReceiver
+from adapters.replicate_api.wire import Prediction, Status
 from core.model import StepKind, StepName
 from core.request import DEFAULT_MAX_PRODUCTS, CampaignRequest
 from core.scheduler import Limits
@@ -117,12 +118,12 @@ async def test_a_throttled_poll_is_sent_once_per_attempt(fake: FakeReplicate) ->
     try:
         made = await api.create(VIDEO, {"prompt": "x", "image": "data:,"})
         fake.get_faults.extend([429, 429])
-        got = await api.get(made["id"])
+        got = await api.get(made.id)
     finally:
         await api.aclose()
-    assert got["id"] == made["id"]
+    assert got.id == made.id
     # Two 429s, one success: no hidden retry layer underneath ours.
-    assert _polls_of(fake, made["id"]) == 3 and api.stats["http_429"] == 2
+    assert _polls_of(fake, made.id) == 3 and api.stats["http_429"] == 2
     assert api.http.reads.taken == 3  # every attempt took a token
 
 
@@ -147,8 +148,8 @@ async def test_an_image_comes_back_finished_from_its_create(fake: FakeReplicate)
         done = await predict(api, IMAGE, {"prompt": "cat"}, kind=StepKind.IMAGE, deadline_s=10)
     finally:
         await api.aclose()
-    assert done["status"] == "succeeded"
-    assert _polls_of(fake, done["id"]) == 0
+    assert done.status == "succeeded"
+    assert _polls_of(fake, done.id) == 0
     assert fake.requests[0][2].get("Prefer") == "wait=5"
 
 
@@ -162,12 +163,12 @@ async def test_a_video_is_polled_not_held(fake: FakeReplicate) -> None:
         )  # fmt: skip
     finally:
         await api.aclose()
-    assert done["status"] == "succeeded" and _polls_of(fake, done["id"]) >= 1
+    assert done.status == "succeeded" and _polls_of(fake, done.id) >= 1
     assert "Prefer" not in fake.requests[0][2]
 
 
 def _watch(polls: Polls, pid: str, started: float) -> Watch:
-    return polls.watch({"id": pid}, VIDEO, started)
+    return polls.watch(pid, VIDEO, started)
 
 
 def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
@@ -176,12 +177,14 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     first, second = _watch(polls, "a", 0.0), _watch(polls, "b", 0.5)
     clock.now = 10.0
     assert polls.delay(first) == pytest.approx(0.5)  # 5% of the elapsed time
-    done = {
-        "id": "a",
-        "status": "succeeded",
-        "created_at": "2026-01-01T00:00:00Z",
-        "completed_at": "2026-01-01T00:00:40Z",
-    }
+    done = Prediction.from_json(
+        {
+            "id": "a",
+            "status": "succeeded",
+            "created_at": "2026-01-01T00:00:00Z",
+            "completed_at": "2026-01-01T00:00:40Z",
+        }
+    )
     polls.forget(first)
     polls.finished(first, done)
     assert polls.expected(VIDEO) == 40.0
@@ -199,9 +202,9 @@ def test_a_finish_wakes_the_same_models_elders_only() -> None:
     polls = Polls(ReplicateSettings(), clock)
     first = _watch(polls, "a", 0.0)
     old, young = _watch(polls, "b", 0.1), _watch(polls, "c", 9.0)
-    other = polls.watch({"id": "d"}, IMAGE, 0.0)
+    other = polls.watch("d", IMAGE, 0.0)
     clock.now = 10.0
-    polls.finished(first, {"id": "a", "status": "succeeded"})
+    polls.finished(first, Prediction("a", Status.SUCCEEDED))
     assert old.wake.is_set() and not young.wake.is_set() and not other.wake.is_set()
 
 
@@ -259,10 +262,10 @@ async def test_a_webhook_ends_the_wait_without_polling(fake: FakeReplicate) -> N
             )  # fmt: skip
         finally:
             await runtime.aclose()
-    assert done["status"] == "succeeded" and done["output"]
-    assert _polls_of(fake, done["id"]) == 0 and receiver.received == 1
+    assert done.status == "succeeded" and done.output
+    assert _polls_of(fake, done.id) == 0 and receiver.received == 1
     create = fake.created(VIDEO)[0]
-    assert create["id"] == done["id"]
+    assert create["id"] == done.id
 
 
 ANOTHER_KEY = "whsec_" + base64.b64encode(b"another-key").decode()

@@ -11,6 +11,7 @@ import pytest
 from adapters.replicate_api.models import BUILT_IN, ModelTable, PriceUnit, parse_ref
 from adapters.replicate_api.rate import TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.wire import Metrics
 from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import StepKind
@@ -29,12 +30,12 @@ def test_parse_ref_rejects_bad_ids(bad: str) -> None:
 
 def test_costs_per_unit() -> None:
     image = BUILT_IN["black-forest-labs/flux-schnell"]
-    assert image.cost_usd({"predict_time": 9.0}) == 0.003
+    assert image.cost_usd(Metrics(predict_time=9.0)) == 0.003
     text = BUILT_IN["meta/meta-llama-3-8b-instruct"]
     assert text.unit is PriceUnit.MTOKEN
-    assert text.cost_usd({"input_token_count": 600_000, "output_token_count": 400_000}) == 0.25
+    assert text.cost_usd(Metrics(input_token_count=600_000, output_token_count=400_000)) == 0.25
     per_second = replace(image, unit=PriceUnit.RUN_SECOND)
-    assert per_second.cost_usd({"predict_time": 2.0}) == 0.006
+    assert per_second.cost_usd(Metrics(predict_time=2.0)) == 0.006
     assert per_second.cost_usd(None) == 0.0
 
 

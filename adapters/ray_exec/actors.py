@@ -22,15 +22,92 @@ import ray
 from core.errors import LeaseLost
 from core.ports import Generator, StepContext, StepHooks, StepJob, StepOutput
 
-Packed = tuple[str, bool, Any]
-"""A CPU task's answer: (Ray node id, ok, the value or the exception)."""
-Event = tuple[str, Any]
-"""One item a running step streams to the driver: ("started" (first, with the actor's
-instance id) | "report" | "provider_id" | "intent" | "output_url" | "output" | "error",
-value). "provider_id" and "intent" wait for the driver's `ack` (an intent's ack says
-whether this process still owns the campaign)."""
-Acks = dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event, list[bool]]]
 ACK_SLOTS = 64  # acks and liveness checks run in their own group: never behind a step
+
+
+@dataclass(frozen=True)
+class CpuAnswer:
+    """A CPU task's answer: the Ray node it ran on, and the function's value or its error."""
+
+    node: str
+    value: Any = None
+    error: BaseException | None = None
+
+    def unpack(self) -> Any:
+        """The function's value, or its exception raised again."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+# What a running step streams to the driver, in order: Started first, then hook calls,
+# then Output or Failed. ProviderId and Intent wait for the driver's `ack`.
+
+
+@dataclass(frozen=True)
+class Started:
+    """The step began on this start of the actor (a later other `instance` = restarted)."""
+
+    instance: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """A status line."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class OutputUrl:
+    """The output's provider URL (a chained step may start from it)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class ProviderId:
+    """The prediction id, to be stored before the step goes on."""
+
+    provider_id: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A create is about to be sent with this input; the ack says if it may be."""
+
+    sent: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """The step's result (with the node that did its work)."""
+
+    output: StepOutput
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The step's error, as the generator raised it (if it pickles)."""
+
+    error: BaseException
+
+
+Event = Started | Report | OutputUrl | ProviderId | Intent | Output | Failed
+
+
+@dataclass
+class _Ack:
+    """The driver's answer to a ProviderId or Intent, awaited by the step that sent it."""
+
+    loop: asyncio.AbstractEventLoop  # the step's: the ack arrives on the acks group's loop
+    stored: asyncio.Event = field(default_factory=asyncio.Event)
+    ok: bool = True  # for an Intent: this process still owns the campaign
+
+    def answer(self, ok: bool) -> None:
+        """Record the answer and wake the step (thread-safely)."""
+        self.ok = ok
+        self.loop.call_soon_threadsafe(self.stored.set)
 
 
 def node_id() -> str:
@@ -48,20 +125,12 @@ def portable(exc: BaseException) -> BaseException:
 
 
 @ray.remote(num_cpus=1)
-def cpu_call(fn: Callable[..., Any], *args: Any) -> Packed:
+def cpu_call(fn: Callable[..., Any], *args: Any) -> CpuAnswer:
     """Run one CPU function on a worker holding one CPU; never raises."""
     try:
-        return node_id(), True, fn(*args)
+        return CpuAnswer(node_id(), value=fn(*args))
     except Exception as exc:
-        return node_id(), False, portable(exc)
-
-
-def unpack(packed: Packed) -> Any:
-    """The CPU function's value, or its exception raised again."""
-    _node, ok, value = packed
-    if not ok:
-        raise value
-    return value
+        return CpuAnswer(node_id(), error=portable(exc))
 
 
 async def await_cancelling(ref: Any) -> Any:
@@ -76,10 +145,10 @@ async def await_cancelling(ref: Any) -> Any:
         raise
 
 
-async def run_cpu_task(fn: Callable[..., Any], *args: Any) -> Packed:
-    """Submit `fn(*args)` as a Ray task (num_cpus=1) and await its packed answer."""
-    packed: Packed = await await_cancelling(cpu_call.remote(fn, *args))
-    return packed
+async def run_cpu_task(fn: Callable[..., Any], *args: Any) -> CpuAnswer:
+    """Submit `fn(*args)` as a Ray task (num_cpus=1) and await its answer."""
+    answer: CpuAnswer = await await_cancelling(cpu_call.remote(fn, *args))
+    return answer
 
 
 @dataclass
@@ -88,8 +157,8 @@ class _StepRun:
 
     call_id: str
     campaign_id: str
-    acks: Acks
-    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    acks: dict[str, _Ack]  # the actor's, by call id
+    events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)  # None: ended
     nodes: list[str] = field(default_factory=list)
     keep: bool = False  # the driver hands the campaign over: leave predictions running
 
@@ -106,46 +175,45 @@ class _StepRun:
 
     async def report(self, message: str) -> None:
         """Forward a status line; the step does not wait for it."""
-        self.events.put_nowait(("report", message))
+        self.events.put_nowait(Report(message))
 
     async def output_ready(self, url: str) -> None:
         """Forward the output's provider URL (a chained step may start); no wait for it."""
-        self.events.put_nowait(("output_url", url))
+        self.events.put_nowait(OutputUrl(url))
 
     async def remember_provider_id(self, provider_id: str) -> None:
         """Forward the prediction id and wait until the driver has stored it."""
-        await self._acked(("provider_id", provider_id))
+        await self._acked(ProviderId(provider_id))
 
     async def before_spend(self, sent: str) -> None:
         """Ask the driver to record the intent; LeaseLost if it no longer owns the campaign."""
-        if not await self._acked(("intent", sent)):
+        if not await self._acked(Intent(sent)):
             raise LeaseLost(self.campaign_id)
 
-    async def _acked(self, event: Event) -> bool:
-        stored, answer = asyncio.Event(), [True]
-        self.acks[self.call_id] = (asyncio.get_running_loop(), stored, answer)
+    async def _acked(self, event: ProviderId | Intent) -> bool:
+        ack = self.acks[self.call_id] = _Ack(asyncio.get_running_loop())
         self.events.put_nowait(event)
         try:
-            await stored.wait()
+            await ack.stored.wait()
         finally:
             self.acks.pop(self.call_id, None)
-        return answer[0]
+        return ack.ok
 
     async def run_cpu(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """CPU work of the step as a Ray task; remembers the node it ran on."""
-        packed = await run_cpu_task(fn, *args)
-        self.nodes.append(packed[0])
-        return unpack(packed)
+        answer = await run_cpu_task(fn, *args)
+        self.nodes.append(answer.node)
+        return answer.unpack()
 
-    def result(self, task: asyncio.Task[StepOutput]) -> Event:
+    def result(self, task: asyncio.Task[StepOutput]) -> Output | Failed:
         """The final event: the output (with the node that did the work) or the error."""
         if task.cancelled():
             raise asyncio.CancelledError
         exc = task.exception()
         if exc is not None:
-            return ("error", portable(exc))
+            return Failed(portable(exc))
         worker = self.nodes[-1] if self.nodes else node_id()
-        return ("output", replace(task.result(), worker=worker))
+        return Output(replace(task.result(), worker=worker))
 
 
 class StepActorCode:
@@ -153,7 +221,7 @@ class StepActorCode:
 
     def __init__(self, generator: Generator) -> None:
         self._generator = generator
-        self._acks: Acks = {}
+        self._acks: dict[str, _Ack] = {}
         self._runs: dict[str, _StepRun] = {}
         self._instance = uuid.uuid4().hex  # new on every (re)start of the actor's process
 
@@ -163,13 +231,13 @@ class StepActorCode:
         The first event names this actor instance: a later `instance()` answering
         another id means the actor was restarted and this step died with it.
         """
-        yield ("started", self._instance)
+        yield Started(self._instance)
         step = _StepRun(call_id, job.campaign_id, self._acks)
         self._runs[call_id] = step
         task = asyncio.create_task(self._generator.run(job, step.context()))
-        task.add_done_callback(lambda _t: step.events.put_nowait(("finished", None)))
+        task.add_done_callback(lambda _t: step.events.put_nowait(None))
         try:
-            while (event := await step.events.get())[0] != "finished":
+            while (event := await step.events.get()) is not None:
                 yield event
             yield step.result(task)
         finally:
@@ -181,11 +249,9 @@ class StepActorCode:
     @ray.method(concurrency_group="acks")
     async def ack(self, call_id: str, ok: bool = True) -> None:
         """The driver stored what step `call_id` told it (`ok`: it still owns the campaign)."""
-        entry = self._acks.get(call_id)
-        if entry is not None:
-            loop, stored, answer = entry  # groups run on their own loops: thread-safely
-            answer[0] = ok
-            loop.call_soon_threadsafe(stored.set)
+        ack = self._acks.get(call_id)
+        if ack is not None:
+            ack.answer(ok)  # groups run on their own loops: thread-safely
 
     @ray.method(concurrency_group="acks")
     async def keep(self, call_id: str) -> None:

@@ -35,13 +35,24 @@ import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import ray
 from ray.exceptions import RayActorError
 
 from adapters.local_executor import LocalExecutor
-from adapters.ray_exec.actors import StepActor, run_cpu_task, unpack
+from adapters.ray_exec.actors import (
+    Event,
+    Failed,
+    Intent,
+    Output,
+    OutputUrl,
+    ProviderId,
+    Report,
+    Started,
+    StepActor,
+    run_cpu_task,
+)
 from adapters.ray_exec.liveness import Liveness, StepActorLost, first_line
 from adapters.ray_exec.settings import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint
 from adapters.ray_exec.startup import init_ray
@@ -173,7 +184,8 @@ class RayExecutor:
         if not self._lost.is_set():
             try:
                 big = [await _to_object_store(a) for a in args]
-                result: T = unpack(await self._until_lost(run_cpu_task(fn, *big)))
+                answer = await self._until_lost(run_cpu_task(fn, *big))
+                result: T = answer.unpack()
                 return result
             except ClusterLost:
                 pass
@@ -212,23 +224,8 @@ class RayExecutor:
                     ref = await watch.wait(stream.__anext__())
                 except StopAsyncIteration:
                     raise RuntimeError("the step actor ended without a result") from None
-                kind, value = await watch.wait(ref)
-                if kind == "started":
-                    watch.instance = value
-                elif kind == "report":
-                    await tracker.hooks.report(value)
-                elif kind == "output_url":
-                    await tracker.hooks.output_ready(value)
-                elif kind == "provider_id":
-                    await tracker.remember(value)
-                    await watch.wait(actor.ack.remote(call_id))
-                elif kind == "intent":
-                    ok = await _intent(tracker.hooks, str(value or ""))
-                    await watch.wait(actor.ack.remote(call_id, ok))
-                elif kind == "error":
-                    raise value
-                else:
-                    output: StepOutput = value
+                event: Event = await watch.wait(ref)
+                if (output := await _on_event(event, tracker, watch, call_id)) is not None:
                     return output
         except RayActorError:
             avoid.add(index)
@@ -373,3 +370,29 @@ async def _intent(hooks: StepHooks, sent: str) -> bool:
     except LeaseLost:
         return False
     return True
+
+
+async def _on_event(
+    event: Event, tracker: _Tracker, watch: Liveness, call_id: str
+) -> StepOutput | None:
+    """Act on one event a step actor streamed (`watch.actor`); the output once it is done."""
+    match event:
+        case Started(instance):
+            watch.instance = instance
+        case Report(message):
+            await tracker.hooks.report(message)
+        case OutputUrl(url):
+            await tracker.hooks.output_ready(url)
+        case ProviderId(provider_id):
+            await tracker.remember(provider_id)
+            await watch.wait(watch.actor.ack.remote(call_id))
+        case Intent(sent):
+            ok = await _intent(tracker.hooks, sent)
+            await watch.wait(watch.actor.ack.remote(call_id, ok))
+        case Failed(error):
+            raise error
+        case Output(output):
+            return output
+        case _:
+            assert_never(event)
+    return None

@@ -37,6 +37,7 @@ from adapters.replicate_api.schema import (
     InputSchema,
     SchemaError,
 )
+from adapters.replicate_api.wire import Metrics
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepKind
 from core.ports import CachedDoc, ProviderCache
@@ -180,7 +181,7 @@ class Binding:
             seconds, resolution = self.sent(self._clip())
         return self.price.estimate_usd(seconds=seconds, resolution=resolution)
 
-    def cost_usd(self, inputs: Mapping[str, Any], metrics: Mapping[str, Any] | None) -> float:
+    def cost_usd(self, inputs: Mapping[str, Any], metrics: Metrics | None) -> float:
         """What a finished prediction with these inputs cost."""
         seconds, resolution = self.sent(inputs) if self.schema else (None, None)
         return self.price.cost_usd(metrics, seconds=seconds, resolution=resolution)

@@ -30,8 +30,9 @@ from adapters.replicate_api.catalog import Binding, ModelCatalog, UnknownModel
 from adapters.replicate_api.downloads import Downloader, OutputGone, shared_tls, sniff
 from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import REUSABLE, predict
-from adapters.replicate_api.predictions import Prediction, PredictionApi
+from adapters.replicate_api.predictions import PredictionApi
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.wire import Prediction, Status
 from core.errors import (
     ConfigError,
     InvalidRequest,
@@ -104,25 +105,20 @@ class ReplicateRuntime:
 
 def outcome_error(prediction: Prediction) -> str | None:
     """The user-facing reason a finished prediction is unusable, or None if it succeeded."""
-    status = prediction.get("status")
-    if status == "succeeded":
+    status = prediction.status
+    if status is Status.SUCCEEDED:
         return None
-    if status == "failed":
-        error = " ".join(str(prediction.get("error") or "no reason given").split())
+    if status is Status.FAILED:
+        error = " ".join((prediction.error or "no reason given").split())
         return f"the model failed: {error[:300]}"
-    if status == "aborted":
+    if status is Status.ABORTED:
         return "Replicate aborted the prediction before it ran"
     return "the prediction was canceled on Replicate"
 
 
 def predict_time(prediction: Prediction) -> float | None:
     """The prediction's `metrics.predict_time` in seconds, if Replicate reported one."""
-    metrics = prediction.get("metrics")
-    value = metrics.get("predict_time") if isinstance(metrics, dict) else None
-    try:
-        seconds = float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    seconds = prediction.metrics.predict_time
     return seconds if seconds is not None and seconds >= 0 else None
 
 
@@ -233,20 +229,20 @@ class ReplicateGenerator:
         )
         if (error := outcome_error(prediction)) is not None:
             raise PermanentStepError(error)
-        url = file_url(prediction.get("output"))
+        url = file_url(prediction.output)
         if url is None:
             raise PermanentStepError("the model returned no output")
         handed_on = self._handed_on(url)
         if handed_on is not None:
             await ctx.hooks.output_ready(handed_on)  # a video may start from it while we download
         path = await self._download(own.downloads, url, job, ctx)
-        sent = prediction.get("input") if isinstance(prediction.get("input"), dict) else inputs
+        sent = prediction.input if prediction.input is not None else inputs
         return StepOutput(
             path=path,
             url=handed_on,
-            provider_id=str(prediction["id"]),
+            provider_id=prediction.id,
             model=binding.ref,
-            cost_usd=binding.cost_usd(sent or {}, prediction.get("metrics")),
+            cost_usd=binding.cost_usd(sent or {}, prediction.metrics),
             predict_time_s=predict_time(prediction),
         )
 
@@ -266,7 +262,7 @@ class ReplicateGenerator:
             prediction = await api.get(job.provider_id)
         except PermanentStepError:  # unknown to Replicate (e.g. another account)
             return None
-        if prediction.get("status") not in REUSABLE or prediction.get("data_removed"):
+        if prediction.status not in REUSABLE or prediction.data_removed:
             return None
         await ctx.hooks.report(f"re-attached to prediction {job.provider_id}")
         return prediction

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
+from adapters.replicate_api.wire import Metrics
 from core.errors import ConfigError
 from core.model import StepKind
 
@@ -98,19 +98,18 @@ class ModelPrice:
 
     def cost_usd(
         self,
-        metrics: Mapping[str, Any] | None,
+        metrics: Metrics | None,
         *,
         seconds: float | None = None,
         resolution: object = None,
     ) -> float:
         """What a finished prediction cost, from what was sent and its metrics."""
-        metrics = metrics or {}
+        metrics = metrics or Metrics()
         rate = self.unit_price(resolution)
         if self.unit is PriceUnit.RUN_SECOND:
-            return round(rate * float(metrics.get("predict_time") or 0.0), 6)
+            return round(rate * (metrics.predict_time or 0.0), 6)
         if self.unit is PriceUnit.MTOKEN:
-            tokens = float(metrics.get("input_token_count") or 0)
-            tokens += float(metrics.get("output_token_count") or 0)
+            tokens = (metrics.input_token_count or 0.0) + (metrics.output_token_count or 0.0)
             return round(rate * tokens / 1e6, 6)
         return self.estimate_usd(seconds=seconds, resolution=resolution)
 

@@ -15,7 +15,8 @@ from adapters.replicate_api.catalog import Binding
 from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
 from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import QUIET, REUSABLE, predict
-from adapters.replicate_api.predictions import Prediction, PredictionApi
+from adapters.replicate_api.predictions import PredictionApi
+from adapters.replicate_api.wire import Prediction
 from core.errors import PermanentStepError, StepError
 from core.model import StepKind
 from core.plan_json import PlanFormatError, parse_plans, plan_prompt
@@ -79,7 +80,7 @@ class LlmPlanner:
             prediction = await self._predict(api, again, request, ctx, None, strict=strict)
         if (error := outcome_error(prediction)) is not None:
             raise StepError(error)
-        return answer_text(prediction.get("output"))
+        return answer_text(prediction.output)
 
     async def _predict(
         self,
@@ -111,4 +112,4 @@ async def _reusable(api: PredictionApi, provider_id: str) -> Prediction | None:
         prediction = await api.get(provider_id)
     except PermanentStepError:
         return None
-    return prediction if prediction.get("status") in REUSABLE else None
+    return prediction if prediction.status in REUSABLE else None

@@ -25,12 +25,10 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.wire import Prediction, Status
 
-Prediction = dict[str, Any]
 POLL_FRACTION = 0.05  # next poll after 5% of the elapsed time (on average)
 JITTER = 0.5  # gaps vary by +-50%: predictions started together do not poll together
 POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
@@ -75,9 +73,8 @@ class Polls:
         self._durations: dict[str, float] = {}
         self._early: OrderedDict[str, Prediction] = OrderedDict()
 
-    def watch(self, prediction: Prediction, model: str, started: float | None = None) -> Watch:
-        """Start watching a prediction (`started`: when it was created, loop time)."""
-        pid = str(prediction["id"])
+    def watch(self, pid: str, model: str, started: float | None = None) -> Watch:
+        """Start watching prediction `pid` (`started`: when it was created, loop time)."""
         watch = Watch(pid, model, self._clock() if started is None else started)
         if (early := self._early.pop(pid, None)) is not None:
             watch.delivered = early
@@ -110,7 +107,7 @@ class Polls:
 
     def deliver(self, prediction: Prediction) -> bool:
         """A webhook brought this prediction's final state; True if someone was waiting."""
-        pid = str(prediction.get("id"))
+        pid = prediction.id
         watch = self._watches.get(pid)
         if watch is None:
             self._early[pid] = prediction
@@ -123,9 +120,9 @@ class Polls:
 
     def finished(self, watch: Watch, prediction: Prediction) -> None:
         """Learn the model's duration and wake its other predictions that are about as old."""
-        if prediction.get("status") != "succeeded":
+        if prediction.status is not Status.SUCCEEDED:
             return
-        took = server_duration(prediction)
+        took = prediction.server_duration()
         if took is None:
             took = self._clock() - watch.started
         old = self._durations.get(watch.model)
@@ -140,22 +137,3 @@ class Polls:
     def expected(self, model: str) -> float | None:
         """The learned duration of a model's predictions, if any has finished."""
         return self._durations.get(model)
-
-
-def server_duration(prediction: Prediction) -> float | None:
-    """Seconds from created_at to completed_at, by the API's own clock."""
-    created = timestamp(prediction.get("created_at"))
-    completed = timestamp(prediction.get("completed_at"))
-    if created is None or completed is None or completed < created:
-        return None
-    return completed - created
-
-
-def timestamp(value: object) -> float | None:
-    """Epoch seconds of an ISO-8601 time from the API, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.replicate_api.http import RateHeld
-from adapters.replicate_api.polls import timestamp
-from adapters.replicate_api.predictions import Prediction, PredictionApi, sent_text
+from adapters.replicate_api.predictions import PredictionApi, sent_text
+from adapters.replicate_api.wire import Prediction, Status, epoch
 from core.errors import PermanentStepError
 from core.model import StepKind
 from core.ports import StepHooks
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 CANCEL_WAIT_S = 15.0
 CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
 SHORT_KINDS = frozenset({StepKind.TEXT, StepKind.IMAGE})  # created with `Prefer: wait`
-REUSABLE = frozenset({"starting", "processing", "succeeded"})
+REUSABLE = frozenset({Status.STARTING, Status.PROCESSING, Status.SUCCEEDED})
 
 
 async def _quiet(_message: str) -> None:
@@ -76,20 +76,20 @@ async def predict(
     if existing is None and intent_at is not None:
         existing = await api.find(ref, sent or inputs, intent_at, REUSABLE)
         if existing is not None:
-            await hooks.report(f"adopted prediction {existing['id']} sent before a restart")
-            await hooks.remember_provider_id(existing["id"])
+            await hooks.report(f"adopted prediction {existing.id} sent before a restart")
+            await hooks.remember_provider_id(existing.id)
     started = loop.time() if existing is None else _loop_time_of(existing, loop)
     prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks, key)
     try:
         return await api.wait(prediction, deadline_s, hooks.report, model=ref, started=started)
     except TimeoutError:
-        await _cancel(api, prediction["id"])
+        await _cancel(api, prediction.id)
         raise PermanentStepError(
             f"no result after {deadline_s:g} s; the prediction was canceled on Replicate"
         ) from None
     except asyncio.CancelledError:
         if not hooks.keep_on_stop():
-            await _cancel(api, prediction["id"])
+            await _cancel(api, prediction.id)
         raise
 
 
@@ -107,17 +107,17 @@ async def _send(
     wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
     prediction = await _create(api, ref, inputs, hooks, wait_s, kind, deadline_s, key)
     try:
-        await hooks.remember_provider_id(prediction["id"])  # stored before any waiting
+        await hooks.remember_provider_id(prediction.id)  # stored before any waiting
     except asyncio.CancelledError:
         if not hooks.keep_on_stop():
-            await _cancel(api, prediction["id"])
+            await _cancel(api, prediction.id)
         raise
     return prediction
 
 
 def _loop_time_of(prediction: Prediction, loop: asyncio.AbstractEventLoop) -> float:
     """When a prediction was created, on the loop's clock (now, if unknown)."""
-    created = timestamp(prediction.get("created_at"))
+    created = epoch(prediction.created_at)
     age = max(0.0, time.time() - created) if created is not None else 0.0
     return loop.time() - age
 
@@ -191,7 +191,7 @@ async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
         await asyncio.wait([task])  # returns once it has stopped; never raises its error
     if task.cancelled() or task.exception() is not None:  # retrieved: nothing left unawaited
         return
-    await _cancel(api, task.result()["id"])
+    await _cancel(api, task.result().id)
 
 
 async def _cancel(api: PredictionApi, prediction_id: str) -> None:

@@ -37,9 +37,10 @@ from urllib.parse import urlsplit
 from adapters.replicate_api.http import Json, RateHeld, ReplicateHttp, Retry
 from adapters.replicate_api.log_progress import percent
 from adapters.replicate_api.models import ModelRef, parse_ref
-from adapters.replicate_api.polls import Polls, Watch, timestamp
+from adapters.replicate_api.polls import Polls, Watch
 from adapters.replicate_api.rate import Sleep
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.wire import NotAPrediction, Prediction, Status, Urls, epoch
 from core.errors import PermanentStepError, TransientStepError
 from core.ports import CreateBudget
 from core.retry import retrying
@@ -47,10 +48,8 @@ from core.scheduler import OnPlace
 
 log = logging.getLogger(__name__)
 
-Prediction = dict[str, Any]
 Report = Callable[[str], Awaitable[None]]
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 ADOPT_SKEW_S = 30.0  # clock difference tolerated between us and Replicate
 ADOPT_PAGES = 5
 CALL_ATTEMPTS = 6  # gets, lists, uploads and cancels that keep failing transiently
@@ -110,27 +109,41 @@ class PredictionApi:
         """
         model = parse_ref(ref)
         path, request = self._create_call(model, inputs, wait_s, cancel_after_s)
-        loop = asyncio.get_running_loop()
-        until = None if deadline_s is None else loop.time() + deadline_s
+        until = None if deadline_s is None else asyncio.get_running_loop().time() + deadline_s
+        tell = _once_each(on_place)
+
+        async def send() -> Json:
+            return await self.http.send(
+                "POST",
+                path,
+                create=True,
+                key=key,
+                rate_until=until,
+                guard=guard,
+                on_place=tell,
+                **request,
+            )
+
+        return await self._create(ref, model, inputs, send, tell)
+
+    async def _create(
+        self,
+        ref: str,
+        model: ModelRef,
+        inputs: Mapping[str, Any],
+        send: Callable[[], Awaitable[Json]],
+        tell: OnPlace | None,
+    ) -> Prediction:
+        """Attempts until one is accepted, adopting what an ambiguous attempt made."""
         since: float | None = None  # set once an attempt may have created it
         tries = failures = 0
         attempts = self.settings.create_attempts
-        tell = _once_each(on_place)
         while True:
             if since is not None and (found := await self._adopt(model, inputs, since)):
                 return found
             sent_at = time.time()
             try:
-                prediction = await self.http.send(
-                    "POST",
-                    path,
-                    create=True,
-                    key=key,
-                    rate_until=until,
-                    guard=guard,
-                    on_place=tell,
-                    **request,
-                )
+                body = await send()
             except RateHeld:  # an earlier attempt may have made it all the same
                 if since is not None and (found := await self._adopt(model, inputs, since)):
                     return found
@@ -146,7 +159,7 @@ class PredictionApi:
                     continue
                 break  # after the last wait, look once more for what an attempt made
             self.stats["created"] += 1
-            return self._claim(prediction)
+            return self._claim(parsed(body))
         if since is not None and (found := await self._adopt(model, inputs, since)):
             return found
         raise TransientStepError(
@@ -160,8 +173,12 @@ class PredictionApi:
         async def back_off(retry: Retry, attempt: int) -> None:
             await self.http.backoff(retry, min(attempt, POLL_BACKOFF_STEPS), "poll")
 
+        async def poll() -> Prediction:
+            path = f"/v1/predictions/{prediction_id}"
+            return parsed(await self.http.send("GET", path, priority=priority))
+
         return await retrying(
-            lambda: self.http.send("GET", f"/v1/predictions/{prediction_id}", priority=priority),
+            poll,
             self.http.policy,  # no attempt limit: a poll is retried until cancelled
             Retry,
             between=back_off,
@@ -181,9 +198,9 @@ class PredictionApi:
         `model`: the ref it was created with (durations are learned per model);
         `started`: when it was created, on the loop's clock (default: now).
         """
-        if prediction.get("status") in TERMINAL:
+        if prediction.done:
             return prediction
-        watch = self.polls.watch(prediction, model or str(prediction.get("model")), started)
+        watch = self.polls.watch(prediction.id, model or str(prediction.model), started)
         try:
             async with asyncio.timeout(deadline_s):
                 prediction = await self._watch(watch, prediction, report)
@@ -193,11 +210,11 @@ class PredictionApi:
         return prediction
 
     async def _watch(self, watch: Watch, prediction: Prediction, report: Report) -> Prediction:
-        while prediction.get("status") not in TERMINAL:
+        while not prediction.done:
             if watch.delivered is None:
                 await watch.nap(self.polls.delay(watch))
             shown = status_line(prediction)
-            if watch.delivered is not None and watch.delivered.get("status") in TERMINAL:
+            if watch.delivered is not None and watch.delivered.done:
                 prediction = watch.delivered
             else:
                 watch.delivered = None
@@ -242,8 +259,8 @@ class PredictionApi:
             raise TransientStepError("could not upload the input image to Replicate") from None
         except PermanentStepError as exc:
             raise PermanentStepError(f"upload refused: {exc}") from None
-        url = (body.get("urls") or {}).get("get")
-        if not isinstance(url, str):
+        url = Urls.from_json(body.get("urls")).get
+        if url is None:
             raise PermanentStepError("upload refused: Replicate returned no file URL")
         return url
 
@@ -255,7 +272,7 @@ class PredictionApi:
             if path is None:
                 break
             page = await self.http.call("GET", path, "list", CALL_ATTEMPTS)
-            results = [r for r in page.get("results") or [] if isinstance(r, dict)]
+            results = _predictions(page.get("results"))
             found += [r for r in results if _created(r) >= since]
             if any(_created(r) < since for r in results):
                 break
@@ -263,7 +280,7 @@ class PredictionApi:
         return found
 
     async def find(
-        self, ref: str, inputs: Mapping[str, Any], since: float, statuses: frozenset[str]
+        self, ref: str, inputs: Mapping[str, Any], since: float, statuses: frozenset[Status]
     ) -> Prediction | None:
         """A prediction of ours with this input created since `since` (epoch s), if any.
 
@@ -276,7 +293,7 @@ class PredictionApi:
         model: ModelRef,
         inputs: Mapping[str, Any],
         since: float,
-        statuses: frozenset[str] | None = None,
+        statuses: frozenset[Status] | None = None,
     ) -> Prediction | None:
         """The prediction an ambiguous create made, if Replicate has it."""
         try:
@@ -285,16 +302,16 @@ class PredictionApi:
             log.warning("could not list recent predictions: %s", exc)
             return None
         for prediction in reversed(candidates):  # oldest first: the first send made it
-            if statuses is not None and prediction.get("status") not in statuses:
+            if statuses is not None and prediction.status not in statuses:
                 continue
-            if prediction.get("id") not in self._claimed and _same(prediction, model, inputs):
+            if prediction.id not in self._claimed and _same(prediction, model, inputs):
                 self.stats["adopted"] += 1
-                log.info("adopted prediction %s after an ambiguous create", prediction["id"])
+                log.info("adopted prediction %s after an ambiguous create", prediction.id)
                 return self._claim(prediction)
         return None
 
     def _claim(self, prediction: Prediction) -> Prediction:
-        self._claimed.add(str(prediction["id"]))
+        self._claimed.add(prediction.id)
         return prediction
 
     def _create_call(
@@ -340,8 +357,8 @@ def _same(prediction: Prediction, model: ModelRef, inputs: Mapping[str, Any]) ->
     A `data:` input may not be echoed back as sent (the list endpoint may leave it out
     or show a file URL instead): any string, or none, matches it.
     """
-    echoed = prediction.get("input")
-    if not isinstance(echoed, dict) or set(echoed) - set(inputs):
+    echoed = prediction.input
+    if echoed is None or set(echoed) - set(inputs):
         return False
     for key, value in inputs.items():
         if _is_data(value):
@@ -349,7 +366,7 @@ def _same(prediction: Prediction, model: ModelRef, inputs: Mapping[str, Any]) ->
                 return False
         elif key not in echoed or echoed[key] != value:
             return False
-    return model.version is None or prediction.get("version") == model.version
+    return model.version is None or prediction.version == model.version
 
 
 def _is_data(value: object) -> bool:
@@ -369,8 +386,29 @@ def _digest(value: str) -> str:
     return f"{head};sha256={hashlib.sha256(value.encode()).hexdigest()[:16]}"
 
 
+def parsed(body: Json) -> Prediction:
+    """The API's answer as a prediction (PermanentStepError if it is not one)."""
+    try:
+        return Prediction.from_json(body)
+    except NotAPrediction as exc:
+        raise PermanentStepError(
+            f"Replicate answered with something that is not a prediction ({exc})"
+        ) from None
+
+
+def _predictions(results: object) -> list[Prediction]:
+    """The predictions of a list page (entries that are not one are left out)."""
+    found: list[Prediction] = []
+    for result in results if isinstance(results, list) else []:
+        try:
+            found.append(Prediction.from_json(result))
+        except NotAPrediction:
+            continue
+    return found
+
+
 def _created(prediction: Prediction) -> float:
-    return timestamp(prediction.get("created_at")) or 0.0
+    return epoch(prediction.created_at) or 0.0
 
 
 def _same_api_path(next_url: object) -> str | None:
@@ -385,7 +423,10 @@ def _same_api_path(next_url: object) -> str | None:
 
 def status_line(prediction: Prediction) -> str:
     """'processing 45%' while the model's logs show a progress bar, else the status."""
-    status = str(prediction.get("status"))
-    logs = prediction.get("logs")
-    done = percent(logs if isinstance(logs, str) else None)
-    return f"{status} {done}%" if status == "processing" and done is not None else status
+    status = str(prediction.status)
+    done = percent(prediction.logs)
+    return (
+        f"{status} {done}%"
+        if prediction.status is Status.PROCESSING and done is not None
+        else status
+    )

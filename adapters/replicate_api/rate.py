@@ -51,6 +51,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 from core.scheduler import OnPlace, shown_place
 
@@ -66,6 +67,14 @@ STEP = 0.1  # what each quiet period adds back, as a share of the cut rate
 FLOOR_PER_S = 1 / 60  # the learnt rate never goes below one create a minute
 Sleep = Callable[[float], Awaitable[None]]
 Ticket = tuple[float, int]
+
+
+@dataclass(slots=True)
+class _Place:
+    """A watched waiter's place in line: as last worked out, and as last told to it."""
+
+    shown: int = 0  # set by the line's pass (`shown_place`); 0 = not yet known
+    reported: int = 0  # what its `on_place` was last told
 
 
 class _Bucket:
@@ -93,7 +102,7 @@ class _Bucket:
         self._turns: dict[Ticket, asyncio.Event] = {}
         self._seq = itertools.count()
         self._sleeping = False  # the head waiter is sleeping until a token accrues
-        self._places: dict[Ticket, list[int]] = {}  # watched tickets: [shown, reported] places
+        self._places: dict[Ticket, _Place] = {}  # tickets whose waiters are told their place
         self._pass_due = False
         self.taken = 0
 
@@ -109,7 +118,7 @@ class _Bucket:
         heapq.heappush(self._lines.setdefault(key, []), ticket)
         place = None
         if on_place is not None:
-            place = self._places[ticket] = [0, 0]
+            place = self._places[ticket] = _Place()
         self._moved()
         told = False
         try:
@@ -121,11 +130,12 @@ class _Bucket:
                     break
                 if place is not None and on_place is not None:
                     if head and wait >= SHOW_WAIT_S:
-                        place[0] = 1
-                    if place[0] and place[0] != place[1] and (not head or wait >= SHOW_WAIT_S):
-                        place[1] = place[0]
+                        place.shown = 1
+                    news = place.shown and place.shown != place.reported
+                    if news and (not head or wait >= SHOW_WAIT_S):
+                        place.reported = place.shown
                         told = True
-                        await on_place(place[0])
+                        await on_place(place.shown)
                         continue
                 if head:
                     await self._nap(wait)
@@ -212,8 +222,8 @@ class _Bucket:
             return
         for rank, ticket in enumerate(self._in_order(), 1):
             place = self._places.get(ticket)
-            if place is not None and place[0] != (shown := shown_place(rank)):
-                place[0] = shown
+            if place is not None and place.shown != (shown := shown_place(rank)):
+                place.shown = shown
                 self._turns.setdefault(ticket, asyncio.Event()).set()  # it says so, then waits
 
     def _wake_head(self) -> None:
