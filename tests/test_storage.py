@@ -136,11 +136,11 @@ async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteS
     for campaign in made:
         await store.create_campaign(campaign)
     selects: list[str] = []
-    await store._db.set_trace_callback(  # what SQLite runs, as it runs it
+    await store._conn.db.set_trace_callback(  # what SQLite runs, as it runs it
         lambda sql: selects.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
     )
     listed = await store.recent(limit=6)
-    await store._db.set_trace_callback(None)
+    await store._conn.db.set_trace_callback(None)
     assert [c.id for c in listed] == [c.id for c in reversed(made)]
     assert listed == list(reversed(made))  # products and steps all there, in order
     assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
