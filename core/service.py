@@ -295,6 +295,7 @@ class CampaignService:
                         step.evolve(
                             status=StepStatus.PENDING, error=None, started_at=None, finished_at=None
                         ),
+                        self._ownership.owner,
                     )
 
         return await self._run_again(campaign, reset, sinks)
@@ -477,7 +478,9 @@ class CampaignService:
 
     async def _restart(self, campaign_id: str, sinks: Sequence[ProgressSink]) -> Campaign:
         await self.store.clear_cancel(campaign_id)
-        await self.store.save_status(campaign_id, CampaignStatus.PENDING)
+        await self.store.save_status(
+            campaign_id, CampaignStatus.PENDING, owner=self._ownership.owner
+        )
         campaign = await self.store.get(campaign_id)
         self._runs.start(campaign, sinks)
         return campaign

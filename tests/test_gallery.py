@@ -90,7 +90,8 @@ async def build_campaigns(
         step = done.products[0].step(StepName.IMAGE)
         assert step is not None
         (folder / "secret.txt").write_text("not for the web")
-        await store.save_step(outside.id, step.evolve(output=str(folder / "secret.txt")))
+        secret = step.evolve(output=str(folder / "secret.txt"))
+        await store.save_step(outside.id, secret, service.owner)
     return Made(settings, nice.id, nasty.id, outside.id)
 
 

@@ -75,10 +75,12 @@ async def test_round_trip(store: SqliteStore) -> None:
             sent_input='{"prompt": "a mug", "seed": 3}',
         )
     )
-    await store.save_step(original.id, step)
+    assert await store.claim(original.id, "me", now=1.0, stale_before=0.0)
+    await store.save_step(original.id, step, "me")
     await store.save_status(
         original.id,
         CampaignStatus.PARTIAL,
+        owner="me",
         started_at=11.0,
         finished_at=13.0,
         contact_sheet="/x/sheet.png",
@@ -163,7 +165,7 @@ async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
     with pytest.raises(CampaignNotFound, match="nope"):
         await store.get("nope")
     with pytest.raises(CampaignNotFound):
-        await store.save_status("nope", CampaignStatus.FAILED)
+        await store.save_status("nope", CampaignStatus.FAILED, owner="me")
     with pytest.raises(CampaignNotFound):
         await store.request_cancel("nope")
 
@@ -252,7 +254,8 @@ async def test_v4_database_gains_output_url(tmp_path: Path) -> None:
         await store.create_campaign(_campaign())
         step = (await store.get("abc12345")).products[0].steps[0]
         assert step.output_url is None
-        await store.save_step("abc12345", step.evolve(output_url="https://example.invalid/a"))
+        assert await store.claim("abc12345", "me", now=1.0, stale_before=0.0)
+        await store.save_step("abc12345", step.evolve(output_url="https://example.invalid/a"), "me")
         stored = (await store.get("abc12345")).products[0].steps[0]
         assert stored.output_url == "https://example.invalid/a"
     finally:
@@ -269,7 +272,7 @@ async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:
     await store.heartbeat("abc12345", "proc-b", now=500.0)  # not the owner: ignored
     assert await store.orphans(stale_before=111.0) == ["abc12345"]
     assert await store.claim("abc12345", "proc-b", now=125.0, stale_before=115.0)
-    await store.save_status("abc12345", CampaignStatus.SUCCEEDED)
+    await store.save_status("abc12345", CampaignStatus.SUCCEEDED, owner="proc-b")
     assert await store.orphans(stale_before=1000.0) == []  # finished ones are no orphans
     # a finished campaign runs nowhere: another process may take it (to retry it) at once
     assert await store.claim("abc12345", "proc-c", now=126.0, stale_before=116.0)

@@ -25,8 +25,8 @@ class SqliteRecords(Part):
         """Insert planned products and their steps, atomically."""
         await self._conn.write(lambda: _insert_products(self._conn, campaign_id, products))
 
-    async def save_step(self, campaign_id: str, step: StepRecord, owner: str | None = None) -> None:
-        """Write one step's current state; with `owner`, only while it owns the campaign.
+    async def save_step(self, campaign_id: str, step: StepRecord, owner: str) -> None:
+        """Write one step's current state, only while `owner` owns the campaign.
 
         The fenced write raises LeaseLost (and writes nothing) when another
         process has taken the campaign over: a stale owner never overwrites
@@ -35,7 +35,7 @@ class SqliteRecords(Part):
         conn = self._conn
 
         async def work() -> None:
-            if owner is not None and await _update_step(conn, campaign_id, step, owner):
+            if await _update_step(conn, campaign_id, step, owner):
                 return  # the usual case: one fenced statement
             await conn.execute("BEGIN IMMEDIATE")
             try:
@@ -73,17 +73,17 @@ class SqliteRecords(Part):
         campaign_id: str,
         status: CampaignStatus,
         *,
+        owner: str,
         started_at: float | None = None,
         finished_at: float | None = None,
         contact_sheet: str | None = None,
         error: str | None = None,
-        owner: str | None = None,
         reel: str | None = None,
         timeline: str | None = None,
     ) -> None:
         """Write the status; other fields only when given (None keeps the old value).
 
-        With `owner`, only while it owns the campaign (else LeaseLost).
+        Only while `owner` owns the campaign (else LeaseLost).
         """
         values = (status.value, started_at, finished_at, contact_sheet, error, reel, timeline)
 
@@ -219,10 +219,8 @@ async def _upsert_step(conn: Connection, campaign_id: str, step: StepRecord) -> 
     )
 
 
-async def _fence(conn: Connection, campaign_id: str, owner: str | None) -> None:
+async def _fence(conn: Connection, campaign_id: str, owner: str) -> None:
     """Raise LeaseLost unless `owner` owns the campaign (CampaignNotFound if it is gone)."""
-    if owner is None:
-        return
     row = await conn.row("SELECT owner FROM campaigns WHERE id = ?", (campaign_id,))
     if row is None:
         raise CampaignNotFound(campaign_id)
