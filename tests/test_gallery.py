@@ -34,7 +34,7 @@ from bot.gallery import (
     valid_until,
 )
 from core.errors import ConfigError
-from core.model import StepName
+from core.model import SlackOrigin, StepName
 from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.settings import Settings
@@ -78,7 +78,7 @@ async def build_campaigns(
                 audience="indie gamers",
             ),
             requester="slack:U123",
-            origin={"platform": "slack", "channel": "C1"},
+            origin=SlackOrigin(channel="C1"),
         )
         nasty = await service.submit(
             CampaignRequest.from_options(theme=NASTY_THEME, products=1, audience=NASTY_AUDIENCE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -12,11 +13,15 @@ from core.errors import CampaignNotFound
 from core.model import (
     Campaign,
     CampaignStatus,
+    DiscordOrigin,
+    Origin,
     Product,
     ProductPlan,
+    SlackOrigin,
     StepName,
     StepRecord,
     StepStatus,
+    TerminalOrigin,
 )
 from core.ports import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
@@ -313,3 +318,31 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
         assert [p.returncode for p in procs] == [0, 0, 0], errors
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+
+
+@pytest.mark.parametrize(
+    ("stored", "origin"),
+    [
+        ("{}", TerminalOrigin()),
+        (
+            '{"platform": "slack", "channel": "C1", "team": "T1", "ts": "1.2"}',
+            SlackOrigin(channel="C1", team="T1", ts="1.2"),
+        ),
+        (
+            '{"platform": "discord", "guild": "7", "channel": "5", "message": "1", "thread": "2",'
+            ' "file_limit": "8388608"}',
+            DiscordOrigin(guild="7", channel="5", message="1", thread="2", file_limit="8388608"),
+        ),
+    ],
+)
+async def test_origins_stored_as_plain_dicts_read_back_typed(
+    store: SqliteStore, stored: str, origin: Origin
+) -> None:
+    await store.create_campaign(_campaign())
+    await store._conn.write(
+        lambda: store._conn.execute("UPDATE campaigns SET origin_json = ?", (stored,))
+    )
+    assert (await store.get("abc12345")).origin == origin
+    await store.create_campaign(Campaign(**{**_campaign("new00000").__dict__, "origin": origin}))
+    rows = await store._conn.select("SELECT origin_json FROM campaigns ORDER BY id")
+    assert json.loads(rows[1][0]) == json.loads(stored)  # written as before origins were typed

@@ -169,7 +169,7 @@ async def insert_campaign(conn: Connection, campaign: Campaign) -> None:
             campaign.contact_sheet,
             campaign.error,
             campaign.requester,
-            json.dumps(dict(campaign.origin)),
+            json.dumps(campaign.origin.to_json()),
         ),
     )
     await _insert_products(conn, campaign.id, campaign.products)

@@ -15,6 +15,7 @@ from core.model import (
     StepName,
     StepRecord,
     StepStatus,
+    origin_from_json,
 )
 from core.quotas import AuditEntry, AuditEvent, Spend, Who
 from core.request import CampaignRequest
@@ -74,7 +75,7 @@ def assemble(row: Any, products: Sequence[Any], steps: Sequence[StepRecord]) -> 
         timeline=row["timeline"],
         products=tuple(product(p, steps) for p in products),
         requester=row["requester"],
-        origin=json.loads(row["origin_json"]),
+        origin=origin_from_json(json.loads(row["origin_json"]) or {}),
         plan_provider_id=row["plan_provider_id"],
         plan_intent_at=row["plan_intent_at"],
         plan_sent_input=row["plan_sent_input"],
