@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from core.request import CampaignRequest
@@ -152,6 +152,94 @@ class Product:
 
 
 @dataclass(frozen=True)
+class TerminalOrigin:
+    """Asked for in the terminal (or anywhere else with no chat place to report back to)."""
+
+    platform: Literal["terminal"] = field(default="terminal", init=False)
+
+    @property
+    def channel(self) -> str | None:
+        """No channel: quotas count the requester only."""
+        return None
+
+    @property
+    def guild(self) -> str | None:
+        """No workspace or server."""
+        return None
+
+    def to_json(self) -> dict[str, str]:
+        """What the store persists (`{}`, as stored before origins were typed)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class SlackOrigin:
+    """A Slack channel, and the campaign's parent message once it is posted."""
+
+    channel: str | None = None
+    team: str | None = None  # the workspace
+    ts: str | None = None  # the parent message
+    platform: Literal["slack"] = field(default="slack", init=False)
+
+    @property
+    def guild(self) -> str | None:
+        """The quota scope above the channel: the workspace."""
+        return self.team
+
+    def to_json(self) -> dict[str, str]:
+        """What the store persists: the platform and the ids that are set."""
+        return _json(self.platform, channel=self.channel, team=self.team, ts=self.ts)
+
+
+@dataclass(frozen=True)
+class DiscordOrigin:
+    """A Discord server's channel, and the campaign's status message and thread in it."""
+
+    guild: str | None = None
+    channel: str | None = None
+    message: str | None = None
+    thread: str | None = None
+    file_limit: str | None = None  # bytes a message may upload in that server
+    platform: Literal["discord"] = field(default="discord", init=False)
+
+    def to_json(self) -> dict[str, str]:
+        """What the store persists: the platform and the ids that are set."""
+        return _json(
+            self.platform,
+            guild=self.guild,
+            channel=self.channel,
+            message=self.message,
+            thread=self.thread,
+            file_limit=self.file_limit,
+        )
+
+
+Origin = SlackOrigin | DiscordOrigin | TerminalOrigin
+"""Where a campaign was asked for, and where its status lives (ids opaque to the core)."""
+
+
+def origin_from_json(data: Mapping[str, Any]) -> Origin:
+    """The origin the store persisted (`to_json`), including rows stored as plain dicts."""
+    ids = {k: str(v) for k, v in data.items() if k != "platform" and v is not None}
+    platform = data.get("platform")
+    if platform == "slack":
+        return SlackOrigin(channel=ids.get("channel"), team=ids.get("team"), ts=ids.get("ts"))
+    if platform == "discord":
+        return DiscordOrigin(
+            guild=ids.get("guild"),
+            channel=ids.get("channel"),
+            message=ids.get("message"),
+            thread=ids.get("thread"),
+            file_limit=ids.get("file_limit"),
+        )
+    return TerminalOrigin()
+
+
+def _json(platform: str, **ids: str | None) -> dict[str, str]:
+    return {"platform": platform} | {k: v for k, v in ids.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A stored campaign with its products."""
 
@@ -169,7 +257,7 @@ class Campaign:
     timeline: str | None = None  # the timeline image, once finished
     products: tuple[Product, ...] = field(default=())
     requester: str | None = None  # front-end user id, e.g. "slack:U123" or "discord:42"
-    origin: Mapping[str, str] = field(default_factory=dict)  # where its status message lives
+    origin: Origin = field(default_factory=TerminalOrigin)  # where its status message lives
     plan_provider_id: str | None = None  # the planning prediction, once it exists
     plan_intent_at: float | None = None  # when the planning create was about to be sent
     plan_sent_input: str | None = None  # the input it was about to send (JSON)
@@ -177,7 +265,7 @@ class Campaign:
     @property
     def platform(self) -> str:
         """Where it was asked for: slack, discord or terminal."""
-        return self.origin.get("platform") or "terminal"
+        return self.origin.platform
 
     @property
     def cost_usd(self) -> float:

@@ -138,7 +138,7 @@ class ChainRunner:
     scheduler: Scheduler
     publish: Publish
     clock: Callable[[], float]
-    owner: str | None = None  # writes are fenced by it (None: unfenced, for tests)
+    owner: str  # every write is fenced by it
     stop: Stop = field(default_factory=Stop)
     max_attempts: int = 3
 

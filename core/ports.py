@@ -273,8 +273,8 @@ class CampaignRecords(Protocol):
         """Insert planned products and their steps."""
         ...
 
-    async def save_step(self, campaign_id: str, step: StepRecord, owner: str | None = None) -> None:
-        """Write one step's state; with `owner`, only while it owns it (else LeaseLost)."""
+    async def save_step(self, campaign_id: str, step: StepRecord, owner: str) -> None:
+        """Write one step's state, only while `owner` owns the campaign (else LeaseLost)."""
         ...
 
     async def save_plan(
@@ -293,11 +293,11 @@ class CampaignRecords(Protocol):
         campaign_id: str,
         status: CampaignStatus,
         *,
+        owner: str,
         started_at: float | None = None,
         finished_at: float | None = None,
         contact_sheet: str | None = None,
         error: str | None = None,
-        owner: str | None = None,
         reel: str | None = None,
         timeline: str | None = None,
     ) -> None:

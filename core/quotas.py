@@ -17,11 +17,12 @@ requester (the terminal) and requesters listed as admins are exempt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from core.errors import QuotaExceeded
+from core.model import Origin, TerminalOrigin
 from core.request import CampaignRequest
 
 DAY_S = 86_400.0
@@ -41,12 +42,10 @@ class Who:
     guild: str | None = None  # "<platform>:<workspace or server id>"
 
     @classmethod
-    def of(cls, requester: str | None, origin: Mapping[str, str] | None) -> Who:
+    def of(cls, requester: str | None, origin: Origin | None) -> Who:
         """The scopes of a request from a front end's requester id and origin."""
-        origin = origin or {}
-        platform = origin.get("platform") or "terminal"
-        channel = origin.get("channel")
-        guild = origin.get("guild") or origin.get("team")  # Discord server, Slack workspace
+        origin = origin or TerminalOrigin()
+        platform, channel, guild = origin.platform, origin.channel, origin.guild
         return cls(
             requester=requester or None,
             channel=f"{platform}:{channel}" if channel else None,

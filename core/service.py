@@ -22,7 +22,16 @@ from core.audit import Gate
 from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
 from core.eta import Durations
 from core.lease import Ownership, ResumeReport
-from core.model import Action, Campaign, CampaignStatus, Product, StepName, StepStatus
+from core.model import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    Origin,
+    Product,
+    StepName,
+    StepStatus,
+    TerminalOrigin,
+)
 from core.pictures import Renderers
 from core.pipeline import models_of, step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
@@ -133,13 +142,13 @@ class CampaignService:
         sinks: Sequence[ProgressSink] = (),
         *,
         requester: str | None = None,
-        origin: Mapping[str, str] | None = None,
+        origin: Origin | None = None,
     ) -> Campaign:
         """Store a new campaign and start it; returns the stored record at once.
 
         `requester` is the front end's user id; `origin` says where the campaign's
-        chat status message lives (opaque to the core, kept for the front end;
-        its platform, channel and guild or team are the scopes quotas count in).
+        chat status message lives (its ids opaque to the core, kept for the front end;
+        its platform, channel and guild (Slack: workspace) are the scopes quotas count in).
         Before anything is stored: InvalidRequest, RequestBlocked (blocklist)
         or QuotaExceeded (quotas and cost caps, checked and counted in the same
         store transaction that inserts the campaign); the last two leave an
@@ -155,7 +164,7 @@ class CampaignService:
             executor=self.executor.name,
             generator=self.generator.name,
             requester=requester,
-            origin=dict(origin or {}),
+            origin=origin or TerminalOrigin(),
         )
         await self._gate().create(campaign, who, estimate.cost_usd)
         await self._ownership.claim(campaign.id)
@@ -167,7 +176,7 @@ class CampaignService:
         request: CampaignRequest,
         *,
         requester: str | None = None,
-        origin: Mapping[str, str] | None = None,
+        origin: Origin | None = None,
     ) -> Estimate:
         """Refuse now what `submit` would refuse, e.g. before a front end posts anything.
 
@@ -295,6 +304,7 @@ class CampaignService:
                         step.evolve(
                             status=StepStatus.PENDING, error=None, started_at=None, finished_at=None
                         ),
+                        self._ownership.owner,
                     )
 
         return await self._run_again(campaign, reset, sinks)
@@ -353,7 +363,7 @@ class CampaignService:
         sinks: Sequence[ProgressSink] = (),
         *,
         requester: str | None = None,
-        origin: Mapping[str, str] | None = None,
+        origin: Origin | None = None,
     ) -> Campaign:
         """Animate an image of the caller's: a new one-product campaign (the Video Producer).
 
@@ -380,7 +390,7 @@ class CampaignService:
             executor=self.executor.name,
             generator=self.generator.name,
             requester=requester,
-            origin=dict(origin or {}),
+            origin=origin or TerminalOrigin(),
             products=(actions.uploaded(path, stem, prompt, now, request.models.video),),
         )
         await asyncio.to_thread(_write_new, path, data)
@@ -477,7 +487,9 @@ class CampaignService:
 
     async def _restart(self, campaign_id: str, sinks: Sequence[ProgressSink]) -> Campaign:
         await self.store.clear_cancel(campaign_id)
-        await self.store.save_status(campaign_id, CampaignStatus.PENDING)
+        await self.store.save_status(
+            campaign_id, CampaignStatus.PENDING, owner=self._ownership.owner
+        )
         campaign = await self.store.get(campaign_id)
         self._runs.start(campaign, sinks)
         return campaign

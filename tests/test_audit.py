@@ -13,14 +13,14 @@ import aiosqlite
 import pytest
 
 from core.logs import JsonFormatter, configure, log_event
-from core.model import CampaignStatus
+from core.model import CampaignStatus, DiscordOrigin
 from core.quotas import AuditEvent
 from core.request import CampaignRequest
 from storage.migrate import migrate, migrations
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator
 
-DISCORD = {"platform": "discord", "guild": "77", "channel": "555", "message": "1", "thread": "2"}
+DISCORD = DiscordOrigin(guild="77", channel="555", message="1", thread="2")
 
 
 async def test_submitted_and_finished_lines_carry_estimate_and_cost(service_on) -> None:
@@ -118,7 +118,7 @@ async def test_campaigns_from_before_the_ledger_are_counted(tmp_path: Path) -> N
         assert await migrate(db, old) == 6
         for cid, requester, origin in (
             ("slack1", "slack:U1", {"platform": "slack", "channel": "C1", "ts": "1.2"}),
-            ("disc1", "discord:42", DISCORD),
+            ("disc1", "discord:42", DISCORD.to_json()),
             ("term1", None, {}),
         ):
             await db.execute(

@@ -261,6 +261,7 @@ async def test_a_resumed_chain_whose_image_failed_skips_the_video(
 
 
 RunnerFactory = Callable[..., ChainRunner]
+OWNER = "chain-test"  # the process the runner writes as
 
 
 @pytest.fixture
@@ -286,6 +287,7 @@ async def make_runner(store: SqliteStore, tmp_path: Path) -> AsyncIterator[Runne
             scheduler=Scheduler(limits),
             publish=(sink or WatchingSink()).publish,
             clock=clock,
+            owner=OWNER,
         )
 
     yield factory
@@ -311,4 +313,5 @@ async def _store_campaign(
         products=tuple(products),
     )
     await store.create_campaign(campaign)
+    assert await store.claim(campaign.id, OWNER, now=1.0, stale_before=0.0)  # writes are fenced
     return campaign

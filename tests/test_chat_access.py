@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.chat.access import Allowlist, Viewer, blocked_by, may_control, may_see
 from bot.slack_ui.settings import SlackSettings
-from core.model import Campaign, CampaignStatus
+from core.model import Campaign, CampaignStatus, origin_from_json
 from core.request import CampaignRequest
 
 
@@ -18,7 +18,7 @@ def campaign(requester: str, **origin: str) -> Campaign:
         executor="local",
         generator="offline",
         requester=requester,
-        origin=origin,
+        origin=origin_from_json(origin),
     )
 
 

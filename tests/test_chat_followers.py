@@ -10,7 +10,7 @@ import pytest
 
 from bot.chat.followers import Followers
 from core.errors import CampaignError, CampaignStateError
-from core.model import Campaign, CampaignStatus, Product
+from core.model import Campaign, CampaignStatus, Product, TerminalOrigin
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator
@@ -49,7 +49,9 @@ async def test_one_live_follower_per_campaign_and_finished_ones_are_forgotten(
     service = make_service(GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True))
     followers = Followers(service, min_interval_s=0.0)
     first = Recorder(gate=asyncio.Event())
-    campaign = await followers.submit(request(), first, requester="slack:U1", origin={})
+    campaign = await followers.submit(
+        request(), first, requester="slack:U1", origin=TerminalOrigin()
+    )
     assert (await service.wait(campaign.id)).status is CampaignStatus.PARTIAL
     assert followers.live(campaign.id)  # its summary is still being posted
     second = Recorder()
@@ -77,7 +79,9 @@ async def test_close_cuts_the_relays_so_nothing_is_posted_afterwards(make_servic
     service = make_service(gen)
     followers = Followers(service, min_interval_s=0.0)
     surface = Recorder()
-    campaign = await followers.submit(request(), surface, requester="slack:U1", origin={})
+    campaign = await followers.submit(
+        request(), surface, requester="slack:U1", origin=TerminalOrigin()
+    )
     await gen.wait_started(2)
     await followers.aclose()  # the service still holds the relay
     assert not followers.live(campaign.id)
@@ -91,7 +95,9 @@ async def test_a_refused_submit_leaves_nothing_followed(make_service) -> None:
     service = make_service(GatedGenerator(open_all=True), max_products=1)
     followers = Followers(service, min_interval_s=0.0)
     with pytest.raises(CampaignError, match="too many"):
-        await followers.submit(request(2), Recorder(), requester="slack:U1", origin={})
+        await followers.submit(
+            request(2), Recorder(), requester="slack:U1", origin=TerminalOrigin()
+        )
     assert followers._unclaimed == set()  # the relay of the campaign that never was is gone
 
 

@@ -53,7 +53,7 @@ def image_url(post: Call) -> str:
 async def finished(fake: FakeDiscord, service: CampaignService, posts: int) -> Campaign:
     """The one campaign, finished, once its thread has `posts` posts."""
     campaign = await service.wait((await started(fake, service)).id)
-    await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], posts))
+    await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, posts))
     return campaign
 
 
@@ -88,7 +88,7 @@ async def test_reroll_and_animate_presses_post_new_attempts_into_the_thread(
     requester = snowflake()
     await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 2}))
     campaign = await finished(fake, service, 3)  # two products, then the summary
-    thread = campaign.origin["thread"]
+    thread = campaign.origin.thread
     first_posts = thread_posts(fake, thread)
     for number in (1, 2):
         reroll_id = f"campaign:reroll:{campaign.id}:{number}"
@@ -163,7 +163,7 @@ async def test_an_offline_reroll_posts_a_real_image_in_an_embed(
         payload = await press(fake, f"campaign:reroll:{campaign.id}:1", requester)
         await replied(fake, payload)
         done = await service.wait(campaign.id)
-        posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 4))
+        posts = await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 4))
     assert done.status is CampaignStatus.SUCCEEDED and len(done.products) == 2
     (image,) = posts[2].files
     assert image.filename == "p02-image.png" and image.data.startswith(b"\x89PNG")
@@ -190,7 +190,7 @@ async def test_presses_by_others_or_too_early_are_refused_and_change_nothing(
 
     gen.open((1, "image"))
     campaign = await service.wait(campaign.id)
-    thread = campaign.origin["thread"]
+    thread = campaign.origin.thread
     await fake.wait_for(lambda: at_least(fake, thread, 3))
     calls, posts = list(gen.calls), len(thread_posts(fake, thread))
     for custom_id in (reroll_1, f"campaign:animate:{campaign.id}:2"):
@@ -225,7 +225,7 @@ async def test_buttons_on_old_product_posts_work_after_a_restart(
             f"🎲 Rerolling product 1 of campaign `{campaign.id}`"
         )
         done = await second.wait(campaign.id)
-        posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 4))
+        posts = await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 4))
     assert [(p.attempt_of, p.action) for p in done.products] == [(None, None), (0, Action.REROLL)]
     assert gen.calls == [(1, "image")]
     assert caption(posts[2]).startswith("✅ 2. ") and "(reroll of 1)" in caption(posts[2])
@@ -244,7 +244,7 @@ async def test_animate_an_uploaded_image_is_a_one_product_campaign(
     await fake.interact(payload)
     reply = await replied(fake, payload)
     campaign = await finished(fake, service, 2)  # the product, then the summary
-    thread = campaign.origin["thread"]
+    thread = campaign.origin.thread
     assert reply == (
         f"✅ Campaign `{campaign.id}` started: https://discord.com/channels/{fake.guild_id}/"
         f"{thread}\nEstimate: 1 steps, about $0.010."
@@ -252,7 +252,7 @@ async def test_animate_an_uploaded_image_is_a_one_product_campaign(
     assert fake.downloads == [image["id"]]  # read from the attachment's URL
     assert campaign.status is CampaignStatus.SUCCEEDED
     assert campaign.requester == f"discord:{user}" and campaign.request.products == 1
-    assert campaign.origin["platform"] == "discord" and thread != fake.channel_id
+    assert campaign.origin.platform == "discord" and thread != fake.channel_id
     assert gen.calls == [(0, "video")] and gen.jobs[(0, "video")].plan.video_prompt == "tail wags"
     upload = Path(campaign.products[0].output(StepName.IMAGE) or "")
     assert upload.read_bytes() == PNG
@@ -276,7 +276,7 @@ async def test_animate_a_campaign_product_or_every_product_without_a_video(
     requester = snowflake()
     await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 2}))
     campaign = await finished(fake, service, 3)
-    thread = campaign.origin["thread"]
+    thread = campaign.origin.thread
     url = f"https://discord.com/channels/{fake.guild_id}/{thread}"
 
     stranger = fake.command("animate", snowflake(), {"campaign": campaign.id, "product": 1})
@@ -370,7 +370,7 @@ async def test_the_summary_carries_the_timeline_and_the_reel_within_the_limit(
     )
     await fake.interact(payload)
     campaign = await finished(fake, service, 2)
-    summary = thread_posts(fake, campaign.origin["thread"])[1]
+    summary = thread_posts(fake, campaign.origin.thread)[1]
     names = [f.filename for f in summary.files]
     assert names == ["contact-sheet.png", "timeline.png"]  # the reel is too big to attach
     first, second = summary.json["embeds"]

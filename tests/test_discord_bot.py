@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.settings import AppSettings
-from core.model import CampaignStatus, StepName
+from core.model import CampaignStatus, DiscordOrigin, SlackOrigin, StepName, TerminalOrigin
 from core.scheduler import Limits
 from core.settings import CoreSettings
 from tests.fakes import GatedGenerator, make_orphan
@@ -95,7 +95,7 @@ async def test_new_campaign_done_when(
 
         campaign = await service.wait((await started(fake, service)).id)
         assert campaign.status is CampaignStatus.SUCCEEDED
-        thread_id = campaign.origin["thread"]
+        thread_id = campaign.origin.thread
         posts = await fake.wait_for(lambda: at_least(fake, thread_id, 4))
 
     (status,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
@@ -104,12 +104,10 @@ async def test_new_campaign_done_when(
     estimate = status.json["embeds"][0]["description"]
     assert "Estimate: 6 steps" in estimate and "$" not in estimate  # offline: it costs nothing
     (thread,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages/\d+/threads")
-    assert thread.path.endswith(f"/messages/{campaign.origin['message']}/threads")
+    assert thread.path.endswith(f"/messages/{campaign.origin.message}/threads")
     assert thread.json["name"] == "Campaign: retro cats"
     assert campaign.requester == f"discord:{user}"
-    assert (
-        campaign.origin["channel"] == fake.channel_id and campaign.origin["platform"] == "discord"
-    )
+    assert campaign.origin.channel == fake.channel_id and campaign.origin.platform == "discord"
 
     products, summary = posts[:3], posts[3]
     for post in products:
@@ -130,9 +128,7 @@ async def test_new_campaign_done_when(
     assert "succeeded" in summary.json["embeds"][0]["description"]
     assert "cost $0.000" in summary.json["embeds"][0]["description"]
 
-    edits = fake.find(
-        "PATCH", rf"/channels/{fake.channel_id}/messages/{campaign.origin['message']}"
-    )
+    edits = fake.find("PATCH", rf"/channels/{fake.channel_id}/messages/{campaign.origin.message}")
     assert "succeeded" in title(edits[-1]) and edits[-1].json["components"] == []
     assert any("campaign:cancel:" + campaign.id in str(e.json["components"]) for e in edits)
     (reply,) = fake.find("PATCH", r"/webhooks/\d+/[^/]+/messages/@original")
@@ -192,7 +188,7 @@ async def test_status_edits_are_coalesced(fake, make_service, start_bot) -> None
     campaign = await service.wait((await started(fake, service)).id)
     # 3 products x 2 steps: 6 starts, 6 reports, 6 finishes, 3 product ends, 1 campaign end
     hold.release.set()
-    thread = campaign.origin["thread"]
+    thread = campaign.origin.thread
     await fake.wait_for(lambda: at_least(fake, thread, 4))
     edits = fake.find("PATCH", status_path(fake))
     assert len(edits) == 2  # the held one, then one edit with everything that happened meanwhile
@@ -206,7 +202,7 @@ async def test_a_429_on_a_status_edit_is_retried(fake, make_service, start_bot) 
     fake.faults.append(rate_limited("PATCH", status_path(fake), retry_after=0.05))
     await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 2}))
     campaign = await service.wait((await started(fake, service)).id)
-    await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 3))
     edits = fake.find("PATCH", status_path(fake))
     assert edits[0].status == 429 and edits[1].status == 200  # discord.py waited and retried
     assert edits[1].json == edits[0].json
@@ -227,7 +223,7 @@ async def test_an_expired_interaction_token_does_not_stop_progress(
     for key in ((0, "image"), (1, "image")):
         gen.open(key)
     campaign = await service.wait((await started(fake, service)).id)
-    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 3))
     assert campaign.status is CampaignStatus.SUCCEEDED  # ... and progress went on regardless
     assert [caption(p)[:3] for p in posts[:2]] in (["✅ 1", "✅ 2"], ["✅ 2", "✅ 1"])
     assert "succeeded" in title(fake.find("PATCH", status_path(fake))[-1])
@@ -242,7 +238,7 @@ async def test_buttons_work_on_a_freshly_started_bot(fake, make_service, start_b
     await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 2}))
     await gen.wait_started(2)
     campaign = await started(fake, service)
-    message_id = campaign.origin["message"]
+    message_id = campaign.origin.message
     cancel_id = f"campaign:cancel:{campaign.id}"
     await fake.wait_for(lambda: cancel_id in custom_ids(fake.messages[message_id]))
     await stop(old)  # the message was sent by a bot that is gone now
@@ -273,7 +269,7 @@ async def test_buttons_work_on_a_freshly_started_bot(fake, make_service, start_b
     assert reply.json["content"].startswith(f"🔁 Retrying campaign `{campaign.id}`")
     done = await service.wait(campaign.id)
     assert done.status is CampaignStatus.SUCCEEDED
-    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 3))
+    posts = await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 3))
     assert "succeeded" in posts[-1].json["embeds"][0]["title"]
     await fake.wait_for(lambda: "succeeded" in fake.messages[message_id]["embeds"][0]["title"])
     assert custom_ids(fake.messages[message_id]) == []
@@ -335,24 +331,24 @@ async def test_a_freshly_started_bot_resumes_orphans_into_their_thread(
     old_service = make_service(GatedGenerator())  # its campaign never finishes
     old = await start_bot(old_service)
     await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 1}))
-    origin = dict((await started(fake, old_service)).origin)
+    origin = (await started(fake, old_service)).origin
     await stop(old)
-    posts_before = len(fake.find("POST", rf"/channels/{origin['thread']}/messages", status=200))
+    posts_before = len(fake.find("POST", rf"/channels/{origin.thread}/messages", status=200))
     cid = await make_orphan(store, origin)  # what a crashed bot leaves behind
 
     service = make_service(GatedGenerator(open_all=True))
     await start_bot(service)  # setup_hook starts taking over orphans
-    posts = await fake.wait_for(lambda: at_least(fake, origin["thread"], posts_before + 3))
+    posts = await fake.wait_for(lambda: at_least(fake, origin.thread, posts_before + 3))
     assert "resumed cats" in str(posts[-1].json)  # the summary of the resumed campaign
     assert (await service.get(cid)).status is CampaignStatus.SUCCEEDED
-    message = fake.messages[origin["message"]]
+    message = fake.messages[origin.message]
     await fake.wait_for(lambda: "succeeded" in message["embeds"][0]["title"])
 
 
 async def test_a_bot_never_takes_over_another_front_ends_orphans(
     fake, make_service, start_bot, store, monkeypatch
 ) -> None:
-    cid = await make_orphan(store, {"platform": "slack", "channel": "C1", "ts": "1.2"})
+    cid = await make_orphan(store, SlackOrigin(channel="C1", ts="1.2"))
     gen = GatedGenerator(open_all=True)
     service = make_service(gen)
     accepts = []
@@ -369,8 +365,8 @@ async def test_a_bot_never_takes_over_another_front_ends_orphans(
     assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
     stored = await service.get(cid)
     assert stored.status is CampaignStatus.RUNNING and gen.calls == []  # left for Slack
-    assert bot.owns(replace(stored, origin={"platform": "discord"}))
-    assert not bot.owns(replace(stored, origin={}))  # a terminal run is `resume`'s
+    assert bot.owns(replace(stored, origin=DiscordOrigin()))
+    assert not bot.owns(replace(stored, origin=TerminalOrigin()))  # a terminal run is `resume`'s
 
 
 @pytest.mark.parametrize("thread_delete", ["works", "forbidden"])
@@ -447,7 +443,7 @@ async def test_the_first_status_edit_waits_the_interval_after_the_status_message
     await start_bot(service, progress_interval_s=interval)
     await fake.interact(fake.command("new", snowflake(), {"theme": "cats", "products": 1}))
     campaign = await service.wait((await started(fake, service)).id)
-    await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 2))
+    await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 2))
     (posted,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
     edits = fake.find("PATCH", status_path(fake))
     assert edits and edits[0].at - posted.at >= interval  # not right after the message
@@ -464,7 +460,7 @@ async def test_a_retry_posts_only_the_products_that_ran_again(
     await fake.interact(fake.command("new", requester, {"theme": "cats", "products": 3}))
     campaign = await service.wait((await started(fake, service)).id)
     assert campaign.status is CampaignStatus.PARTIAL
-    thread, message_id = campaign.origin["thread"], campaign.origin["message"]
+    thread, message_id = campaign.origin.thread, campaign.origin.message
     await fake.wait_for(lambda: at_least(fake, thread, 4))  # three products, then the summary
 
     retry = fake.button(message_id, f"campaign:retry:{campaign.id}", requester)

@@ -99,9 +99,9 @@ async def test_cancel_by_command_explains_a_deleted_status_message(
     assert "the campaign's status message was deleted" in caplog.text
     again = await _ask(fake, fake.command("cancel", user, {"id": campaign.id}))
     assert again["data"]["content"] == f"Campaign `{campaign.id}` is already canceled."
-    edits = rf"/channels/{fake.channel_id}/messages/{campaign.origin['message']}"
+    edits = rf"/channels/{fake.channel_id}/messages/{campaign.origin.message}"
     await fake.wait_for(lambda: len(fake.find("PATCH", edits, status=404)) == 2)  # tried twice
-    notes = await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 2))
+    notes = await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 2))
     assert notes[0].json["content"].startswith("⚠️ updating the status message failed: ")
 
 

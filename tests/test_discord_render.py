@@ -16,6 +16,7 @@ from bot.discord_ui.render import MIB, _join_within, attachments, explain, shrin
 from bot.discord_ui.seams import endpoints
 from bot.settings import AppSettings
 from core.errors import ConfigError, InvalidRequest
+from core.model import DiscordOrigin, TerminalOrigin
 
 
 @pytest.fixture(scope="module")
@@ -165,4 +166,4 @@ def test_options_or_free_text_become_one_request() -> None:
 def test_place_round_trips_through_origin() -> None:
     place = Place(1, 2, 3, 4, 5 * MIB)
     assert Place.of(place.origin()) == place
-    assert Place.of({}) is None and Place.of({"platform": "discord", "guild": "x"}) is None
+    assert Place.of(TerminalOrigin()) is None and Place.of(DiscordOrigin(guild="x")) is None

@@ -35,7 +35,7 @@ from bot.gallery import (
 )
 from bot.settings import AppSettings
 from core.errors import ConfigError
-from core.model import StepName
+from core.model import SlackOrigin, StepName
 from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.settings import CoreSettings
@@ -79,7 +79,7 @@ async def build_campaigns(
                 audience="indie gamers",
             ),
             requester="slack:U123",
-            origin={"platform": "slack", "channel": "C1"},
+            origin=SlackOrigin(channel="C1"),
         )
         nasty = await service.submit(
             CampaignRequest.from_options(theme=NASTY_THEME, products=1, audience=NASTY_AUDIENCE)
@@ -91,7 +91,8 @@ async def build_campaigns(
         step = done.products[0].step(StepName.IMAGE)
         assert step is not None
         (folder / "secret.txt").write_text("not for the web")
-        await store.save_step(outside.id, step.evolve(output=str(folder / "secret.txt")))
+        secret = step.evolve(output=str(folder / "secret.txt"))
+        await store.save_step(outside.id, secret, service.owner)
     return Made(settings, nice.id, nasty.id, outside.id)
 
 

@@ -142,7 +142,7 @@ async def test_garbage_button_presses_are_answered_or_ignored(
     user = snowflake()
     await fake.interact(fake.command("new", user, {"theme": "cats", "products": 1}))
     campaign = await service.wait((await started(fake, service)).id)
-    message = campaign.origin["message"]
+    message = campaign.origin.message
     answered = [
         press(fake, message, f"campaign:retry:{'z' * 64}", user),  # no such campaign
         press(fake, message, "campaign:cancel:deadbeef", user),
@@ -189,7 +189,7 @@ async def test_nothing_the_bot_sends_pings_anyone(
         await start_bot(service)
         await fake.interact(fake.command("new", snowflake(), {"theme": theme, "products": 1}))
         campaign = await service.wait((await started(fake, service)).id)
-        await fake.wait_for(lambda: at_least(fake, campaign.origin["thread"], 2))  # product, sum
+        await fake.wait_for(lambda: at_least(fake, campaign.origin.thread, 2))  # product, sum
     sends = [
         c
         for c in fake.calls

@@ -14,7 +14,15 @@ import pytest
 
 from core.errors import LeaseLost
 from core.lease import Ownership, Stop, dead_here, judge
-from core.model import CampaignStatus, Lease, StepName, StepRecord, StepStatus
+from core.model import (
+    CampaignStatus,
+    DiscordOrigin,
+    Lease,
+    StepName,
+    StepRecord,
+    StepStatus,
+    TerminalOrigin,
+)
 from core.request import CampaignRequest
 from storage.sqlite_store import SqliteStore
 from tests.conftest import ServiceFactory
@@ -47,7 +55,7 @@ async def _images_at_the_provider(store: SqliteStore, campaign_id: str) -> None:
 
 
 async def test_fenced_writes_refuse_a_stale_owner(store: SqliteStore) -> None:
-    cid = await make_orphan(store, {})
+    cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, "me", now=100.0, stale_before=0.0)
     step = StepRecord(0, StepName.IMAGE, StepStatus.RUNNING, 1)
     await store.save_step(cid, step, "me")
@@ -63,7 +71,7 @@ async def test_fenced_writes_refuse_a_stale_owner(store: SqliteStore) -> None:
 
 
 async def test_release_frees_a_campaign_at_once(store: SqliteStore) -> None:
-    cid = await make_orphan(store, {})
+    cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, "me", now=time.time(), stale_before=0.0)
     await store.release(cid, "someone else")  # not theirs to give
     assert (await store.unfinished())[0].owner == "me"
@@ -73,7 +81,7 @@ async def test_release_frees_a_campaign_at_once(store: SqliteStore) -> None:
 
 
 async def test_ownership_claims_beats_and_releases_under_one_owner(store: SqliteStore) -> None:
-    cid = await make_orphan(store, {})
+    cid = await make_orphan(store, TerminalOrigin())
     clock = [100.0]
     mine = Ownership(store, lease_s=10.0, clock=lambda: clock[0])
     theirs = Ownership(store, lease_s=10.0, clock=lambda: clock[0])
@@ -181,7 +189,7 @@ async def test_a_hand_over_leaves_predictions_running_and_the_next_owner_finishe
 async def test_resume_reports_held_and_skips_other_front_ends(
     make_service: ServiceFactory, store: SqliteStore
 ) -> None:
-    held = await make_orphan(store, {"platform": "discord"})
+    held = await make_orphan(store, DiscordOrigin())
     live = _owner(1, host="another-host")
     assert await store.claim(held, live, now=time.time(), stale_before=0.0)
     service = make_service(GatedGenerator(open_all=True))
@@ -199,7 +207,7 @@ async def test_resume_reports_held_and_skips_other_front_ends(
 async def test_a_dead_owners_campaign_is_resumed_without_waiting(
     make_service: ServiceFactory, store: SqliteStore, tmp_path: Path
 ) -> None:
-    cid = await make_orphan(store, {})
+    cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, _owner(_gone_pid()), now=time.time(), stale_before=0.0)
     service = make_service(GatedGenerator(open_all=True))
     report = await service.resume_orphans()

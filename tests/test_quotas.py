@@ -16,7 +16,7 @@ import pytest
 
 from bot.settings import AppSettings
 from core.errors import ConfigError, InvalidRequest, QuotaExceeded
-from core.model import CampaignStatus
+from core.model import CampaignStatus, SlackOrigin, origin_from_json
 from core.quotas import DAY_S, AuditEvent, QuotaPolicy, QuotaSettings, Spend, Who, day_start
 from core.request import CampaignRequest, ModelOverrides
 from tests.fakes import FakeClock, GatedGenerator
@@ -46,7 +46,7 @@ class Place:
         if self.guild:
             origin["guild" if self.platform == "discord" else "team"] = self.guild
         requester = f"{self.platform}:{self.user}" if self.user else None
-        return {"requester": requester, "origin": origin}
+        return {"requester": requester, "origin": origin_from_json(origin)}
 
 
 FIRST = Place("1", "C1", "G1")
@@ -276,7 +276,7 @@ async def test_a_model_the_operator_does_not_offer_is_refused(service_on) -> Non
 
 def test_policy_counts_only_the_scope_and_the_day() -> None:
     policy = QuotaPolicy(QuotaSettings(user_daily=1, user_concurrent=2))
-    who = Who.of("slack:U1", {"platform": "slack", "channel": "C1", "team": "T1"})
+    who = Who.of("slack:U1", SlackOrigin(channel="C1", team="T1"))
     assert (who.channel, who.guild) == ("slack:C1", "slack:T1")
     yesterday = Spend("a", NOON - DAY_S, "slack:U1", "slack:C1", None, 0.1, 0.1, False)
     someone = Spend("b", NOON, "slack:U2", "slack:C1", None, 0.1, 0.1, False)

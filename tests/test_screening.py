@@ -12,7 +12,7 @@ import pytest
 
 from bot.settings import AppSettings
 from core.errors import ConfigError, RequestBlocked
-from core.model import CampaignStatus
+from core.model import CampaignStatus, SlackOrigin
 from core.plan_json import plan_prompt
 from core.planner import plan_offline
 from core.ports import PlanContext, Plans
@@ -78,7 +78,7 @@ async def test_a_blocked_request_reaches_no_provider(service_on) -> None:
     gen = GatedGenerator(open_all=True)
     planner = RecordingPlanner()
     async with service_on(gen, planner=planner, blocklist=BLOCKLIST) as service:
-        origin = {"platform": "slack", "channel": "C1", "team": "T1"}
+        origin = SlackOrigin(channel="C1", team="T1")
         with pytest.raises(RequestBlocked, match=r"^theme: "):
             await service.submit(
                 CampaignRequest(theme="Voldemort merch", products=3, videos=True),

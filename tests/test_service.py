@@ -14,7 +14,15 @@ import pytest
 from adapters.local_executor import LocalExecutor
 from core.errors import CampaignStateError, TransientStepError
 from core.lease import Ownership
-from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord, StepStatus
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    Product,
+    SlackOrigin,
+    StepName,
+    StepRecord,
+    StepStatus,
+)
 from core.planner import OfflinePlanner, plan_offline
 from core.ports import PlanContext, Plans, StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
@@ -184,14 +192,12 @@ async def test_many_campaigns_share_limits(make_service) -> None:
 async def test_requester_and_origin_are_kept_and_filter_history(make_service) -> None:
     gen = GatedGenerator(open_all=True)
     service = make_service(gen)
-    mine = await service.submit(
-        _request(1), requester="slack:U1", origin={"platform": "slack", "ts": "1.2"}
-    )
+    mine = await service.submit(_request(1), requester="slack:U1", origin=SlackOrigin(ts="1.2"))
     await service.submit(_request(1), requester="slack:U2")
     await service.wait(mine.id)
     stored = await service.get(mine.id)
     assert stored.requester == "slack:U1"
-    assert stored.origin == {"platform": "slack", "ts": "1.2"}
+    assert stored.origin == SlackOrigin(ts="1.2")
     assert [c.id for c in await service.history(requester="slack:U1")] == [mine.id]
     assert len(await service.history()) == 2
 

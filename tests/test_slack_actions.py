@@ -101,7 +101,7 @@ async def test_reroll_and_animate_presses_add_attempts_posted_in_the_thread(
     async with slack_harness(service, admins=frozenset({"UADMIN"})) as slack:
         api = slack.api
         campaign = await finished(service, slack, "cats products:2", user="U1")
-        ts = campaign.origin["ts"]
+        ts = campaign.origin.ts
         await slack.front.idle()
         shown = buttons(api, ts)
         assert set(shown) == {f"{campaign.id}:1", f"{campaign.id}:2"}
@@ -169,7 +169,7 @@ async def test_a_button_from_before_a_restart_still_works(make_service: Any) -> 
     async with slack_harness(first) as before:
         campaign = await finished(first, before, "cats products:2")
         await before.front.idle()
-        ts = campaign.origin["ts"]
+        ts = campaign.origin.ts
         [old] = buttons(before.api, ts)[f"{campaign.id}:2"][:1]  # Reroll under product 2
     gen = GatedGenerator(open_all=True)
     restarted = make_service(gen)  # same database, a fresh service and app: no shared memory
@@ -195,7 +195,7 @@ async def test_animate_command_with_a_number_and_prompt_then_every_product(
     async with slack_harness(service) as slack:
         api = slack.api
         campaign = await finished(service, slack, "cats products:2", user="U1")
-        ts = campaign.origin["ts"]
+        ts = campaign.origin.ts
         reply = await slack.command(f"animate {campaign.id} 2 slow zoom", user="U1")
         assert reply.status == 200 and reply.body == {"text": ""}  # answered via response_url
         await api.wait_for(lambda: len(summaries(api, ts)) == 2)
@@ -239,7 +239,7 @@ async def test_bad_numbers_running_campaigns_and_strangers_get_ephemeral_errors(
         gen.open((0, "image"), (1, "image"))
         done = await service.wait(running.id)
         assert done.status is CampaignStatus.SUCCEEDED
-        await api.wait_for(lambda: len(summaries(api, running.origin["ts"])) == 1)
+        await api.wait_for(lambda: len(summaries(api, running.origin.ts)) == 1)
         await settled(slack.front, running.id)
         await slack.front.idle()
         calls = list(gen.calls)
@@ -265,7 +265,7 @@ async def test_bad_numbers_running_campaigns_and_strangers_get_ephemeral_errors(
     assert "no campaign with id 'ffffffff'" in texts[3]
     stored = await service.get(running.id)
     assert len(stored.products) == 2 and gen.calls == calls  # nothing stored, nothing ran
-    assert len(summaries(api, running.origin["ts"])) == 1
+    assert len(summaries(api, running.origin.ts)) == 1
 
 
 async def test_a_bad_number_for_a_terminal_campaign_posts_nothing_in_the_channel(
@@ -324,7 +324,7 @@ async def test_the_final_status_shows_the_contact_sheet(
     async with slack_harness(offline_service) as slack:
         api = slack.api
         campaign = await finished(offline_service, slack, "cats products:2")
-        ts = campaign.origin["ts"]
+        ts = campaign.origin.ts
         await slack.front.idle()
     assert campaign.contact_sheet
     summary = next(c for c in thread_posts(api, ts) if "Campaign" in str(c.params))

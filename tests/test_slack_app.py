@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.settings import AppSettings
-from core.model import CampaignStatus, StepName
+from core.model import CampaignStatus, DiscordOrigin, SlackOrigin, StepName, TerminalOrigin
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import CoreSettings
@@ -111,7 +111,7 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
     assert len(campaigns) == 1
     stored = campaigns[0]
     assert stored.status is CampaignStatus.SUCCEEDED and stored.requester == "slack:U1"
-    assert dict(stored.origin) == {"platform": "slack", "channel": "C1", "team": "T1", "ts": ts}
+    assert stored.origin == SlackOrigin(channel="C1", team="T1", ts=ts)
     recorded = json.dumps([c.params for c in api.calls])
     assert BOT_TOKEN not in recorded and SIGNING_SECRET not in recorded
 
@@ -168,7 +168,7 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
         await api.wait_for(lambda: bool(summaries(api, ts)))
         dogs = next(c for c in await service.history(5) if c.request.theme == "dogs")
         await service.wait(dogs.id)
-        await api.wait_for(lambda: len(summaries(api, dogs.origin["ts"])) == 1)
+        await api.wait_for(lambda: len(summaries(api, dogs.origin.ts)) == 1)
         await slack.front.idle()  # the contact sheets are shown on the parents
         ended = time.monotonic()
     updates = [c for c in api.of("chat.update") if c.params["ts"] == ts]
@@ -176,7 +176,7 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
     assert "slack_file" in block_text(updates[-1])  # then the uploaded contact sheet
     assert "succeeded" in block_text(updates[-1])  # the final state always lands
     assert "4/4 steps" in block_text(updates[-1])
-    for parent in (ts, dogs.origin["ts"]):  # edits of one message start `interval` apart at least
+    for parent in (ts, dogs.origin.ts):  # edits of one message start `interval` apart at least
         edits = [c for c in api.of("chat.update") if c.params["ts"] == parent]
         assert 1 <= len(edits) <= (ended - began) / interval + 1
     assert len([c for c in thread_posts(api, ts) if "Campaign" not in str(c.params)]) == 4
@@ -366,27 +366,27 @@ async def test_retry_button_works_after_a_restart(make_service: Any) -> None:
 async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     offline_service: CampaignService,
 ) -> None:
-    origin = {"platform": "slack", "channel": "C1", "ts": "1700000000.000100"}
+    origin = SlackOrigin(channel="C1", ts="1700000000.000100")
     cid = await make_orphan(offline_service.store, origin)
     async with slack_harness(offline_service) as slack:
         slack.front.start_resuming()  # what the server does: only Slack's own orphans
         api = slack.api
-        await api.wait_for(lambda: summary_posted(api, origin["ts"]))
+        await api.wait_for(lambda: summary_posted(api, origin.ts))
         await slack.front.idle()
     assert (await offline_service.get(cid)).status is CampaignStatus.SUCCEEDED
     updates = api.of("chat.update")
-    assert updates and all(u.params["ts"] == origin["ts"] for u in updates)
+    assert updates and all(u.params["ts"] == origin.ts for u in updates)
     assert "succeeded" in block_text(updates[-1])
     assert not [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")]
     completes = api.of("files.completeUploadExternal")
     assert len(completes) == 3  # two products, then the summary
-    assert all(c.params["thread_ts"] == origin["ts"] for c in completes)
+    assert all(c.params["thread_ts"] == origin.ts for c in completes)
 
 
 async def test_slack_never_takes_over_another_front_ends_orphans(
     offline_service: CampaignService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    origin = {"platform": "discord", "guild": "1", "channel": "2", "message": "3", "thread": "3"}
+    origin = DiscordOrigin(guild="1", channel="2", message="3", thread="3")
     cid = await make_orphan(offline_service.store, origin)  # a crashed Discord bot's campaign
     accepts = []
     real = offline_service.start_resuming
@@ -405,7 +405,9 @@ async def test_slack_never_takes_over_another_front_ends_orphans(
         assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
         stored = await offline_service.get(cid)
         assert stored.status is CampaignStatus.RUNNING  # left for the Discord bot
-        assert [front.owns(replace(stored, origin=o)) for o in ({"platform": "slack"}, {})] == [
+        assert [
+            front.owns(replace(stored, origin=o)) for o in (SlackOrigin(), TerminalOrigin())
+        ] == [
             True,
             False,  # a terminal run is `resume`'s, not Slack's
         ]

@@ -44,4 +44,4 @@ async def test_slash_command_over_socket_mode_runs_a_campaign(make_service: Any)
     completes = api.of("files.completeUploadExternal")
     assert len(completes) == 3 and all(c.params["thread_ts"] == ts for c in completes)
     [campaign] = await service.history(5)
-    assert campaign.status is CampaignStatus.SUCCEEDED and campaign.origin["ts"] == ts
+    assert campaign.status is CampaignStatus.SUCCEEDED and campaign.origin.ts == ts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -12,11 +13,15 @@ from core.errors import CampaignNotFound
 from core.model import (
     Campaign,
     CampaignStatus,
+    DiscordOrigin,
+    Origin,
     Product,
     ProductPlan,
+    SlackOrigin,
     StepName,
     StepRecord,
     StepStatus,
+    TerminalOrigin,
 )
 from core.ports import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
@@ -75,10 +80,12 @@ async def test_round_trip(store: SqliteStore) -> None:
             sent_input='{"prompt": "a mug", "seed": 3}',
         )
     )
-    await store.save_step(original.id, step)
+    assert await store.claim(original.id, "me", now=1.0, stale_before=0.0)
+    await store.save_step(original.id, step, "me")
     await store.save_status(
         original.id,
         CampaignStatus.PARTIAL,
+        owner="me",
         started_at=11.0,
         finished_at=13.0,
         contact_sheet="/x/sheet.png",
@@ -136,11 +143,11 @@ async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteS
     for campaign in made:
         await store.create_campaign(campaign)
     selects: list[str] = []
-    await store._db.set_trace_callback(  # what SQLite runs, as it runs it
+    await store._conn.db.set_trace_callback(  # what SQLite runs, as it runs it
         lambda sql: selects.append(sql) if sql.lstrip().upper().startswith("SELECT") else None
     )
     listed = await store.recent(limit=6)
-    await store._db.set_trace_callback(None)
+    await store._conn.db.set_trace_callback(None)
     assert [c.id for c in listed] == [c.id for c in reversed(made)]
     assert listed == list(reversed(made))  # products and steps all there, in order
     assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
@@ -163,7 +170,7 @@ async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
     with pytest.raises(CampaignNotFound, match="nope"):
         await store.get("nope")
     with pytest.raises(CampaignNotFound):
-        await store.save_status("nope", CampaignStatus.FAILED)
+        await store.save_status("nope", CampaignStatus.FAILED, owner="me")
     with pytest.raises(CampaignNotFound):
         await store.request_cancel("nope")
 
@@ -252,7 +259,8 @@ async def test_v4_database_gains_output_url(tmp_path: Path) -> None:
         await store.create_campaign(_campaign())
         step = (await store.get("abc12345")).products[0].steps[0]
         assert step.output_url is None
-        await store.save_step("abc12345", step.evolve(output_url="https://example.invalid/a"))
+        assert await store.claim("abc12345", "me", now=1.0, stale_before=0.0)
+        await store.save_step("abc12345", step.evolve(output_url="https://example.invalid/a"), "me")
         stored = (await store.get("abc12345")).products[0].steps[0]
         assert stored.output_url == "https://example.invalid/a"
     finally:
@@ -269,7 +277,7 @@ async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:
     await store.heartbeat("abc12345", "proc-b", now=500.0)  # not the owner: ignored
     assert await store.orphans(stale_before=111.0) == ["abc12345"]
     assert await store.claim("abc12345", "proc-b", now=125.0, stale_before=115.0)
-    await store.save_status("abc12345", CampaignStatus.SUCCEEDED)
+    await store.save_status("abc12345", CampaignStatus.SUCCEEDED, owner="proc-b")
     assert await store.orphans(stale_before=1000.0) == []  # finished ones are no orphans
     # a finished campaign runs nowhere: another process may take it (to retry it) at once
     assert await store.claim("abc12345", "proc-c", now=126.0, stale_before=116.0)
@@ -310,3 +318,31 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
         assert [p.returncode for p in procs] == [0, 0, 0], errors
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
+
+
+@pytest.mark.parametrize(
+    ("stored", "origin"),
+    [
+        ("{}", TerminalOrigin()),
+        (
+            '{"platform": "slack", "channel": "C1", "team": "T1", "ts": "1.2"}',
+            SlackOrigin(channel="C1", team="T1", ts="1.2"),
+        ),
+        (
+            '{"platform": "discord", "guild": "7", "channel": "5", "message": "1", "thread": "2",'
+            ' "file_limit": "8388608"}',
+            DiscordOrigin(guild="7", channel="5", message="1", thread="2", file_limit="8388608"),
+        ),
+    ],
+)
+async def test_origins_stored_as_plain_dicts_read_back_typed(
+    store: SqliteStore, stored: str, origin: Origin
+) -> None:
+    await store.create_campaign(_campaign())
+    await store._conn.write(
+        lambda: store._conn.execute("UPDATE campaigns SET origin_json = ?", (stored,))
+    )
+    assert (await store.get("abc12345")).origin == origin
+    await store.create_campaign(Campaign(**{**_campaign("new00000").__dict__, "origin": origin}))
+    rows = await store._conn.select("SELECT origin_json FROM campaigns ORDER BY id")
+    assert json.loads(rows[1][0]) == json.loads(stored)  # written as before origins were typed

@@ -10,12 +10,13 @@ from rich.console import Console
 
 from bot.cli.usage import usage
 from core.errors import QuotaExceeded
+from core.model import DiscordOrigin, SlackOrigin
 from core.quotas import QuotaSettings
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator
 
-SLACK = {"platform": "slack", "channel": "C1", "team": "T1", "ts": "1.0"}
-DISCORD = {"platform": "discord", "guild": "77", "channel": "555", "message": "1", "thread": "2"}
+SLACK = SlackOrigin(channel="C1", team="T1", ts="1.0")
+DISCORD = DiscordOrigin(guild="77", channel="555", message="1", thread="2")
 
 
 async def _spend(service) -> None:

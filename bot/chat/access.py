@@ -55,7 +55,7 @@ def blocked_by(viewer: Viewer, allow: Allowlist) -> Literal["channel", "member"]
 
 def is_here(viewer: Viewer, campaign: Campaign) -> bool:
     """Whether the campaign was started in the viewer's place (channel or server)."""
-    origin = campaign.origin
+    origin = campaign.origin.to_json()
     return bool(viewer.here) and all(origin.get(k) == v for k, v in viewer.here.items())
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.chat.progress import ChatProgress
 from bot.chat.surface import ChatSurface
 from core.errors import CampaignStateError
-from core.model import Campaign
+from core.model import Campaign, Origin
 from core.ports import ProgressSink
 from core.progress import CampaignSnapshot, ProgressEvent
 from core.request import CampaignRequest
@@ -88,7 +88,7 @@ class Followers:
         surface: ChatSurface,
         *,
         requester: str,
-        origin: Mapping[str, str],
+        origin: Origin,
     ) -> Campaign:
         """Submit a new campaign followed on `surface`; nothing is followed if it fails."""
         submit = functools.partial(

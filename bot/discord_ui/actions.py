@@ -27,7 +27,7 @@ from bot.gallery import GallerySettings
 from core import uploads
 from core.actions import require_finished
 from core.errors import CampaignError, CampaignNotFound, CampaignStateError, InvalidRequest
-from core.model import Action, Campaign, CampaignStatus
+from core.model import Action, Campaign, CampaignStatus, DiscordOrigin
 from core.ports import ProgressSink
 from core.request import CampaignRequest
 from core.service import CampaignService
@@ -86,11 +86,9 @@ class CampaignActions:
         """Defer, open the status message and thread, submit, and reply with the link."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         estimate = estimate_text(self.service.estimate(request))
-        where = {
-            "platform": "discord",
-            "guild": str(interaction.guild_id),
-            "channel": str(interaction.channel_id),
-        }  # a refusal (blocklist, quota) is answered before any message or thread exists
+        where = DiscordOrigin(
+            guild=str(interaction.guild_id), channel=str(interaction.channel_id)
+        )  # a refusal (blocklist, quota) is answered before any message or thread exists
         requester = requester_of(interaction)
         await self.service.check(request, requester=requester, origin=where)
 

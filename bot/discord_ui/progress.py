@@ -10,7 +10,7 @@ the campaign.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import discord
@@ -28,7 +28,7 @@ from bot.discord_ui.render import (
 )
 from bot.discord_ui.views import product_view, status_view
 from bot.gallery import GallerySettings
-from core.model import Action, Campaign, Product, StepName
+from core.model import Action, Campaign, DiscordOrigin, Origin, Product, StepName
 from core.progress import CampaignSnapshot
 from core.service import Estimate
 
@@ -48,31 +48,30 @@ class Place:
     thread_id: int
     file_limit: int = DEFAULT_FILE_LIMIT
 
-    def origin(self) -> dict[str, str]:
-        """The campaign's `origin` mapping (strings only, opaque to the core)."""
-        return {
-            "platform": "discord",
-            "guild": str(self.guild_id),
-            "channel": str(self.channel_id),
-            "message": str(self.message_id),
-            "thread": str(self.thread_id),
-            "file_limit": str(self.file_limit),
-        }
+    def origin(self) -> DiscordOrigin:
+        """The campaign's origin (its ids are strings, opaque to the core)."""
+        return DiscordOrigin(
+            guild=str(self.guild_id),
+            channel=str(self.channel_id),
+            message=str(self.message_id),
+            thread=str(self.thread_id),
+            file_limit=str(self.file_limit),
+        )
 
     @classmethod
-    def of(cls, origin: Mapping[str, str]) -> Place | None:
+    def of(cls, origin: Origin) -> Place | None:
         """The place a stored origin names, or None if it is not a Discord one."""
-        if origin.get("platform") != "discord":
+        if not isinstance(origin, DiscordOrigin):
             return None
         try:
             return cls(
-                guild_id=int(origin["guild"]),
-                channel_id=int(origin["channel"]),
-                message_id=int(origin["message"]),
-                thread_id=int(origin["thread"]),
-                file_limit=int(origin.get("file_limit") or DEFAULT_FILE_LIMIT),
+                guild_id=int(origin.guild or ""),
+                channel_id=int(origin.channel or ""),
+                message_id=int(origin.message or ""),
+                thread_id=int(origin.thread or ""),
+                file_limit=int(origin.file_limit or DEFAULT_FILE_LIMIT),
             )
-        except (KeyError, ValueError):
+        except ValueError:
             return None
 
     @property

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -59,7 +60,7 @@ from bot.slack_ui.settings import SlackSettings
 from bot.slack_ui.thread import MB, SlackThread
 from core.actions import pick, require_finished
 from core.errors import CampaignError, CampaignStateError, InvalidRequest
-from core.model import Action, Campaign
+from core.model import Action, Campaign, SlackOrigin
 from core.ports import ProgressSink
 from core.request import CampaignRequest, parse_request
 from core.service import CampaignService
@@ -241,7 +242,7 @@ class SlackFrontEnd:
         team: str = "",
     ) -> None:
         """Check the spend guard, post the parent message, then submit the campaign."""
-        where = {"platform": "slack", "channel": channel} | ({"team": team} if team else {})
+        where = SlackOrigin(channel=channel, team=team or None)
         try:  # a refusal (blocklist, quota) stays between the bot and the user
             await self.service.check(request, requester=f"slack:{user}", origin=where)
         except CampaignError as exc:
@@ -257,15 +258,14 @@ class SlackFrontEnd:
                 text=blocks.channel_error_text(blocks.error_code(exc)), response_type="ephemeral"
             )
             return
-        origin = where | {"ts": str(posted["ts"])}
+        ts = str(posted["ts"])
+        origin = replace(where, ts=ts)
         try:
             await self.followers.submit(
                 request, self._thread(origin), requester=f"slack:{user}", origin=origin
             )
         except CampaignError as exc:
-            await self.client.chat_update(
-                channel=channel, ts=origin["ts"], text=blocks.problem_text(exc)
-            )
+            await self.client.chat_update(channel=channel, ts=ts, text=blocks.problem_text(exc))
 
     async def _reply(self, cmd: Command, user: str, channel: str, respond: AsyncRespond) -> None:
         """Answer status/history/show/cancel/retry ephemerally through response_url."""
@@ -422,14 +422,14 @@ class SlackFrontEnd:
     async def _stored_surface(self, campaign: Campaign, channel: str) -> SlackThread:
         """The campaign's stored parent message and thread; a new parent message in
         `channel` when it has none on Slack (e.g. started in the terminal)."""
-        origin = dict(campaign.origin)
-        if origin.get("platform") != "slack" or not origin.get("ts"):
+        surface = self._surface_of(campaign)
+        if surface is None:
             first = blocks.stored_message(campaign, self.service.describe_executor())
             posted = await self.client.chat_postMessage(
                 channel=channel, text=first.text, blocks=first.blocks
             )
-            origin = {"platform": "slack", "channel": channel, "ts": str(posted["ts"])}
-        return self._thread(origin)
+            surface = self._thread(SlackOrigin(channel=channel, ts=str(posted["ts"])))
+        return surface
 
     @staticmethod
     def owns(campaign: Campaign) -> bool:
@@ -451,15 +451,15 @@ class SlackFrontEnd:
     def _surface_of(self, campaign: Campaign) -> SlackThread | None:
         """The campaign's stored parent message and thread, if it was started on Slack."""
         origin = campaign.origin
-        if origin.get("platform") != "slack" or not origin.get("ts"):
+        if not isinstance(origin, SlackOrigin) or not origin.ts:
             return None
         return self._thread(origin)
 
-    def _thread(self, origin: Mapping[str, str]) -> SlackThread:
+    def _thread(self, origin: SlackOrigin) -> SlackThread:
         return SlackThread(
             self.client,
-            origin["channel"],
-            origin["ts"],
+            origin.channel or "",
+            origin.ts or "",
             executor=self.service.describe_executor(),
             max_upload_bytes=int(self.settings.max_upload_mb * MB),
             files_base_url=self.settings.files_base_url,

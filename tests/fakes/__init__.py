@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import PermanentStepError
-from core.model import StepName
+from core.model import Origin, StepName
 from core.pictures import Pictures
 from core.ports import CampaignStore, StepContext, StepJob, StepOutput
 
@@ -229,7 +229,7 @@ def raise_value_error(message: str) -> None:
     raise ValueError(message)
 
 
-async def make_orphan(store: CampaignStore, origin: dict[str, str], products: int = 2) -> str:
+async def make_orphan(store: CampaignStore, origin: Origin, products: int = 2) -> str:
     """Store a campaign as a crashed bot leaves it: running, never beaten, long created."""
     from core.model import Campaign, CampaignStatus
     from core.pipeline import new_product

@@ -1,0 +1,151 @@
+"""One aiosqlite connection (WAL mode, one writer) shared by every part of the store.
+
+Every statement runs under one lock, so nothing lands inside another
+coroutine's open transaction: writes in `write` (BEGIN IMMEDIATE ... COMMIT),
+reads of several statements in `read` (BEGIN ... COMMIT: one snapshot), and a
+read of one statement in `select` (atomic by itself in autocommit mode). Each
+completes even if its caller is cancelled: a BEGIN sent is always followed by
+its COMMIT or ROLLBACK. Inside `work`, use the raw `rows`, `row` and
+`execute`, which take no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from core.errors import CampaignNotFound
+from storage.migrate import migrate
+
+T = TypeVar("T")
+OPEN_ATTEMPTS = 5
+
+
+class Connection:
+    """The store's one connection and the transactions every part runs on it."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        # One connection is shared by every coroutine: a statement must never land
+        # inside another coroutine's open transaction.
+        self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Connection:
+        """Open (creating if needed) and migrate the database at path."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA busy_timeout = 5000")  # others may be opening it too
+            for attempt in range(1, OPEN_ATTEMPTS + 1):
+                try:
+                    await _prepare(db)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL can fail at once ("database is locked",
+                    # no busy wait) while another process does the same: try again.
+                    if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.05 * attempt)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        """Finish transactions in flight, then close the connection."""
+        if self._pending:
+            await asyncio.wait(self._pending)
+        await self.db.close()
+
+    async def write(self, work: Callable[[], Awaitable[T]], *, atomic: bool = True) -> T:
+        """Run `work` in a write transaction that completes even if the caller is cancelled.
+
+        `atomic=False`: `work` is one statement (atomic by itself in autocommit
+        mode) or opens its own transaction: no BEGIN/COMMIT round trips.
+        """
+        return await self._shielded(self._transaction(work, atomic))
+
+    async def read(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`'s reads in one transaction (one snapshot), completed even if the caller
+        is cancelled: a BEGIN sent is always followed by its COMMIT."""
+        return await self._shielded(self._transaction(work, begin="BEGIN"))
+
+    async def select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one SELECT, run under the lock (one statement: its own snapshot)."""
+        return await self._shielded(self._transaction(lambda: self.rows(sql, params), False))
+
+    async def select_one(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        """The first row of one SELECT (see `select`), or None."""
+        found = await self.select(sql, params)
+        return found[0] if found else None
+
+    async def update(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One UPDATE of a campaign row, written; the last parameter is the campaign id."""
+        if await self.write(lambda: self.execute(sql, params)) == 0:
+            raise CampaignNotFound(str(params[-1]))
+
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Raw, for use inside `work`: the rows of one statement."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def row(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        """Raw, for use inside `work`: the first row of one statement, or None."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Raw, for use inside `work`: run one statement; the rows it changed."""
+        cur = await self.db.execute(sql, tuple(params))
+        return cur.rowcount
+
+    async def _shielded(self, transaction: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(transaction)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(_settled)
+        return await asyncio.shield(task)
+
+    async def _transaction(
+        self, work: Callable[[], Awaitable[T]], atomic: bool = True, begin: str = "BEGIN IMMEDIATE"
+    ) -> T:
+        async with self._lock:
+            if not atomic:
+                return await work()
+            await self.db.execute(begin)
+            try:
+                result = await work()
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+            return result
+
+
+class Part:
+    """One port's part of the store, on the shared connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+
+async def _prepare(db: aiosqlite.Connection) -> None:
+    """WAL mode, the other pragmas, and the migrations."""
+    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+        await db.execute(f"PRAGMA {pragma}")
+    await migrate(db)
+
+
+def _settled(task: asyncio.Future[Any]) -> None:
+    """Retrieve a transaction's outcome: its caller may have been cancelled meanwhile (shield)."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,150 @@
+"""Database rows to domain records (no SQL here: the parts query, these convert)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from core.model import (
+    Action,
+    Campaign,
+    CampaignStatus,
+    Product,
+    ProductPlan,
+    StepName,
+    StepRecord,
+    StepStatus,
+    origin_from_json,
+)
+from core.quotas import AuditEntry, AuditEvent, Spend, Who
+from core.request import CampaignRequest
+
+STEP_COLUMNS = (
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "provider_id",
+    "output",
+    "error",
+    "cost_usd",
+    "worker",
+    "model",
+    "predict_time_s",
+    "output_url",
+    "intent_at",
+    "sent_input",
+)
+
+
+def step_values(step: StepRecord) -> list[Any]:
+    """The step's values in STEP_COLUMNS order."""
+    values = [getattr(step, c) for c in STEP_COLUMNS]
+    values[0] = step.status.value
+    return values
+
+
+def campaigns(rows: Sequence[Any], products: Sequence[Any], steps: Sequence[Any]) -> list[Campaign]:
+    """Campaign rows with their product and step rows (of all of them, in order)."""
+    products_of: dict[str, list[Any]] = {}
+    steps_of: dict[str, list[StepRecord]] = {}
+    for product in products:
+        products_of.setdefault(product["campaign_id"], []).append(product)
+    for step in steps:
+        steps_of.setdefault(step["campaign_id"], []).append(step_record(step))
+    return [
+        assemble(row, products_of.get(row["id"], []), steps_of.get(row["id"], [])) for row in rows
+    ]
+
+
+def assemble(row: Any, products: Sequence[Any], steps: Sequence[StepRecord]) -> Campaign:
+    """A campaign row with its product rows and steps."""
+    return Campaign(
+        id=row["id"],
+        request=CampaignRequest.from_dict(json.loads(row["request_json"])),
+        status=CampaignStatus(row["status"]),
+        created_at=row["created_at"],
+        executor=row["executor"],
+        generator=row["generator"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        contact_sheet=row["contact_sheet"],
+        error=row["error"],
+        reel=row["reel"],
+        timeline=row["timeline"],
+        products=tuple(product(p, steps) for p in products),
+        requester=row["requester"],
+        origin=origin_from_json(json.loads(row["origin_json"]) or {}),
+        plan_provider_id=row["plan_provider_id"],
+        plan_intent_at=row["plan_intent_at"],
+        plan_sent_input=row["plan_sent_input"],
+    )
+
+
+def plan(row: Any) -> ProductPlan:
+    """A product row's plan."""
+    return ProductPlan(
+        row["idx"],
+        row["name"],
+        row["product_type"],
+        row["tagline"],
+        row["image_prompt"],
+        row["video_prompt"],
+    )
+
+
+def product(row: Any, steps: Sequence[StepRecord]) -> Product:
+    """A product row with its steps (taken from all the campaign's), in chain order."""
+    own_plan, order = plan(row), list(StepName)
+    own = sorted(
+        (s for s in steps if s.product_index == own_plan.index),
+        key=lambda s: order.index(s.name),
+    )
+    return Product(
+        own_plan,
+        tuple(own),
+        attempt_of=row["attempt_of"],
+        action=Action(row["action"]) if row["action"] else None,
+    )
+
+
+def step_record(row: Any) -> StepRecord:
+    """A step row."""
+    return StepRecord(
+        product_index=row["product_idx"],
+        name=StepName(row["name"]),
+        status=StepStatus(row["status"]),
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        provider_id=row["provider_id"],
+        output=row["output"],
+        error=row["error"],
+        cost_usd=row["cost_usd"],
+        worker=row["worker"],
+        model=row["model"],
+        predict_time_s=row["predict_time_s"],
+        output_url=row["output_url"],
+        intent_at=row["intent_at"],
+        sent_input=row["sent_input"],
+    )
+
+
+def audit(row: Any) -> AuditEntry:
+    """An audit row."""
+    return AuditEntry(
+        at=row["at"],
+        event=AuditEvent(row["event"]),
+        who=Who(row["requester"], row["channel"], row["guild"]),
+        campaign_id=row["campaign_id"],
+        theme=row["theme"],
+        estimate_usd=row["estimate_usd"],
+        cost_usd=row["cost_usd"],
+        reason=row["reason"],
+    )
+
+
+def spend(row: Any) -> Spend:
+    """A row of the ledger query."""
+    return Spend(row[0], row[1], row[2], row[3], row[4], row[5], row[6], active=bool(row[7]))
