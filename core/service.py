@@ -10,14 +10,13 @@ every campaign this service runs.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core import actions, uploads
+from core import actions, folders, uploads
 from core.audit import Gate
 from core.errors import CampaignStateError, InvalidRequest, RequestBlocked
 from core.eta import Durations
@@ -28,7 +27,7 @@ from core.pipeline import models_of, step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
 from core.quotas import QuotaSettings, Who
 from core.recovery import Accept, Recovery, SinksFor
-from core.request import UNSAFE_CHARS, CampaignRequest, ModelOverrides, motion_prompt
+from core.request import CampaignRequest, ModelOverrides, motion_prompt
 from core.run import RunContext, Runs
 from core.scheduler import Scheduler
 from core.screening import Blocklist
@@ -362,15 +361,14 @@ class CampaignService:
         campaign), before anything is stored or written.
         """
         prompt = self._prompt(prompt)
-        suffix = uploads.image_suffix(data)
-        stem = UNSAFE_CHARS.sub("", Path(name).stem).strip()[:80] or "image"
+        upload = uploads.checked(data, name)
         request = CampaignRequest(
-            theme=f"animate {stem}", products=1, videos=True, models=ModelOverrides()
+            theme=f"animate {upload.stem}", products=1, videos=True, models=ModelOverrides()
         )
         who = Who.of(requester, origin)
         estimate = await self._screen(request, who)
         campaign_id = uuid.uuid4().hex[:8]
-        path = self._runs.ctx.folder(campaign_id) / f"upload{suffix}"
+        path = self._runs.ctx.folder(campaign_id) / f"upload{upload.suffix}"
         now = self._clock()
         campaign = Campaign(
             id=campaign_id,
@@ -381,13 +379,13 @@ class CampaignService:
             generator=self.generator.name,
             requester=requester,
             origin=dict(origin or {}),
-            products=(actions.uploaded(path, stem, prompt, now, request.models.video),),
+            products=(actions.uploaded(path, upload.stem, prompt, now, request.models.video),),
         )
-        await asyncio.to_thread(_write_new, path, data)
+        await folders.write_new(path, upload.data)
         try:
             await self._gate().create(campaign, who, estimate.cost_usd)
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, path.parent, True)
+            await folders.remove_folder(path.parent)
             raise
         await self._ownership.claim(campaign.id)
         self._runs.start(campaign, sinks)
@@ -495,8 +493,3 @@ class CampaignService:
     async def _audit_finished(self, campaign: Campaign) -> None:
         """The audit line of a campaign that has just been finalized."""
         await self._gate().finished(campaign, self.estimate(campaign.request).cost_usd)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
