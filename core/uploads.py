@@ -2,12 +2,17 @@
 
 One rule for every front end: the terminal checks a file's size before reading it,
 Discord an attachment's size and declared type before downloading it, and the
-service the bytes themselves (by content, not name) before anything is stored.
+service the bytes themselves (by content, not name) before anything is stored:
+`checked()` is that last check, and names the upload for display.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import PurePath
+
 from core.errors import InvalidRequest
+from core.request import UNSAFE_CHARS
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ALLOWED = f"a PNG, JPEG or WebP image up to {MAX_UPLOAD_BYTES // 2**20} MB"
@@ -35,3 +40,19 @@ def image_suffix(data: bytes) -> str:
         if data.startswith(magic) and (suffix != ".webp" or data[8:12] == b"WEBP"):
             return suffix
     raise InvalidRequest("image", "is not a PNG, JPEG or WebP image", ALLOWED)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An image the service may animate: its bytes, file suffix and display name."""
+
+    data: bytes
+    suffix: str  # ".png", ".jpg" or ".webp", judged by content
+    stem: str  # the file name's stem without unsafe characters, for the theme and title
+
+
+def checked(data: bytes, name: str) -> Upload:
+    """The upload of `data` (file name `name`, only shown), or InvalidRequest."""
+    suffix = image_suffix(data)
+    stem = UNSAFE_CHARS.sub("", PurePath(name).stem).strip()[:80] or "image"
+    return Upload(data, suffix, stem)

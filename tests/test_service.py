@@ -180,6 +180,21 @@ async def test_service_close_cancels_running_campaigns(make_service) -> None:
     assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
 
 
+async def test_service_close_stops_only_what_the_service_started(make_service) -> None:
+    """A front end hands over, then the composition root closes the service on exit:
+    nothing is cancelled, and the store and executor stay open for their opener."""
+    gen = GatedGenerator()
+    service = make_service(gen)
+    service.start_resuming()
+    campaign = await service.submit(_request(1))
+    await gen.wait_started(1)
+    await service.aclose(hand_over=True)
+    await service.aclose()  # nothing left to stop: the hand-over stands
+    assert gen.canceled == [] and gen.kept == [(0, "image")]
+    assert (await service.get(campaign.id)).status is CampaignStatus.RUNNING  # the store is open
+    assert await service.executor.run_cpu(abs, -3) == 3  # so is the executor
+
+
 async def test_many_campaigns_share_limits(make_service) -> None:
     gen = GatedGenerator(open_all=True)
     service = make_service(gen, Limits(text=1, image=2, video=1, cpu=1))

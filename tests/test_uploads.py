@@ -23,3 +23,11 @@ def test_size_type_and_content_are_checked_with_one_wording() -> None:
     assert uploads.image_suffix(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == ".webp"
     with pytest.raises(InvalidRequest, match="not a PNG, JPEG or WebP image"):
         uploads.image_suffix(b"RIFF\x00\x00\x00\x00WAVEfmt ")  # a RIFF that is no WebP
+
+
+def test_checked_names_the_upload_by_content_and_a_safe_stem() -> None:
+    upload = uploads.checked(PNG, "dir/my\u202ecat.png")
+    assert (upload.data, upload.suffix, upload.stem) == (PNG, ".png", "mycat")
+    assert uploads.checked(PNG, " .png").stem == "image"  # nothing left to show
+    with pytest.raises(InvalidRequest, match="not a PNG, JPEG or WebP image"):
+        uploads.checked(b"GIF89a", "cat.png")  # the name does not decide
