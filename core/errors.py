@@ -1,16 +1,18 @@
-"""One error tree for the whole bot.
+"""One error tree for what users are told, and the operator's and internal errors beside it.
 
-    CampaignError                 root: anything the bot raises on purpose
+    CampaignError                 root: anything the bot refuses or fails on purpose (users see it)
      +-- InvalidRequest           bad user input; names field, problem, allowed
      +-- CampaignNotFound         unknown campaign id
      +-- CampaignStateError       operation not allowed in the current state
-     +-- ConfigError              a setting from the environment or CLI is invalid
-     +-- LeaseLost                another process owns the campaign now: stop, spend nothing
      +-- QuotaExceeded            a quota or cost cap refuses the request; names limit and reset
      +-- RequestBlocked           the request's text matches the blocklist; names the field
      +-- StepError                one step of one product failed
           +-- PermanentStepError  retrying will not help (bad input, model error)
           +-- TransientStepError  may succeed later; carries a suggested delay
+
+    ConfigError(Exception)        the operator's: a setting from the environment or CLI is invalid
+    LeaseLost(Exception)          internal signal: another process owns the campaign now: stop,
+                                  spend nothing (never shown to a user)
 
 User-facing text is made at the edge (one handler per front end); messages
 here are short, plain and never contain secrets.
@@ -43,7 +45,7 @@ class InvalidRequest(CampaignError):
         super().__init__(text)
 
 
-class LeaseLost(CampaignError):
+class LeaseLost(Exception):
     """This process no longer owns the campaign (its lease lapsed and another took it).
 
     The run stops here at once and makes no further paid call; nothing is
@@ -84,7 +86,7 @@ class TransientStepError(StepError):
         super().__init__(message)
 
 
-class ConfigError(CampaignError):
+class ConfigError(Exception):
     """A setting from the environment or the command line is invalid."""
 
 

@@ -12,7 +12,14 @@ from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
 from core.dotenv import env_file, load_dotenv
-from core.errors import CampaignError, ConfigError, InvalidRequest, QuotaExceeded, RequestBlocked
+from core.errors import (
+    CampaignError,
+    ConfigError,
+    InvalidRequest,
+    LeaseLost,
+    QuotaExceeded,
+    RequestBlocked,
+)
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the commands load the service: only once the arguments are understood
@@ -45,6 +52,6 @@ def main(
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except CampaignError as exc:
+    except (CampaignError, LeaseLost) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

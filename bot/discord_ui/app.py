@@ -55,7 +55,7 @@ class CampaignTree(app_commands.CommandTree[Any]):
     ) -> None:
         """Turn any error into a short ephemeral answer; unexpected ones are logged."""
         original = getattr(error, "original", error)
-        if isinstance(original, CampaignError):
+        if isinstance(original, CampaignError | ConfigError):  # e.g. a model's price is gone
             text = f"❌ {original}"
         elif isinstance(original, discord.HTTPException):
             text = f"❌ {explain(original)}"
