@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from bot import words
 from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
@@ -50,8 +51,8 @@ def main(
         logs.configure(settings.log_format, verbose=args.verbose)
         return asyncio.run(dispatch(args, settings, build, front_ends or {}))
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {words.refusal(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (CampaignError, LeaseLost) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {words.refusal(exc)}", file=sys.stderr)
         return EXIT_FAILED
