@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from core.errors import CampaignStateError, InvalidRequest
+from core.errors import CampaignStateError, InvalidRequest, NotFinished
 from core.model import Action, Campaign, Product, ProductPlan, StepName, StepRecord, StepStatus
 
 DEFAULT_MOTION = "slow cinematic camera push-in, gentle natural motion"
@@ -24,13 +24,12 @@ UPLOAD_MODEL = "upload"  # the image "model" of an uploaded image: it was never 
 
 
 def require_finished(campaign: Campaign, action: str = "", *, running: bool = False) -> None:
-    """CampaignStateError unless the campaign has finished (and no run of it is live here,
-    `running`): "campaign X is still running; reroll once it has finished"."""
+    """NotFinished unless the campaign has finished (and no run of it is live here,
+    `running`): its status, and the action that waits for it."""
     if campaign.status.done and not running:
         return
-    then = f"; {action} once it has finished" if action else ""
     status = campaign.status.value if not campaign.status.done else "running"
-    raise CampaignStateError(f"campaign {campaign.id} is still {status}{then}")
+    raise NotFinished(campaign.id, status, action)
 
 
 def pick(campaign: Campaign, number: int) -> Product:

@@ -25,7 +25,15 @@ from core.errors import InvalidRequest, QuotaExceeded, RequestBlocked
 from core.logs import log_event
 from core.model import Campaign
 from core.ports import SpendLedger
-from core.quotas import AuditEntry, AuditEvent, QuotaPolicy, QuotaSettings, Who, day_start
+from core.quotas import (
+    ENV_NAMES,
+    AuditEntry,
+    AuditEvent,
+    QuotaPolicy,
+    QuotaSettings,
+    Who,
+    day_start,
+)
 from core.request import CampaignRequest
 from core.screening import Blocklist
 
@@ -78,7 +86,7 @@ class Gate:
             self.policy.check(request, who, estimate_usd, ledger, now=now)
         except QuotaExceeded as exc:
             entry = _entry(AuditEvent.REFUSED, request, who, estimate_usd, now)
-            await self._refuse(entry, f"{exc.limit}: {exc}")
+            await self._refuse(entry, _limit_reason(exc))
             raise
 
     async def create(self, campaign: Campaign, who: Who, estimate_usd: float) -> None:
@@ -91,7 +99,7 @@ class Gate:
             await self.store.create_campaign_checked(campaign, entry, day_start(now), check)
         except QuotaExceeded as exc:
             refused = replace(entry, event=AuditEvent.REFUSED, campaign_id=None)  # none stored
-            await self._refuse(refused, f"{exc.limit}: {exc}")
+            await self._refuse(refused, _limit_reason(exc))
             raise
         _log(entry, f"campaign {campaign.id} submitted")
 
@@ -104,7 +112,7 @@ class Gate:
         except QuotaExceeded as exc:
             request, cid = campaign.request, campaign.id
             entry = _entry(AuditEvent.REFUSED, request, who, estimate_usd, now, cid)
-            await self._refuse(entry, f"{exc.limit}: {exc}")
+            await self._refuse(entry, _limit_reason(exc))
             raise
 
     async def finished(self, campaign: Campaign, estimate_usd: float) -> None:
@@ -163,3 +171,8 @@ def _log(entry: AuditEntry, message: str, level: int = logging.INFO, **fields: o
         reason=entry.reason,
         **fields,
     )
+
+
+def _limit_reason(exc: QuotaExceeded) -> str:
+    """The audit line's reason: the setting that refused, and its numbers."""
+    return f"{ENV_NAMES[exc.limit]}: used {exc.used:g}, allowed {exc.allowed:g}"

@@ -38,7 +38,7 @@ from core.model import Product, ProductPlan, StepKind, StepName, StepRecord, Ste
 from core.ports import CampaignRecords, Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
-from core.scheduler import Scheduler, place_text
+from core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +205,11 @@ class ChainRunner:
         """Run one step in its kind's slot; `given` is its input image, `feeds` its video's.
 
         While it waits in line for the slot, its place is announced on the
-        pending step ('queued: 2nd in line for video'), again when it moves up.
+        pending step (`queued`, worded at the edge), again when it moves up.
         """
 
         async def on_place(place: int) -> None:
-            text = f"queued: {place_text(place)} in line for {step.name.value}"
-            await self._event(EventKind.STEP_PROGRESS, step, message=text, queued=place)
+            await self._event(EventKind.STEP_PROGRESS, step, queued=place)
 
         async with self.scheduler.slot(step.name.kind, self.campaign_id, on_place):
             live = _Live(step)

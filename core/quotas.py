@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from core.errors import QuotaExceeded
+from core.errors import Limit, QuotaExceeded
 from core.model import Origin, TerminalOrigin
 from core.request import CampaignRequest
 
@@ -150,7 +150,7 @@ class QuotaSettings:
     admins: frozenset[str] = frozenset()  # requester ids exempt from all of the above
 
 
-ENV_NAMES = {  # QuotaSettings field -> environment variable
+ENV_NAMES = {  # QuotaSettings field (a Limit's value) -> environment variable
     "user_daily": "CAMPAIGN_QUOTA_USER_DAILY",
     "user_concurrent": "CAMPAIGN_QUOTA_USER_CONCURRENT",
     "channel_daily": "CAMPAIGN_QUOTA_CHANNEL_DAILY",
@@ -190,7 +190,7 @@ class QuotaPolicy:
         """Raise QuotaExceeded for the first limit the request would break."""
         if self.exempt(who):
             return
-        self._per_campaign(request, estimate_usd)
+        self._per_campaign(request, estimate_usd, now)
         since = day_start(now)
         resets_at = since + DAY_S
         for scope in _SCOPES:
@@ -220,12 +220,12 @@ class QuotaPolicy:
         total = round(campaign_cost_usd + estimate_usd, 6)
         if cap and total > cap:
             raise QuotaExceeded(
-                ENV_NAMES["cost_campaign_usd"],
-                f"cost cap: this campaign has cost {usd(campaign_cost_usd)} and this is"
-                f" estimated at {usd(estimate_usd)}: {usd(total)}, over the {usd(cap)}"
-                " allowed per campaign",
+                Limit.COST_CAMPAIGN,
                 used=total,
                 allowed=cap,
+                at=now,
+                spent_usd=campaign_cost_usd,
+                estimate_usd=estimate_usd,
             )
         since = day_start(now)
         for scope in _SCOPES:
@@ -234,90 +234,57 @@ class QuotaPolicy:
                 usage = Usage.of(ledger, _FIELD[scope], key, since)
                 self._daily_cost(scope, key, usage, estimate_usd, now, since + DAY_S)
 
-    def _per_campaign(self, request: CampaignRequest, estimate_usd: float) -> None:
+    def _per_campaign(self, request: CampaignRequest, estimate_usd: float, now: float) -> None:
         limit = self.settings.products
         if limit and request.products > limit:
-            raise QuotaExceeded(
-                ENV_NAMES["products"],
-                f"quota: {request.products} products is more than the {limit} allowed per"
-                f" campaign; ask for {limit} or fewer",
-                used=request.products,
-                allowed=limit,
-            )
+            raise QuotaExceeded(Limit.PRODUCTS, used=request.products, allowed=limit, at=now)
         cap = self.settings.cost_campaign_usd
         if cap and estimate_usd > cap:
             raise QuotaExceeded(
-                ENV_NAMES["cost_campaign_usd"],
-                f"cost cap: this campaign is estimated at {usd(estimate_usd)}, over the"
-                f" {usd(cap)} allowed per campaign; ask for fewer products or no videos",
+                Limit.COST_CAMPAIGN,
                 used=estimate_usd,
                 allowed=cap,
+                at=now,
+                estimate_usd=estimate_usd,
             )
 
     def _scope(
         self, scope: str, key: str, usage: Usage, estimate_usd: float, now: float, resets_at: float
     ) -> None:
-        has, whose = _subject(scope, key)
         concurrent = getattr(self.settings, f"{scope}_concurrent")
         if concurrent and usage.running >= concurrent:
             raise QuotaExceeded(
-                ENV_NAMES[f"{scope}_concurrent"],
-                f"quota: {has} {_n(usage.running, 'campaign')} running and {concurrent}"
-                f" {'is' if concurrent == 1 else 'are'} allowed at once; try again when one of"
-                f" {whose} running campaigns finishes",
+                Limit(f"{scope}_concurrent"),
                 used=usage.running,
                 allowed=concurrent,
+                at=now,
+                key=key,
             )
         daily = getattr(self.settings, f"{scope}_daily")
         if daily and usage.today >= daily:
             raise QuotaExceeded(
-                ENV_NAMES[f"{scope}_daily"],
-                f"quota: {has} started {usage.today} of the {_n(daily, 'campaign')} allowed"
-                f" per day; {resets_text(resets_at, now)}",
+                Limit(f"{scope}_daily"),
                 used=usage.today,
                 allowed=daily,
                 resets_at=resets_at,
+                at=now,
+                key=key,
             )
         self._daily_cost(scope, key, usage, estimate_usd, now, resets_at)
 
     def _daily_cost(
         self, scope: str, key: str, usage: Usage, estimate_usd: float, now: float, resets_at: float
     ) -> None:
-        _has, whose = _subject(scope, key)
         cap = getattr(self.settings, f"cost_{scope}_daily_usd")
         total = round(usage.cost_today_usd + estimate_usd, 6)
         if cap and total > cap:
             raise QuotaExceeded(
-                ENV_NAMES[f"cost_{scope}_daily_usd"],
-                f"cost cap: {whose} campaigns today come to {usd(usage.cost_today_usd)} and"
-                f" this one is estimated at {usd(estimate_usd)}: {usd(total)}, over the"
-                f" {usd(cap)} allowed per day; {resets_text(resets_at, now)}",
+                Limit(f"cost_{scope}_daily_usd"),
                 used=total,
                 allowed=cap,
                 resets_at=resets_at,
+                at=now,
+                key=key,
+                spent_usd=usage.cost_today_usd,
+                estimate_usd=estimate_usd,
             )
-
-
-def _subject(scope: str, key: str) -> tuple[str, str]:
-    """("you have", "your") and the like, for a scope's messages."""
-    if scope == "user":
-        return "you have", "your"
-    if scope == "channel":
-        return "this channel has", "this channel's"
-    place = "workspace" if key.startswith("slack:") else "server"
-    return f"this {place} has", f"this {place}'s"
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def usd(amount: float) -> str:
-    """Dollars with cents, or with a tenth of a cent below one dollar."""
-    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.3f}"
-
-
-def resets_text(resets_at: float, now: float) -> str:
-    """When a daily limit starts over, e.g. `resets at 00:00 UTC (in 3 h 05 min)`."""
-    minutes = max(1, round((resets_at - now) / 60))
-    return f"resets at 00:00 UTC (in {minutes // 60} h {minutes % 60:02d} min)"

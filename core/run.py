@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import CampaignError, LeaseLost
+from core.errors import CampaignError, ConfigError, LeaseLost
 from core.eta import Guess, Pace
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
@@ -346,7 +346,7 @@ def _work_error(work: asyncio.Task[None]) -> str | None:
         return None
     exc = work.exception()
     log.error("campaign work failed", exc_info=exc)
-    if isinstance(exc, CampaignError):
+    if isinstance(exc, CampaignError | ConfigError):  # a model's price gone from the table
         return str(exc)
     return f"internal error ({type(exc).__name__})"
 

@@ -43,14 +43,6 @@ def shown_place(place: int) -> int:
     return place - place % step
 
 
-def place_text(place: int) -> str:
-    """'1st', '2nd', '13th', '23rd'; a rounded place reads '30+'."""
-    if place > SHOWN_EXACT:
-        return f"{place}+"
-    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
-    return f"{place}{suffix}"
-
-
 class _Waiter:
     """One waiter in line: its grant, and what it was last shown of its place."""
 

@@ -5,10 +5,12 @@ Real SQLite file and LocalExecutor, a gated fake generator that records jobs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from bot.words import refusal
 from core.errors import CampaignStateError, InvalidRequest, QuotaExceeded
 from core.model import Action, CampaignStatus, StepName, StepStatus
 from core.quotas import QuotaSettings
@@ -66,8 +68,9 @@ async def test_actions_are_refused_while_the_campaign_runs(make_service, store) 
     campaign = await service.submit(_request())
     await gen.wait_started(2)
     for action, press in (("reroll", service.reroll), ("animate", service.animate)):
-        with pytest.raises(CampaignStateError, match=f"still running; {action} once it has"):
+        with pytest.raises(CampaignStateError) as refused:
             await press(campaign.id, 1)
+        assert re.search(f"still running; {action} once it has", refusal(refused.value))
     gen.open((0, "image"), (1, "image"))
     done = await service.wait(campaign.id)
     assert len(done.products) == 2
@@ -190,8 +193,9 @@ async def test_actions_respect_the_cost_caps_and_leave_an_audit_line(make_servic
     service = make_service(gen, quotas=QuotaSettings(cost_campaign_usd=0.025))
     first = await service.submit(_request(), requester="slack:U1")  # 2 images: $0.02
     first = await service.wait(first.id)
-    with pytest.raises(QuotaExceeded, match=r"cost cap: this campaign has cost \$0.020"):
+    with pytest.raises(QuotaExceeded) as refused:
         await service.reroll(first.id, 1, requester="slack:U1")  # one more: $0.03 > $0.025
+    assert re.match(r"cost cap: this campaign has cost \$0.020", refusal(refused.value))
     assert len((await store.get(first.id)).products) == 2
     newest = (await store.audit_entries(campaign_id=first.id))[0]
     assert (newest.event.value, newest.who.requester) == ("refused", "slack:U1")
@@ -206,6 +210,7 @@ async def test_an_action_counts_against_the_daily_cost_cap_of_who_pressed(make_s
     await service.wait(first.id)
     await service.reroll(first.id, 1, requester="slack:U1")  # $0.02 + $0.01 = $0.03
     await service.wait(first.id)
-    with pytest.raises(QuotaExceeded, match="cost cap: your campaigns today"):
+    with pytest.raises(QuotaExceeded) as refused:
         await service.animate(first.id, 1, requester="slack:U1")  # $0.04 > $0.035
+    assert re.match("cost cap: your campaigns today", refusal(refused.value))
     await service.animate(first.id, 1, requester="slack:U2")  # someone else's budget

@@ -14,12 +14,13 @@ import pytest
 
 from adapters.replicate_api.predict import rate_wait_text
 from adapters.replicate_api.rate import TokenBucket
-from bot.chat.text import product_line
+from bot.chat.text import live_notes, product_line
 from bot.cli.console import _product_rows
+from bot.words import ordinal
 from core.model import CampaignStatus, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProgressEvent
 from core.request import CampaignRequest
-from core.scheduler import FairLimiter, Limits, OnPlace, place_text, shown_place
+from core.scheduler import FairLimiter, Limits, OnPlace, shown_place
 from tests.fakes import FakeClock, GatedGenerator, HeldSleep
 
 
@@ -74,7 +75,7 @@ async def test_waiting_steps_report_their_place_and_move_up(make_service) -> Non
     assert snap is not None
     waiting = snap.products[2].steps[StepName.IMAGE]
     assert (waiting.status, waiting.queued) == (StepStatus.PENDING, 2)
-    assert waiting.message == "queued: 2nd in line for image"
+    assert live_notes(snap.products[2]) == ["queued: 2nd in line for image"]
     assert product_line(snap.products[2]).endswith("image ⏳ queued: 2nd in line for image")
     assert "queued: 1st in line for image" in product_line(snap.products[1])
     notes = [str(cell) for cell in _product_rows(snap).columns[-1].cells]  # the terminal's view
@@ -167,7 +168,7 @@ def test_shown_places_are_exact_near_the_front_and_rounded_down_behind() -> None
         100,
         1000,
     ]
-    assert [place_text(p) for p in (1, 2, 3, 4, 11, 12, 13, 20, 30)] == [
+    assert [ordinal(p) for p in (1, 2, 3, 4, 11, 12, 13, 20, 30)] == [
         "1st",
         "2nd",
         "3rd",

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.chat.progress import ChatProgress
 from bot.chat.surface import ChatSurface
-from core.errors import CampaignStateError
+from core.errors import NotFinished
 from core.model import Campaign, Origin
 from core.ports import ProgressSink
 from core.progress import CampaignSnapshot, ProgressEvent
@@ -66,7 +66,7 @@ class Followers:
         """
         self._forget_finished()
         if campaign_id is not None and self.live(campaign_id):
-            raise CampaignStateError(f"campaign {campaign_id} is still running")
+            raise NotFinished(campaign_id, "running")
         relay = Relay(ChatProgress(self._service, surface, min_interval_s=self._min_interval_s))
         if campaign_id is None:
             self._unclaimed.add(relay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from bot import words
 from core.model import Action, Campaign, Product, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProductView
 from core.service import Estimate
@@ -71,14 +72,17 @@ def product_line(product: ProductView) -> str:
 
 
 def live_notes(product: ProductView) -> list[str]:
-    """Messages of the product's running steps, then of its waiting (pending) ones."""
-    views = product.steps.values()
-    return [
-        v.message
+    """Messages of the product's running steps, then of its waiting (pending) ones
+    (a place in line for a slot, as `words.queue_place` says it)."""
+    notes = [
+        words.queue_place(v.queued, name.value)
+        if v.status is StepStatus.PENDING and v.queued is not None
+        else v.message
         for status in (StepStatus.RUNNING, StepStatus.PENDING)
-        for v in views
-        if v.status is status and v.message
+        for name, v in product.steps.items()
+        if v.status is status
     ]
+    return [note for note in notes if note]
 
 
 def _overall(product: ProductView) -> str:

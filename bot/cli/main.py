@@ -8,10 +8,18 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from bot import words
 from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
-from core.errors import CampaignError, ConfigError, InvalidRequest, QuotaExceeded, RequestBlocked
+from core.errors import (
+    CampaignError,
+    ConfigError,
+    InvalidRequest,
+    LeaseLost,
+    QuotaExceeded,
+    RequestBlocked,
+)
 
 if TYPE_CHECKING:  # the commands load the service: only once the arguments are understood
     from bot.cli.commands import Build, Command
@@ -35,8 +43,8 @@ def main(
         logs.configure(settings.core.log_format, verbose=args.verbose)
         return asyncio.run(dispatch(args, settings, build, front_ends or {}))
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {words.refusal(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except CampaignError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (CampaignError, LeaseLost) as exc:
+        print(f"error: {words.refusal(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.console import inert
+from bot.words import usd
 from core.ports import SpendLedger
-from core.quotas import SpendLine, usd
+from core.quotas import SpendLine
 
 SCOPES = (
     ("user", "users", "user"),

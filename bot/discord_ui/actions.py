@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import discord
 
+from bot import words
 from bot.chat.access import Allowlist, Viewer, blocked_by, may_control
 from bot.chat.followers import Followers
 from bot.chat.text import ACTION_EMOJI, clip, estimate_text
@@ -145,7 +146,7 @@ class CampaignActions:
         try:
             campaign = await self.service.cancel(campaign_id)
         except CampaignError as exc:
-            await answer(interaction, f"❌ {exc}")
+            await answer(interaction, f"❌ {words.refusal(exc)}")
             return
         await self.followers.show_stored(campaign, self.surface_of)
         await answer(interaction, f"🚫 Campaign `{campaign.id}` {campaign.status.value}.")
@@ -245,7 +246,7 @@ class CampaignActions:
         try:
             require_finished(campaign, verb)  # as the service says it, before a follower refuses
         except CampaignStateError as exc:
-            await answer(interaction, f"❌ {exc}")
+            await answer(interaction, f"❌ {words.refusal(exc)}")
             return
         await self._run_again(interaction, campaign, run, text)
 
@@ -268,7 +269,7 @@ class CampaignActions:
         except CampaignError as exc:
             if opened:
                 await remove_place(self.client, place)
-            await answer(interaction, f"❌ {exc}")
+            await answer(interaction, f"❌ {words.refusal(exc)}")
             return
         await answer(interaction, f"{text}: {place.thread_url}")
 

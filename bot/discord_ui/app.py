@@ -21,6 +21,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import words
 from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
 from bot.discord_ui.commands import build_group
@@ -55,8 +56,8 @@ class CampaignTree(app_commands.CommandTree[Any]):
     ) -> None:
         """Turn any error into a short ephemeral answer; unexpected ones are logged."""
         original = getattr(error, "original", error)
-        if isinstance(original, CampaignError):
-            text = f"❌ {original}"
+        if isinstance(original, CampaignError | ConfigError):  # e.g. a model's price is gone
+            text = f"❌ {words.refusal(original)}"
         elif isinstance(original, discord.HTTPException):
             text = f"❌ {explain(original)}"
         elif isinstance(

@@ -15,6 +15,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot import words
 from bot.chat.text import (
     STATUS_EMOJI,
     action_label,
@@ -182,7 +183,7 @@ def accepted_text(request: CampaignRequest, estimate: Estimate) -> str:
 
 def problem_text(exc: CampaignError) -> str:
     """User-facing text for a refused or impossible command (a refusal is already mrkdwn)."""
-    return str(exc) if isinstance(exc, Refused) else f"⚠️ {escape(str(exc))}"
+    return str(exc) if isinstance(exc, Refused) else f"⚠️ {escape(words.refusal(exc))}"
 
 
 def error_code(exc: SlackApiError) -> str:
