@@ -42,6 +42,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.chat.access import find_visible, may_control
 from bot.chat.followers import Followers
 from bot.chat.serve import serve_until_signal
+from bot.chat.start import start_in_new_place
 from bot.chat.text import HISTORY_LIMIT
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
@@ -239,30 +240,14 @@ class SlackFrontEnd:
     ) -> None:
         """Check the spend guard, post the parent message, then submit the campaign."""
         where = {"platform": "slack", "channel": channel} | ({"team": team} if team else {})
-        try:  # a refusal (blocklist, quota) stays between the bot and the user
-            await self.service.check(request, requester=f"slack:{user}", origin=where)
-        except CampaignError as exc:
-            await respond(text=blocks.problem_text(exc), response_type="ephemeral")
-            return
-        first = blocks.starting_message(request)
-        try:
-            posted = await self.client.chat_postMessage(
-                channel=channel, text=first.text, blocks=first.blocks
-            )
-        except SlackApiError as exc:  # e.g. not_in_channel: explain, start nothing
-            await respond(
-                text=blocks.channel_error_text(blocks.error_code(exc)), response_type="ephemeral"
-            )
-            return
-        origin = where | {"ts": str(posted["ts"])}
-        try:
-            await self.followers.submit(
-                request, self._thread(origin), requester=f"slack:{user}", origin=origin
-            )
-        except CampaignError as exc:
-            await self.client.chat_update(
-                channel=channel, ts=origin["ts"], text=blocks.problem_text(exc)
-            )
+        requester = f"slack:{user}"
+
+        async def submit(origin: Mapping[str, str], sinks: Sequence[ProgressSink]) -> Campaign:
+            return await self.service.submit(request, sinks, requester=requester, origin=origin)
+
+        check = functools.partial(self.service.check, request, requester=requester, origin=where)
+        parent = NewParent(self, request, where, respond)
+        await start_in_new_place(self.followers, parent, submit, check=check)
 
     async def _reply(self, cmd: Command, user: str, channel: str, respond: AsyncRespond) -> None:
         """Answer status/history/show/cancel/retry ephemerally through response_url."""
@@ -467,6 +452,51 @@ class SlackFrontEnd:
             spawn=self._spawn_post,
             superseded=self.followers.live,
         )
+
+
+class NewParent:
+    """A new campaign's parent message in a channel (`bot.chat.start`): refusals go to
+    the user ephemerally, a refusal after posting is written over the parent."""
+
+    def __init__(
+        self,
+        front: SlackFrontEnd,
+        request: CampaignRequest,
+        where: Mapping[str, str],
+        respond: AsyncRespond,
+    ) -> None:
+        self.front = front
+        self.request = request
+        self.where = where
+        self.respond = respond
+
+    async def refused(self, error: CampaignError) -> None:
+        """A refusal (blocklist, quota) stays between the bot and the user."""
+        await self.respond(text=blocks.problem_text(error), response_type="ephemeral")
+
+    async def open(self) -> dict[str, str] | None:
+        """Post the parent message; explain (e.g. not_in_channel) and start nothing if
+        Slack refuses it."""
+        first = blocks.starting_message(self.request)
+        try:
+            posted = await self.front.client.chat_postMessage(
+                channel=self.where["channel"], text=first.text, blocks=first.blocks
+            )
+        except SlackApiError as exc:
+            text = blocks.channel_error_text(blocks.error_code(exc))
+            await self.respond(text=text, response_type="ephemeral")
+            return None
+        return {**self.where, "ts": str(posted["ts"])}
+
+    def surface(self, place: dict[str, str]) -> SlackThread:
+        return self.front._thread(place)
+
+    async def withdraw(self, place: dict[str, str], error: CampaignError | None) -> None:
+        """The parent message says why the campaign did not start."""
+        if error is not None:
+            await self.front.client.chat_update(
+                channel=place["channel"], ts=place["ts"], text=blocks.problem_text(error)
+            )
 
 
 @contextlib.asynccontextmanager
