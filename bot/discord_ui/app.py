@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
-from bot.discord_ui.commands import build_group
+from bot.discord_ui.commands import CampaignCommands
 from bot.discord_ui.render import explain
 from bot.discord_ui.seams import guard_parsers
 from bot.discord_ui.settings import DiscordSettings
@@ -106,7 +106,7 @@ class CampaignBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Register the persistent buttons and the command group; sync only when asked to."""
         self.add_dynamic_items(CancelButton, RetryButton, RerollButton, AnimateButton)
-        self.tree.add_command(build_group(self.actions, self.max_products))
+        await self.add_cog(CampaignCommands(self.actions, self.max_products))
         if self.sync_commands:
             await self._sync()
         self.service.start_resuming(self.sinks_for_stored, accept=self.owns)

@@ -9,16 +9,22 @@
   loop, so one payload missing a field it requires (a member's `flags`,
   `attachment_size_limit`) raises out of `bot.start()` and ends the process.
   Every parser but READY is wrapped to log and skip such a payload.
+- `bound_option()`: discord.py fixes an option's bounds when the command is
+  defined (from its `Range` annotation), but the most products a campaign may
+  have is a setting; each `CampaignCommands` sets that one bound (and the
+  description naming it) on its own copy of the command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import yarl
+from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
@@ -62,3 +68,15 @@ def _guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
 
     guarded.guarded = True  # type: ignore[attr-defined]
     return guarded
+
+
+def bound_option(
+    command: app_commands.Command[Any, ..., Any], name: str, *, max_value: int, description: str
+) -> None:
+    """Give option `name` of this command (a cog's own copy) a maximum and a description.
+
+    The copy shares its parameters with the class's command, so the parameter is
+    replaced, not changed: other instances keep their own bound.
+    """
+    params = command._params
+    params[name] = dataclasses.replace(params[name], max_value=max_value, description=description)
