@@ -95,7 +95,7 @@ class CampaignBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # themes may say @everyone
             **options,
         )
-        guard_parsers(self._connection.parsers)  # see seams.py
+        self._unguard_parsers = guard_parsers(self)  # see seams.py
         self.service = service
         self.settings = settings
         self.max_products = max_products
@@ -140,6 +140,7 @@ class CampaignBot(commands.Bot):
         """Stop following campaigns (they keep running in the service), then disconnect."""
         await self.actions.followers.aclose()
         await super().close()
+        self._unguard_parsers()
 
 
 async def serve_until_stopped(
