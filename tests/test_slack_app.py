@@ -17,16 +17,19 @@ from typing import Any
 
 import pytest
 
+from bot.slack_ui.app import SlackFrontEnd
 from core.model import CampaignStatus, StepName
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import Settings
 from tests.fakes import GatedGenerator, make_orphan
+from tests.fakes.service import ResumingRecorder
 from tests.fakes.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
     Call,
     FakeSlackApi,
+    fake_settings,
     is_buttons_post,
     signed_headers,
     slack_harness,
@@ -382,24 +385,21 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     assert all(c.params["thread_ts"] == origin["ts"] for c in completes)
 
 
+def test_slack_resumes_only_its_own_campaigns() -> None:
+    resumer = ResumingRecorder()
+    front = SlackFrontEnd(resumer, fake_settings("http://127.0.0.1:9"), max_products=20)
+    front.start_resuming()  # what the server does once it listens
+    assert resumer.asked == [(front.sinks_for_stored, front.owns)]  # the front end decides
+
+
 async def test_slack_never_takes_over_another_front_ends_orphans(
-    offline_service: CampaignService, monkeypatch: pytest.MonkeyPatch
+    offline_service: CampaignService,
 ) -> None:
     origin = {"platform": "discord", "guild": "1", "channel": "2", "message": "3", "thread": "3"}
     cid = await make_orphan(offline_service.store, origin)  # a crashed Discord bot's campaign
-    accepts = []
-    real = offline_service.start_resuming
-
-    def spy(sinks_for: Any, accept: Any) -> None:
-        accepts.append(accept)
-        real(sinks_for, accept=accept)
-
-    monkeypatch.setattr(offline_service, "start_resuming", spy)
     async with slack_harness(offline_service) as slack:
         front = slack.front
         assert front is not None
-        front.start_resuming()
-        assert accepts == [front.owns]  # the server's resumer asks the front end
         report = await offline_service.resume_orphans(front.sinks_for_stored, accept=front.owns)
         assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
         stored = await offline_service.get(cid)
