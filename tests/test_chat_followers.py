@@ -4,6 +4,7 @@ cut on close so no post outlives the front end; resumed campaigns go back to the
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,6 +15,7 @@ from core.errors import CampaignError, CampaignStateError
 from core.model import Campaign, CampaignStatus, Product, TerminalOrigin
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
+from core.service import CampaignService
 from tests.fakes import GatedGenerator
 
 
@@ -44,15 +46,21 @@ def request(products: int = 2) -> CampaignRequest:
     return CampaignRequest(theme="cats", products=products, videos=False)
 
 
+async def submit(
+    followers: Followers, service: CampaignService, req: CampaignRequest, surface: Recorder
+) -> Campaign:
+    """A new campaign followed on `surface`, as the front ends start one."""
+    run = functools.partial(service.submit, req, requester="slack:U1", origin=TerminalOrigin())
+    return await followers.start(surface, run)
+
+
 async def test_one_live_follower_per_campaign_and_finished_ones_are_forgotten(
     make_service,
 ) -> None:
     service = make_service(GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True))
     followers = Followers(service, min_interval_s=0.0)
     first = Recorder(gate=asyncio.Event())
-    campaign = await followers.submit(
-        request(), first, requester="slack:U1", origin=TerminalOrigin()
-    )
+    campaign = await submit(followers, service, request(), first)
     assert (await service.wait(campaign.id)).status is CampaignStatus.PARTIAL
     assert followers.live(campaign.id)  # its summary is still being posted
     second = Recorder()
@@ -81,9 +89,7 @@ async def test_close_cuts_the_relays_so_nothing_is_posted_afterwards(make_servic
     service = make_service(gen)
     followers = Followers(service, min_interval_s=0.0)
     surface = Recorder()
-    campaign = await followers.submit(
-        request(), surface, requester="slack:U1", origin=TerminalOrigin()
-    )
+    campaign = await submit(followers, service, request(), surface)
     await gen.wait_started(2)
     await followers.aclose()  # the service still holds the relay
     assert not followers.live(campaign.id)
@@ -97,9 +103,7 @@ async def test_a_refused_submit_leaves_nothing_followed(make_service) -> None:
     service = make_service(GatedGenerator(open_all=True), max_products=1)
     followers = Followers(service, min_interval_s=0.0)
     with pytest.raises(CampaignError, match="too many"):
-        await followers.submit(
-            request(2), Recorder(), requester="slack:U1", origin=TerminalOrigin()
-        )
+        await submit(followers, service, request(2), Recorder())
     assert followers._unclaimed == set()  # the relay of the campaign that never was is gone
 
 

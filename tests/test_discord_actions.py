@@ -30,6 +30,7 @@ from tests.fakes.discord_harness import (  # bot_starter and fake_server registe
     thread_posts,
 )
 from tests.fakes.discord_payloads import MANAGE_GUILD
+from tests.fakes.service import ServiceWith
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 GIF = b"GIF89a" + b"\0" * 64
@@ -345,7 +346,7 @@ async def test_what_is_not_an_image_is_refused_and_nothing_is_stored(
 
 
 async def test_the_summary_carries_the_timeline_and_the_reel_within_the_limit(
-    fake: FakeDiscord, make_service: Any, start_bot: Any, monkeypatch: Any, tmp_path: Path
+    fake: FakeDiscord, make_service: Any, start_bot: Any, tmp_path: Path
 ) -> None:
     service = make_service(GatedGenerator(open_all=True))
     pictures: dict[str, str] = {}
@@ -363,8 +364,7 @@ async def test_the_summary_carries_the_timeline_and_the_reel_within_the_limit(
         pictures.update(timeline=str(timeline), reel=str(reel))
         return replace(campaign, timeline=str(timeline), reel=str(reel))
 
-    monkeypatch.setattr(service, "get", get)
-    await start_bot(service, files_base_url="https://files.example")
+    await start_bot(ServiceWith(service, get=get), files_base_url="https://files.example")
     payload = fake.command(
         "new", snowflake(), {"theme": "cats", "products": 1}, size_limit=300 * 1024
     )

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from bot.discord_ui.app import CampaignBot
+from bot.discord_ui.settings import DiscordSettings
 from bot.settings import AppSettings
 from core.model import CampaignStatus, DiscordOrigin, SlackOrigin, StepName, TerminalOrigin
 from core.scheduler import Limits
@@ -37,6 +39,7 @@ from tests.fakes.discord_harness import (  # bot_starter and fake_server registe
     title,
 )
 from tests.fakes.discord_payloads import MANAGE_GUILD
+from tests.fakes.service import ResumingRecorder, ServiceWith
 
 
 async def test_commands_are_synced_to_the_guild(fake: FakeDiscord, make_service, start_bot) -> None:
@@ -345,22 +348,22 @@ async def test_a_freshly_started_bot_resumes_orphans_into_their_thread(
     await fake.wait_for(lambda: "succeeded" in message["embeds"][0]["title"])
 
 
+async def test_a_bot_resumes_only_its_own_campaigns() -> None:
+    resumer = ResumingRecorder()
+    config = DiscordSettings(token=TOKEN)
+    bot = CampaignBot(resumer, config, max_products=MAX_PRODUCTS, progress_interval_s=0.05)
+    async with bot:
+        await bot.setup_hook()  # what login does: the resumer starts here
+    assert resumer.asked == [(bot.sinks_for_stored, bot.owns)]  # the bot decides
+
+
 async def test_a_bot_never_takes_over_another_front_ends_orphans(
-    fake, make_service, start_bot, store, monkeypatch
+    fake, make_service, start_bot, store
 ) -> None:
     cid = await make_orphan(store, SlackOrigin(channel="C1", ts="1.2"))
     gen = GatedGenerator(open_all=True)
     service = make_service(gen)
-    accepts = []
-    real = service.start_resuming
-
-    def spy(sinks_for, accept):
-        accepts.append(accept)
-        real(sinks_for, accept=accept)
-
-    monkeypatch.setattr(service, "start_resuming", spy)
     bot = await start_bot(service)  # setup_hook starts taking over orphans
-    assert accepts == [bot.owns]  # only the ones the bot owns
     report = await service.resume_orphans(bot.sinks_for_stored, accept=bot.owns)
     assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
     stored = await service.get(cid)
@@ -371,7 +374,7 @@ async def test_a_bot_never_takes_over_another_front_ends_orphans(
 
 @pytest.mark.parametrize("thread_delete", ["works", "forbidden"])
 async def test_a_failed_submit_leaves_no_message_or_thread(
-    fake, make_service, start_bot, caplog, monkeypatch, thread_delete: str
+    fake, make_service, start_bot, caplog, thread_delete: str
 ) -> None:
     gen = GatedGenerator(open_all=True)
     service = make_service(gen, max_products=1)  # the bot allows more: submit refuses
@@ -380,8 +383,7 @@ async def test_a_failed_submit_leaves_no_message_or_thread(
     async def passes(request: Any, **_where: Any) -> Any:  # only submit finds the problem
         return real_estimate(request)
 
-    monkeypatch.setattr(service, "check", passes)
-    await start_bot(service)
+    await start_bot(ServiceWith(service, check=passes))
     if thread_delete == "forbidden":
         fake.faults.append(
             Fault(

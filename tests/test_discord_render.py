@@ -13,7 +13,7 @@ from adapters.offline.product_image import render_product_image
 from bot.discord_ui.commands import to_request
 from bot.discord_ui.progress import Place
 from bot.discord_ui.render import MIB, _join_within, attachments, explain, shrink_image
-from bot.discord_ui.seams import endpoints
+from bot.discord_ui.seams import endpoints, guard_parsers
 from bot.settings import AppSettings
 from core.errors import ConfigError, InvalidRequest
 from core.model import DiscordOrigin, TerminalOrigin
@@ -129,6 +129,20 @@ def test_endpoints_are_restored() -> None:
         assert str(DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:9/gw"
     restored = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
     assert restored == (base, gateway)
+
+
+def test_guarded_parsers_skip_a_bad_payload_and_are_restored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = discord.Client(intents=discord.Intents.none())
+    parsers = client._connection.parsers
+    before = dict(parsers)
+    restore = guard_parsers(client)
+    assert parsers["READY"] is before["READY"]  # without READY the session is unusable
+    parsers["MESSAGE_DELETE"]({"id": "7"})  # no channel_id: discord.py would raise
+    assert "skipped a MESSAGE_DELETE payload" in caplog.text and "(id 7)" in caplog.text
+    restore()
+    assert parsers == before
 
 
 def test_options_or_free_text_become_one_request() -> None:

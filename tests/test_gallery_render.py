@@ -24,6 +24,7 @@ from core.model import (
     CampaignStatus,
     Product,
     ProductPlan,
+    SlackOrigin,
     StepName,
     StepRecord,
     StepStatus,
@@ -78,7 +79,7 @@ def _hostile() -> Campaign:
         error=SCRIPT,
         products=(Product(plan, steps, attempt_of=0, action=Action.REROLL),),
         requester=SCRIPT,
-        origin={"platform": SCRIPT},
+        origin=SlackOrigin(channel=SCRIPT, team=SCRIPT, ts=SCRIPT),
     )
 
 

@@ -147,10 +147,10 @@ async def test_fuzzed_commands_and_presses_get_no_5xx_and_start_nothing(
             for signed in (True, False):
                 status, _ = await post_raw(url, body, ctype, signed=signed)
                 statuses.append((f"raw {body[:30]!r} signed={signed}", status))
-        await slack.front.idle()
+        await slack.settle()
         good = await slack.command("cats products:1")  # the front end still works
         await gen.wait_started(1)
-        await slack.front.idle()
+        await slack.settle()
     assert [(what, status) for what, status in statuses if status >= 500] == []
     assert good.status == 200 and "Starting" in good.body["text"]
     assert [c.request.theme for c in await service.history(10)] == ["cats"]  # only the good one
@@ -165,7 +165,7 @@ async def test_control_characters_are_refused_naming_the_field(make_service: Any
     service = make_service(GatedGenerator(open_all=True))
     async with slack_harness(service) as slack:
         reply = await slack.command('cats audience:"gamers\x1b[2J"')
-        await slack.front.idle()
+        await slack.settle()
     assert reply.status == 200
     assert "audience: contains the control character U+001B" in reply.body["text"]
     assert "\x1b" not in reply.body["text"]
@@ -183,7 +183,7 @@ async def test_the_same_signed_command_twice_starts_one_campaign(make_service: A
         other = {**form, "text": "other cats products:1"}  # new body, same trigger_id
         third = await slack.post(other)
         await slack.api.wait_for(lambda: bool(slack.api.of("chat.postMessage")))
-        await slack.front.idle()
+        await slack.settle()
     assert (first.status, again.status, third.status) == (200, 200, 200)
     assert "Starting" in first.body["text"] and again.body == {"text": ""} == third.body
     campaigns = await service.history(5)

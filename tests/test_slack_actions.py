@@ -80,7 +80,7 @@ async def finished(service: CampaignService, slack: Any, text: str, user: str = 
     await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 1)
     [campaign] = await service.history(1)
     await settled(slack.front, campaign.id)
-    await slack.front.idle()  # the contact sheet shown on the parent, too
+    await slack.settle()  # the contact sheet shown on the parent, too
     return campaign
 
 
@@ -102,7 +102,7 @@ async def test_reroll_and_animate_presses_add_attempts_posted_in_the_thread(
         api = slack.api
         campaign = await finished(service, slack, "cats products:2", user="U1")
         ts = campaign.origin.ts
-        await slack.front.idle()
+        await slack.settle()
         shown = buttons(api, ts)
         assert set(shown) == {f"{campaign.id}:1", f"{campaign.id}:2"}
         first = shown[f"{campaign.id}:1"]
@@ -116,7 +116,7 @@ async def test_reroll_and_animate_presses_add_attempts_posted_in_the_thread(
         assert reply.status == 200 and reply.seconds < 3.0
         await api.wait_for(lambda: len(summaries(api, ts)) == 2)
         await settled(slack.front, campaign.id)  # its follower is done: free to run again
-        await slack.front.idle()
+        await slack.settle()
         rerolled = await service.get(campaign.id)
         assert len(rerolled.products) == 3
         new = rerolled.products[2]
@@ -125,7 +125,7 @@ async def test_reroll_and_animate_presses_add_attempts_posted_in_the_thread(
 
         await slack.press_product(ACTION_ANIMATE, campaign.id, 2, "UADMIN")  # an admin may
         await api.wait_for(lambda: len(summaries(api, ts)) == 3)
-        await slack.front.idle()
+        await slack.settle()
     animated = await service.get(campaign.id)
     assert len(animated.products) == 4
     clip = animated.products[3]
@@ -154,7 +154,7 @@ async def test_a_press_by_someone_who_may_not_control_it_changes_nothing(
         calls, updates = list(gen.calls), len(api.of("chat.update"))
         for action in (ACTION_REROLL, ACTION_ANIMATE):
             assert (await slack.press_product(action, campaign.id, 1, "U2")).status == 200
-            await slack.front.idle()
+            await slack.settle()
     refusals = ephemerals(api)
     assert [(r["user"], r["channel"]) for r in refusals] == [("U2", "C1"), ("U2", "C1")]
     assert "Only <@U1> or a bot admin can reroll" in refusals[0]["text"]
@@ -168,7 +168,7 @@ async def test_a_button_from_before_a_restart_still_works(make_service: Any) -> 
     first = make_service(GatedGenerator(open_all=True))
     async with slack_harness(first) as before:
         campaign = await finished(first, before, "cats products:2")
-        await before.front.idle()
+        await before.settle()
         ts = campaign.origin.ts
         [old] = buttons(before.api, ts)[f"{campaign.id}:2"][:1]  # Reroll under product 2
     gen = GatedGenerator(open_all=True)
@@ -177,7 +177,7 @@ async def test_a_button_from_before_a_restart_still_works(make_service: Any) -> 
         form = after.button_form(old["action_id"], campaign.id, "U1", value=old["value"])
         assert (await after.post(form)).status == 200
         await after.api.wait_for(lambda: len(summaries(after.api, ts)) == 1)
-        await after.front.idle()
+        await after.settle()
     stored = await restarted.get(campaign.id)
     assert [p.action for p in stored.products] == [None, None, Action.REROLL]
     assert stored.products[2].attempt_of == 1 and gen.calls == [(2, "image")]
@@ -200,7 +200,7 @@ async def test_animate_command_with_a_number_and_prompt_then_every_product(
         assert reply.status == 200 and reply.body == {"text": ""}  # answered via response_url
         await api.wait_for(lambda: len(summaries(api, ts)) == 2)
         await settled(slack.front, campaign.id)
-        await slack.front.idle()
+        await slack.settle()
         one = await service.get(campaign.id)
         assert len(one.products) == 3
         assert (one.products[2].attempt_of, one.products[2].action) == (1, Action.ANIMATE)
@@ -209,7 +209,7 @@ async def test_animate_command_with_a_number_and_prompt_then_every_product(
 
         await slack.command(f"animate {campaign.id}", user="U1")  # every product without video
         await api.wait_for(lambda: len(summaries(api, ts)) == 3)
-        await slack.front.idle()
+        await slack.settle()
     every = await service.get(campaign.id)
     assert [(p.attempt_of, p.action) for p in every.products[3:]] == [(0, Action.ANIMATE)]
     assert all(p.output(StepName.VIDEO) for p in every.current())
@@ -232,26 +232,26 @@ async def test_bad_numbers_running_campaigns_and_strangers_get_ephemeral_errors(
         await gen.wait_started(2)
         [running] = await service.history(1)
         await slack.press_product(ACTION_REROLL, running.id, 1, "U1")
-        await slack.front.idle()
+        await slack.settle()
         await slack.command(f"animate {running.id} 1", user="U1")
-        await slack.front.idle()
+        await slack.settle()
         gen.open_all = True
         gen.open((0, "image"), (1, "image"))
         done = await service.wait(running.id)
         assert done.status is CampaignStatus.SUCCEEDED
         await api.wait_for(lambda: len(summaries(api, running.origin.ts)) == 1)
         await settled(slack.front, running.id)
-        await slack.front.idle()
+        await slack.settle()
         calls = list(gen.calls)
         await slack.press_product(ACTION_REROLL, running.id, 9, "U1")
-        await slack.front.idle()
+        await slack.settle()
         await slack.command(f"animate {running.id} 9 slow zoom", user="U1")
         await slack.command(f"animate {running.id} 1 slow zoom", user="U2")
         await slack.command("animate nope 1", user="U1")
         await slack.command("animate ffffffff", user="U1")
         form = slack.button_form(ACTION_ANIMATE, running.id, "U1", value=f"{running.id}:x")
         await slack.post(form)  # a value no button of ours carries
-        await slack.front.idle()
+        await slack.settle()
     refusals = [r["text"] for r in ephemerals(api)]
     assert "still running; reroll once it has finished" in refusals[0]
     assert "product: 9 is not a product" in refusals[1]
@@ -276,7 +276,7 @@ async def test_a_bad_number_for_a_terminal_campaign_posts_nothing_in_the_channel
     async with slack_harness(service, admins=frozenset({"UADMIN"})) as slack:
         await slack.press_product(ACTION_REROLL, done.id, 9, "UADMIN")
         await slack.command(f"animate {done.id} 9", user="UADMIN")
-        await slack.front.idle()
+        await slack.settle()
         await slack.press_product(ACTION_REROLL, done.id, 1, "UADMIN")  # a good one posts
         await slack.api.wait_for(lambda: len(slack.api.of("chat.postMessage")) >= 1)
     refusals = [r["text"] for r in ephemerals(slack.api)]
@@ -292,7 +292,7 @@ async def test_animate_id_that_is_not_an_id_is_refused_at_the_ack(make_service: 
     async with slack_harness(service) as slack:
         reply = await slack.command("animate nope 1")
         missing = await slack.command("animate")
-        await slack.front.idle()
+        await slack.settle()
     assert reply.body["response_type"] == "ephemeral" and "not a campaign id" in reply.body["text"]
     assert "needs a campaign id" in missing.body["text"]
     assert await service.history(5) == [] and slack.api.of("chat.postMessage") == []
@@ -325,7 +325,7 @@ async def test_the_final_status_shows_the_contact_sheet(
         api = slack.api
         campaign = await finished(offline_service, slack, "cats products:2")
         ts = campaign.origin.ts
-        await slack.front.idle()
+        await slack.settle()
     assert campaign.contact_sheet
     summary = next(c for c in thread_posts(api, ts) if "Campaign" in str(c.params))
     uploaded = {f["title"]: f["id"] for f in summary.answer["files"]}
@@ -353,7 +353,7 @@ async def test_summary_posts_timeline_and_reel_within_the_upload_limit(
     service = make_service(GatedGenerator(open_all=True))
     async with slack_harness(service) as slack:
         campaign = await finished(service, slack, "cats products:1")
-        await slack.front.idle()
+        await slack.settle()
     timeline, reel = tmp_path / "timeline.png", tmp_path / "reel.mp4"
     timeline.write_bytes(b"\x89PNG\r\n\x1a\n" + b"t" * 100)  # 108 bytes: always fits
     reel.write_bytes(b"r" * 4096)  # over 0.001 MB (1048 bytes), under 50 MB

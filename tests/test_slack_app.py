@@ -18,16 +18,19 @@ from typing import Any
 import pytest
 
 from bot.settings import AppSettings
+from bot.slack_ui.app import SlackFrontEnd
 from core.model import CampaignStatus, DiscordOrigin, SlackOrigin, StepName, TerminalOrigin
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import CoreSettings
 from tests.fakes import GatedGenerator, make_orphan
+from tests.fakes.service import ResumingRecorder
 from tests.fakes.slack_api import (
     BOT_TOKEN,
     SIGNING_SECRET,
     Call,
     FakeSlackApi,
+    fake_settings,
     is_buttons_post,
     signed_headers,
     slack_harness,
@@ -84,7 +87,7 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
         assert "retro cats" in reply.body["text"] and "Estimate: 6 steps" in reply.body["text"]
         api = slack.api
         await api.wait_for(lambda: summary_posted(api))
-        await slack.front.idle()
+        await slack.settle()
     ts = await parent_ts(api)
     upload = ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
     product = [upload[0], upload[0], upload[1], upload[1], upload[2]]  # image + video, one post
@@ -169,7 +172,7 @@ async def test_acks_fast_while_busy_and_updates_are_coalesced(make_service: Any)
         dogs = next(c for c in await service.history(5) if c.request.theme == "dogs")
         await service.wait(dogs.id)
         await api.wait_for(lambda: len(summaries(api, dogs.origin.ts)) == 1)
-        await slack.front.idle()  # the contact sheets are shown on the parents
+        await slack.settle()  # the contact sheets are shown on the parents
         ended = time.monotonic()
     updates = [c for c in api.of("chat.update") if c.params["ts"] == ts]
     assert len(updates) == 3  # the held edit, then one edit with everything that happened since,
@@ -216,7 +219,7 @@ async def test_buttons_work_for_requester_and_admin_only(make_service: Any) -> N
         gen.open((1, "image"))
         await slack.press("campaign_retry", campaign.id, "UADMIN")
         await api.wait_for(lambda: len(summaries(api, ts)) == 2)
-        await slack.front.idle()
+        await slack.settle()
     assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
     assert len(api.of("chat.postEphemeral")) == 2  # requester and admin got no refusal
     posts = [str(c.params) for c in thread_posts(api, ts)]
@@ -242,7 +245,7 @@ async def test_unsigned_requests_get_401_and_do_nothing(make_service: Any, case:
             "stale": signed_headers(body, at=int(time.time()) - 6 * 60),
         }[case]
         reply = await slack.post(form, headers)
-        await slack.front.idle()
+        await slack.settle()
         assert reply.status == 401
         assert slack.api.calls == []
         assert await service.history(5) == []
@@ -280,7 +283,7 @@ async def test_channel_errors_are_explained_and_start_nothing(
         reply = await slack.command("cats products:2")
         assert reply.status == 200
         await api.wait_for(lambda: bool(api.of("response_url")))
-        await slack.front.idle()
+        await slack.settle()
     answer = api.of("response_url")[0].params
     assert answer["response_type"] == "ephemeral" and phrase in answer["text"]
     assert "Nothing was started" in answer["text"]
@@ -297,7 +300,7 @@ async def test_refused_requests_store_and_start_nothing(make_service: Any) -> No
         stranger = await slack.command("cats", user="U3")
         typo = await slack.command("prodcts:3 cats")
         ambiguous = await slack.command("history of jazz")
-        await slack.front.idle()
+        await slack.settle()
     assert "not enabled" in elsewhere.body["text"] and "not enabled" in stranger.body["text"]
     assert "did you mean products?" in typo.body["text"]
     assert "/campaign new history of jazz" in ambiguous.body["text"]
@@ -327,7 +330,7 @@ async def test_subcommands_answer_ephemerally(make_service: Any) -> None:
         ]
         for text, user in asked:
             assert (await slack.command(text, user=user)).body == {"text": ""}  # empty ack
-            await slack.front.idle()
+            await slack.settle()
         await api.wait_for(lambda: len(summaries(api, ts)) == 2)
     answers = [json.dumps(c.params, ensure_ascii=False) for c in api.of("response_url")]
     assert len(answers) == len(asked)
@@ -354,7 +357,7 @@ async def test_retry_button_works_after_a_restart(make_service: Any) -> None:
     async with slack_harness(restarted) as after:
         await after.press("campaign_retry", campaign.id, "U1")
         await after.api.wait_for(lambda: len(summaries(after.api, ts)) == 1)
-        await after.front.idle()
+        await after.settle()
     assert (await restarted.get(campaign.id)).status is CampaignStatus.SUCCEEDED
     updates = after.api.of("chat.update")
     assert updates and all(c.params["ts"] == ts and c.params["channel"] == "C1" for c in updates)
@@ -372,7 +375,7 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
         slack.front.start_resuming()  # what the server does: only Slack's own orphans
         api = slack.api
         await api.wait_for(lambda: summary_posted(api, origin.ts))
-        await slack.front.idle()
+        await slack.settle()
     assert (await offline_service.get(cid)).status is CampaignStatus.SUCCEEDED
     updates = api.of("chat.update")
     assert updates and all(u.params["ts"] == origin.ts for u in updates)
@@ -383,24 +386,21 @@ async def test_a_resumed_campaign_reports_to_its_stored_parent_message(
     assert all(c.params["thread_ts"] == origin.ts for c in completes)
 
 
+def test_slack_resumes_only_its_own_campaigns() -> None:
+    resumer = ResumingRecorder()
+    front = SlackFrontEnd(resumer, fake_settings("http://127.0.0.1:9"), max_products=20)
+    front.start_resuming()  # what the server does once it listens
+    assert resumer.asked == [(front.sinks_for_stored, front.owns)]  # the front end decides
+
+
 async def test_slack_never_takes_over_another_front_ends_orphans(
-    offline_service: CampaignService, monkeypatch: pytest.MonkeyPatch
+    offline_service: CampaignService,
 ) -> None:
     origin = DiscordOrigin(guild="1", channel="2", message="3", thread="3")
     cid = await make_orphan(offline_service.store, origin)  # a crashed Discord bot's campaign
-    accepts = []
-    real = offline_service.start_resuming
-
-    def spy(sinks_for: Any, accept: Any) -> None:
-        accepts.append(accept)
-        real(sinks_for, accept=accept)
-
-    monkeypatch.setattr(offline_service, "start_resuming", spy)
     async with slack_harness(offline_service) as slack:
         front = slack.front
         assert front is not None
-        front.start_resuming()
-        assert accepts == [front.owns]  # the server's resumer asks the front end
         report = await offline_service.resume_orphans(front.sinks_for_stored, accept=front.owns)
         assert report.resumed == [] and [c.id for c in report.skipped] == [cid]
         stored = await offline_service.get(cid)
@@ -430,7 +430,7 @@ async def test_allowlists_apply_to_buttons(make_service: Any) -> None:
         ]
         for form in presses:
             assert (await slack.post(form)).status == 200
-            await slack.front.idle()
+            await slack.settle()
         refusals = [c.params for c in api.of("chat.postEphemeral")]
         assert [(r["user"], r["channel"]) for r in refusals] == [
             ("U2", "C1"),
@@ -442,7 +442,7 @@ async def test_allowlists_apply_to_buttons(make_service: Any) -> None:
 
         await slack.press("campaign_cancel", campaign.id, "UADMIN")  # admins stay allowed
         await api.wait_for(lambda: len(summaries(api, posted_parent(api))) == 1)
-        await slack.front.idle()
+        await slack.settle()
     assert (await service.get(campaign.id)).status is CampaignStatus.CANCELED
     assert len(api.of("chat.postEphemeral")) == 3
 
@@ -466,7 +466,7 @@ async def test_status_and_show_by_id_only_for_requester_admins_or_its_channel(
         ]
         for text, user, channel in asked:
             await slack.command(text, user=user, channel=channel)
-            await slack.front.idle()
+            await slack.settle()
         await api.wait_for(lambda: len(api.of("response_url")) == len(asked))
     answers = [c.params for c in api.of("response_url")]
     assert all(a["response_type"] == "ephemeral" for a in answers)
@@ -493,7 +493,7 @@ async def test_a_video_over_the_upload_limit_is_linked_or_named(
         await slack.command("cats products:1 videos:yes")
         ts = await parent_ts(api)
         await api.wait_for(lambda: len(summaries(api, ts)) == 1)
-        await slack.front.idle()
+        await slack.settle()
     campaign = (await service.history(1))[0]
     product = thread_posts(api, ts)[0].params
     assert len(json.loads(product["files"])) == 1  # the image only
@@ -518,7 +518,7 @@ async def test_a_quota_refusal_is_explained_and_starts_nothing(make_service: Any
         await slack.command("cats products:1")
         first_ts = await parent_ts(api)
         await api.wait_for(lambda: len(summaries(api, first_ts)) == 1)
-        await slack.front.idle()
+        await slack.settle()
         calls = list(gen.calls)
 
         def refusals() -> list[Call]:
@@ -527,7 +527,7 @@ async def test_a_quota_refusal_is_explained_and_starts_nothing(make_service: Any
         posted = len(api.of("chat.postMessage"))
         await slack.command("dogs products:1")
         await api.wait_for(lambda: bool(refusals()))
-        await slack.front.idle()
+        await slack.settle()
     (refusal,) = refusals()
     assert refusal.params["response_type"] == "ephemeral"  # only the requester sees it
     assert str(refusal.params["text"]).startswith(
@@ -550,7 +550,7 @@ async def test_the_gallery_links_the_summary_and_a_too_big_video(make_service: A
         await slack.command("cats products:1 videos:yes")
         ts = await parent_ts(api)
         await api.wait_for(lambda: len(summaries(api, ts)) == 1)
-        await slack.front.idle()
+        await slack.settle()
     campaign = (await service.history(1))[0]
     comment = thread_posts(api, ts)[0].params["initial_comment"]
     summary = summaries(api, ts)[0]
@@ -576,7 +576,7 @@ async def test_the_first_status_edit_waits_the_interval_after_the_parent_message
         await slack.command("cats products:1")
         ts = await parent_ts(slack.api)
         await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 1)
-        await slack.front.idle()
+        await slack.settle()
     (posted,) = [c for c in slack.api.of("chat.postMessage") if not c.params.get("thread_ts")]
     edits = [c for c in slack.api.of("chat.update") if c.params["ts"] == ts]
     assert edits and edits[0].at - posted.at >= interval  # not 0.6 s early, as it once was
@@ -596,7 +596,7 @@ async def test_a_retry_posts_only_the_products_that_ran_again(make_service: Any)
         assert len(thread_posts(slack.api, ts)) == 4  # three products, then the summary
         await slack.press("campaign_retry", campaign.id, "U1")
         await slack.api.wait_for(lambda: len(summaries(slack.api, ts)) == 2)
-        await slack.front.idle()
+        await slack.settle()
     assert (await service.get(campaign.id)).status is CampaignStatus.SUCCEEDED
     again = [str(c.params) for c in thread_posts(slack.api, ts)[4:]]
     assert len(again) == 2 and "2. " in again[0] and "✅" in again[0]  # only the failed one

@@ -8,7 +8,7 @@ from typing import Any
 from bot.slack_ui.app import SlackFrontEnd, socket_mode
 from core.model import CampaignStatus
 from tests.fakes import GatedGenerator
-from tests.fakes.slack_api import APP_TOKEN, FakeSlackApi, SlackHarness, fake_settings
+from tests.fakes.slack_api import APP_TOKEN, FakeSlackApi, SlackHarness, fake_settings, settle
 
 
 async def test_slash_command_over_socket_mode_runs_a_campaign(make_service: Any) -> None:
@@ -32,7 +32,7 @@ async def test_slash_command_over_socket_mode_runs_a_campaign(make_service: Any)
                     for c in api.of("files.completeUploadExternal")
                 )
             )
-            await front.idle()
+            await settle(front)
     finally:
         await front.aclose()
         await api.close()

@@ -18,10 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from bot.chat.progress import ChatProgress
 from bot.chat.surface import ChatSurface
 from core.errors import NotFinished
-from core.model import Campaign, Origin
+from core.model import Campaign
 from core.ports import ProgressSink
 from core.progress import CampaignSnapshot, ProgressEvent
-from core.request import CampaignRequest
 from core.service import CampaignService
 
 SurfaceOf = Callable[[Campaign], ChatSurface | None]  # None: not this platform's campaign
@@ -62,7 +61,7 @@ class Followers:
         """A follower on `surface`, registered at once when the campaign id is known.
 
         Raises CampaignStateError if the campaign already has a live follower.
-        A new campaign's follower (no id yet) is registered once `submit` has one.
+        A new campaign's follower (no id yet) is registered once `start` has its id.
         """
         self._forget_finished()
         if campaign_id is not None and self.live(campaign_id):
@@ -81,20 +80,6 @@ class Followers:
             if held is relay:
                 del self._by_id[campaign_id]
         relay.follower = None
-
-    async def submit(
-        self,
-        request: CampaignRequest,
-        surface: ChatSurface,
-        *,
-        requester: str,
-        origin: Origin,
-    ) -> Campaign:
-        """Submit a new campaign followed on `surface`; nothing is followed if it fails."""
-        submit = functools.partial(
-            self._service.submit, request, requester=requester, origin=origin
-        )
-        return await self.start(surface, submit)
 
     async def retry(self, campaign_id: str, surface: ChatSurface) -> Campaign:
         """Re-run a campaign's failed steps followed on `surface` (CampaignStateError while

@@ -20,6 +20,7 @@ import discord
 from bot import words
 from bot.chat.access import Allowlist, Viewer, blocked_by, may_control
 from bot.chat.followers import Followers
+from bot.chat.start import start_in_new_place
 from bot.chat.text import ACTION_EMOJI, clip, estimate_text
 from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove_place
 from bot.discord_ui.render import explain, starting_embed
@@ -91,45 +92,20 @@ class CampaignActions:
             guild=str(interaction.guild_id), channel=str(interaction.channel_id)
         )  # a refusal (blocklist, quota) is answered before any message or thread exists
         requester = requester_of(interaction)
-        await self.service.check(request, requester=requester, origin=where)
+        check = functools.partial(self.service.check, request, requester=requester, origin=where)
 
         async def submit(place: Place, sinks: Sequence[ProgressSink]) -> Campaign:
             return await self.service.submit(
                 request, sinks, requester=requester, origin=place.origin()
             )
 
-        started = await self._start_new(interaction, request.theme, submit, estimate)
+        new = NewThread(self, interaction, request.theme, estimate)
+        started = await start_in_new_place(self.followers, new, submit, check=check)
         if started is not None:
             campaign, place = started
             await answer(
                 interaction, f"✅ Campaign `{campaign.id}` started: {place.thread_url}\n{estimate}."
             )
-
-    async def _start_new(
-        self,
-        interaction: Interaction,
-        title: str,
-        run: Callable[[Place, Sequence[ProgressSink]], Awaitable[Campaign]],
-        estimate: str | None = None,
-    ) -> tuple[Campaign, Place] | None:
-        """Open a status message and thread, start a new campaign followed there; None
-        (answered) when there is nowhere to post. A refusal removes the place and raises."""
-        try:
-            place = await self._open_place(interaction, title, estimate)
-        except discord.HTTPException as exc:
-            await answer(interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
-            return None
-        if place is None:
-            await answer(interaction, "❌ I can only run campaigns in text channels and threads.")
-            return None
-        try:
-            campaign = await self.followers.start(
-                self._target(place), functools.partial(run, place)
-            )
-        except Exception:  # nothing started: leave no "starting" message or empty thread behind
-            await remove_place(self.client, place)
-            raise
-        return campaign, place
 
     async def cancel_campaign(self, interaction: Interaction, campaign_id: str) -> None:
         """Cancel a campaign for its requester or a manager; answers the interaction."""
@@ -221,13 +197,14 @@ class CampaignActions:
                 data, image.filename, prompt, sinks, requester=requester, origin=place.origin()
             )
 
-        new = await self._start_new(interaction, f"animate {image.filename}", run)
-        if new is None:
+        new = NewThread(self, interaction, f"animate {image.filename}")
+        started = await start_in_new_place(self.followers, new, run)
+        if started is None:
             return
-        campaign, place = new
-        started = f"✅ Campaign `{campaign.id}` started: {place.thread_url}"
+        campaign, place = started
+        link = f"✅ Campaign `{campaign.id}` started: {place.thread_url}"
         estimate = await self._animate_estimate(campaign)
-        await answer(interaction, f"{started}\n{estimate}." if estimate else started)
+        await answer(interaction, f"{link}\n{estimate}." if estimate else link)
 
     async def _animate_estimate(self, campaign: Campaign) -> str | None:
         try:
@@ -329,6 +306,47 @@ class CampaignActions:
         )
 
 
+class NewThread:
+    """A new campaign's status message and thread (`bot.chat.start`), answered through
+    the interaction; a refused start deletes both."""
+
+    def __init__(
+        self,
+        actions: CampaignActions,
+        interaction: Interaction,
+        title: str,
+        estimate: str | None = None,
+    ) -> None:
+        self.actions = actions
+        self.interaction = interaction
+        self.title = title
+        self.estimate = estimate
+
+    async def refused(self, error: CampaignError) -> None:
+        await answer(self.interaction, f"❌ {words.refusal(error)}")
+
+    async def open(self) -> Place | None:
+        """The status message and its thread; None (answered) when there is nowhere to post."""
+        try:
+            place = await self.actions._open_place(self.interaction, self.title, self.estimate)
+        except discord.HTTPException as exc:
+            await answer(self.interaction, f"❌ I couldn't start the campaign: {explain(exc)}")
+            return None
+        if place is None:
+            text = "❌ I can only run campaigns in text channels and threads."
+            await answer(self.interaction, text)
+        return place
+
+    def surface(self, place: Place) -> DiscordTarget:
+        return self.actions._target(place)
+
+    async def withdraw(self, place: Place, error: CampaignError | None) -> None:
+        """Nothing started: leave no "starting" message or empty thread behind."""
+        await remove_place(self.actions.client, place)
+        if error is not None:
+            await answer(self.interaction, f"❌ {words.refusal(error)}")
+
+
 async def answer(interaction: Interaction, text: str) -> None:
     """Reply ephemerally whether or not the interaction was already answered or deferred."""
     try:
@@ -346,7 +364,7 @@ def upload_problem(image: discord.Attachment) -> str | None:
         uploads.check_size(image.size)
         uploads.check_media_type(image.content_type)
     except InvalidRequest as exc:
-        return str(exc)
+        return words.refusal(exc)
     return None
 
 

@@ -24,7 +24,7 @@ from discord.ext import commands
 from bot import words
 from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
-from bot.discord_ui.commands import build_group
+from bot.discord_ui.commands import CampaignCommands
 from bot.discord_ui.render import explain
 from bot.discord_ui.seams import guard_parsers
 from bot.discord_ui.settings import DiscordSettings
@@ -96,7 +96,7 @@ class CampaignBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # themes may say @everyone
             **options,
         )
-        guard_parsers(self._connection.parsers)  # see seams.py
+        self._unguard_parsers = guard_parsers(self)  # see seams.py
         self.service = service
         self.settings = settings
         self.max_products = max_products
@@ -107,7 +107,7 @@ class CampaignBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Register the persistent buttons and the command group; sync only when asked to."""
         self.add_dynamic_items(CancelButton, RetryButton, RerollButton, AnimateButton)
-        self.tree.add_command(build_group(self.actions, self.max_products))
+        await self.add_cog(CampaignCommands(self.actions, self.max_products))
         if self.sync_commands:
             await self._sync()
         self.service.start_resuming(self.sinks_for_stored, accept=self.owns)
@@ -141,6 +141,7 @@ class CampaignBot(commands.Bot):
         """Stop following campaigns (they keep running in the service), then disconnect."""
         await self.actions.followers.aclose()
         await super().close()
+        self._unguard_parsers()
 
 
 async def serve_until_stopped(

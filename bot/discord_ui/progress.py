@@ -26,6 +26,7 @@ from bot.discord_ui.render import (
     summary_embed,
     timeline_embed,
 )
+from bot.discord_ui.seams import delete_channel
 from bot.discord_ui.views import product_view, status_view
 from bot.gallery import GallerySettings
 from core.model import Action, Campaign, DiscordOrigin, Origin, Product, StepName
@@ -194,7 +195,7 @@ async def remove_place(client: discord.Client, place: Place) -> None:
     """Take down the thread and status message of a campaign that did not start (quietly)."""
     if place.thread_id != place.channel_id:  # a thread opened for it, not the one it ran in
         try:
-            await client.http.delete_channel(place.thread_id, reason="the campaign did not start")
+            await delete_channel(client, place.thread_id, reason="the campaign did not start")
         except discord.HTTPException as exc:
             log.warning("could not remove thread %s: %s", place.thread_id, explain(exc))
     channel = client.get_partial_messageable(place.channel_id, guild_id=place.guild_id)

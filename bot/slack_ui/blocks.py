@@ -199,7 +199,7 @@ def channel_error_text(code: str) -> str:
 
 def invalid_text(exc: InvalidRequest) -> str:
     """The ephemeral reply to a request that was refused (nothing was started)."""
-    return f"⚠️ {escape(str(exc))}\nNothing was started. Try `/campaign help`."
+    return f"⚠️ {escape(words.refusal(exc))}\nNothing was started. Try `/campaign help`."
 
 
 def refusal_text(action: str, campaign: Campaign) -> str:

@@ -259,6 +259,14 @@ class Reply:
     seconds: float
 
 
+async def settle(front: SlackFrontEnd) -> None:
+    """Wait until the work the front end's handlers started (and the last edits its
+    threads left behind, e.g. a contact sheet on a parent) has finished."""
+    tasks = (front.ctx.handlers, front.ctx.posts)
+    while running := [task for owned in tasks for task in owned.running]:
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 class SlackHarness:
     """The real AsyncApp served over HTTP on 127.0.0.1, talking to a FakeSlackApi."""
 
@@ -268,6 +276,11 @@ class SlackHarness:
         self.url = url
         self._responses = itertools.count(1)
         self._triggers = itertools.count(1)
+
+    async def settle(self) -> None:
+        """Wait until everything the requests so far started has finished (`settle`)."""
+        assert self.front is not None
+        await settle(self.front)
 
     def trigger_id(self) -> str:
         """A fresh trigger_id, as Slack gives every command and press its own."""
