@@ -238,14 +238,19 @@ class CampaignService:
         """Take over orphans now and every `lease_s` from now on, until aclose()."""
         self._recovery.start(sinks_for, accept)
 
-    async def aclose(self, *, hand_over: bool = False) -> None:
-        """Stop what this service started: its resume loop, then every campaign it runs.
+    async def stop_campaigns(self, *, hand_over: bool) -> None:
+        """Stop taking part: the resume loop, then every campaign run here.
 
         `hand_over=False`: cancel them (and their predictions). `hand_over=True`
         (a deploy): stop them here without cancelling anything on the provider
         and release their leases, so the next process takes them over at once.
-        The store, generator and executor stay open: their opener closes them.
-        Calling it again is harmless: a later call stops only what started since.
+        Front ends call it before their followers post a last edit; calling it
+        again is harmless (a later call stops only what started since).
         """
         await self._recovery.aclose()
         await self._ctx.runs.stop_all(hand_over=hand_over)
+
+    async def aclose(self, *, hand_over: bool = False) -> None:
+        """The owner's close (bot.py's build()): `stop_campaigns`. The store, generator
+        and executor stay open: their opener closes them."""
+        await self.stop_campaigns(hand_over=hand_over)

@@ -19,8 +19,8 @@ class Service:
     def __init__(self, steps: list[str]) -> None:
         self.steps = steps
 
-    async def aclose(self, *, hand_over: bool = False) -> None:
-        self.steps.append(f"aclose(hand_over={hand_over})")
+    async def stop_campaigns(self, *, hand_over: bool) -> None:
+        self.steps.append(f"stop_campaigns(hand_over={hand_over})")
 
 
 async def test_a_signal_stops_work_then_hands_over_then_closes() -> None:
@@ -45,7 +45,7 @@ async def test_a_signal_stops_work_then_hands_over_then_closes() -> None:
         await asyncio.wait_for(serve_until_signal(serve, Service(steps), close, stop=stop), 30)
         await sender
     assert stop.signal is signal.SIGTERM
-    assert steps == ["serving", "stopped taking work", "aclose(hand_over=True)", "closed"]
+    assert steps == ["serving", "stopped taking work", "stop_campaigns(hand_over=True)", "closed"]
 
 
 async def test_a_failure_to_serve_still_hands_over_and_closes() -> None:
@@ -59,4 +59,4 @@ async def test_a_failure_to_serve_still_hands_over_and_closes() -> None:
 
     with pytest.raises(OSError, match="address in use"):
         await serve_until_signal(serve, Service(steps), close)
-    assert steps == ["aclose(hand_over=True)", "closed"]
+    assert steps == ["stop_campaigns(hand_over=True)", "closed"]

@@ -3,7 +3,7 @@
 Every chat server has the same life: take work (and start resuming orphaned
 campaigns once ready), wait for the first signal (`bot.signals.StopSignals`),
 stop taking work, hand the running campaigns over to the next process
-(`service.aclose(hand_over=True)`: nothing is cancelled at the provider),
+(`service.stop_campaigns(hand_over=True)`: nothing is cancelled at the provider),
 then close the followers. A second signal exits at once.
 """
 
@@ -25,7 +25,7 @@ Serve = Callable[[asyncio.Event], Awaitable[None]]
 class HandsOver(Protocol):
     """What serving needs of the service."""
 
-    async def aclose(self, *, hand_over: bool = False) -> None:
+    async def stop_campaigns(self, *, hand_over: bool) -> None:
         """Stop the campaigns running here (released for the next process when handing over)."""
         ...
 
@@ -54,7 +54,7 @@ async def serve_until_signal(
             await asyncio.gather(relay, return_exceptions=True)
             if signals.requested:
                 log.warning("stopping: handing running campaigns over to the next process")
-            await service.aclose(hand_over=True)
+            await service.stop_campaigns(hand_over=True)
             await close()
 
 

@@ -60,7 +60,7 @@ async def follow(
         campaign = await start([sink])
         interrupted = await stop.until(service.wait(campaign.id))
         if interrupted is signal.SIGTERM:
-            await service.aclose(hand_over=True)
+            await service.stop_campaigns(hand_over=True)
             handed_over = not (await service.get(campaign.id)).status.done
         elif interrupted is not None:
             with contextlib.suppress(CampaignStateError):  # it finished meanwhile

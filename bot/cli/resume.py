@@ -48,7 +48,7 @@ async def resume(
     if interrupted is None and resumed:
         interrupted = await stop.until(asyncio.gather(*(service.wait(c.id) for c in resumed)))
     if interrupted is not None:
-        await service.aclose(hand_over=True)  # nothing cancelled: the next resume goes on
+        await service.stop_campaigns(hand_over=True)  # nothing cancelled: the next resume goes on
     finished = [await service.get(c.id) for c in resumed]
     if as_json:
         print(json.dumps(_resume_json(finished, held, elsewhere, nothing_to_do), indent=2))

@@ -125,11 +125,11 @@ class SlackFrontEnd:
         released for the next process instead, nothing is cancelled at the
         provider, and the followers just post their last status edit: the next
         process re-attaches to the same message and thread when it resumes them.
-        `service.aclose()` is idempotent: build() calls it again on exit.
+        `stop_campaigns` is idempotent; build() closes the service on exit.
         """
         grace_s = 0.0 if hand_over else SHUTDOWN_GRACE_S
         await self.stop_handlers()
-        await self.service.aclose(hand_over=hand_over)
+        await self.service.stop_campaigns(hand_over=hand_over)
         await self.followers.aclose(grace_s)
         await self.ctx.posts.stop(grace_s)
 
