@@ -23,6 +23,11 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
         """Open (creating if needed) and migrate the database at path."""
         return cls(await Connection.open(path))
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._conn.path
+
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""
         await self._conn.close()

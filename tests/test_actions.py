@@ -16,6 +16,7 @@ from core.model import Action, CampaignStatus, StepName, StepStatus
 from core.quotas import QuotaSettings
 from core.request import CampaignRequest
 from tests.fakes import GatedGenerator
+from tests.fakes.audit import audit_entries
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
@@ -197,7 +198,7 @@ async def test_actions_respect_the_cost_caps_and_leave_an_audit_line(make_servic
         await service.reroll(first.id, 1, requester="slack:U1")  # one more: $0.03 > $0.025
     assert re.match(r"cost cap: this campaign has cost \$0.020", refusal(refused.value))
     assert len((await store.get(first.id)).products) == 2
-    newest = (await store.audit_entries(campaign_id=first.id))[0]
+    newest = (await audit_entries(store, campaign_id=first.id))[0]
     assert (newest.event.value, newest.who.requester) == ("refused", "slack:U1")
     assert "CAMPAIGN_QUOTA_COST_CAMPAIGN" in (newest.reason or "")
 

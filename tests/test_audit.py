@@ -19,6 +19,7 @@ from core.request import CampaignRequest
 from storage.migrate import migrate, migrations
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator
+from tests.fakes.audit import audit_entries
 
 DISCORD = DiscordOrigin(guild="77", channel="555", message="1", thread="2")
 
@@ -32,7 +33,7 @@ async def test_submitted_and_finished_lines_carry_estimate_and_cost(service_on) 
         assert done.status is CampaignStatus.PARTIAL and done.cost_usd == 0.03
         retried = await service.wait((await service.retry(done.id)).id)
         assert retried.status is CampaignStatus.SUCCEEDED
-        entries = await service.store.audit_entries(campaign_id=done.id)
+        entries = await audit_entries(service.store, campaign_id=done.id)
     finished_again, finished, first = entries  # newest first
     assert first.event is AuditEvent.SUBMITTED and first.cost_usd is None
     assert (first.who.requester, first.who.channel, first.who.guild) == (
@@ -130,7 +131,7 @@ async def test_campaigns_from_before_the_ledger_are_counted(tmp_path: Path) -> N
         await db.execute("UPDATE campaigns SET origin_json = 'not json' WHERE id = 'term1'")
     store = await SqliteStore.open(tmp_path / "old.db")  # V7 creates and fills the ledger
     try:
-        rows = {e.campaign_id: e for e in await store.audit_entries()}
+        rows = {e.campaign_id: e for e in await audit_entries(store)}
     finally:
         await store.close()
     assert {k: (e.event, e.who.channel, e.who.guild) for k, e in rows.items()} == {

@@ -21,6 +21,7 @@ from core.model import CampaignStatus, SlackOrigin, origin_from_json
 from core.quotas import DAY_S, AuditEvent, QuotaPolicy, QuotaSettings, Spend, Who, day_start
 from core.request import CampaignRequest, ModelOverrides
 from tests.fakes import FakeClock, GatedGenerator
+from tests.fakes.audit import audit_entries
 
 NOON = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
 RESETS = "resets at 00:00 UTC (in 12 h 00 min)"
@@ -136,7 +137,7 @@ async def test_each_scope_limit_refuses_with_its_message(service_on, name: str) 
         assert [c.id for c in await service.history(10)] == [first.id]  # nothing stored
         other = Place("9", "C9", "G9")  # another user, channel and server: not limited
         assert (await service.submit(request(), **other.kwargs())).id
-        entries = await service.store.audit_entries()
+        entries = await audit_entries(service.store)
     refusals = [e for e in entries if e.event is AuditEvent.REFUSED]
     assert len(refusals) == 1 and refusals[0].campaign_id is None
     assert (refusals[0].reason or "").startswith(f"{limit}: ")
@@ -254,7 +255,7 @@ async def test_check_refuses_early_like_submit(service_on) -> None:
             await svc.check(request(), **FIRST.kwargs())
         assert re.search("started 1 of the 1 campaign", refusal(refused.value))
         assert len(await svc.history(10)) == 1
-        events = [e.event for e in await svc.store.audit_entries()]
+        events = [e.event for e in await audit_entries(svc.store)]
     assert events.count(AuditEvent.REFUSED) == 1
 
 

@@ -21,6 +21,7 @@ from core.request import CampaignRequest
 from core.screening import Blocklist
 from core.settings import CoreSettings
 from tests.fakes import GatedGenerator
+from tests.fakes.audit import audit_entries
 
 
 class RecordingPlanner:
@@ -87,7 +88,7 @@ async def test_a_blocked_request_reaches_no_provider(service_on) -> None:
             )
         assert planner.prompts == [] and gen.calls == [] and gen.spent == []
         assert await service.history(10) == []
-        (entry,) = await service.store.audit_entries()
+        (entry,) = await audit_entries(service.store)
         assert entry.event is AuditEvent.BLOCKED and entry.campaign_id is None
         assert entry.reason == "theme matched blocklist entry 'voldemort'"
         assert (entry.who.requester, entry.who.channel, entry.who.guild) == (
@@ -98,7 +99,7 @@ async def test_a_blocked_request_reaches_no_provider(service_on) -> None:
         assert entry.theme == "Voldemort merch" and entry.estimate_usd == 0.06
         with pytest.raises(RequestBlocked, match=r"^theme: "):  # the terminal is screened too
             await service.check(CampaignRequest(theme="killing time"))
-        assert len(await service.store.audit_entries()) == 2
+        assert len(await audit_entries(service.store)) == 2
         fine = await service.submit(CampaignRequest(theme="retro cats", audience="gamers"))
         assert (await service.wait(fine.id)).status is CampaignStatus.SUCCEEDED
     # The planner's prompt holds the screened text verbatim: screening the request covers it.

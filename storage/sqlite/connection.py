@@ -29,8 +29,9 @@ OPEN_ATTEMPTS = 5
 class Connection:
     """The store's one connection and the transactions every part runs on it."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path | str = ":memory:") -> None:
         self.db = db
+        self.path = Path(path)  # the database file, for the readiness check and operators
         # One connection is shared by every coroutine: a statement must never land
         # inside another coroutine's open transaction.
         self._lock = asyncio.Lock()
@@ -58,7 +59,7 @@ class Connection:
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, path)
 
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""

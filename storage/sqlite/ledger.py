@@ -80,18 +80,6 @@ class SqliteLedger(Part):
 
         return await conn.read(work)
 
-    async def audit_entries(
-        self, limit: int = 100, campaign_id: str | None = None
-    ) -> list[AuditEntry]:
-        """The newest audit lines first (only one campaign's, if given)."""
-        where, params = (
-            ("WHERE campaign_id = ?", (campaign_id, limit)) if campaign_id else ("", (limit,))
-        )
-        found = await self._conn.select(
-            f"SELECT * FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?", params
-        )
-        return [rows.audit(row) for row in found]
-
 
 async def _insert_audit(conn: Connection, entry: AuditEntry) -> None:
     who = entry.who
