@@ -118,11 +118,7 @@ async def build(
         store = await SqliteStore.open(settings.core.database)
         stack.push_async_callback(store.close)
         if replicate is not None:
-            from adapters.replicate_api.models import KINDS
-
-            replicate.runtime.catalog.cache = store  # schemas survive restarts and outages
-            if run_steps:  # the defaults' schemas now (Ray actors get them with the generator)
-                await replicate.check_models(dict.fromkeys(KINDS))
+            await cache_schemas(replicate, store, read_now=run_steps)
         executor = await make_executor(settings, generator, run_steps=run_steps)
         stack.push_async_callback(executor.aclose)
         if planner is None:
@@ -144,6 +140,19 @@ async def build(
             address = receiver.runtime.settings.listen_address()
             await stack.enter_async_context(receiver.listen(*address))
         yield App(service, store, readiness_checks(settings.core, replicate), receiver)
+
+
+async def cache_schemas(
+    replicate: ReplicateGenerator, store: SqliteStore, *, read_now: bool
+) -> None:
+    """Replicate's model schemas kept in the store (they survive restarts and outages);
+    `read_now`: the defaults' schemas before the first campaign (Ray actors get them with
+    the generator)."""
+    from adapters.replicate_api.models import KINDS
+
+    replicate.runtime.catalog.cache = store
+    if read_now:
+        await replicate.check_models(dict.fromkeys(KINDS))
 
 
 def wire(

@@ -10,11 +10,19 @@ or Ray tasks; it writes its output atomically and returns the path.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw
 
-from adapters.pictures.text import RGB, ellipsize, font_size, load_font, save_png, text_w
+from adapters.pictures.text import (
+    RGB,
+    Font,
+    ellipsize,
+    font_size,
+    load_font,
+    save_png,
+    text_w,
+)
 
 Bar = tuple[str, str, float, float, str]
 """(row label, kind, start s, end s, status): kind is plan/text, image, video or finalize/cpu."""
@@ -94,45 +102,73 @@ def render_timeline(
     def x_of(t: float) -> float:
         return LABEL_W + t / span * plot_w
 
-    y = head + legend_h
-    top = y
+    y = top = head + legend_h
     titles: list[tuple[int, int]] = []  # the panels' title bands: no grid or marker over them
     for (panel_title, panel), names in zip(panels, rows, strict=True):
         line = ellipsize(panel_title, small, WIDTH - 2 * PAD)
         draw.text((PAD, y + 6), line, font=small, fill=(90, 90, 90))
         titles.append((y, y + panel_head))
         y += panel_head
-        for i, name in enumerate(names):
-            row_y = y + i * ROW_H
-            if i % 2 == 0:
-                draw.rectangle(
-                    (LABEL_W, row_y, WIDTH - PAD, row_y + ROW_H - 1), fill=(248, 248, 248)
-                )
-            label = ellipsize(name, small, LABEL_W - 2 * PAD)
-            draw.text(
-                (PAD, row_y + (ROW_H - font_size(small)) / 2 - 1), label, font=small, fill=INK
-            )
-        for row, kind, start, end, status in panel:
-            row_y = y + names.index(row) * ROW_H
-            box = (x_of(start), row_y + 4, max(x_of(end), x_of(start) + 2), row_y + ROW_H - 4)
-            color = KIND_COLORS.get(kind, OTHER)
-            if status == "failed":
-                draw.rectangle(box, fill=FAILED)
-            elif status in ("canceled", "skipped"):
-                draw.rectangle(box, outline=color, width=2)
-            else:
-                draw.rectangle(box, fill=color)
+        _rows(draw, names, y, small)
+        _bars(draw, panel, names, y, x_of)
         y += len(names) * ROW_H + 8
-    for t in _ticks(span):
-        x = x_of(t)
-        draw.line((x, top, x, y), fill=GRID)
-        draw.text(
-            (x - text_w(small, _tick_text(t)) / 2, y + 4), _tick_text(t), font=small, fill=INK
-        )
+    _axis(draw, span, top, y, x_of, small)
     if marker:
-        x = x_of(marker[0])
-        for dash in range(int(top), int(y), 8):
-            if not any(low <= dash < high for low, high in titles):
-                draw.line((x, dash, x, min(dash + 4, y)), fill=MARKER, width=2)
+        _marker(draw, x_of(marker[0]), top, y, titles)
     draw.text((LABEL_W, y + 20), axis_label, font=small, fill=(90, 90, 90))
     return save_png(img, out_path)
+
+
+def _rows(draw: ImageDraw.ImageDraw, names: Sequence[str], y: int, font: Font) -> None:
+    """A panel's row labels, every other row shaded."""
+    for i, name in enumerate(names):
+        row_y = y + i * ROW_H
+        if i % 2 == 0:
+            draw.rectangle((LABEL_W, row_y, WIDTH - PAD, row_y + ROW_H - 1), fill=(248, 248, 248))
+        label = ellipsize(name, font, LABEL_W - 2 * PAD)
+        draw.text((PAD, row_y + (ROW_H - font_size(font)) / 2 - 1), label, font=font, fill=INK)
+
+
+def _bars(
+    draw: ImageDraw.ImageDraw,
+    panel: Sequence[Bar],
+    names: Sequence[str],
+    y: int,
+    x_of: Callable[[float], float],
+) -> None:
+    """A panel's bars: filled by kind, red when failed, hollow when canceled or skipped."""
+    for row, kind, start, end, status in panel:
+        row_y = y + names.index(row) * ROW_H
+        box = (x_of(start), row_y + 4, max(x_of(end), x_of(start) + 2), row_y + ROW_H - 4)
+        color = KIND_COLORS.get(kind, OTHER)
+        if status == "failed":
+            draw.rectangle(box, fill=FAILED)
+        elif status in ("canceled", "skipped"):
+            draw.rectangle(box, outline=color, width=2)
+        else:
+            draw.rectangle(box, fill=color)
+
+
+def _axis(
+    draw: ImageDraw.ImageDraw,
+    span: float,
+    top: int,
+    bottom: int,
+    x_of: Callable[[float], float],
+    font: Font,
+) -> None:
+    """The time grid and its tick labels under the last panel."""
+    for t in _ticks(span):
+        x = x_of(t)
+        draw.line((x, top, x, bottom), fill=GRID)
+        text = _tick_text(t)
+        draw.text((x - text_w(font, text) / 2, bottom + 4), text, font=font, fill=INK)
+
+
+def _marker(
+    draw: ImageDraw.ImageDraw, x: float, top: int, bottom: int, titles: Sequence[tuple[int, int]]
+) -> None:
+    """A dashed vertical line at `x`, kept off the panels' title bands."""
+    for dash in range(top, bottom, 8):
+        if not any(low <= dash < high for low, high in titles):
+            draw.line((x, dash, x, min(dash + 4, bottom)), fill=MARKER, width=2)
