@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.replicate_api.http import RateHeld
-from adapters.replicate_api.predictions import PredictionApi, sent_text
+from adapters.replicate_api.predictions import PredictionApi
+from adapters.replicate_api.sent import sent_text
 from adapters.replicate_api.wire import Prediction, Status, epoch
 from core.errors import PermanentStepError
 from core.model import StepKind

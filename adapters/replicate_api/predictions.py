@@ -25,8 +25,6 @@ One `PredictionApi` per event loop. Messages never contain the API token.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -39,6 +37,7 @@ from adapters.replicate_api.log_progress import percent
 from adapters.replicate_api.models import ModelRef, parse_ref
 from adapters.replicate_api.polls import Polls, Watch
 from adapters.replicate_api.rate import Sleep
+from adapters.replicate_api.sent import matches_sent
 from adapters.replicate_api.settings import ReplicateSettings
 from adapters.replicate_api.wire import NotAPrediction, Prediction, Status, Urls, epoch
 from core.errors import PermanentStepError, TransientStepError
@@ -304,7 +303,7 @@ class PredictionApi:
         for prediction in reversed(candidates):  # oldest first: the first send made it
             if statuses is not None and prediction.status not in statuses:
                 continue
-            if prediction.id not in self._claimed and _same(prediction, model, inputs):
+            if prediction.id not in self._claimed and matches_sent(prediction, model, inputs):
                 self.stats["adopted"] += 1
                 log.info("adopted prediction %s after an ambiguous create", prediction.id)
                 return self._claim(prediction)
@@ -349,41 +348,6 @@ def _once_each(on_place: OnPlace | None) -> OnPlace | None:
             await on_place(place)
 
     return tell
-
-
-def _same(prediction: Prediction, model: ModelRef, inputs: Mapping[str, Any]) -> bool:
-    """Ours if the input matches (and the version, when pinned); the model name may differ.
-
-    A `data:` input may not be echoed back as sent (the list endpoint may leave it out
-    or show a file URL instead): any string, or none, matches it.
-    """
-    echoed = prediction.input
-    if echoed is None or set(echoed) - set(inputs):
-        return False
-    for key, value in inputs.items():
-        if _is_data(value):
-            if not isinstance(echoed.get(key, ""), str):
-                return False
-        elif key not in echoed or echoed[key] != value:
-            return False
-    return model.version is None or prediction.version == model.version
-
-
-def _is_data(value: object) -> bool:
-    return isinstance(value, str) and value.startswith("data:")
-
-
-def sent_text(inputs: Mapping[str, Any]) -> str:
-    """The input as stored with an intent: JSON, each `data:` value cut to its media type
-    and a digest (it may be hundreds of kilobytes, and adoption matches it loosely)."""
-    return json.dumps(
-        {k: _digest(v) if _is_data(v) else v for k, v in inputs.items()}, sort_keys=True
-    )
-
-
-def _digest(value: str) -> str:
-    head = value.split(",", 1)[0].removesuffix(";base64")
-    return f"{head};sha256={hashlib.sha256(value.encode()).hexdigest()[:16]}"
 
 
 def parsed(body: Json) -> Prediction:
