@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from adapters.offline.generator import OfflineGenerator
 from bot.cli.exits import EXIT_OK
 from bot.cli.main import main as cli_main
 from bot.health import (
@@ -38,14 +37,12 @@ from bot.health import (
     provider_check,
     serve_http,
 )
-from bot.settings import AppSettings, HttpSettings
 from core.errors import ConfigError
 from core.pictures import Pictures, Renderers
 from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
-from core.settings import CoreSettings
 from storage.sqlite_store import SqliteStore
 
 # Adapters and chat libraries are imported by the functions that use them, so that
@@ -53,9 +50,12 @@ from storage.sqlite_store import SqliteStore
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from adapters.offline.generator import OfflineGenerator
     from adapters.replicate_api.generator import ReplicateGenerator
     from adapters.replicate_api.webhooks import WebhookReceiver
     from bot.cli.commands import Command, Context
+    from bot.settings import AppSettings, HttpSettings
+    from core.settings import CoreSettings
 
 
 def pictures() -> Pictures:
@@ -216,6 +216,8 @@ def make_generator(
 
 def offline(settings: CoreSettings) -> OfflineGenerator:
     """The embedded default generator: Pillow images and Ken Burns clips, no network."""
+    from adapters.offline.generator import OfflineGenerator
+
     return OfflineGenerator(video_seconds=settings.video_seconds)
 
 

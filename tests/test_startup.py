@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("aiohttp", "httpx", "replicate", "discord", "slack_bolt", "ray", "PIL")
+HEAVY = ("aiohttp", "httpx", "replicate", "discord", "slack_bolt", "ray", "PIL", "jinja2")
+SETTINGS = ("pydantic", "pydantic_settings")  # read after the arguments: not for --version
 PROBE = """
 import json, runpy, sys
 heavy = json.loads(sys.argv[2])
@@ -27,17 +28,17 @@ print(json.dumps({"code": code, "loaded": loaded}))
 
 
 @pytest.mark.parametrize(
-    ("args", "code"),
+    ("args", "code", "heavy"),
     [
-        (["--version"], 0),
-        (["history", "--json"], 0),
-        (["show", "nope1234"], 1),
-        (["usage"], 0),
-        (["cancel", "nope1234"], 1),
+        (["--version"], 0, HEAVY + SETTINGS),
+        (["history", "--json"], 0, HEAVY),
+        (["show", "nope1234"], 1, HEAVY),
+        (["usage"], 0, HEAVY),
+        (["cancel", "nope1234"], 1, HEAVY),
     ],
 )
 def test_reading_commands_load_no_adapter_or_chat_library(
-    tmp_path: Path, args: list[str], code: int
+    tmp_path: Path, args: list[str], code: int, heavy: tuple[str, ...]
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_", "REPLICATE_"))}
     env |= {
@@ -46,7 +47,7 @@ def test_reading_commands_load_no_adapter_or_chat_library(
         "CAMPAIGN_DATA_DIR": str(tmp_path / "data"),
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(heavy)],
         cwd=ROOT,
         env=env,
         capture_output=True,
