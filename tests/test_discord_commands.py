@@ -68,6 +68,10 @@ async def test_status_history_show_help_and_autocomplete(fake, make_service, sta
     shown = (await _ask(fake, fake.command("show", snowflake(), {"id": done.id})))["data"]
     assert "succeeded" in shown["embeds"][0]["title"]
     assert shown["embeds"][0]["fields"][-1]["value"].startswith("https://discord.com/channels/")
+    products = shown["embeds"][1]["description"]  # in full, as Slack's and the terminal's show
+    assert done.request.to_text() in products
+    assert f"1. {done.products[0].plan.name}: image `" in products
+    assert len(status["data"]["embeds"]) == 1  # status is the progress alone
     missing = await _ask(fake, fake.command("show", user, {"id": "nope"}))
     assert "There is no campaign `nope`" in missing["data"]["content"]
     assert "/campaign new" in (await _ask(fake, fake.command("help", user)))["data"]["content"]

@@ -18,7 +18,7 @@ from bot.chat.access import find_visible
 from bot.chat.text import HISTORY_LIMIT, clip
 from bot.discord_ui.actions import CampaignActions, requester_of, viewer_of
 from bot.discord_ui.progress import Place
-from bot.discord_ui.render import HELP_TEXT, history_embed, status_embed
+from bot.discord_ui.render import HELP_TEXT, history_embed, products_embed, status_embed
 from bot.discord_ui.seams import bound_option
 from core.errors import InvalidRequest
 from core.progress import CampaignSnapshot
@@ -130,7 +130,7 @@ class CampaignCommands(
                 )
                 return
             id = mine[0].id
-        await self._show(interaction, id.strip())
+        await self._show(interaction, id.strip(), full=False)
 
     @app_commands.command(name="history", description="Your recent campaigns")
     async def history(self, interaction: Interaction) -> None:
@@ -141,7 +141,7 @@ class CampaignCommands(
     @app_commands.command(name="show", description="One campaign in full")
     @app_commands.describe(id="campaign id")
     async def show(self, interaction: Interaction, id: str) -> None:
-        await self._show(interaction, id.strip())
+        await self._show(interaction, id.strip(), full=True)
 
     @app_commands.command(name="cancel", description="Stop a running campaign")
     @app_commands.describe(id="campaign id")
@@ -199,8 +199,9 @@ class CampaignCommands(
             if c.id.startswith(current.strip())
         ]
 
-    async def _show(self, interaction: Interaction, id: str) -> None:
-        """One campaign's status embed (and its thread), if this user may see it here."""
+    async def _show(self, interaction: Interaction, id: str, *, full: bool) -> None:
+        """One campaign's status embed (and its thread), if this user may see it here;
+        `full` (`show`): every product with its files or error too."""
         campaign = await find_visible(self.service, viewer_of(interaction), id)
         if campaign is None:
             await interaction.response.send_message(
@@ -211,4 +212,5 @@ class CampaignCommands(
         place = Place.of(campaign.origin)
         if place is not None:
             embed.add_field(name="Thread", value=place.thread_url, inline=False)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        embeds = [embed, products_embed(campaign)] if full else [embed]
+        await interaction.response.send_message(embeds=embeds, ephemeral=True)

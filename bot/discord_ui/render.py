@@ -155,6 +155,25 @@ def history_embed(campaigns: Sequence[Campaign], title: str) -> discord.Embed:
     )
 
 
+def products_embed(campaign: Campaign) -> discord.Embed:
+    """`/campaign show`: the request, then every product with its files or its error
+    (what Slack's and the terminal's `show` list too)."""
+    lines = [f"`{clip(campaign.request.to_text(), 300)}`"]
+    for p in campaign.products:
+        files = [_file_name(p.output(n), n.value) for n in (StepName.IMAGE, StepName.VIDEO)]
+        shown = ", ".join(f for f in files if f) or "no files"
+        error = f" · {clip(p.error() or '', 200)}" if p.error() else ""
+        head = f"{STATUS_EMOJI[p.status.value]} {p.plan.index + 1}. {clip(p.plan.name, 80)}"
+        lines.append(f"{head}: {shown}{error}")
+    if campaign.contact_sheet:
+        lines.append(f"contact sheet {_file_name(campaign.contact_sheet, '')}".rstrip())
+    return discord.Embed(title="Products", description=_join_within(lines, DESCRIPTION_CHARS))
+
+
+def _file_name(path: str | None, label: str) -> str | None:
+    return f"{label} `{Path(path).name}`".strip() if path else None
+
+
 def product_embed(product: Product, notes: Iterable[str], image_name: str | None) -> discord.Embed:
     """A product's thread post: its caption (and notes on missing files) with its image."""
     embed = discord.Embed(
