@@ -10,15 +10,15 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.ray_exec import executor as ray_executor
-from adapters.ray_exec import liveness
 from adapters.ray_exec.executor import RayExecutor
+from adapters.ray_exec.liveness import Watch
 from adapters.ray_exec.settings import RaySettings
 from core.model import ProductPlan, StepName
 from core.ports import StepHooks, StepJob
@@ -44,14 +44,29 @@ class Stored:
         self.provider_ids.append(provider_id)
 
 
+Made = tuple[FileGatedGenerator, RayExecutor]
+
+
 @pytest.fixture
-async def gen_and_executor(tmp_path: Path) -> AsyncIterator[tuple[FileGatedGenerator, RayExecutor]]:
-    gen = FileGatedGenerator(tmp_path / "gates")
-    executor = RayExecutor(gen, LIMITS, RaySettings(actors_per_kind=2))
-    yield gen, executor
-    gen.open_every_gate()  # an abandoned remote step must not wait forever
-    async with asyncio.timeout(STEP_LIMIT_S):
-        await executor.aclose()
+async def make_executor(tmp_path: Path) -> AsyncIterator[Callable[[Watch], Made]]:
+    """Factory: a gated generator and a RayExecutor watching with these timings."""
+    made: list[Made] = []
+
+    def make(watch: Watch) -> Made:
+        gen = FileGatedGenerator(tmp_path / "gates")
+        made.append((gen, RayExecutor(gen, LIMITS, RaySettings(actors_per_kind=2), watch)))
+        return made[-1]
+
+    yield make
+    for gen, executor in made:
+        gen.open_every_gate()  # an abandoned remote step must not wait forever
+        async with asyncio.timeout(STEP_LIMIT_S):
+            await executor.aclose()
+
+
+@pytest.fixture
+def gen_and_executor(make_executor: Callable[[Watch], Made]) -> Made:
+    return make_executor(Watch())
 
 
 def _job(tmp_path: Path, index: int) -> StepJob:
@@ -87,12 +102,9 @@ async def test_a_dead_worker_reruns_the_step_elsewhere_with_the_stored_id(
 
 
 async def test_a_frozen_worker_is_given_up_and_the_step_reruns_with_the_stored_id(
-    gen_and_executor: tuple[FileGatedGenerator, RayExecutor],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    make_executor: Callable[[Watch], Made], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gen, executor = gen_and_executor
+    gen, executor = make_executor(Watch(liveness_interval_s=0.2, liveness_timeout_s=3.0))
     caplog.set_level(logging.WARNING, logger=ray_executor.__name__)
     warm_up = [
         asyncio.create_task(executor.run_step(_job(tmp_path, i), Stored().hooks)) for i in (1, 2)
@@ -100,8 +112,6 @@ async def test_a_frozen_worker_is_given_up_and_the_step_reruns_with_the_stored_i
     await gen.wait_started(2)  # both step actors of the kind are up (one step each)
     gen.open((1, "image"), (2, "image"))
     await asyncio.gather(*warm_up)
-    monkeypatch.setattr(liveness, "LIVENESS_INTERVAL_S", 0.2)
-    monkeypatch.setattr(liveness, "LIVENESS_TIMEOUT_S", 3.0)
     stored = Stored()
     task = asyncio.create_task(executor.run_step(_job(tmp_path, 0), stored.hooks))
     await gen.wait_started(3)
@@ -123,23 +133,20 @@ async def test_a_frozen_worker_is_given_up_and_the_step_reruns_with_the_stored_i
 
 
 async def test_close_is_prompt_when_the_watchdog_has_just_probed(
-    gen_and_executor: tuple[FileGatedGenerator, RayExecutor], monkeypatch: pytest.MonkeyPatch
+    make_executor: Callable[[Watch], Made],
 ) -> None:
     # The CI hang: aclose() cancelled the watchdog in the very loop iteration in which its
     # probe connected; 3.11's asyncio.wait_for swallowed the cancel and the watchdog
     # went on probing for ever while aclose() waited for it.
-    _gen, executor = gen_and_executor
-    monkeypatch.setattr(ray_executor, "WATCH_INTERVAL_S", 0.01)
     probed = asyncio.get_running_loop().create_future()
-    connect = asyncio.open_connection
 
-    async def connect_and_tell(*args: Any) -> Any:
-        pair = await connect(*args)
+    async def connect_and_tell(host: str, port: int) -> Any:
+        pair = await asyncio.open_connection(host, port)
         if not probed.done():
             probed.set_result(None)  # the test wakes up before the watchdog does
         return pair
 
-    monkeypatch.setattr(asyncio, "open_connection", connect_and_tell)
+    _gen, executor = make_executor(Watch(head_interval_s=0.01, connect=connect_and_tell))
     await executor.start()
     await probed
     async with asyncio.timeout(10):
@@ -149,12 +156,9 @@ async def test_close_is_prompt_when_the_watchdog_has_just_probed(
 
 
 async def test_lost_cluster_finishes_the_remaining_steps_locally(
-    gen_and_executor: tuple[FileGatedGenerator, RayExecutor],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    make_executor: Callable[[Watch], Made], tmp_path: Path
 ) -> None:
-    gen, executor = gen_and_executor
-    monkeypatch.setattr(ray_executor, "WATCH_INTERVAL_S", 0.05)
+    gen, executor = make_executor(Watch(head_interval_s=0.05))
     stored = Stored()
     running = asyncio.create_task(executor.run_step(_job(tmp_path, 0), stored.hooks))
     await gen.wait_started(1)

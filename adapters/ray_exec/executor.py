@@ -53,7 +53,7 @@ from adapters.ray_exec.actors import (
     StepActor,
     run_cpu_task,
 )
-from adapters.ray_exec.liveness import Liveness, StepActorLost, first_line
+from adapters.ray_exec.liveness import Liveness, StepActorLost, Watch, first_line
 from adapters.ray_exec.settings import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint
 from adapters.ray_exec.startup import init_ray
 from core.errors import LeaseLost, TransientStepError
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3  # per step, counting restarts after a dead actor
 ACTOR_RETRY = Backoff(attempts=MAX_ATTEMPTS)  # a dead actor's step reruns at once, elsewhere
 BIG_ARG_BYTES = 1024 * 1024  # larger bytes arguments go through the object store
-WATCH_INTERVAL_S = 2.0
 CANCEL_DRAIN_S = 5.0  # how long a cancelled step may take to stop on its actor
 CLOSE_WAIT_S = 5.0  # aclose: longest wait for the watchdog and for killing the actors
 
@@ -116,8 +115,15 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, generator: Generator, limits: Limits, settings: RaySettings) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        limits: Limits,
+        settings: RaySettings,
+        watch: Watch | None = None,
+    ) -> None:
         self._generator = generator
+        self._watch_with = watch or Watch()
         self._limits = limits
         self._settings = settings
         self._pools: dict[StepKind, _ActorPool] = {}
@@ -217,7 +223,7 @@ class RayExecutor:
         actor, call_id = pool.actors[index], uuid.uuid4().hex
         pool.busy[index] += 1
         stream = actor.run.remote(job, call_id)
-        watch = Liveness(actor)
+        watch = Liveness(actor, self._watch_with)
         try:
             while True:
                 try:
@@ -295,7 +301,7 @@ class RayExecutor:
         """Probe the cluster's head; two failed probes in a row mean the cluster is lost."""
         failures = 0
         while not (self._lost.is_set() or self._closing):
-            await asyncio.sleep(WATCH_INTERVAL_S)
+            await asyncio.sleep(self._watch_with.head_interval_s)
             failures = 0 if await self._alive() else failures + 1
             if failures >= 2:
                 self._mark_lost()
@@ -311,7 +317,7 @@ class RayExecutor:
             return True
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):  # not wait_for: see the module doc
-                _reader, writer = await asyncio.open_connection(*self._gcs)
+                _reader, writer = await self._watch_with.connect(*self._gcs)
         except (OSError, TimeoutError):
             return False
         writer.close()

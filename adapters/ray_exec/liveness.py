@@ -1,7 +1,7 @@
 """Bounding the waits on a remote step: a silent actor is asked which instance it is.
 
-While a step's actor says nothing, it is asked every LIVENESS_INTERVAL_S
-which instance it is; no answer within LIVENESS_TIMEOUT_S, or another
+While a step's actor says nothing, it is asked every `Watch.liveness_interval_s`
+which instance it is; no answer within `Watch.liveness_timeout_s`, or another
 instance (it was restarted), counts as a dead actor even if Ray never reports
 one (StepActorLost).
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import ray
@@ -18,8 +19,19 @@ from ray.exceptions import RayError
 
 T = TypeVar("T")
 
-LIVENESS_INTERVAL_S = 5.0  # a step's actor silent this long is asked whether it still runs it
-LIVENESS_TIMEOUT_S = 30.0  # no answer within this (an actor starting on a busy node) = dead
+Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How the Ray executor watches its cluster and its step actors (tests shorten it)."""
+
+    head_interval_s: float = 2.0  # between probes of the cluster head's port
+    connect: Connect = asyncio.open_connection  # the probe's connection to the head
+    # A step's actor silent this long is asked whether it still runs the step; no
+    # answer within the timeout (an actor starting on a busy node) means it is dead.
+    liveness_interval_s: float = 5.0
+    liveness_timeout_s: float = 30.0
 
 
 class StepActorLost(Exception):
@@ -29,8 +41,9 @@ class StepActorLost(Exception):
 class Liveness:
     """Bounds the waits on one remote step: a silent actor is asked which instance it is."""
 
-    def __init__(self, actor: Any) -> None:
+    def __init__(self, actor: Any, watch: Watch) -> None:
         self.actor = actor
+        self.watch = watch
         self.instance: str | None = None  # set by the step's "started" event
         self.unstarted_checks = 0
 
@@ -39,7 +52,7 @@ class Liveness:
         task = asyncio.ensure_future(work)
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=LIVENESS_INTERVAL_S)
+                done, _ = await asyncio.wait({task}, timeout=self.watch.liveness_interval_s)
                 if done:
                     return task.result()
                 await self._check()
@@ -52,12 +65,12 @@ class Liveness:
     async def _check(self) -> None:
         ref = self.actor.instance.remote()
         try:
-            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+            async with asyncio.timeout(self.watch.liveness_timeout_s):
                 current = await ref
         except (RayError, TimeoutError) as exc:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)
-            reason = f"no answer within {LIVENESS_TIMEOUT_S:g} s"
+            reason = f"no answer within {self.watch.liveness_timeout_s:g} s"
             if isinstance(exc, RayError):
                 reason = first_line(exc)
             raise StepActorLost(f"the step actor is gone ({reason})") from exc
