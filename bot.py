@@ -25,7 +25,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.cli.exits import EXIT_OK
@@ -180,20 +180,17 @@ def wire(
         executor=executor,
         scheduler=Scheduler(settings.limits),
         sheet=sheet or pictures(),
-        config=replace(service_config(settings), **config),
+        config=service_config(settings, config),
         **({"clock": clock} if clock else {}),
     )
 
 
-def service_config(settings: CoreSettings) -> ServiceConfig:
-    """The service's knobs from the settings."""
-    return ServiceConfig(
-        data_dir=settings.data_dir,
-        max_products=settings.max_products,
-        lease_s=settings.lease_s,
-        quotas=settings.quotas,
-        blocklist=settings.blocklist,
-    )
+def service_config(settings: CoreSettings, overrides: Mapping[str, Any]) -> ServiceConfig:
+    """The service's knobs: the core settings, with `overrides` of their fields (lease_s,
+    quotas, ...) or of ServiceConfig's own (cancel_poll_s, priced_models)."""
+    core = {k: v for k, v in overrides.items() if k in type(settings).model_fields}
+    own = {k: v for k, v in overrides.items() if k not in core}
+    return ServiceConfig(settings.model_copy(update=core), **own)
 
 
 def make_generator(

@@ -119,7 +119,7 @@ class AfterActions:
         requester: str | None,
     ) -> Campaign:
         """Check the attempt limit and cost caps, store new attempts, run the campaign again."""
-        limit = self.ctx.config.max_products * MAX_ATTEMPTS_PER_SLOT
+        limit = self.ctx.config.settings.max_products * MAX_ATTEMPTS_PER_SLOT
         if len(campaign.products) + len(products) > limit:
             raise CampaignStateError(
                 f"campaign {campaign.id} has {len(campaign.products)} products and attempts;"

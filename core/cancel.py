@@ -47,7 +47,7 @@ class Cancellation:
         """Flag it for the process running it; if none reacts in time, mark it here."""
         store, config = self.ctx.store, self.ctx.config
         await store.request_cancel(campaign_id)
-        if campaign_id in await store.orphans(self.ctx.clock() - config.lease_s):
+        if campaign_id in await store.orphans(self.ctx.clock() - config.settings.lease_s):
             return await self.abandon(campaign_id)  # its process is gone: no one to wait for
         for _ in range(CANCEL_POLLS):
             await asyncio.sleep(config.cancel_poll_s)

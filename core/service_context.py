@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.audit import Gate
 from core.errors import RequestBlocked
@@ -22,23 +23,21 @@ from core.model import Campaign, StepName
 from core.pictures import Renderers
 from core.pipeline import step_names
 from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
-from core.quotas import QuotaSettings
 from core.request import CampaignRequest, motion_prompt
 from core.run import RunContext, Runs
 from core.scheduler import Scheduler
-from core.screening import Blocklist
+
+if TYPE_CHECKING:  # pydantic loads with the settings, not with the service
+    from core.settings import CoreSettings
 
 
 @dataclass
 class ServiceConfig:
-    """Knobs of the service that are not ports."""
+    """Knobs of the service that are not ports: the core's settings section (data folder,
+    products limit, lease, quotas, blocklist), and what the wiring adds."""
 
-    data_dir: Path
-    max_products: int = 20
+    settings: CoreSettings
     cancel_poll_s: float = 1.0  # also the heartbeat interval of a running campaign
-    lease_s: float = 10.0  # a campaign whose owner has not beaten for this long is an orphan
-    quotas: QuotaSettings = field(default_factory=QuotaSettings)
-    blocklist: Blocklist = field(default_factory=Blocklist)
     # The models the generator's price table knows, per kind ("text", "image",
     # "video") as `owner/name`: a request naming any other model of a listed
     # kind is refused, so no estimate or cost is a guess. Empty: no check (a
@@ -75,7 +74,7 @@ class ServiceContext:
         self.executor = executor
         self.config = config
         self.clock = clock
-        self.ownership = Ownership(store, config.lease_s, clock)
+        self.ownership = Ownership(store, config.settings.lease_s, clock)
         self.runs = Runs(
             RunContext(
                 records=store,
@@ -84,8 +83,8 @@ class ServiceContext:
                 executor=executor,
                 scheduler=scheduler,
                 sheet=sheet,
-                data_dir=config.data_dir,
-                beat_s=min(config.cancel_poll_s, config.lease_s / 3),
+                data_dir=config.settings.data_dir,
+                beat_s=min(config.cancel_poll_s, config.settings.lease_s / 3),
                 clock=clock,
                 finished=self._audit_finished,
                 price=generator.price_usd,
@@ -107,8 +106,8 @@ class ServiceContext:
         config = self.config
         return Gate(
             self.store,
-            quotas=config.quotas,
-            blocklist=config.blocklist,
+            quotas=config.settings.quotas,
+            blocklist=config.settings.blocklist,
             priced_models=config.priced_models,
             clock=self.clock,
         )
@@ -118,7 +117,7 @@ class ServiceContext:
         if prompt is None or not prompt.strip():
             return None
         checked = motion_prompt(prompt)
-        entry = self.config.blocklist.match(checked)
+        entry = self.config.settings.blocklist.match(checked)
         if entry is not None:
             raise RequestBlocked("prompt", entry)
         return checked

@@ -83,7 +83,7 @@ class Submissions:
 
     async def _screen(self, request: CampaignRequest, who: Who) -> Estimate:
         """The request's estimate, once its size, models and text may be spent on."""
-        max_products = self.ctx.config.max_products
+        max_products = self.ctx.config.settings.max_products
         if request.products > max_products:
             raise InvalidRequest("products", f"{request.products} is too many", f"1-{max_products}")
         gate = self.ctx.gate()

@@ -108,8 +108,9 @@ async def test_settings_and_overrides_reach_the_service(
         AppSettings.of(core=settings), cancel_poll_s=0.05, lease_s=4.0
     ) as app:
         config = app.service.config
-        assert (config.max_products, config.lease_s, config.cancel_poll_s) == (7, 4.0, 0.05)
-        assert config.data_dir == tmp_path / "data"
+        core = config.settings
+        assert (core.max_products, core.lease_s, config.cancel_poll_s) == (7, 4.0, 0.05)
+        assert core.data_dir == tmp_path / "data"
         assert config.priced_models == {}  # the offline generator is free
         assert isinstance(app.service.planner, OfflinePlanner)
         assert app.service.generator_name == "offline"

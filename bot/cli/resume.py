@@ -88,13 +88,13 @@ async def _wait_for_held(
     live processes start meanwhile are not waited for. Ends early on a signal.
     """
     watching = {h.campaign.id for h in held}
-    said_at = -service.config.lease_s
+    said_at = -service.config.settings.lease_s
     while held and not stop.requested:
-        if out is not None and time.monotonic() - said_at >= service.config.lease_s:
+        if out is not None and time.monotonic() - said_at >= service.config.settings.lease_s:
             out.print(_waiting_line(held))  # about once a lease
             said_at = time.monotonic()
         step = max(MIN_WAIT_STEP_S, min(h.free_in_s for h in held) + 0.1)
-        if await stop.sleep(min(service.config.lease_s / CHECKS_PER_LEASE, step)):
+        if await stop.sleep(min(service.config.settings.lease_s / CHECKS_PER_LEASE, step)):
             break
         report = await service.resume_orphans()
         resumed += report.resumed
