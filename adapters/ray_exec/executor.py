@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -53,9 +52,9 @@ from adapters.ray_exec.actors import (
     StepActor,
     run_cpu_task,
 )
-from adapters.ray_exec.liveness import Liveness, StepActorLost, Watch, first_line
+from adapters.ray_exec.liveness import Liveness, StepActorLost, Watch
 from adapters.ray_exec.settings import PROBE_TIMEOUT_S, RaySettings, gcs_endpoint
-from adapters.ray_exec.startup import init_ray
+from adapters.ray_exec.startup import cluster_facts, first_line, in_daemon_thread, init_ray
 from core.errors import LeaseLost, TransientStepError
 from core.model import StepKind
 from core.ports import Executor, Generator, StepHooks, StepJob, StepOutput
@@ -149,7 +148,7 @@ class RayExecutor:
         self._owns_ray = await init_ray(self._settings)
         self._started = True
         self._description, gcs = await asyncio.to_thread(
-            _cluster_facts, bool(self._settings.address)
+            cluster_facts, bool(self._settings.address)
         )
         self._gcs = gcs_endpoint(gcs)
         self._watchdog = asyncio.create_task(self._watch())
@@ -210,7 +209,7 @@ class RayExecutor:
         actors = [actor for pool in pools.values() for actor in pool.actors]
         if actors and not self._lost.is_set() and ray.is_initialized():
             # ray.kill waits for the head's answer: off the loop, and not for ever
-            await _in_daemon_thread(lambda: [ray.kill(actor) for actor in actors], CLOSE_WAIT_S)
+            await in_daemon_thread(lambda: [ray.kill(actor) for actor in actors], CLOSE_WAIT_S)
         if self._local is not None:
             await self._local.aclose()
         if self._owns_ray and not self._lost.is_set():
@@ -327,39 +326,6 @@ class RayExecutor:
         if not self._lost.is_set():
             log.warning("lost the Ray cluster; the remaining steps run on the local executor")
             self._lost.set()
-
-
-async def _in_daemon_thread(fn: Callable[[], object], limit_s: float) -> None:
-    """Run a blocking call in a daemon thread and wait at most `limit_s` for it."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-
-    def target() -> None:
-        try:
-            fn()
-        except Exception as exc:
-            log.warning("while stopping Ray actors: %s", first_line(exc))
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(_set_done, done)
-
-    threading.Thread(target=target, name="ray-close", daemon=True).start()
-    await asyncio.wait({done}, timeout=limit_s)
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _cluster_facts(cluster: bool) -> tuple[str, str]:
-    """(description, GCS address) of the connected Ray; blocking, so run in a thread."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    cpus = int(ray.cluster_resources().get("CPU", 0))  # type: ignore[no-untyped-call]
-    gcs = str(ray.get_runtime_context().gcs_address)
-    if cluster:
-        return f"Ray cluster: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPUs", gcs
-    return f"local Ray: {cpus} CPUs", gcs
 
 
 async def _to_object_store(arg: Any) -> Any:

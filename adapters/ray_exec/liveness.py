@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import RayError
 
+from adapters.ray_exec.startup import first_line
+
 T = TypeVar("T")
 
 Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -81,8 +83,3 @@ class Liveness:
                 raise StepActorLost("the step never started on its (answering) actor")
         elif current != self.instance:
             raise StepActorLost("the step actor was restarted; the step died with it")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message (at most 200 characters), for logs."""
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

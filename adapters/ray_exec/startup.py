@@ -1,4 +1,5 @@
-"""Connecting to or starting Ray off the event loop, with a deadline.
+"""Connecting to or starting Ray off the event loop, with a deadline; the blocking calls
+the executor makes around it (cluster facts, stopping actors) off the loop too.
 
 `ray` is imported inside the functions: importing this module never needs it.
 """
@@ -6,9 +7,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
+from collections.abc import Callable
 
 from adapters.ray_exec.settings import RaySettings
+
+log = logging.getLogger(__name__)
 
 
 class RayUnavailable(Exception):
@@ -72,3 +78,43 @@ def _timeout_message(settings: RaySettings) -> str:
         f"{settings.connect_timeout_s:g} s (a `ray start --head` cluster of Ray 2.60 needs "
         "RAY_AUTH_MODE=token and its token, or a head started with RAY_AUTH_MODE=disabled)"
     )
+
+
+async def in_daemon_thread(fn: Callable[[], object], limit_s: float) -> None:
+    """Run a blocking call in a daemon thread and wait at most `limit_s` for it."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def target() -> None:
+        try:
+            fn()
+        except Exception as exc:
+            log.warning("while stopping Ray actors: %s", first_line(exc))
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(_set_done, done)
+
+    threading.Thread(target=target, name="ray-close", daemon=True).start()
+    await asyncio.wait({done}, timeout=limit_s)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def cluster_facts(cluster: bool) -> tuple[str, str]:
+    """(description, GCS address) of the connected Ray; blocking, so run in a thread."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    cpus = int(ray.cluster_resources().get("CPU", 0))  # type: ignore[no-untyped-call]
+    gcs = str(ray.get_runtime_context().gcs_address)
+    if cluster:
+        return f"Ray cluster: {len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus} CPUs", gcs
+    return f"local Ray: {cpus} CPUs", gcs
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (at most 200 characters), for logs."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
