@@ -1,18 +1,7 @@
 #!/usr/bin/env python3
 """Composition root of the campaign bot: settings in, the wired service out.
 
-    python bot.py run "<request>" [--json]   one campaign with live progress
-    python bot.py demo [--json]               a sample campaign on the offline generator
-    python bot.py history [--json]            recent campaigns
-    python bot.py show ID [--json]            one campaign in full
-    python bot.py cancel ID                   stop a running campaign
-    python bot.py retry ID [--json]           re-run its failed or canceled steps
-    python bot.py resume [--json] [--wait]    finish campaigns a stopped process left
-    python bot.py usage [--days N] [--json]   spend per user, channel and server
-    python bot.py slack [--port 3000] [--host 127.0.0.1] [--socket]   the Slack front end
-    python bot.py discord [--sync]            the Discord front end (DISCORD_TOKEN)
-    python bot.py gallery [--port 8081]       the read-only campaign gallery
-    python bot.py models [--json]             the Replicate models, as mapped and priced
+    python bot.py --help       every command (docs/commands.md has them in full)
 
 This is the only module that wires adapters to the core: `build()` makes the
 service and its resources for every command, front end, test and benchmark;
@@ -389,8 +378,16 @@ FRONT_ENDS: dict[str, Command] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the CLI, with build() and the front ends served from here."""
-    return cli_main(argv, build=build, front_ends=FRONT_ENDS)
+    """Entry point: the CLI, with the settings, build() and the front ends served from here."""
+    return cli_main(argv, load=read_settings, build=build, front_ends=FRONT_ENDS)
+
+
+def read_settings() -> AppSettings:
+    """The one settings model, read once from the environment and .env (its module loads
+    when the CLI asks, after the arguments: `--version` reads nothing)."""
+    from bot.settings import load_settings
+
+    return load_settings()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from bot import words
@@ -23,23 +23,29 @@ from core.errors import (
 
 if TYPE_CHECKING:  # the commands load the service: only once the arguments are understood
     from bot.cli.commands import Build, Command
+    from bot.settings import AppSettings
 
 
 def main(
-    argv: list[str] | None, *, build: Build, front_ends: Mapping[str, Command] | None = None
+    argv: list[str] | None,
+    *,
+    load: Callable[[], AppSettings],
+    build: Build,
+    front_ends: Mapping[str, Command] | None = None,
 ) -> int:
-    """Parse arguments, run the command, map errors to exit codes.
+    """Parse arguments, read the settings, run the command, map errors to exit codes.
 
-    `build` wires the service; `front_ends` run the commands bot.py serves
-    itself (slack, discord, gallery), so this package imports no adapter.
+    `load` reads the settings (once, after the arguments: --help and --version
+    read nothing), `build` wires the service, `front_ends` run the commands
+    bot.py serves itself (slack, discord, gallery): bot.py hands all three in,
+    so this package imports no adapter.
     """
     args = build_parser().parse_args(argv)  # --help and --version end here
     from bot.cli.commands import dispatch
-    from bot.settings import load_settings
 
     logs.configure("text", verbose=args.verbose)
     try:
-        settings = settings_from(args, load_settings())  # the environment, over .env
+        settings = settings_from(args, load())  # the environment, over .env
         logs.configure(settings.core.log_format, verbose=args.verbose)
         return asyncio.run(dispatch(args, settings, build, front_ends or {}))
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
