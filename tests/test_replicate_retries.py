@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.replicate_api import downloads as downloads_module
-from adapters.replicate_api import predict as replicate_predict
 from adapters.replicate_api.downloads import DECODE_INLINE_MAX, Downloader
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.predict import CREATE_TASK, predict
@@ -163,11 +161,8 @@ async def _held_create(fake: FakeReplicate, api: PredictionApi) -> asyncio.Task[
     return task
 
 
-async def test_cancel_during_create_cancels_what_it_made(
-    fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(replicate_predict, "CANCEL_WAIT_S", 5.0)
-    api = PredictionApi(fast_settings(fake))
+async def test_cancel_during_create_cancels_what_it_made(fake: FakeReplicate) -> None:
+    api = PredictionApi(fast_settings(fake, cancel_wait_s=5.0))
     try:
         task = await _held_create(fake, api)
         task.cancel()
@@ -182,11 +177,8 @@ async def test_cancel_during_create_cancels_what_it_made(
     assert fake.cancels == [p["id"] for p in fake.created()]
 
 
-async def test_create_that_never_answers_is_not_left_running(
-    fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(replicate_predict, "CANCEL_WAIT_S", 0.05)
-    api = PredictionApi(fast_settings(fake))
+async def test_create_that_never_answers_is_not_left_running(fake: FakeReplicate) -> None:
+    api = PredictionApi(fast_settings(fake, cancel_wait_s=0.05))
     try:
         task = await _held_create(fake, api)
         task.cancel()
@@ -213,20 +205,16 @@ async def test_second_cancel_while_waiting_still_reaps_the_create(fake: FakeRepl
         await api.aclose()
 
 
-async def test_large_data_uri_is_decoded_off_the_event_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    threads: list[int] = []
-    decode = downloads_module._decode_data_uri
+async def test_large_data_uri_is_decoded_off_the_event_loop(tmp_path: Path) -> None:
+    offloaded: list[str] = []
 
-    def spy(url: str, max_bytes: int) -> tuple[str, bytes]:
-        threads.append(threading.get_ident())
-        return decode(url, max_bytes)
+    async def offload(fn: Callable[..., Any], *args: Any) -> Any:
+        offloaded.append(fn.__name__)
+        return await asyncio.to_thread(fn, *args)
 
-    monkeypatch.setattr(downloads_module, "_decode_data_uri", spy)
     big = b"\x89PNG\r\n\x1a\n" + bytes(DECODE_INLINE_MAX)
     small = b"\x89PNG\r\n\x1a\n" + bytes(100)
-    downloads = Downloader(max_bytes=4 * DECODE_INLINE_MAX)
+    downloads = Downloader(max_bytes=4 * DECODE_INLINE_MAX, offload=offload)
     try:
         for name, data in (("big", big), ("small", small)):
             url = "data:image/png;base64," + base64.b64encode(data).decode()
@@ -234,5 +222,5 @@ async def test_large_data_uri_is_decoded_off_the_event_loop(
             assert Path(path).read_bytes() == data
     finally:
         await downloads.aclose()
-    assert threads[0] != threading.get_ident()  # > 1 MiB: in a worker thread
-    assert threads[1] == threading.get_ident()  # small ones are not worth a thread
+    # > 1 MiB: decoded in a worker thread; small ones are not worth a thread (both written there)
+    assert offloaded == ["_decode_data_uri", "_write", "_write"]

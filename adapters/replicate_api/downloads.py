@@ -202,6 +202,9 @@ def guarded_transport(
     return transport
 
 
+Offload = Callable[..., Awaitable[Any]]  # asyncio.to_thread's shape
+
+
 class Downloader:
     """Fetches output files into a folder; one per event loop (owns an httpx client).
 
@@ -218,8 +221,10 @@ class Downloader:
         allow_private: bool | Iterable[str] = False,
         timeout_s: float = 60.0,
         resolve: Resolve = resolve_host,
+        offload: Offload = asyncio.to_thread,  # runs blocking work off the event loop
     ):
         self.max_bytes = max_bytes
+        self._offload = offload
         self.allow_http = allow_http
         self.hosts = host_patterns(hosts)
         trusted = _ANY if allow_private is True else () if allow_private is False else allow_private
@@ -241,7 +246,7 @@ class Downloader:
     async def fetch(self, url: str, stem: Path, kind: str) -> str:
         """Save the output at `url` as `stem` + extension; `kind` is 'image' or 'video'."""
         if url.startswith("data:") and len(url) > DECODE_INLINE_MAX:
-            media, body = await asyncio.to_thread(_decode_data_uri, url, self.max_bytes)
+            media, body = await self._offload(_decode_data_uri, url, self.max_bytes)
         elif url.startswith("data:"):
             media, body = _decode_data_uri(url, self.max_bytes)
         else:
@@ -249,7 +254,7 @@ class Downloader:
             media, body = await self._get(url)
         media = _checked_type(media, body[:16], kind)
         path = str(stem.with_suffix(EXTENSIONS[media]))
-        await asyncio.to_thread(_write, path, body)
+        await self._offload(_write, path, body)
         return path
 
     def check_url(self, url: str | httpx.URL) -> None:

@@ -35,7 +35,6 @@ from core.scheduler import SHOWN_EXACT
 
 log = logging.getLogger(__name__)
 
-CANCEL_WAIT_S = 15.0
 CREATE_TASK = "replicate-create"  # name prefix of the task that sends a create
 SHORT_KINDS = frozenset({StepKind.TEXT, StepKind.IMAGE})  # created with `Prefer: wait`
 REUSABLE = frozenset({Status.STARTING, Status.PROCESSING, Status.SUCCEEDED})
@@ -163,7 +162,7 @@ async def _create(
             raise
         # The request may already be at Replicate: let it answer, then cancel what it made.
         try:
-            await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+            await asyncio.wait([task], timeout=api.settings.cancel_wait_s)
         finally:  # also when cancelled again meanwhile: the task never outlives us
             await _reap(api, task)
         raise
@@ -206,6 +205,6 @@ async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
 
 async def _cancel(api: PredictionApi, prediction_id: str) -> None:
     try:
-        await asyncio.wait_for(api.cancel(prediction_id), CANCEL_WAIT_S)
+        await asyncio.wait_for(api.cancel(prediction_id), api.settings.cancel_wait_s)
     except TimeoutError:
         log.warning("cancel of prediction %s did not finish in time", prediction_id)

@@ -61,6 +61,9 @@ class ReplicateSettings(Section):
     backoff_s: float = 1.0  # first retry delay; doubles, with jitter (not in env)
     retry_cap_s: Annotated[float, Env("REPLICATE_RETRY_CAP", positive_float)] = 60.0
     read_timeout_s: float = 30.0  # wait for an API answer (the client's default); not in env
+    # A cancelled step waits this long for its create's answer (to cancel what it made),
+    # and for the cancel itself; not in env.
+    cancel_wait_s: float = 15.0
     # Shortest and longest gap between polls of one prediction (the webhook, when set,
     # usually comes first).
     poll_min_s: Annotated[float, Env("REPLICATE_POLL_MIN", positive_float)] = 0.1
