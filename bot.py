@@ -32,6 +32,7 @@ from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
+from storage.open import open_store
 from storage.sqlite_store import SqliteStore
 
 # Adapters and chat libraries are imported by the functions that use them, so that
@@ -104,7 +105,7 @@ async def build(
             stack.push_async_callback(generator.aclose)
             await generator.warm()
         replicate = as_replicate(generator)
-        store = await SqliteStore.open(settings.core.database)
+        store = await open_store(settings.core)
         stack.push_async_callback(store.close)
         if replicate is not None:
             await cache_schemas(replicate, store, read_now=run_steps)
@@ -339,7 +340,7 @@ async def run_gallery(ctx: Context) -> int:
     from bot.gallery import serve_gallery
 
     settings = ctx.settings
-    store = await SqliteStore.open(settings.core.database)
+    store = await open_store(settings.core)
     try:
         return await serve_gallery(
             store, settings.core, ctx.args.host, ctx.args.port, sys.stdout, gallery=settings.gallery
@@ -356,7 +357,7 @@ async def run_models(ctx: Context) -> int:
     from bot.cli.models import print_models
 
     replicate = ctx.settings.replicate
-    store = await SqliteStore.open(ctx.settings.core.database)
+    store = await open_store(ctx.settings.core)
     catalog = ModelCatalog(replicate.models, cache=store)
     http = ReplicateHttp(replicate) if replicate.api_token else None
     try:

@@ -98,7 +98,10 @@ class CoreSettings(Section):
     """The service's section: folders, executor and generator choice, limits, guards."""
 
     data_dir: Annotated[Path, Env("CAMPAIGN_DATA_DIR")] = Path("data")
-    db_path: Annotated[Path | None, Env("CAMPAIGN_DB")] = None  # default: <data_dir>/campaigns.db
+    # CAMPAIGN_DB: a SQLite file (default: <data_dir>/campaigns.db), or a PostgreSQL URL
+    # (postgresql://user:password@host:port/db?sslmode=...), a secret: it may hold a password.
+    db_path: Path | None = None
+    database_url: SecretStr | None = None
     executor: Annotated[str, Env("CAMPAIGN_EXECUTOR", partial(choice, allowed=EXECUTORS))] = "auto"
     generator: Annotated[str, Env("CAMPAIGN_GENERATOR", partial(choice, allowed=GENERATORS))] = (
         "auto"
@@ -118,8 +121,13 @@ class CoreSettings(Section):
 
     @property
     def database(self) -> Path:
-        """The SQLite file in use."""
+        """The SQLite file (when no PostgreSQL URL is set)."""
         return self.db_path or self.data_dir / "campaigns.db"
+
+    @property
+    def uses_postgres(self) -> bool:
+        """Whether the store is PostgreSQL (several replicas) rather than a SQLite file."""
+        return self.database_url is not None
 
     @classmethod
     def variables(cls, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -133,10 +141,30 @@ class CoreSettings(Section):
         }
         return {
             **super().variables(environ),
+            **database(environ.get("CAMPAIGN_DB", "")),
             "limits": Limits(**limits),
             "quotas": quota_settings(environ),
             "blocklist": blocklist_settings(environ),
         }
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def database(raw: str) -> dict[str, Any]:
+    """CAMPAIGN_DB (or --db): a PostgreSQL URL, or a SQLite file; {} when unset."""
+    value = raw.strip()
+    if not value:
+        return {}
+    if value.lower().startswith(POSTGRES_SCHEMES):
+        return {"database_url": SecretStr(value)}
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        raise ConfigError(
+            f"CAMPAIGN_DB is invalid: {scheme}:// is not a database this bot uses"
+            " (a SQLite file path, or a postgresql:// URL)"
+        )
+    return {"db_path": Path(value)}
 
 
 def quota_settings(env: Mapping[str, str]) -> QuotaSettings:

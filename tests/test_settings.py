@@ -88,3 +88,14 @@ def test_every_section_reads_only_its_own_variables() -> None:
 def test_the_discord_token_is_required_only_by_discord() -> None:
     with pytest.raises(ConfigError, match="DISCORD_TOKEN is not set"):
         AppSettings.from_mapping({}).discord.bot_token()
+
+
+def test_the_database_is_a_sqlite_file_or_a_postgres_url_kept_secret() -> None:
+    url = "postgresql://bot:hunter2-secret@db.internal:5432/campaigns?sslmode=require"
+    core = AppSettings.from_mapping({"CAMPAIGN_DB": url}).core
+    assert core.uses_postgres and core.db_path is None
+    assert core.database_url is not None and core.database_url.get_secret_value() == url
+    assert "hunter2" not in repr(core) and "hunter2" not in core.model_dump_json()
+    assert not AppSettings.from_mapping({"CAMPAIGN_DB": "/srv/c.db"}).core.uses_postgres
+    with pytest.raises(ConfigError, match="mysql:// is not a database"):
+        AppSettings.from_mapping({"CAMPAIGN_DB": "mysql://u:p@h/d"})

@@ -18,7 +18,10 @@ if TYPE_CHECKING:  # pydantic loads with the settings, after --help and --versio
 
 # Options every command takes, before or after the subcommand: (flags, argparse keywords).
 GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("--db",), {"type": Path, "help": "SQLite file (env CAMPAIGN_DB)"}),
+    (
+        ("--db",),
+        {"help": "SQLite file or postgresql:// URL (env CAMPAIGN_DB)", "metavar": "FILE|URL"},
+    ),
     (("--data-dir",), {"type": Path, "help": "output folder (env CAMPAIGN_DATA_DIR)"}),
     (("--executor",), {"choices": EXECUTORS, "help": "env CAMPAIGN_EXECUTOR"}),
     (("--generator",), {"choices": GENERATORS, "help": "env CAMPAIGN_GENERATOR"}),
@@ -129,7 +132,9 @@ def settings_from(args: argparse.Namespace, base: AppSettings) -> AppSettings:
     if args.data_dir:
         changes["data_dir"] = args.data_dir
     if args.db:
-        changes["db_path"] = args.db
+        from core.settings import database  # pydantic loads with the settings, not with --help
+
+        changes |= {"db_path": None, "database_url": None, **database(args.db)}
     for name in ("executor", "generator"):
         if getattr(args, name):
             changes[name] = getattr(args, name)
