@@ -108,7 +108,7 @@ async def build(
         store = await open_store(settings.core)
         stack.push_async_callback(store.close)
         if replicate is not None:
-            await cache_schemas(replicate, store, read_now=run_steps)
+            await attach_store(replicate, store, read_now=run_steps)
         executor = await make_executor(settings, generator, run_steps=run_steps)
         stack.push_async_callback(executor.aclose)
         if planner is None:
@@ -132,15 +132,17 @@ async def build(
         yield App(service, store, readiness_checks(settings.core, replicate), receiver)
 
 
-async def cache_schemas(
+async def attach_store(
     replicate: ReplicateGenerator, store: SqliteStore, *, read_now: bool
 ) -> None:
-    """Replicate's model schemas kept in the store (they survive restarts and outages);
+    """Replicate's model schemas kept in the store (they survive restarts and outages), and
+    the account's create schedule shared through it;
     `read_now`: the defaults' schemas before the first campaign (Ray actors get them with
     the generator)."""
     from adapters.replicate_api.models import KINDS
 
     replicate.runtime.catalog.cache = store
+    replicate.runtime.shared = store  # one create budget for every process on this database
     if read_now:
         await replicate.check_models(dict.fromkeys(KINDS))
 

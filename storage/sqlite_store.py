@@ -13,9 +13,10 @@ from storage.sqlite.leases import SqliteLeases
 from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.provider_cache import SqliteProviderCache
 from storage.sqlite.records import SqliteRecords
+from storage.sqlite.shared import SqliteShared
 
 
-class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache):
+class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache, SqliteShared):
     """Durable campaigns in a SQLite file: every port's part on one connection."""
 
     @classmethod

@@ -16,6 +16,7 @@ from adapters.replicate_api.http import retry_after
 from adapters.replicate_api.predict import predict
 from adapters.replicate_api.predictions import PredictionApi
 from adapters.replicate_api.rate import QUIET_TOKENS, CreateBucket, CreateRate
+from adapters.replicate_api.shared_rate import SharedCreateBudget
 from core.errors import PermanentStepError
 from core.model import CampaignStatus, StepKind
 from core.ports import CreateBudget
@@ -276,7 +277,9 @@ async def test_a_small_campaign_is_not_queued_behind_a_big_one(
     small._limit = None  # the bot's own ceiling (10/s, no burst) makes the line here
     service, generator = build(small, create_per_min=600.0, burst_s=0.1)
     big = await service.submit(CampaignRequest(theme="zebra parade", products=10, seed=1))
-    creates = generator.runtime.current().api.http.creates
+    shared = generator.runtime.current().api.http.creates  # no store here: the local one
+    assert isinstance(shared, SharedCreateBudget) and shared.shared() is None
+    creates = shared.local
     assert isinstance(creates, CreateBucket)
     await soon(lambda: creates.waiting >= 6)  # the big one's images are in line for the rate
     before = len(small.created())

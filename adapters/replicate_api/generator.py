@@ -32,6 +32,7 @@ from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import REUSABLE, predict
 from adapters.replicate_api.predictions import PredictionApi
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.shared_rate import SharedRate
 from adapters.replicate_api.wire import Prediction, Status
 from core.errors import (
     ConfigError,
@@ -57,8 +58,10 @@ DOWNLOAD_RETRY = Backoff(base_s=1.0, attempts=DOWNLOAD_ATTEMPTS, jitter=0.0)
 class _Loop:
     """What one event loop owns: the API client and the download client."""
 
-    def __init__(self, settings: ReplicateSettings) -> None:
-        self.api = PredictionApi(settings)
+    def __init__(
+        self, settings: ReplicateSettings, shared: Callable[[], SharedRate | None]
+    ) -> None:
+        self.api = PredictionApi(settings, shared=shared)
         self.downloads = Downloader(
             max_bytes=int(settings.max_download_mb * 1e6),
             allow_http=settings.allow_http,
@@ -77,6 +80,9 @@ class ReplicateRuntime:
     def __init__(self, settings: ReplicateSettings) -> None:
         self.settings = settings
         self.catalog = ModelCatalog(settings.models)
+        # The account's create schedule shared through the store (set by the wiring; not
+        # shipped to Ray actors, which keep their own budget).
+        self.shared: SharedRate | None = None
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
             weakref.WeakKeyDictionary()
         )
@@ -93,7 +99,7 @@ class ReplicateRuntime:
         """The clients of the running event loop (made on first use)."""
         loop = asyncio.get_running_loop()
         if loop not in self._loops:
-            self._loops[loop] = _Loop(self.settings)
+            self._loops[loop] = _Loop(self.settings, lambda: self.shared)
         return self._loops[loop]
 
     async def aclose(self) -> None:

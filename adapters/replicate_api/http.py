@@ -43,6 +43,7 @@ from replicate.exceptions import ReplicateError
 from adapters.replicate_api.downloads import shared_tls
 from adapters.replicate_api.rate import CreateBucket, Sleep, TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.shared_rate import SharedCreateBudget, SharedRate
 from core.errors import LeaseLost, PermanentStepError
 from core.ports import CreateBudget
 from core.retry import Backoff, retrying
@@ -99,6 +100,7 @@ class ReplicateHttp:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
         creates: CreateBudget | None = None,  # default: this loop's own CreateBucket
+        shared: Callable[[], SharedRate | None] | None = None,  # the account's schedule
     ) -> None:
         self.settings = settings
         self._base = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -117,6 +119,14 @@ class ReplicateHttp:
         self.creates: CreateBudget = creates or CreateBucket(
             per_min, burst=burst(per_min), clock=clock, sleep=sleep
         )
+        if shared is not None:  # then a slot of the account's schedule, across processes
+            self.creates = SharedCreateBudget(
+                self.creates,
+                shared,
+                per_min=per_min,
+                burst=max(1, int(burst(per_min)) - 1),  # one kept back: network jitter
+                sleep=sleep or asyncio.sleep,
+            )
         per_min = settings.read_per_min
         self.reads = TokenBucket(per_min, burst=burst(per_min), clock=clock, sleep=sleep)
         self.stats: Counter[str] = Counter()

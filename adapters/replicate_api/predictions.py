@@ -39,6 +39,7 @@ from adapters.replicate_api.polls import Polls, Watch
 from adapters.replicate_api.rate import Sleep
 from adapters.replicate_api.sent import matches_sent
 from adapters.replicate_api.settings import ReplicateSettings
+from adapters.replicate_api.shared_rate import SharedRate
 from adapters.replicate_api.wire import NotAPrediction, Prediction, Status, Urls, epoch
 from core.errors import PermanentStepError, TransientStepError
 from core.ports import CreateBudget
@@ -65,9 +66,12 @@ class PredictionApi:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,  # asyncio.sleep; tests pass one that advances `clock`
         creates: CreateBudget | None = None,  # default: this loop's own CreateBucket
+        shared: Callable[[], SharedRate | None] | None = None,  # the account's schedule
     ) -> None:
         self.settings = settings
-        self.http = ReplicateHttp(settings, clock=clock, sleep=sleep, creates=creates)
+        self.http = ReplicateHttp(
+            settings, clock=clock, sleep=sleep, creates=creates, shared=shared
+        )
         self.polls = Polls(settings, clock)
         self._claimed: set[str] = set()  # ids owned by a step here: never adopted twice
         secret = settings.webhook_secret

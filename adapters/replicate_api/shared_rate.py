@@ -1,0 +1,80 @@
+"""One create budget for every process that uses the account (one per database).
+
+Each process keeps its own `CreateBucket`: round-robin across its campaigns, and
+what it learns from 429s. A create it lets go then takes the account's next
+slot from a schedule shared through the database (`SharedRate`, in `storage/`):
+slots are 60 / REPLICATE_CREATE_RATE seconds apart across all processes, with the
+account's burst (REPLICATE_BURST seconds' worth, less one kept back for the
+network's jitter) after a quiet spell, so processes told the account's rate stay
+under it together. A 429 pauses the schedule for everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from core.ports import CreateBudget
+
+ACCOUNT = "replicate"  # one deployment, one account: one schedule per database
+
+
+class SharedRate(Protocol):
+    """The account's create schedule, shared by the processes of one database."""
+
+    async def reserve_create(self, account: str, interval_s: float, burst: int) -> float:
+        """Reserve the next create slot; returns the seconds to wait for it."""
+        ...
+
+    async def pause_creates(self, account: str, pause_s: float) -> None:
+        """A 429: no process sends a create for `pause_s`."""
+        ...
+
+
+class SharedCreateBudget:
+    """A process's own create budget, then a slot of the account's shared schedule.
+
+    `shared()` is the schedule when the process has one (the wiring attaches the
+    store, maybe after the clients were made); None: the local budget alone.
+    """
+
+    def __init__(
+        self,
+        local: CreateBudget,
+        shared: Callable[[], SharedRate | None],
+        *,
+        per_min: float,
+        burst: int,
+        sleep: Callable[[float], Awaitable[object]],
+    ) -> None:
+        self.local = local
+        self.shared = shared
+        self.interval_s = 60.0 / per_min
+        self.burst = max(1, burst)
+        self._sleep = sleep
+
+    async def take(
+        self,
+        key: str,
+        on_place: Callable[[int], Awaitable[None]] | None = None,
+        *,
+        priority: float = 0.0,
+    ) -> None:
+        """This process's turn (fair across its campaigns), then the account's next slot."""
+        await self.local.take(key, on_place, priority=priority)
+        shared = self.shared()
+        if shared is not None:
+            wait = await shared.reserve_create(ACCOUNT, self.interval_s, self.burst)
+            if wait > 0:
+                await self._sleep(wait)
+
+    async def accepted(self) -> None:
+        """The create went through."""
+        await self.local.accepted()
+
+    async def throttled(self, pause_s: float) -> None:
+        """A 429: this process learns from it, and every process pauses."""
+        shared = self.shared()
+        if shared is not None:
+            await shared.pause_creates(ACCOUNT, pause_s)
+        await self.local.throttled(pause_s)
