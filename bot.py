@@ -296,6 +296,7 @@ async def run_slack(ctx: Context) -> int:
             settings.slack,
             max_products=settings.core.max_products,
             gallery=settings.gallery,
+            replays=app.store,  # a request delivered to two replicas starts nothing twice
         )
         receiver = None if socket else app.webhooks
 

@@ -11,17 +11,26 @@ import json
 import logging
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from bot.chat.replays import RecentKeys
 from bot.slack_ui import blocks as blocks
-from bot.slack_ui.commands import RecentRequests, button_fields, command_fields, replay_keys
+from bot.slack_ui.commands import button_fields, command_fields, replay_keys
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
+from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator
-from tests.fakes.slack_api import SIGNING_SECRET, SlackHarness, signed_headers, slack_harness
+from tests.fakes.slack_api import (
+    SIGNING_SECRET,
+    FakeSlackApi,
+    SlackHarness,
+    signed_headers,
+    slack_harness,
+)
 
 HUGE = "x" * 200_000
 CONTROL = "sale \x1b[2J\x00 now \u202egnp.exe"
@@ -191,18 +200,18 @@ async def test_the_same_signed_command_twice_starts_one_campaign(make_service: A
     assert len([c for c in slack.api.of("chat.postMessage") if not c.params.get("thread_ts")]) == 1
 
 
-def test_recent_requests_forget_after_the_window_and_stay_bounded() -> None:
+async def test_recent_keys_forget_after_the_window_and_stay_bounded() -> None:
     now = [1000.0]
-    recent = RecentRequests(keep_s=660, max_keys=3, clock=lambda: now[0])
-    assert not recent.seen(["sig:1", "trigger:a"])
-    assert recent.seen(["trigger:a"])  # same trigger, any signature
+    recent = RecentKeys(max_keys=3, clock=lambda: now[0])
+    assert await recent.first_time(["sig:1", "trigger:a"], 660)
+    assert not await recent.first_time(["trigger:a"], 660)  # same trigger, any signature
     now[0] += 659
-    assert recent.seen(["sig:1"])
+    assert not await recent.first_time(["sig:1"], 660)
     now[0] += 661
-    assert not recent.seen(["sig:1"])  # long past Slack's window: a new request
+    assert await recent.first_time(["sig:1"], 660)  # long past Slack's window: a new request
     for key in ("k1", "k2", "k3", "k4"):
-        recent.seen([key])
-    assert len(recent) == 3 and not recent.seen(["k1"])  # the oldest went first
+        await recent.first_time([key], 660)
+    assert len(recent) == 3 and await recent.first_time(["k1"], 660)  # the oldest went first
 
 
 def test_payload_readers_never_raise() -> None:
@@ -238,3 +247,31 @@ def test_mrkdwn_fields_escape_user_and_model_text() -> None:
         ]  # a header is plain_text: shown as typed, never parsed
         assert all("<!channel>" not in text and "<https" not in text for text in mrkdwn)
     assert starting.blocks[0]["text"]["type"] == "plain_text"
+
+
+async def test_a_command_delivered_to_two_replicas_starts_one_campaign(
+    make_service: Any, tmp_path: Path
+) -> None:
+    service = make_service(GatedGenerator(open_all=True))
+    first_db = await SqliteStore.open(tmp_path / "replicas.db")  # each replica's connection
+    second_db = await SqliteStore.open(tmp_path / "replicas.db")
+    api = FakeSlackApi()
+    await api.start()
+    try:
+        async with (
+            slack_harness(service, replays=first_db, api=api) as one,
+            slack_harness(service, replays=second_db, api=api) as other,
+        ):
+            form = one.command_form("twice cats products:1")
+            headers = signed_headers(urllib.parse.urlencode(form))
+            first = await one.post(form, headers)
+            retried = await other.post(form, headers)  # Slack's retry reached the other one
+            await api.wait_for(lambda: bool(api.of("chat.postMessage")))
+            await one.settle()
+            await other.settle()
+    finally:
+        await api.close()
+        await first_db.close()
+        await second_db.close()
+    assert "Starting" in first.body["text"] and retried.body == {"text": ""}
+    assert [c.request.theme for c in await service.history(5)] == ["twice cats"]

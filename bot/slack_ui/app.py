@@ -23,7 +23,8 @@ Hostile input: a body Bolt cannot parse gets a 400 before Bolt sees it
 (`reject_malformed`); a command or press missing the fields it needs gets an
 ephemeral error or is logged and dropped, never an exception; a replayed
 signed request (same signature or trigger_id within Slack's window) is
-answered with an empty ack and starts nothing (`RecentRequests`).
+answered with an empty ack and starts nothing (`ReplayFilter`; with a store, across
+replicas).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chat.replays import RecentKeys, ReplayGuard
 from bot.chat.serve import serve_until_signal
 from bot.gallery import GallerySettings
 from bot.signals import StopSignals
 from bot.slack_ui import blocks as blocks
 from bot.slack_ui.buttons import Buttons
-from bot.slack_ui.commands import RecentRequests, reject_malformed
+from bot.slack_ui.commands import ReplayFilter, reject_malformed
 from bot.slack_ui.context import SlackContext
 from bot.slack_ui.control import Control
 from bot.slack_ui.settings import SlackSettings
@@ -89,6 +91,7 @@ class SlackFrontEnd:
         *,
         max_products: int,
         gallery: GallerySettings | None = None,
+        replays: ReplayGuard | None = None,  # the store's, shared by every replica
     ) -> None:
         self.service = service
         self.settings = settings
@@ -105,8 +108,8 @@ class SlackFrontEnd:
             service, settings, client, max_products=max_products, gallery=gallery
         )
         self.followers = self.ctx.followers
-        self.recent = RecentRequests()
-        self.app.middleware(self.recent.drop_replays)  # after Bolt has checked the signature
+        self.replays = ReplayFilter(replays or RecentKeys())
+        self.app.middleware(self.replays.drop_replays)  # after Bolt has checked the signature
         control = Control(self.ctx)
         self.app.command(COMMAND)(SlashCommand(self.ctx, control).on_command)
         buttons = Buttons(self.ctx, control)

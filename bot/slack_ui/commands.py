@@ -17,7 +17,7 @@ refused with a hint to say `new` explicitly rather than guessed at.
 Also here, for what Slack sends being possibly malformed or replayed: reading
 the fields a command or a button press needs (`command_fields`,
 `button_fields`, `product_fields`: None, never an exception), `reject_malformed` (400 for a body
-Bolt cannot parse) and `RecentRequests` (a replayed request, same signature
+Bolt cannot parse) and `ReplayFilter` (a replayed request, same signature
 or same trigger_id, starts nothing).
 """
 
@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -38,6 +36,7 @@ from slack_bolt.request import payload_utils
 from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
 
+from bot.chat.replays import ReplayGuard
 from bot.chat.text import clip
 from core.errors import InvalidRequest
 from core.request import UNSAFE_CHARS
@@ -56,7 +55,6 @@ _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d"}  # a prompt wrapped in these 
 # Slack accepts a signed request whose timestamp is within 5 minutes of its clock, so
 # a replay is possible until 10 minutes after the first arrival; a minute to spare.
 REPLAY_MEMORY_S = 11 * 60
-REPLAY_MEMORY_KEYS = 20_000  # beyond this the oldest are forgotten (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -162,40 +160,17 @@ def product_fields(
     return user, channel, (found[1], int(found[2])) if found else None
 
 
-class RecentRequests:
-    """Keys of requests already handled, kept REPLAY_MEMORY_S (bounded: oldest go first)."""
+class ReplayFilter:
+    """Bolt middleware over a ReplayGuard: a request taken before is acked with nothing."""
 
-    def __init__(
-        self,
-        keep_s: float = REPLAY_MEMORY_S,
-        max_keys: int = REPLAY_MEMORY_KEYS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.keep_s, self.max_keys, self._clock = keep_s, max_keys, clock
-        self._until: OrderedDict[str, float] = OrderedDict()  # key -> forget after
-
-    def seen(self, keys: Iterable[str]) -> bool:
-        """Whether any key was seen before; remembers them all either way."""
-        now = self._clock()
-        while self._until and next(iter(self._until.values())) <= now:
-            self._until.popitem(last=False)
-        fresh = [k for k in keys if k]
-        repeated = any(k in self._until for k in fresh)
-        for key in fresh:
-            self._until.pop(key, None)
-            self._until[key] = now + self.keep_s
-        while len(self._until) > self.max_keys:
-            self._until.popitem(last=False)
-        return repeated
-
-    def __len__(self) -> int:
-        return len(self._until)
+    def __init__(self, guard: ReplayGuard) -> None:
+        self.guard = guard
 
     async def drop_replays(
         self, req: AsyncBoltRequest, resp: BoltResponse, next_: Callable[[], Awaitable[None]]
     ) -> BoltResponse:
-        """Bolt middleware: ack a request seen before (a replay) with nothing, and stop there."""
-        if self.seen(replay_keys(req.headers, req.body)):
+        """Ack a request seen before (a replay, or one another replica took) and stop there."""
+        if not await self.guard.first_time(replay_keys(req.headers, req.body), REPLAY_MEMORY_S):
             log.warning("ignored a replayed Slack request (same signature or trigger_id)")
             return BoltResponse(status=200, body="")
         await next_()

@@ -377,16 +377,27 @@ def fake_settings(api_url: str, **changes: Any) -> SlackSettings:
 
 @asynccontextmanager
 async def slack_harness(
-    service: CampaignService, *, max_products: int = 20, gallery: Any = None, **settings: Any
+    service: CampaignService,
+    *,
+    max_products: int = 20,
+    gallery: Any = None,
+    replays: Any = None,
+    api: FakeSlackApi | None = None,
+    **settings: Any,
 ) -> AsyncIterator[SlackHarness]:
-    """A fake Slack, the front end on `service`, and the AsyncApp served on 127.0.0.1."""
-    api = FakeSlackApi()
-    api_url = await api.start()
+    """A fake Slack (or `api`, shared with another harness: two replicas of one app), the
+    front end on `service`, and the AsyncApp served on 127.0.0.1."""
+    own_api = api is None
+    api = api or FakeSlackApi()
+    api_url = await api.start() if own_api else api.base + "/api/"
     slack = fake_settings(api_url, **settings)
-    front = SlackFrontEnd(service, slack, max_products=max_products, gallery=gallery)
+    front = SlackFrontEnd(
+        service, slack, max_products=max_products, gallery=gallery, replays=replays
+    )
     try:
         async with serving_http(front, "127.0.0.1", 0) as port:
             yield SlackHarness(api, front, f"http://127.0.0.1:{port}{EVENTS_PATH}")
     finally:
         await front.aclose()
-        await api.close()
+        if own_api:
+            await api.close()
