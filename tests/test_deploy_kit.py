@@ -226,9 +226,15 @@ def test_compose_runs_each_front_end_with_the_volume_and_a_healthcheck() -> None
     services = compose["services"]
     assert {"slack", "discord", "gallery"} <= set(services)
     assert "campaign-data" in compose["volumes"]
-    commands = {name: service["command"][0] for name, service in services.items()}
-    assert commands == {"slack": "slack", "discord": "discord", "gallery": "gallery"}
-    for name, service in services.items():
+    bots = {name: s for name, s in services.items() if name != "postgres"}
+    commands = {name: service["command"][0] for name, service in bots.items()}
+    assert commands == {
+        "slack": "slack",
+        "slack-replica": "slack",
+        "discord": "discord",
+        "gallery": "gallery",
+    }
+    for name, service in bots.items():
         assert service["build"] == "."
         assert "campaign-data:/data" in service["volumes"], name
         assert service["environment"]["CAMPAIGN_DATA_DIR"] == "/data", name
@@ -244,6 +250,18 @@ def test_compose_runs_each_front_end_with_the_volume_and_a_healthcheck() -> None
         assert port == int(served), name
         assert service["env_file"][0]["required"] is False  # .env is optional
     assert services["slack"]["ports"] == ["3000:3000"]
+
+
+def test_compose_runs_two_replicas_on_postgres_without_a_password_in_the_file() -> None:
+    services = _load("compose.yaml")["services"]
+    replica, postgres = services["slack-replica"], services["postgres"]
+    assert replica["deploy"]["replicas"] == 2 and "--socket" in replica["command"]
+    assert "ports" not in replica  # Socket Mode: no published port
+    url = replica["environment"]["CAMPAIGN_DB"]
+    assert url.startswith("postgresql://") and "${POSTGRES_PASSWORD" in url  # from the env
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert replica["profiles"] == postgres["profiles"] == ["replicas"]  # opt-in
 
 
 # ------------------------------------------------------------------ version
