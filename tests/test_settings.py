@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.discord_ui.settings import DiscordSettings
 from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.settings import CoreSettings
@@ -99,3 +100,52 @@ def test_the_database_is_a_sqlite_file_or_a_postgres_url_kept_secret() -> None:
     assert not AppSettings.from_mapping({"CAMPAIGN_DB": "/srv/c.db"}).core.uses_postgres
     with pytest.raises(ConfigError, match="mysql:// is not a database"):
         AppSettings.from_mapping({"CAMPAIGN_DB": "mysql://u:p@h/d"})
+
+
+def test_discord_shards_are_unset_by_default_and_read_like_the_id_lists() -> None:
+    assert AppSettings.from_mapping({}).discord.shard_count is None
+    assert AppSettings.from_mapping({}).discord.shard_ids is None  # all, Discord's count
+    s = AppSettings.from_mapping({"DISCORD_SHARD_COUNT": "8", "DISCORD_SHARD_IDS": "4, 5 6,7"})
+    assert (s.discord.shard_count, s.discord.shard_ids) == (8, (4, 5, 6, 7))
+    alone = AppSettings.from_mapping({"DISCORD_SHARD_COUNT": "3"}).discord
+    assert (alone.shard_count, alone.shard_ids) == (3, None)  # every shard of 3, here
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DISCORD_SHARD_IDS": "3"}, "DISCORD_SHARD_IDS='3' is invalid: needs DISCORD_SHARD_COUNT"),
+        (
+            {"DISCORD_SHARD_IDS": "1 3", "DISCORD_SHARD_COUNT": "2"},
+            "DISCORD_SHARD_IDS='1,3' is invalid: shard 3 is out of range",
+        ),
+        (
+            {"DISCORD_SHARD_IDS": "0", "DISCORD_SHARD_COUNT": "0"},
+            "DISCORD_SHARD_COUNT='0' is invalid: must be a whole number of at least 1",
+        ),
+        ({"DISCORD_SHARD_COUNT": "-2"}, "DISCORD_SHARD_COUNT='-2' is invalid"),
+        ({"DISCORD_SHARD_COUNT": "two"}, "DISCORD_SHARD_COUNT='two' is invalid"),
+        (
+            {"DISCORD_SHARD_IDS": "[0, 1]", "DISCORD_SHARD_COUNT": "2"},
+            "DISCORD_SHARD_IDS='[0, 1]' is invalid: must be shard ids",  # not JSON
+        ),
+        (
+            {"DISCORD_SHARD_IDS": "1,1", "DISCORD_SHARD_COUNT": "2"},
+            "DISCORD_SHARD_IDS='1,1' is invalid: lists shard 1 twice",
+        ),
+    ],
+)
+def test_discord_shards_that_cannot_run_stop_the_bot(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        AppSettings.from_mapping(env)
+    assert str(err.value).startswith(message)
+
+
+def test_discord_shards_given_in_code_are_checked_too() -> None:
+    with pytest.raises(ConfigError, match="DISCORD_SHARD_COUNT='0' is invalid"):
+        DiscordSettings(shard_count=0)
+    with pytest.raises(ConfigError, match="DISCORD_SHARD_IDS='2' is invalid: shard 2 is out"):
+        DiscordSettings(shard_count=2, shard_ids=(2,))
+    with pytest.raises(ConfigError, match="DISCORD_SHARD_IDS='' is invalid: must list at least"):
+        DiscordSettings(shard_count=2, shard_ids=())
+    assert DiscordSettings(shard_count=2, shard_ids=(1,)).shard_ids == (1,)

@@ -1,4 +1,4 @@
-"""The Discord front end: a commands.Bot that runs campaigns from `/campaign`.
+"""The Discord front end: a commands.AutoShardedBot that runs campaigns from `/campaign`.
 
     /campaign new  -> validate (ephemeral error, nothing stored) -> defer at once
                    -> status message (bot token, in the channel) -> thread on it
@@ -9,6 +9,10 @@ product posts and the summary go through `DiscordTarget` by id, so they
 outlive the 15-minute interaction token. Cancel/Retry (on the status message) and
 Reroll/Animate (on each product post) are DynamicItems registered in `setup_hook`
 that work from the stored campaign. The followers are closed in `close()`.
+
+The bot is sharded: it runs DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT shards
+(unset: every shard of Discord's recommended count) in this process, so several
+processes with the same token can split the servers (docs/discord.md).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
 from bot.discord_ui.commands import CampaignCommands
 from bot.discord_ui.render import explain
-from bot.discord_ui.seams import guard_parsers
+from bot.discord_ui.seams import guard_parsers, recommended_shard_count
 from bot.discord_ui.settings import DiscordSettings
 from bot.discord_ui.views import AnimateButton, CancelButton, RerollButton, RetryButton
 from bot.gallery import GallerySettings
@@ -71,8 +75,9 @@ class CampaignTree(app_commands.CommandTree[Any]):
             await answer(interaction, text)
 
 
-class CampaignBot(commands.Bot):
-    """`python bot.py discord`: slash commands, threads and buttons on one CampaignService."""
+class CampaignBot(commands.AutoShardedBot):
+    """`python bot.py discord`: slash commands, threads and buttons on one CampaignService,
+    over the shards the settings give this process."""
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class CampaignBot(commands.Bot):
             tree_cls=CampaignTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),  # themes may say @everyone
+            **_shards(settings),
             **options,
         )
         self._unguard_parsers = guard_parsers(self)  # see seams.py
@@ -105,7 +111,13 @@ class CampaignBot(commands.Bot):
         )
 
     async def setup_hook(self) -> None:
-        """Register the persistent buttons and the command group; sync only when asked to."""
+        """Register the persistent buttons and the command group; sync only when asked to.
+
+        Runs after login, before the shards connect (so the shard count may be asked for).
+        """
+        if self.shard_count is None and self.settings.gateway_url:
+            # discord.py would connect to the URL /gateway/bot names, not DISCORD_GATEWAY_URL
+            self.shard_count = await recommended_shard_count(self)
         self.add_dynamic_items(CancelButton, RetryButton, RerollButton, AnimateButton)
         await self.add_cog(CampaignCommands(self.actions, self.max_products))
         if self.sync_commands:
@@ -142,6 +154,14 @@ class CampaignBot(commands.Bot):
         await self.actions.followers.aclose()
         await super().close()
         self._unguard_parsers()
+
+
+def _shards(settings: DiscordSettings) -> dict[str, Any]:
+    """AutoShardedBot's shard options: no count = Discord's recommended one; no ids = all."""
+    options: dict[str, Any] = {"shard_count": settings.shard_count}
+    if settings.shard_ids:
+        options["shard_ids"] = list(settings.shard_ids)
+    return options
 
 
 async def serve_until_stopped(

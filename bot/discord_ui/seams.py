@@ -18,6 +18,12 @@ part of discord.py; each seam puts back what it changed when its owner is done.
   defined (from its `Range` annotation), but the most products a campaign may
   have is a setting; each `CampaignCommands` sets that one bound (and the
   description naming it) on its own copy of the command (`Command._params`).
+- `recommended_shard_count()`: with no shard count, discord.py asks
+  `GET /gateway/bot` for Discord's recommended one and then connects to the
+  gateway URL that answer names, ignoring `DEFAULT_GATEWAY`. When
+  DISCORD_GATEWAY_URL is set, the bot asks for the count itself
+  (`Client.http.get_bot_gateway`) before connecting, so discord.py uses the
+  set URL; the settings never change the count discord.py would pick.
 - `delete_channel()`: the public API deletes a thread only through a fetched
   `Thread`; a campaign that did not start removes the thread it just opened by
   id (`Client.http`), without another request to fetch it.
@@ -97,6 +103,12 @@ def bound_option(
     """
     params = command._params
     params[name] = dataclasses.replace(params[name], max_value=max_value, description=description)
+
+
+async def recommended_shard_count(client: discord.Client) -> int:
+    """Discord's recommended number of shards for this bot (`GET /gateway/bot`; logged in)."""
+    count, _url, _limits = await client.http.get_bot_gateway()
+    return count
 
 
 async def delete_channel(client: discord.Client, channel_id: int, *, reason: str) -> None:

@@ -1,8 +1,10 @@
 """A fake Discord: REST API + gateway websocket on 127.0.0.1, recording every call.
 
-An unmodified discord.py `commands.Bot` logs in, syncs its commands, connects
-to the gateway (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats are ACKed)
-and receives the INTERACTION_CREATE payloads a test sends. REST routes cover
+An unmodified discord.py `commands.AutoShardedBot` logs in, syncs its commands,
+asks GET /gateway/bot for its shard count, connects each shard to the gateway
+(HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats are ACKed) and receives
+the INTERACTION_CREATE payloads a test sends, on the shard of their guild (the
+gateway, and how it routes shards: discord_gateway.py). REST routes cover
 what the campaign flow uses: interaction callbacks and webhook edits, channel
 messages (JSON or multipart with files), threads on messages and deleting them.
 
@@ -18,7 +20,6 @@ prefix) at their `url`; `downloads` records each fetch.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import time
@@ -28,7 +29,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.fakes.discord_payloads import MIB, DiscordPayloads, FilePart, now_iso, snowflake
+from tests.fakes.discord_gateway import FakeGateway
+from tests.fakes.discord_payloads import MIB, FilePart, now_iso, snowflake
 
 API_PREFIX = "/api/v10"
 
@@ -80,22 +82,17 @@ def rate_limited(method: str, pattern: str, retry_after: float) -> Fault:
     )
 
 
-class FakeDiscord(DiscordPayloads):
+class FakeDiscord(FakeGateway):
     """The fake server; `await start()`, then point discord.py at api_url / gateway_url."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.bot_user = self.user(snowflake(), "campaign-bot", bot=True)
         self.calls: list[Call] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.holds: list[Hold] = []
         self.expire_webhooks = False
-        self.identifies: list[dict[str, Any]] = []
-        self.heartbeats = 0
         self.downloads: list[str] = []  # attachment ids fetched from /attachments/
-        self._sockets: list[tuple[web.WebSocketResponse, itertools.count[int]]] = []
-        self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -115,8 +112,8 @@ class FakeDiscord(DiscordPayloads):
 
     async def aclose(self) -> None:
         """Close sockets and stop serving."""
-        for ws, _ in list(self._sockets):
-            await ws.close()
+        for conn in list(self.connections):
+            await conn.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -124,11 +121,6 @@ class FakeDiscord(DiscordPayloads):
     def api_url(self) -> str:
         """What Route.BASE should be."""
         return f"http://127.0.0.1:{self.port}{API_PREFIX}"
-
-    @property
-    def gateway_url(self) -> str:
-        """What DiscordWebSocket.DEFAULT_GATEWAY should be."""
-        return f"ws://127.0.0.1:{self.port}/gateway"
 
     # -- queries for tests --------------------------------------------------
 
@@ -157,53 +149,6 @@ class FakeDiscord(DiscordPayloads):
         if data is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)
         return web.Response(body=data, content_type="application/octet-stream")
-
-    # -- gateway ------------------------------------------------------------
-
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH event to every connected bot."""
-        for ws, seq in list(self._sockets):
-            await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(seq), "d": data}))
-
-    async def interact(self, payload: dict[str, Any]) -> float:
-        """Send an INTERACTION_CREATE; returns when it was sent (time.monotonic())."""
-        sent = time.monotonic()
-        await self.dispatch("INTERACTION_CREATE", payload)
-        return sent
-
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        entry = (ws, itertools.count(1))
-        self._sockets.append(entry)
-        await ws.send_str(
-            json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
-        )
-        try:
-            async for msg in ws:
-                await self._on_gateway_message(json.loads(msg.data))
-        finally:
-            self._sockets.remove(entry)
-        return ws
-
-    async def _on_gateway_message(self, data: dict[str, Any]) -> None:
-        if data["op"] == 1:  # heartbeat
-            self.heartbeats += 1
-            for ws, _ in self._sockets:
-                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
-        elif data["op"] == 2:  # identify
-            self.identifies.append(data["d"])
-            ready = {
-                "v": 10,
-                "user": self.bot_user,
-                "session_id": snowflake(),
-                "guilds": [{"id": self.guild_id, "unavailable": True}],
-                "resume_gateway_url": self.gateway_url,
-                "application": {"id": self.app_id, "flags": 0},
-            }
-            await self.dispatch("READY", ready)
-            await self.dispatch("GUILD_CREATE", self.guild_payload())
-        await self._notify()
 
     # -- REST ---------------------------------------------------------------
 
@@ -253,6 +198,7 @@ class FakeDiscord(DiscordPayloads):
     def _routes(self) -> list[tuple[str, str, Callable[..., web.Response]]]:
         return [
             ("GET", r"/users/@me", lambda c: _json(self.bot_user)),
+            ("GET", r"/gateway/bot", lambda c: _json(self.bot_gateway(c))),
             ("GET", r"/oauth2/applications/@me", self._app_info),
             ("PUT", r"/applications/\d+/commands", self._sync),
             ("PUT", r"/applications/\d+/guilds/(\d+)/commands", self._sync),
@@ -383,10 +329,6 @@ class FakeDiscord(DiscordPayloads):
                 ctype = part.headers.get("Content-Type", "application/octet-stream")
                 files.append(FilePart(part.filename or "", len(data), ctype, bytes(data)))
         return body, files
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

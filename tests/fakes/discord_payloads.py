@@ -187,9 +187,12 @@ class DiscordPayloads:
             "permissions": str(BOT_PERMISSIONS),
         }
 
-    def guild_payload(self) -> dict[str, Any]:
+    def guild_payload(self, guild_id: str | None = None) -> dict[str, Any]:
+        """The guild's GUILD_CREATE: `guild_id` (default: the one with the channel and role)."""
+        gid = guild_id or self.guild_id
+        main = gid == self.guild_id
         everyone = {
-            "id": self.guild_id,
+            "id": gid,
             "name": "@everyone",
             "permissions": "1024",
             "position": 0,
@@ -201,12 +204,12 @@ class DiscordPayloads:
         }
         role = {**everyone, "id": self.role_id, "name": "campaigners", "position": 1}
         return {
-            "id": self.guild_id,
-            "name": "Fake Guild",
+            "id": gid,
+            "name": "Fake Guild" if main else f"Other Guild {gid[-4:]}",
             "icon": None,
             "owner_id": self.owner_id,
-            "roles": [everyone, role],
-            "channels": [self.channel_payload(self.channel_id)],
+            "roles": [everyone, role] if main else [everyone],
+            "channels": [self.channel_payload(self.channel_id)] if main else [],
             "threads": [],
             "members": [],
             "member_count": 2,
