@@ -32,8 +32,7 @@ from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
-from storage.open import open_store
-from storage.sqlite_store import SqliteStore
+from storage.open import Store, open_store
 
 # Adapters and chat libraries are imported by the functions that use them, so that
 # commands which only read (`--version`, `history`, `show`, ...) load none of them.
@@ -66,7 +65,7 @@ class App:
     """
 
     service: CampaignService
-    store: SqliteStore
+    store: Store
     checks: Mapping[str, Check]
     webhooks: WebhookReceiver | None
 
@@ -132,9 +131,7 @@ async def build(
         yield App(service, store, readiness_checks(settings.core, replicate), receiver)
 
 
-async def cache_schemas(
-    replicate: ReplicateGenerator, store: SqliteStore, *, read_now: bool
-) -> None:
+async def cache_schemas(replicate: ReplicateGenerator, store: Store, *, read_now: bool) -> None:
     """Replicate's model schemas kept in the store (they survive restarts and outages);
     `read_now`: the defaults' schemas before the first campaign (Ray actors get them with
     the generator)."""
@@ -148,7 +145,7 @@ async def cache_schemas(
 def wire(
     settings: CoreSettings,
     *,
-    store: SqliteStore,
+    store: Store,
     generator: Generator,
     executor: Executor,
     planner: Planner | None = None,

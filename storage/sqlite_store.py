@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from storage.sqlite.connection import Connection
@@ -27,6 +28,10 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
     def path(self) -> Path:
         """The database file."""
         return self._conn.path
+
+    async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
+        """Sleep `timeout_s`: SQLite has no notices, a cancel is seen by the keep-alive's poll."""
+        await asyncio.sleep(timeout_s)
 
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""

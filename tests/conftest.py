@@ -20,8 +20,10 @@ from core.ports import Planner
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import CoreSettings
+from storage.open import Store
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
+from tests.postgres import pg_server, pg_url  # noqa: F401 (PostgreSQL fixtures)
 from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +41,42 @@ def bot_main() -> ModuleType:
     return module
 
 
+STORES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The markers that choose which stores a test runs against."""
+    config.addinivalue_line(
+        "markers", "both_stores: run the test's `store` on SQLite and on PostgreSQL"
+    )
+    config.addinivalue_line("markers", "sqlite_only: a `both_stores` test that is SQLite's alone")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_stores` (a module's pytestmark, say) that use the `store` run twice."""
+    marked = metafunc.definition.get_closest_marker("both_stores")
+    alone = metafunc.definition.get_closest_marker("sqlite_only")
+    if marked and not alone and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", STORES, indirect=True)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A migrated store on a real database file."""
-    db = await SqliteStore.open(tmp_path / "campaigns.db")
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store `store` is: "sqlite" unless the test is parametrised over both."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def store(
+    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    """A migrated store: a real SQLite file, or a fresh database of the session's PostgreSQL."""
+    if store_kind == "postgres":
+        from storage.postgres_store import PostgresStore
+
+        db: Store = await PostgresStore.open(request.getfixturevalue("pg_url"))
+    else:
+        db = await SqliteStore.open(tmp_path / "campaigns.db")
     yield db
     await db.close()
 
@@ -63,7 +97,7 @@ def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> CoreSettin
 
 @pytest.fixture
 async def make_service(
-    tmp_path: Path, store: SqliteStore, bot_main: ModuleType
+    tmp_path: Path, store: Store, bot_main: ModuleType
 ) -> AsyncIterator[ServiceFactory]:
     """Factory: a CampaignService on the real store and LocalExecutor with a fake generator.
 
@@ -99,7 +133,7 @@ ReplicateFactory = Callable[..., tuple[CampaignService, ReplicateGenerator]]
 
 @pytest.fixture
 async def replicate_service(
-    make_service: ServiceFactory, store: SqliteStore
+    make_service: ServiceFactory, store: Store
 ) -> AsyncIterator[ReplicateFactory]:
     """Factory: `service, generator = replicate_service(fake, **settings)`, a service on the
     real Replicate generator against a fake API (`tests.fakes.replicate`).
