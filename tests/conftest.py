@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.generator import ReplicateGenerator
@@ -85,11 +86,15 @@ ServiceFactory = Callable[..., Any]
 TEST_LIMITS = Limits(text=2, image=4, video=2, cpu=1)
 
 
-def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> CoreSettings:
-    """Settings of the services the fixtures build: local executor, files in tmp_path."""
+def fixture_settings(
+    tmp_path: Path, limits: Limits | None = None, database_url: str | None = None
+) -> CoreSettings:
+    """Settings of the services the fixtures build: local executor, files in tmp_path, the
+    database in a SQLite file there (or at `database_url`, a PostgreSQL one)."""
     return CoreSettings(
         data_dir=tmp_path / "data",
         db_path=tmp_path / "campaigns.db",
+        database_url=SecretStr(database_url) if database_url else None,
         executor="local",
         limits=limits or TEST_LIMITS,
     )
@@ -170,17 +175,21 @@ ServiceOpener = Callable[..., contextlib.AbstractAsyncContextManager[CampaignSer
 
 
 @pytest.fixture
-def service_on(tmp_path: Path, bot_main: ModuleType) -> ServiceOpener:
+def service_on(
+    tmp_path: Path, bot_main: ModuleType, store_kind: str, request: pytest.FixtureRequest
+) -> ServiceOpener:
     """Factory: `async with service_on(generator, clock=..., **config) as service:`.
 
     Every service it opens uses the same database file in tmp_path (its own
     connection), so opening a second one after the first closed is a restart,
-    and two open at once are two processes sharing the database.
+    and two open at once are two processes sharing the database (on PostgreSQL, when
+    the test runs on both stores: one database of the session's server).
     """
+    url = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
 
     @contextlib.asynccontextmanager
     async def open_one(generator: Any, **overrides: Any) -> AsyncIterator[CampaignService]:
-        settings = fixture_settings(tmp_path)
+        settings = fixture_settings(tmp_path, database_url=url)
         async with bot_main.build(
             AppSettings.of(core=settings), generator=generator, sheet=fake_sheet, **overrides
         ) as app:
