@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg.cursor_async import AsyncCursor
@@ -38,7 +38,7 @@ def redact(url: str) -> str:
     query = urlencode(
         [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*"
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def scrub(text: str, url: str) -> str:
