@@ -50,6 +50,13 @@ class PostgresStore(PgRecords, PgLeases, PgLedger, PgProviderCache):
     def __repr__(self) -> str:
         return f"PostgresStore({self.display})"
 
+    async def ping(self) -> str:
+        """For /readyz: "writable" when the database answers and is not a read-only standby."""
+        row = await self._conn.select_one("SELECT pg_is_in_recovery()")
+        if row is None or row[0]:
+            raise RuntimeError(f"database {self.display} is read-only (a standby)")
+        return "writable"
+
     async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
         """Return after `timeout_s`, or at once when another process asks to cancel it."""
         await self.notices.wait_cancel(campaign_id, timeout_s)

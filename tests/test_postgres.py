@@ -244,6 +244,12 @@ def test_redact_hides_the_password_wherever_it_is() -> None:
     assert redact("postgresql:///camp") == "postgresql:///camp"
 
 
+async def test_ping_says_the_database_is_writable(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    assert await replicas[0].ping() == "writable"
+
+
 async def test_psycopg_errors_of_a_query_are_not_wrapped(
     replicas: tuple[PostgresStore, PostgresStore],
 ) -> None:
