@@ -32,8 +32,7 @@ from core.planner import OfflinePlanner
 from core.ports import Executor, Generator, Planner
 from core.scheduler import Scheduler
 from core.service import CampaignService, ServiceConfig
-from storage.open import open_store
-from storage.sqlite_store import SqliteStore
+from storage.open import Store, open_store
 
 # Adapters and chat libraries are imported by the functions that use them, so that
 # commands which only read (`--version`, `history`, `show`, ...) load none of them.
@@ -66,7 +65,7 @@ class App:
     """
 
     service: CampaignService
-    store: SqliteStore
+    store: Store
     checks: Mapping[str, Check]
     webhooks: WebhookReceiver | None
 
@@ -129,12 +128,10 @@ async def build(
         if receiver is not None and run_steps and webhook_listener:
             address = receiver.runtime.settings.listen_address()
             await stack.enter_async_context(receiver.listen(*address))
-        yield App(service, store, readiness_checks(settings.core, replicate), receiver)
+        yield App(service, store, readiness_checks(store, replicate), receiver)
 
 
-async def attach_store(
-    replicate: ReplicateGenerator, store: SqliteStore, *, read_now: bool
-) -> None:
+async def attach_store(replicate: ReplicateGenerator, store: Store, *, read_now: bool) -> None:
     """Replicate's model schemas kept in the store (they survive restarts and outages), and
     the account's create schedule shared through it;
     `read_now`: the defaults' schemas before the first campaign (Ray actors get them with
@@ -150,7 +147,7 @@ async def attach_store(
 def wire(
     settings: CoreSettings,
     *,
-    store: SqliteStore,
+    store: Store,
     generator: Generator,
     executor: Executor,
     planner: Planner | None = None,
@@ -260,12 +257,10 @@ def webhooks(replicate: ReplicateGenerator | None) -> WebhookReceiver | None:
     return None
 
 
-def readiness_checks(
-    settings: CoreSettings, replicate: ReplicateGenerator | None
-) -> dict[str, Check]:
-    """/readyz: the database takes the write lock; Replicate answers (or the offline generator)."""
+def readiness_checks(store: Store, replicate: ReplicateGenerator | None) -> dict[str, Check]:
+    """/readyz: the database is writable; Replicate answers (or the offline generator)."""
     ping = replicate.ping if replicate else None
-    return {"database": database_check(settings.database), "provider": provider_check(ping)}
+    return {"database": database_check(store.ping), "provider": provider_check(ping)}
 
 
 def health_listener(
@@ -346,7 +341,13 @@ async def run_gallery(ctx: Context) -> int:
     store = await open_store(settings.core)
     try:
         return await serve_gallery(
-            store, settings.core, ctx.args.host, ctx.args.port, sys.stdout, gallery=settings.gallery
+            store,
+            settings.core,
+            ctx.args.host,
+            ctx.args.port,
+            sys.stdout,
+            gallery=settings.gallery,
+            database=database_check(store.ping),
         )
     finally:
         await store.close()

@@ -7,7 +7,8 @@
 Checks are `async () -> str` callables that return a short detail or raise.
 The two the bot uses:
 
-- `database_check(path)`: the SQLite file can take the write lock
+- `database_check(store.ping)`: the store is writable (the SQLite file's write lock, or a
+  PostgreSQL primary)
   (`BEGIN IMMEDIATE; ROLLBACK` on a separate connection, 2 s busy timeout):
   catches a missing, read-only or wedged database;
 - `provider_check(ping)`: the generator's provider answers. For Replicate,
@@ -30,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-import sqlite3
 import sys
 import time
 import tomllib
@@ -52,7 +52,6 @@ Mount = Callable[["web.Application"], None]
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "campaign-bot"
 CHECK_TIMEOUT_S = 5.0
-DB_BUSY_TIMEOUT_S = 2.0
 PING_TIMEOUT_S = 3.0
 PING_CACHE_S = 30.0
 DEFAULT_HTTP_PORT = 8080  # what the Dockerfile and compose.yaml use
@@ -114,24 +113,15 @@ async def run_checks(
     return dict(zip(names, outcomes, strict=True))
 
 
-def database_check(path: Path, busy_timeout_s: float = DB_BUSY_TIMEOUT_S) -> Check:
-    """Ready when the database file exists and its write lock can be taken."""
-
-    def probe() -> str:
-        uri = f"{path.resolve().as_uri()}?mode=rw"  # never creates a missing file
-        db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
-        finally:
-            db.close()
-        return "writable"
+def database_check(ping: Callable[[], Awaitable[str]]) -> Check:
+    """Ready when the store's ping answers: SQLite's write lock can be taken, PostgreSQL is
+    a writable primary."""
 
     async def check() -> str:
         try:
-            return await asyncio.to_thread(probe)
-        except sqlite3.Error as exc:
-            raise RuntimeError(f"database not writable: {exc}") from None
+            return await ping()
+        except Exception as exc:
+            raise RuntimeError(f"database not writable: {_first_line(exc)}") from None
 
     return check
 

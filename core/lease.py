@@ -13,6 +13,7 @@ until when it surely still holds the lease.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.model import Campaign, Lease
-from core.ports import CampaignLeases
+from core.ports import CampaignLeases, CancelNotices
 
 NOBODY_YET_S = 10.0  # a campaign just created is its creator's to claim for this long
 SURE_SHARE = 0.8  # of the lease: a process that could not beat for longer spends nothing
@@ -116,6 +117,13 @@ class Ownership:
     async def cancel_requested(self, campaign_id: str) -> bool:
         """Whether another process flagged the campaign for cancellation."""
         return await self.leases.cancel_requested(campaign_id)
+
+    async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
+        """Wait `timeout_s` between polls, cut short if the store announces a cancel."""
+        if isinstance(self.leases, CancelNotices):
+            await self.leases.wait_cancel(campaign_id, timeout_s)
+        else:
+            await asyncio.sleep(timeout_s)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from core.eta import Sample
 from core.model import (
@@ -357,6 +357,16 @@ class CampaignLeases(Protocol):
 
     async def clear_cancel(self, campaign_id: str) -> None:
         """Forget a cancellation request (before a retry)."""
+        ...
+
+
+@runtime_checkable
+class CancelNotices(Protocol):
+    """A store's optional capability: the keep-alive waits here between polls of the cancel
+    flag; PostgreSQL returns at a NOTIFY of a cancel, SQLite sleeps. The poll stays."""
+
+    async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
+        """Return after `timeout_s`, or sooner when a cancel of the campaign is announced."""
         ...
 
 

@@ -146,7 +146,8 @@ class CampaignRun:
         """
         campaign_id, ownership = self.campaign.id, self.ctx.ownership
         while True:
-            await asyncio.sleep(self.ctx.beat_s)
+            # a cancel announced by the store (PostgreSQL's NOTIFY) cuts the wait short
+            await ownership.wait_cancel(campaign_id, self.ctx.beat_s)
             if not await ownership.beat(campaign_id, self.stop):
                 log.warning("campaign %s: lease lost to another process; stopping", campaign_id)
                 self.hand_over()

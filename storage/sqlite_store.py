@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 from storage.sqlite.connection import Connection
@@ -14,6 +16,8 @@ from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.provider_cache import SqliteProviderCache
 from storage.sqlite.records import SqliteRecords
 from storage.sqlite.shared import SqliteShared
+
+PING_BUSY_TIMEOUT_S = 2.0  # a writer holding the lock longer: not ready
 
 
 class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache, SqliteShared):
@@ -29,6 +33,26 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
         """The database file."""
         return self._conn.path
 
+    async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
+        """Sleep `timeout_s`: SQLite has no notices, a cancel is seen by the keep-alive's poll."""
+        await asyncio.sleep(timeout_s)
+
+    async def ping(self, busy_timeout_s: float = PING_BUSY_TIMEOUT_S) -> str:
+        """For /readyz: "writable" when the file exists and its write lock can be taken, on a
+        connection of its own (a writer stuck elsewhere shows); never creates the file."""
+        return await asyncio.to_thread(_probe, self.path, busy_timeout_s)
+
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""
         await self._conn.close()
+
+
+def _probe(path: Path, busy_timeout_s: float) -> str:
+    uri = f"{path.resolve().as_uri()}?mode=rw"  # never creates a missing file
+    db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+    return "writable"

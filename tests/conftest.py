@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.generator import ReplicateGenerator
@@ -20,8 +21,10 @@ from core.ports import Planner
 from core.scheduler import Limits
 from core.service import CampaignService
 from core.settings import CoreSettings
+from storage.open import Store
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
+from tests.postgres import pg_server, pg_url  # noqa: F401 (PostgreSQL fixtures)
 from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +42,42 @@ def bot_main() -> ModuleType:
     return module
 
 
+STORES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The markers that choose which stores a test runs against."""
+    config.addinivalue_line(
+        "markers", "both_stores: run the test's `store` on SQLite and on PostgreSQL"
+    )
+    config.addinivalue_line("markers", "sqlite_only: a `both_stores` test that is SQLite's alone")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_stores` (a module's pytestmark, say) that use the `store` run twice."""
+    marked = metafunc.definition.get_closest_marker("both_stores")
+    alone = metafunc.definition.get_closest_marker("sqlite_only")
+    if marked and not alone and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", STORES, indirect=True)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """A migrated store on a real database file."""
-    db = await SqliteStore.open(tmp_path / "campaigns.db")
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store `store` is: "sqlite" unless the test is parametrised over both."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def store(
+    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Store]:
+    """A migrated store: a real SQLite file, or a fresh database of the session's PostgreSQL."""
+    if store_kind == "postgres":
+        from storage.postgres_store import PostgresStore
+
+        db: Store = await PostgresStore.open(request.getfixturevalue("pg_url"))
+    else:
+        db = await SqliteStore.open(tmp_path / "campaigns.db")
     yield db
     await db.close()
 
@@ -51,11 +86,15 @@ ServiceFactory = Callable[..., Any]
 TEST_LIMITS = Limits(text=2, image=4, video=2, cpu=1)
 
 
-def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> CoreSettings:
-    """Settings of the services the fixtures build: local executor, files in tmp_path."""
+def fixture_settings(
+    tmp_path: Path, limits: Limits | None = None, database_url: str | None = None
+) -> CoreSettings:
+    """Settings of the services the fixtures build: local executor, files in tmp_path, the
+    database in a SQLite file there (or at `database_url`, a PostgreSQL one)."""
     return CoreSettings(
         data_dir=tmp_path / "data",
         db_path=tmp_path / "campaigns.db",
+        database_url=SecretStr(database_url) if database_url else None,
         executor="local",
         limits=limits or TEST_LIMITS,
     )
@@ -63,7 +102,7 @@ def fixture_settings(tmp_path: Path, limits: Limits | None = None) -> CoreSettin
 
 @pytest.fixture
 async def make_service(
-    tmp_path: Path, store: SqliteStore, bot_main: ModuleType
+    tmp_path: Path, store: Store, bot_main: ModuleType
 ) -> AsyncIterator[ServiceFactory]:
     """Factory: a CampaignService on the real store and LocalExecutor with a fake generator.
 
@@ -99,7 +138,7 @@ ReplicateFactory = Callable[..., tuple[CampaignService, ReplicateGenerator]]
 
 @pytest.fixture
 async def replicate_service(
-    make_service: ServiceFactory, store: SqliteStore
+    make_service: ServiceFactory, store: Store
 ) -> AsyncIterator[ReplicateFactory]:
     """Factory: `service, generator = replicate_service(fake, **settings)`, a service on the
     real Replicate generator against a fake API (`tests.fakes.replicate`).
@@ -136,17 +175,21 @@ ServiceOpener = Callable[..., contextlib.AbstractAsyncContextManager[CampaignSer
 
 
 @pytest.fixture
-def service_on(tmp_path: Path, bot_main: ModuleType) -> ServiceOpener:
+def service_on(
+    tmp_path: Path, bot_main: ModuleType, store_kind: str, request: pytest.FixtureRequest
+) -> ServiceOpener:
     """Factory: `async with service_on(generator, clock=..., **config) as service:`.
 
     Every service it opens uses the same database file in tmp_path (its own
     connection), so opening a second one after the first closed is a restart,
-    and two open at once are two processes sharing the database.
+    and two open at once are two processes sharing the database (on PostgreSQL, when
+    the test runs on both stores: one database of the session's server).
     """
+    url = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
 
     @contextlib.asynccontextmanager
     async def open_one(generator: Any, **overrides: Any) -> AsyncIterator[CampaignService]:
-        settings = fixture_settings(tmp_path)
+        settings = fixture_settings(tmp_path, database_url=url)
         async with bot_main.build(
             AppSettings.of(core=settings), generator=generator, sheet=fake_sheet, **overrides
         ) as app:

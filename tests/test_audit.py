@@ -21,6 +21,8 @@ from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator
 from tests.fakes.audit import audit_entries
 
+pytestmark = pytest.mark.both_stores
+
 DISCORD = DiscordOrigin(guild="77", channel="555", message="1", thread="2")
 
 

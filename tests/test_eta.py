@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.chat.text import progress_line
 from core.eta import (
     DEFAULT_S,
@@ -23,8 +25,10 @@ from core.model import (
 from core.progress import CampaignSnapshot, EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Limits, Scheduler
-from storage.sqlite_store import SqliteStore
+from storage.open import Store
 from tests.fakes import GatedGenerator
+
+pytestmark = pytest.mark.both_stores
 
 IMAGE, VIDEO = StepName.IMAGE, StepName.VIDEO
 PENDING, RUNNING, DONE = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.SUCCEEDED
@@ -118,7 +122,7 @@ def _stored(index: int, step: StepName, model: str, seconds: float, at: float) -
     )
 
 
-async def _history(store: SqliteStore, steps: list[StepRecord]) -> None:
+async def _history(store: Store, steps: list[StepRecord]) -> None:
     plans = [ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp") for i in range(len(steps))]
     await store.create_campaign(
         Campaign(
@@ -163,7 +167,7 @@ def _running(video_model: str, pace: Pace) -> CampaignSnapshot:
 
 
 async def test_stored_history_orders_the_eta_and_recent_samples_outweigh_old(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     scheduler = Scheduler(Limits(text=1, image=4, video=4, cpu=1))
     # long ago "seedance" videos took 10 s; lately they take 100 s. "fast" videos take 10 s.
@@ -181,7 +185,7 @@ async def test_stored_history_orders_the_eta_and_recent_samples_outweigh_old(
     assert "ETA 1m 46s" in text
 
 
-async def test_a_finished_step_of_the_campaign_itself_counts_first(store: SqliteStore) -> None:
+async def test_a_finished_step_of_the_campaign_itself_counts_first(store: Store) -> None:
     scheduler = Scheduler(Limits(text=1, image=4, video=4, cpu=1))
     await _history(store, [_stored(0, IMAGE, "flux", 30.0, 100.0)])
     snap = _running("fast", scheduler.pace(await store.step_samples()))
@@ -209,7 +213,7 @@ def test_a_models_typical_duration_stands_in_until_it_is_measured() -> None:
 
 
 async def test_a_first_offline_campaign_expects_offline_durations(
-    make_service, store: SqliteStore
+    make_service, store: Store
 ) -> None:
     from adapters.offline.generator import OfflineGenerator
 
@@ -227,7 +231,7 @@ async def test_a_first_offline_campaign_expects_offline_durations(
     assert pace.durations.typical(VIDEO) < DEFAULT_S[VIDEO] / 10  # not "ETA 2m 00s"
 
 
-async def test_a_run_announces_the_stored_pace(make_service, store: SqliteStore) -> None:
+async def test_a_run_announces_the_stored_pace(make_service, store: Store) -> None:
     await _history(store, [_stored(i, IMAGE, "flux", 42.0, 100.0 + i) for i in range(3)])
     events: list[ProgressEvent] = []
 

@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.replicate_api.catalog import ModelCatalog
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.models import parse_ref
@@ -30,6 +32,8 @@ from tests.fakes.replicate import (
     fast_settings,
 )
 from tests.fakes.replicate_parts import png
+
+pytestmark = pytest.mark.both_stores
 
 IMAGE, VIDEO = "black-forest-labs/flux-schnell", "bytedance/seedance-1-lite"
 PLAN = ProductPlan(0, "Mug", "mug", "t", "a mug", "orbit")

@@ -33,6 +33,7 @@ from bot.gallery import (
     signed_path,
     valid_until,
 )
+from bot.health import database_check
 from bot.settings import AppSettings
 from core.errors import ConfigError
 from core.model import SlackOrigin, StepName
@@ -105,7 +106,8 @@ def made(tmp_path_factory: pytest.TempPathFactory, bot_main: ModuleType) -> Made
 async def gallery_server(made: Made) -> AsyncIterator[str]:
     store = await SqliteStore.open(made.settings.database)
     try:
-        async with serving_gallery(store, made.settings, SECRET, "127.0.0.1", 0) as port:
+        ready = database_check(store.ping)
+        async with serving_gallery(store, made.settings, SECRET, "127.0.0.1", 0, ready) as port:
             yield f"http://127.0.0.1:{port}"
     finally:
         await store.close()
@@ -368,6 +370,7 @@ async def test_serve_gallery_prints_a_working_signed_link_and_stops_on_a_signal(
                 0,
                 out,
                 gallery=GallerySettings(secret=SECRET, ttl_s=120),
+                database=database_check(store.ping),
                 stop=stop,
             )
         )
@@ -389,7 +392,14 @@ async def test_without_a_secret_the_gallery_uses_a_random_one_and_says_so(made: 
     try:
         task = asyncio.create_task(
             serve_gallery(
-                store, made.settings, "127.0.0.1", 0, out, gallery=GallerySettings(), stop=stop
+                store,
+                made.settings,
+                "127.0.0.1",
+                0,
+                out,
+                gallery=GallerySettings(),
+                database=database_check(store.ping),
+                stop=stop,
             )
         )
         url = await _printed_link(out)

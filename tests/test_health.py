@@ -52,15 +52,17 @@ async def _stuck() -> str:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Path]:
-    path = tmp_path / "campaigns.db"
-    store = await SqliteStore.open(path)
-    yield path
+async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await SqliteStore.open(tmp_path / "campaigns.db")
+    yield store
     await store.close()
 
 
-async def test_healthz_is_ok_and_readyz_reports_every_check(db: Path) -> None:
-    checks: dict[str, Check] = {"database": database_check(db), "provider": provider_check(None)}
+async def test_healthz_is_ok_and_readyz_reports_every_check(db: SqliteStore) -> None:
+    checks: dict[str, Check] = {
+        "database": database_check(db.ping),
+        "provider": provider_check(None),
+    }
     async with serve_http(lambda app: add_health_routes(app, checks), "127.0.0.1", 0) as port:
         status, text, headers = await _get(f"http://127.0.0.1:{port}/healthz")
         assert (status, text) == (200, "ok")
@@ -78,8 +80,8 @@ async def test_healthz_is_ok_and_readyz_reports_every_check(db: Path) -> None:
     }
 
 
-async def test_readyz_is_503_when_one_check_fails_and_says_which(db: Path) -> None:
-    checks: dict[str, Check] = {"database": database_check(db), "provider": _broken}
+async def test_readyz_is_503_when_one_check_fails_and_says_which(db: SqliteStore) -> None:
+    checks: dict[str, Check] = {"database": database_check(db.ping), "provider": _broken}
     async with serve_http(lambda app: add_health_routes(app, checks), "127.0.0.1", 0) as port:
         status, text, _ = await _get(f"http://127.0.0.1:{port}/readyz")
     body = json.loads(text)
@@ -107,10 +109,12 @@ async def test_health_routes_mount_next_to_an_existing_server_s_routes() -> None
             assert await response.text() == "slack"
 
 
-async def test_the_database_check_fails_while_another_writer_holds_the_lock(db: Path) -> None:
-    check = database_check(db, busy_timeout_s=0.2)
+async def test_the_database_check_fails_while_another_writer_holds_the_lock(
+    db: SqliteStore,
+) -> None:
+    check = database_check(lambda: db.ping(busy_timeout_s=0.2))
     assert await check() == "writable"
-    holder = sqlite3.connect(db, isolation_level=None)
+    holder = sqlite3.connect(db.path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(RuntimeError, match="database not writable: database is locked"):
@@ -122,10 +126,15 @@ async def test_the_database_check_fails_while_another_writer_holds_the_lock(db: 
 
 
 async def test_the_database_check_never_creates_a_missing_database(tmp_path: Path) -> None:
-    missing = tmp_path / "nope" / "campaigns.db"
-    with pytest.raises(RuntimeError, match="database not writable"):
-        await database_check(missing)()
-    assert not missing.parent.exists()
+    store = await SqliteStore.open(tmp_path / "gone" / "campaigns.db")
+    try:
+        for name in ("campaigns.db", "campaigns.db-wal", "campaigns.db-shm"):
+            (tmp_path / "gone" / name).unlink(missing_ok=True)  # removed under the bot
+        with pytest.raises(RuntimeError, match="database not writable"):
+            await database_check(store.ping)()
+        assert not (tmp_path / "gone" / "campaigns.db").exists()
+    finally:
+        await store.close()
 
 
 async def test_checks_run_at_once_each_within_its_timeout() -> None:

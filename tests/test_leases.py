@@ -24,9 +24,11 @@ from core.model import (
     TerminalOrigin,
 )
 from core.request import CampaignRequest
-from storage.sqlite_store import SqliteStore
+from storage.open import Store
 from tests.conftest import ServiceFactory
 from tests.fakes import GatedGenerator, make_orphan
+
+pytestmark = pytest.mark.both_stores
 
 REQUEST = CampaignRequest(theme="leased cats", products=2, videos=True)
 
@@ -41,7 +43,7 @@ def _owner(pid: int, host: str | None = None) -> str:
     return f"{host or socket.gethostname()}:{pid}:abc123"
 
 
-async def _images_at_the_provider(store: SqliteStore, campaign_id: str) -> None:
+async def _images_at_the_provider(store: Store, campaign_id: str) -> None:
     """Wait until every image step has stored its prediction id."""
     for _ in range(3000):
         stored = await store.get(campaign_id)
@@ -54,7 +56,8 @@ async def _images_at_the_provider(store: SqliteStore, campaign_id: str) -> None:
 # --- the store ------------------------------------------------------------------------
 
 
-async def test_fenced_writes_refuse_a_stale_owner(store: SqliteStore) -> None:
+@pytest.mark.sqlite_only  # a fake clock's times; PostgreSQL beats on its own (test_postgres)
+async def test_fenced_writes_refuse_a_stale_owner(store: Store) -> None:
     cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, "me", now=100.0, stale_before=0.0)
     step = StepRecord(0, StepName.IMAGE, StepStatus.RUNNING, 1)
@@ -70,7 +73,7 @@ async def test_fenced_writes_refuse_a_stale_owner(store: SqliteStore) -> None:
     assert stored.products[0].step(StepName.IMAGE).status is StepStatus.RUNNING  # type: ignore[union-attr]
 
 
-async def test_release_frees_a_campaign_at_once(store: SqliteStore) -> None:
+async def test_release_frees_a_campaign_at_once(store: Store) -> None:
     cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, "me", now=time.time(), stale_before=0.0)
     await store.release(cid, "someone else")  # not theirs to give
@@ -80,7 +83,8 @@ async def test_release_frees_a_campaign_at_once(store: SqliteStore) -> None:
     assert (lease.owner, lease.heartbeat_at) == (None, 0)
 
 
-async def test_ownership_claims_beats_and_releases_under_one_owner(store: SqliteStore) -> None:
+@pytest.mark.sqlite_only  # a fake clock's times; PostgreSQL beats on its own (test_postgres)
+async def test_ownership_claims_beats_and_releases_under_one_owner(store: Store) -> None:
     cid = await make_orphan(store, TerminalOrigin())
     clock = [100.0]
     mine = Ownership(store, lease_s=10.0, clock=lambda: clock[0])
@@ -130,7 +134,7 @@ def test_a_dead_process_on_this_host_frees_its_campaigns_at_once() -> None:
 
 
 async def test_a_lost_lease_stops_the_run_and_cancels_nothing(
-    make_service: ServiceFactory, store: SqliteStore
+    make_service: ServiceFactory, store: Store
 ) -> None:
     gen = GatedGenerator()
     service = make_service(gen, cancel_poll_s=0.05)
@@ -144,9 +148,7 @@ async def test_a_lost_lease_stops_the_run_and_cancels_nothing(
     assert (await store.unfinished())[0].owner == "thief"
 
 
-async def test_no_paid_call_without_the_lease(
-    make_service: ServiceFactory, store: SqliteStore
-) -> None:
+async def test_no_paid_call_without_the_lease(make_service: ServiceFactory, store: Store) -> None:
     gen = GatedGenerator(spend_late=True)
     service = make_service(gen, cancel_poll_s=60.0)  # the heartbeat will not notice in time
     request = CampaignRequest(theme="leased cats", products=2)
@@ -166,7 +168,7 @@ async def test_no_paid_call_without_the_lease(
 
 
 async def test_a_hand_over_leaves_predictions_running_and_the_next_owner_finishes(
-    make_service: ServiceFactory, store: SqliteStore
+    make_service: ServiceFactory, store: Store
 ) -> None:
     first = GatedGenerator()
     service = make_service(first)
@@ -186,8 +188,9 @@ async def test_a_hand_over_leaves_predictions_running_and_the_next_owner_finishe
     assert (0, "image") not in second.spent
 
 
+@pytest.mark.sqlite_only  # a fake clock's times; PostgreSQL beats on its own (test_postgres)
 async def test_resume_reports_held_and_skips_other_front_ends(
-    make_service: ServiceFactory, store: SqliteStore
+    make_service: ServiceFactory, store: Store
 ) -> None:
     held = await make_orphan(store, DiscordOrigin())
     live = _owner(1, host="another-host")
@@ -205,7 +208,7 @@ async def test_resume_reports_held_and_skips_other_front_ends(
 
 
 async def test_a_dead_owners_campaign_is_resumed_without_waiting(
-    make_service: ServiceFactory, store: SqliteStore, tmp_path: Path
+    make_service: ServiceFactory, store: Store, tmp_path: Path
 ) -> None:
     cid = await make_orphan(store, TerminalOrigin())
     assert await store.claim(cid, _owner(_gone_pid()), now=time.time(), stale_before=0.0)

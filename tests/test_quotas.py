@@ -23,6 +23,8 @@ from core.request import CampaignRequest, ModelOverrides
 from tests.fakes import FakeClock, GatedGenerator
 from tests.fakes.audit import audit_entries
 
+pytestmark = pytest.mark.both_stores
+
 NOON = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
 RESETS = "resets at 00:00 UTC (in 12 h 00 min)"
 

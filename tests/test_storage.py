@@ -1,4 +1,5 @@
-"""SqliteStore on a real database file: round trip, migrations, WAL, cancel flag."""
+"""The store on a real SQLite file (and, for the contract, a real PostgreSQL database):
+round trip, migrations, WAL, cancel flag."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from core.errors import CampaignNotFound
@@ -26,7 +28,10 @@ from core.model import (
 from core.ports import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
 from storage.migrate import migrate, migrations
+from storage.open import Store
 from storage.sqlite_store import SqliteStore
+
+pytestmark = pytest.mark.both_stores
 
 
 def _campaign(cid: str = "abc12345", created_at: float = 10.0) -> Campaign:
@@ -57,7 +62,7 @@ def _campaign(cid: str = "abc12345", created_at: float = 10.0) -> Campaign:
     )
 
 
-async def test_round_trip(store: SqliteStore) -> None:
+async def test_round_trip(store: Store) -> None:
     original = _campaign()
     await store.create_campaign(original)
     assert await store.get(original.id) == original
@@ -108,7 +113,7 @@ async def test_round_trip(store: SqliteStore) -> None:
     assert loaded.request == original.request
 
 
-async def test_the_plans_intent_keeps_its_input(store: SqliteStore) -> None:
+async def test_the_plans_intent_keeps_its_input(store: Store) -> None:
     original = _campaign()
     await store.create_campaign(original)
     assert await store.claim(original.id, "me", now=1.0, stale_before=0.0)
@@ -117,14 +122,14 @@ async def test_the_plans_intent_keeps_its_input(store: SqliteStore) -> None:
     assert (loaded.plan_intent_at, loaded.plan_sent_input) == (5.0, '{"prompt": "plan"}')
 
 
-async def test_provider_documents_are_cached_and_replaced(store: SqliteStore) -> None:
+async def test_provider_documents_are_cached_and_replaced(store: Store) -> None:
     assert await store.cached("owner/model") is None
     await store.cache(CachedDoc("owner/model", "v1", '{"a": 1}', 10.0))
     await store.cache(CachedDoc("owner/model", "v2", '{"a": 2}', 20.0))
     assert await store.cached("owner/model") == CachedDoc("owner/model", "v2", '{"a": 2}', 20.0)
 
 
-async def test_products_added_after_planning(store: SqliteStore) -> None:
+async def test_products_added_after_planning(store: Store) -> None:
     full = _campaign()
     await store.create_campaign(Campaign(**{**full.__dict__, "products": ()}))
     assert (await store.get(full.id)).products == ()
@@ -132,13 +137,14 @@ async def test_products_added_after_planning(store: SqliteStore) -> None:
     assert (await store.get(full.id)).products == full.products
 
 
-async def test_recent_is_newest_first(store: SqliteStore) -> None:
+async def test_recent_is_newest_first(store: Store) -> None:
     for i, cid in enumerate(["old00000", "mid00000", "new00000"]):
         await store.create_campaign(_campaign(cid, created_at=float(i)))
     assert [c.id for c in await store.recent(2)] == ["new00000", "mid00000"]
 
 
-async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteStore) -> None:
+@pytest.mark.sqlite_only  # SQLite's trace callback
+async def test_the_campaign_list_takes_three_queries_however_long(store: Store) -> None:
     made = [_campaign(f"c{i:07d}", created_at=float(i)) for i in range(6)]
     for campaign in made:
         await store.create_campaign(campaign)
@@ -153,7 +159,7 @@ async def test_the_campaign_list_takes_three_queries_however_long(store: SqliteS
     assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
 
 
-async def test_a_read_cancelled_midway_leaves_no_transaction_open(store: SqliteStore) -> None:
+async def test_a_read_cancelled_midway_leaves_no_transaction_open(store: Store) -> None:
     await store.create_campaign(_campaign())
     for yields in range(12):  # cancelled at every point of the read, one after another
         reader = asyncio.create_task(store.recent())
@@ -166,7 +172,7 @@ async def test_a_read_cancelled_midway_leaves_no_transaction_open(store: SqliteS
     assert await store.cancel_requested("abc12345")
 
 
-async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
+async def test_unknown_ids_raise_not_found(store: Store) -> None:
     with pytest.raises(CampaignNotFound, match="nope"):
         await store.get("nope")
     with pytest.raises(CampaignNotFound):
@@ -175,7 +181,7 @@ async def test_unknown_ids_raise_not_found(store: SqliteStore) -> None:
         await store.request_cancel("nope")
 
 
-async def test_cancel_flag(store: SqliteStore) -> None:
+async def test_cancel_flag(store: Store) -> None:
     await store.create_campaign(_campaign())
     assert not await store.cancel_requested("abc12345")
     await store.request_cancel("abc12345")
@@ -184,9 +190,9 @@ async def test_cancel_flag(store: SqliteStore) -> None:
     assert not await store.cancel_requested("abc12345")
 
 
-async def test_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
+async def test_failed_transaction_leaves_nothing(store: Store) -> None:
     await store.create_campaign(_campaign())
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         await store.create_campaign(_campaign())  # same id: the whole insert rolls back
     assert len(await store.recent(10)) == 1
 
@@ -267,7 +273,8 @@ async def test_v4_database_gains_output_url(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_claim_heartbeat_and_orphans(store: SqliteStore) -> None:
+@pytest.mark.sqlite_only  # times from a fake clock; PostgreSQL's: test_postgres.py
+async def test_claim_heartbeat_and_orphans(store: Store) -> None:
     await store.create_campaign(_campaign())
     assert await store.orphans(stale_before=100.0) == ["abc12345"]  # never claimed
     assert await store.claim("abc12345", "proc-a", now=100.0, stale_before=90.0)
@@ -320,6 +327,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
             assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
 
 
+@pytest.mark.sqlite_only  # raw SQL on SQLite's connection
 @pytest.mark.parametrize(
     ("stored", "origin"),
     [
@@ -336,7 +344,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path: Path
     ],
 )
 async def test_origins_stored_as_plain_dicts_read_back_typed(
-    store: SqliteStore, stored: str, origin: Origin
+    store: Store, stored: str, origin: Origin
 ) -> None:
     await store.create_campaign(_campaign())
     await store._conn.write(

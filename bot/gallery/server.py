@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.gallery import render
 from bot.gallery.settings import GallerySettings
 from bot.gallery.signing import make_link, signed_path, valid_until
-from bot.health import add_health_routes, database_check
+from bot.health import Check, add_health_routes
 from bot.signals import StopSignals
 from core.errors import CampaignNotFound
 from core.model import Campaign
@@ -144,12 +144,18 @@ def add_gallery_routes(
 
 @contextlib.asynccontextmanager
 async def serving_gallery(
-    store: CampaignReader, settings: CoreSettings, secret: str, host: str, port: int
+    store: CampaignReader,
+    settings: CoreSettings,
+    secret: str,
+    host: str,
+    port: int,
+    database: Check,
 ) -> AsyncIterator[int]:
-    """Serve the gallery with /healthz and /readyz on host:port; yields the bound port."""
+    """Serve the gallery with /healthz and /readyz (`database`: the store's readiness check)
+    on host:port; yields the bound port."""
     app = web.Application()
     add_gallery_routes(app, store, secret, settings.data_dir)
-    add_health_routes(app, {"database": database_check(settings.database)})
+    add_health_routes(app, {"database": database})
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -167,6 +173,7 @@ async def serve_gallery(
     out: TextIO,
     *,
     gallery: GallerySettings,
+    database: Check,
     stop: StopSignals | None = None,
 ) -> int:
     """`bot.py gallery`: serve until SIGINT/SIGTERM, after printing a signed link to the list.
@@ -183,7 +190,7 @@ async def serve_gallery(
         )
     with contextlib.ExitStack() as stack:
         signals = stop if stop is not None else stack.enter_context(StopSignals())
-        async with serving_gallery(store, settings, secret, host, port) as bound:
+        async with serving_gallery(store, settings, secret, host, port, database) as bound:
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
             base = gallery.base_url or f"http://{_url_host(shown_host)}:{bound}"
             link = make_link(secret, base, "/campaigns", gallery.ttl_s)

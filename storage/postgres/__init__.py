@@ -1,0 +1,12 @@
+"""The PostgreSQL store by port, over one shared psycopg pool (`connection.PgConnection`).
+
+connection.py      the pool, transactions, rows by name, the URL kept secret (redact)
+migrate.py         numbered migrations (storage/migrations/postgres) under an advisory lock
+records.py         CampaignRecords: campaigns, products and steps (fenced with FOR UPDATE)
+leases.py          CampaignLeases: ownership on the database's clock, the cancel flag
+ledger.py          SpendLedger: the audit ledger, quota checks under advisory locks
+provider_cache.py  ProviderCache: provider documents kept across restarts
+notices.py         cancel requests announced by NOTIFY and awaited by LISTEN
+
+Rows become domain records with storage/sqlite/rows.py (it holds no SQL).
+"""
