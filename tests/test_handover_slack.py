@@ -6,15 +6,10 @@ Slack Web API and the fake Replicate API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
 import signal
 import sqlite3
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,36 +17,12 @@ import pytest
 
 from tests.fakes.replicate import TOKEN, FakeReplicate
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlackApi, SlackHarness
+from tests.fakes.slack_process import serving, until
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO_MODEL = "bytedance/seedance-1-lite"
 TEXT_MODEL = "meta/meta-llama-3-8b-instruct"
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Bot:
-    """One `bot.py slack` process, its stderr drained into `log`."""
-
-    proc: asyncio.subprocess.Process
-    url: str = ""
-    log: list[str] = field(default_factory=list)
-    drain: asyncio.Task[None] | None = None
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.log)
-
-    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send `sig` and wait for the exit status (bounded)."""
-        self.proc.send_signal(sig)
-        return await self.exited()
-
-    async def exited(self) -> int:
-        code = await asyncio.wait_for(self.proc.wait(), 60)
-        if self.drain is not None:
-            await asyncio.wait_for(self.drain, 30)
-        return code
 
 
 @pytest.fixture
@@ -90,38 +61,6 @@ def _env(tmp_path: Path, api: FakeSlackApi, replicate: FakeReplicate) -> dict[st
     return env
 
 
-@contextlib.asynccontextmanager
-async def serving(env: dict[str, str]) -> AsyncIterator[Bot]:
-    """Start `bot.py slack --port 0`, wait for its URL; kill it if the test left it running."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "bot.py", "slack", "--port", "0", cwd=ROOT, env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    bot = Bot(proc)
-    try:
-        assert proc.stderr is not None
-        async with asyncio.timeout(60):
-            while not (found := re.search(r"http://127\.0\.0\.1:(\d+)/slack/events", bot.stderr)):
-                line = (await proc.stderr.readline()).decode()
-                assert line, f"bot.py slack exited early: {bot.stderr}"
-                bot.log.append(line)
-        bot.url = found.group(0)
-        bot.drain = asyncio.create_task(_drain(proc.stderr, bot.log))
-        yield bot
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if bot.drain is not None:
-            bot.drain.cancel()
-            await asyncio.gather(bot.drain, return_exceptions=True)
-
-
-async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
-    while line := await stream.readline():
-        log.append(line.decode())
-
-
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
     if not db.exists():
         return []
@@ -130,13 +69,6 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
             return list(conn.execute(sql).fetchall())
     except sqlite3.OperationalError:  # the schema is still being created
         return []
-
-
-async def _until(check: Callable[[], bool], limit_s: float = 60) -> None:
-    deadline = time.monotonic() + limit_s
-    while not check():
-        assert time.monotonic() < deadline, "gave up waiting"
-        await asyncio.sleep(0.05)
 
 
 def _videos_output(db: Path) -> int:
@@ -177,7 +109,7 @@ async def test_a_deploy_hands_over_and_the_restarted_bot_finishes_the_campaign(
             'theme:"deploy cats" products:2 videos:yes'
         )
         assert reply.status == 200 and "Estimate: 4 steps" in reply.body["text"]
-        await _until(lambda: len(replicate.created(VIDEO_MODEL)) == 2 and _videos_stored(db) == 2)
+        await until(lambda: len(replicate.created(VIDEO_MODEL)) == 2 and _videos_stored(db) == 2)
         cid = _campaign(db)[0]
         assert await old.stop() == 0, old.stderr
         assert _videos_output(db) == 0  # the 600 s videos were left running, not waited for
@@ -190,7 +122,7 @@ async def test_a_deploy_hands_over_and_the_restarted_bot_finishes_the_campaign(
     replicate.latency["video"] = 0.05  # the predictions it left running finish now
     async with serving(env) as new:
         await api.wait_for(lambda: _summary_in(api, ts))  # resumed into the same thread
-        await _until(lambda: _campaign(db)[1] == "succeeded")
+        await until(lambda: _campaign(db)[1] == "succeeded")
         assert await new.stop() == 0, new.stderr
     assert "Traceback" not in new.stderr
     assert replicate.cancels == []  # nothing cancelled at the provider, ever
@@ -217,9 +149,9 @@ async def test_a_second_sigterm_while_stopping_exits_at_once(
         held = api.hold("chat.update")  # the first status edit never gets an answer
         await SlackHarness(api, None, bot.url).command("stuck cats products:1 videos:yes")
         await asyncio.wait_for(held.held.wait(), 60)
-        await _until(lambda: _videos_stored(db) == 1)
+        await until(lambda: _videos_stored(db) == 1)
         bot.proc.send_signal(signal.SIGTERM)  # the stop hands over, then waits on that edit
-        await _until(lambda: _campaign(db)[2] is None)
+        await until(lambda: _campaign(db)[2] is None)
         assert bot.proc.returncode is None  # still stopping
         assert await bot.stop() == 130
         assert held.held.is_set() and not held.release.is_set()  # left with the edit held
