@@ -327,6 +327,7 @@ async def run_discord(ctx: Context) -> int:
                 progress_interval_s=settings.core.progress_interval_s,
                 gallery=settings.gallery,
                 sync_commands=ctx.args.sync,
+                replays=app.store,  # an interaction delivered to two processes runs once
             )
             async with health_listener(settings.http, app.checks):
                 await discord_app.serve_until_stopped(bot, token, stop=ctx.signals)

@@ -5,7 +5,10 @@ a guild's events only to the connection of its shard, `(guild_id >> 22) % count`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.model import CampaignStatus
+from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator
 from tests.fakes.discord_api import FakeDiscord, snowflake
 from tests.fakes.discord_gateway import shard_of, snowflake_on
@@ -84,3 +87,26 @@ async def test_the_gateway_url_setting_holds_when_discord_picks_the_count(
     assert len(fake.find("GET", r"/gateway/bot", status=200)) == 1
     assert fake.identified_shards == [[0, 1]]  # Discord's count (1), on the set URL
     assert bot.shard_count == 1
+
+
+async def test_an_interaction_delivered_to_two_processes_runs_once(
+    fake: FakeDiscord, make_service, start_bot, tmp_path: Path
+) -> None:
+    # During a deploy two processes may hold the same shard: Discord sends the
+    # interaction to both. The key in the shared database lets one of them take it.
+    gens = [GatedGenerator(open_all=True), GatedGenerator(open_all=True)]
+    services = [make_service(gen) for gen in gens]
+    guards = [await SqliteStore.open(tmp_path / "shared.db") for _ in gens]  # two connections
+    try:
+        await start_bot(services[0], replays=guards[0])
+        await start_bot(services[1], replays=guards[1], sync=False)
+        payload = fake.command("new", snowflake(), {"theme": "twice cats", "products": 1})
+        await fake.interact(payload)
+        (answer,) = await fake.wait_for(lambda: callback(fake, payload))
+        await fake.wait_for(lambda: bool(gens[0].calls or gens[1].calls))
+        assert answer.json["type"] == 5  # deferred: the campaign starts
+        assert len(callback(fake, payload)) == 1  # one answer, from one process
+        assert bool(gens[0].calls) != bool(gens[1].calls)  # which ran the one campaign
+    finally:
+        for guard in guards:
+            await guard.close()

@@ -20,6 +20,7 @@ import discord
 from bot import words
 from bot.chat.access import Allowlist, Viewer, blocked_by, may_control
 from bot.chat.followers import Followers
+from bot.chat.replays import RecentKeys, ReplayGuard
 from bot.chat.start import start_in_new_place
 from bot.chat.text import ACTION_EMOJI, clip, estimate_text
 from bot.discord_ui.progress import DiscordTarget, Place, delete_quietly, remove_place
@@ -35,6 +36,8 @@ from core.request import CampaignRequest
 from core.service import CampaignService
 
 log = logging.getLogger(__name__)
+TAKEN = ""  # a refusal that says nothing: another process answers this interaction
+REPLAY_KEEP_S = 15 * 60  # an interaction's token lives 15 minutes: no delivery comes later
 
 Interaction = discord.Interaction[Any]
 DM_REFUSAL = (
@@ -57,8 +60,10 @@ class CampaignActions:
         *,
         progress_interval_s: float,
         gallery: GallerySettings | None = None,
+        replays: ReplayGuard | None = None,  # the store's, shared by every process
     ) -> None:
         self.client = client
+        self.replays = replays or RecentKeys()
         self.service = service
         self.settings = settings
         self.gallery = gallery  # signed gallery links in summaries and for too-big files
@@ -70,7 +75,10 @@ class CampaignActions:
         )
 
     async def refusal(self, interaction: Interaction) -> str | None:
-        """Why this interaction may not use the bot here (DM, channel, role), or None."""
+        """Why this interaction may not use the bot here (DM, channel, role), or None; ""
+        (nothing to say) when another process took it already (one delivered to two)."""
+        if not await self.replays.first_time([f"discord:{interaction.id}"], REPLAY_KEEP_S):
+            return TAKEN
         if self.stopping:
             return RESTARTING
         if interaction.guild_id is None:

@@ -26,6 +26,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import words
+from bot.chat.replays import ReplayGuard
 from bot.chat.serve import serve_until_signal
 from bot.discord_ui.actions import CampaignActions, answer
 from bot.discord_ui.commands import CampaignCommands
@@ -51,7 +52,7 @@ class CampaignTree(app_commands.CommandTree[Any]):
         bot = interaction.client
         assert isinstance(bot, CampaignBot)
         reason = await bot.actions.refusal(interaction)
-        if reason is not None and interaction.type is discord.InteractionType.application_command:
+        if reason and interaction.type is discord.InteractionType.application_command:
             await interaction.response.send_message(reason, ephemeral=True)
         return reason is None
 
@@ -88,6 +89,7 @@ class CampaignBot(commands.AutoShardedBot):
         progress_interval_s: float,
         gallery: GallerySettings | None = None,
         sync_commands: bool = False,
+        replays: ReplayGuard | None = None,
         **options: Any,
     ) -> None:
         self.sync_commands = sync_commands  # `bot.py discord --sync`: upload the commands first
@@ -107,7 +109,12 @@ class CampaignBot(commands.AutoShardedBot):
         self.settings = settings
         self.max_products = max_products
         self.actions = CampaignActions(
-            self, service, settings, progress_interval_s=progress_interval_s, gallery=gallery
+            self,
+            service,
+            settings,
+            progress_interval_s=progress_interval_s,
+            gallery=gallery,
+            replays=replays,  # an interaction delivered to two processes runs once
         )
 
     async def setup_hook(self) -> None:

@@ -66,7 +66,7 @@ async def _gate(interaction: discord.Interaction[Any]) -> bool:
     if bot is None:
         return False
     reason = await bot.refusal(interaction)
-    if reason is not None:
+    if reason:  # "": another process took this press and answers it
         await interaction.response.send_message(reason, ephemeral=True)
     return reason is None
 

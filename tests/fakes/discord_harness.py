@@ -47,6 +47,7 @@ async def bot_starter(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         *,
         sync: bool = True,
         progress_interval_s: float = 0.05,
+        replays: Any = None,
         **settings: Any,
     ) -> CampaignBot:
         config = DiscordSettings(token=TOKEN, guild_ids=(int(fake.guild_id),), **settings)
@@ -57,6 +58,7 @@ async def bot_starter(fake: FakeDiscord) -> AsyncIterator[StartBot]:
             progress_interval_s=progress_interval_s,
             guild_ready_timeout=0.05,
             sync_commands=sync,
+            replays=replays,
         )
         task = asyncio.create_task(bot.start(TOKEN))
         running.append((bot, task))
