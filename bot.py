@@ -124,7 +124,8 @@ async def build(
             **{**priced, **config},
         )
         stack.push_async_callback(functools.partial(service.aclose, hand_over=hand_over))
-        receiver = webhooks(replicate)
+        if (receiver := webhooks(replicate)) is not None:  # for another replica's step: tell it
+            receiver.announce = store.announce_prediction
         if receiver is not None and run_steps and webhook_listener:
             address = receiver.runtime.settings.listen_address()
             await stack.enter_async_context(receiver.listen(*address))
@@ -132,14 +133,13 @@ async def build(
 
 
 async def attach_store(replicate: ReplicateGenerator, store: Store, *, read_now: bool) -> None:
-    """Replicate's model schemas kept in the store (they survive restarts and outages), and
-    the account's create schedule shared through it;
-    `read_now`: the defaults' schemas before the first campaign (Ray actors get them with
-    the generator)."""
+    """Share through the store Replicate's schemas, the account's create schedule and the
+    webhooks of other replicas' steps; `read_now`: the defaults' schemas now."""
     from adapters.replicate_api.models import KINDS
 
     replicate.runtime.catalog.cache = store
     replicate.runtime.shared = store  # one create budget for every process on this database
+    store.on_predictions(replicate.runtime.nudge)  # a webhook another replica received
     if read_now:
         await replicate.check_models(dict.fromkeys(KINDS))
 

@@ -16,7 +16,7 @@ from storage.postgres.connection import POOL_SIZE, PgConnection, connect, unavai
 from storage.postgres.leases import PgLeases
 from storage.postgres.ledger import PgLedger
 from storage.postgres.migrate import migrate
-from storage.postgres.notices import CancelNotices
+from storage.postgres.notices import PREDICTIONS, CancelNotices
 from storage.postgres.provider_cache import PgProviderCache
 from storage.postgres.records import PgRecords
 from storage.postgres.shared import PgShared
@@ -61,6 +61,17 @@ class PostgresStore(PgRecords, PgLeases, PgLedger, PgProviderCache, PgShared):
     async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
         """Return after `timeout_s`, or at once when another process asks to cancel it."""
         await self.notices.wait_cancel(campaign_id, timeout_s)
+
+    def on_predictions(self, nudge: Callable[[str], None]) -> None:
+        """Call `nudge(prediction_id)` when another replica received its webhook."""
+        self.notices.on_prediction = nudge
+        self.notices.start()
+
+    async def announce_prediction(self, prediction_id: str) -> None:
+        """A webhook no step here waits for: tell the replica whose step does (NOTIFY)."""
+        await self._conn.write(
+            lambda tx: tx.execute("SELECT pg_notify(%s, %s)", (PREDICTIONS, prediction_id))
+        )
 
     async def close(self) -> None:
         """Stop listening, finish transactions in flight, close the pool."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from storage.sqlite.connection import Connection
@@ -41,6 +42,12 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
         """For /readyz: "writable" when the file exists and its write lock can be taken, on a
         connection of its own (a writer stuck elsewhere shows); never creates the file."""
         return await asyncio.to_thread(_probe, self.path, busy_timeout_s)
+
+    def on_predictions(self, nudge: Callable[[str], None]) -> None:
+        """Nothing: on one host the step that waits for a webhook gets it (or polls)."""
+
+    async def announce_prediction(self, prediction_id: str) -> None:
+        """Nothing to tell: see `on_predictions`."""
 
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""

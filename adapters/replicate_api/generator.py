@@ -102,6 +102,13 @@ class ReplicateRuntime:
             self._loops[loop] = _Loop(self.settings, lambda: self.shared)
         return self._loops[loop]
 
+    def nudge(self, prediction_id: str) -> None:
+        """Poll a prediction now if a step of this process waits for it (another replica got
+        its webhook)."""
+        own = self._loops.get(asyncio.get_running_loop())
+        if own is not None:
+            own.api.polls.nudge(prediction_id)
+
     async def aclose(self) -> None:
         """Close the running loop's clients."""
         own = self._loops.pop(asyncio.get_running_loop(), None)

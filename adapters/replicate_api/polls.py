@@ -118,6 +118,14 @@ class Polls:
         watch.wake.set()
         return True
 
+    def nudge(self, prediction_id: str) -> bool:
+        """Poll this prediction now (its webhook reached another replica); True if watched."""
+        watch = self._watches.get(prediction_id)
+        if watch is None:
+            return False
+        watch.wake.set()
+        return True
+
     def finished(self, watch: Watch, prediction: Prediction) -> None:
         """Learn the model's duration and wake its other predictions that are about as old."""
         if prediction.status is not Status.SUCCEEDED:

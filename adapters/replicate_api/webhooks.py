@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -42,6 +42,9 @@ class WebhookReceiver:
         self.runtime = runtime
         self.path = urlsplit(url).path or "/"
         self.received = 0
+        # A webhook no step here waits for may be another replica's: tell it (the wiring sets
+        # the store's `announce_prediction`; on one host there is nobody else to tell).
+        self.announce: Callable[[str], Awaitable[None]] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the signature, then end the waiting step."""
@@ -64,9 +67,12 @@ class WebhookReceiver:
             return web.Response(status=400, text="not a prediction")
         self.received += 1
         try:
-            api.deliver(Prediction.from_json(data))
+            taken = api.deliver(Prediction.from_json(data))
         except NotAPrediction:  # signed but without a status a wait can use: polls find it
             log.info("a Replicate webhook without a known status for %s", data["id"])
+            return web.Response(text="ok")
+        if not taken and self.announce is not None:
+            await self.announce(data["id"])
         return web.Response(text="ok")
 
     def add_to(self, app: web.Application) -> None:

@@ -1,4 +1,9 @@
-"""Cancel requests announced with LISTEN/NOTIFY, so the owning replica stops at once.
+"""Cancel requests (and webhooks) announced with LISTEN/NOTIFY, so the owning replica acts
+at once.
+
+A Replicate webhook may land on any replica; the one that has no step waiting
+for it sends NOTIFY on PREDICTIONS with the prediction's id, and the owner's
+listener nudges its poll of that prediction (`on_prediction`).
 
 `request_cancel` sets the flag and sends NOTIFY on CHANNEL with the campaign
 id as payload (delivered at commit). `CancelNotices` keeps one connection of
@@ -13,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from storage.postgres.connection import connect, redact, scrub
 
 log = logging.getLogger(__name__)
 CHANNEL = "campaign_cancel"
+PREDICTIONS = "prediction_done"  # a webhook landed on another replica: poll it now
 RECONNECT_S = 1.0
 EARLY_KEPT = 1000  # notices that came while nobody waited, kept for the next wait
 
@@ -31,6 +38,8 @@ class CancelNotices:
         self._early: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        # Told the id of a prediction whose webhook another replica received (see PgShared).
+        self.on_prediction: Callable[[str], None] | None = None
 
     async def listen(self) -> None:
         """Start listening (if not yet) and wait until the listener is connected."""
@@ -76,15 +85,30 @@ class CancelNotices:
             self._early.clear()
         self._early.add(campaign_id)
 
+    def start(self) -> None:
+        """Listen from now on (e.g. for predictions, before any campaign waits)."""
+        self._start()
+
+    def _prediction(self, prediction_id: str) -> None:
+        if self.on_prediction is not None:
+            try:
+                self.on_prediction(prediction_id)
+            except Exception:  # a nudge is an optimisation: the owner's poll finds it anyway
+                log.exception("could not act on a prediction notice")
+
     async def _listen(self) -> None:
         while True:
             try:
                 conn = await connect(self._url)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {PREDICTIONS}")
                     self.listening.set()
                     async for notice in conn.notifies():
-                        self._noticed(notice.payload)
+                        if notice.channel == PREDICTIONS:
+                            self._prediction(notice.payload)
+                        else:
+                            self._noticed(notice.payload)
             except Exception as exc:  # the database went away: poll until it is back
                 log.warning(
                     "cancel notices from %s interrupted: %s",
