@@ -1,8 +1,9 @@
 """One create budget for every process that uses the account (one per database).
 
 Each process keeps its own `CreateBucket`: round-robin across its campaigns, and
-what it learns from 429s. A create it lets go then takes the account's next
-slot from a schedule shared through the database (`SharedRate`, in `storage/`):
+what it learns from 429s. A create first takes the account's next slot from a
+schedule shared through the database (`SharedRate`, in `storage/`), then its
+turn in the process's own bucket:
 slots are 60 / REPLICATE_CREATE_RATE seconds apart across all processes, with the
 account's burst (REPLICATE_BURST seconds' worth, less one kept back for the
 network's jitter) after a quiet spell, so processes told the account's rate stay
@@ -60,13 +61,17 @@ class SharedCreateBudget:
         *,
         priority: float = 0.0,
     ) -> None:
-        """This process's turn (fair across its campaigns), then the account's next slot."""
-        await self.local.take(key, on_place, priority=priority)
+        """The account's next slot, then this process's turn (fair across its campaigns).
+
+        The local bucket goes last: after a 429's pause it lets creates go one at a time at
+        the rate it learned, where slots reserved before the pause would all go at once.
+        """
         shared = self.shared()
         if shared is not None:
             wait = await shared.reserve_create(ACCOUNT, self.interval_s, self.burst)
             if wait > 0:
                 await self._sleep(wait)
+        await self.local.take(key, on_place, priority=priority)
 
     async def accepted(self) -> None:
         """The create went through."""
@@ -74,7 +79,7 @@ class SharedCreateBudget:
 
     async def throttled(self, pause_s: float) -> None:
         """A 429: this process learns from it, and every process pauses."""
+        await self.local.throttled(pause_s)  # first: this process holds back at once
         shared = self.shared()
         if shared is not None:
             await shared.pause_creates(ACCOUNT, pause_s)
-        await self.local.throttled(pause_s)
