@@ -8,5 +8,6 @@ ledger.py          SpendLedger: the audit ledger, quota checks under advisory lo
 provider_cache.py  ProviderCache: provider documents kept across restarts
 notices.py         cancel requests announced by NOTIFY and awaited by LISTEN
 
-Rows become domain records with storage/sqlite/rows.py (it holds no SQL).
+Records become column values and rows records again with storage/rows.py, shared
+with SQLite (it holds no queries).
 """

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 
 from core.model import Campaign
 from core.quotas import AuditEntry, Spend, SpendLine, Who
+from storage import rows
 from storage.postgres.connection import PgPart, Tx
 from storage.postgres.records import insert_campaign
-from storage.sqlite import rows
 
 _ACTIVE = "c.status IN ('pending', 'running')"
 _SPENT = "(SELECT COALESCE(SUM(s.cost_usd), 0) FROM steps s WHERE s.campaign_id = a.campaign_id)"
@@ -102,23 +102,7 @@ async def _lock_scopes(tx: Tx, who: Who) -> None:
 
 
 async def _insert_audit(tx: Tx, entry: AuditEntry) -> None:
-    who = entry.who
-    await tx.execute(
-        "INSERT INTO audit (at, event, campaign_id, requester, channel, guild, theme,"
-        " estimate_usd, cost_usd, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            entry.at,
-            entry.event.value,
-            entry.campaign_id,
-            who.requester,
-            who.channel,
-            who.guild,
-            entry.theme,
-            entry.estimate_usd,
-            entry.cost_usd,
-            entry.reason,
-        ),
-    )
+    await tx.execute(rows.insert_sql("audit", rows.AUDIT_COLUMNS, "%s"), rows.audit_values(entry))
 
 
 async def _ledger(tx: Tx, who: Who, since: float) -> list[Spend]:

@@ -7,21 +7,15 @@ it sees the new owner and writes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from core.errors import CampaignNotFound, LeaseLost
 from core.eta import Sample
 from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord
+from storage import rows
 from storage.postgres.connection import PgPart, Row, Tx
-from storage.sqlite import rows
-from storage.sqlite.rows import STEP_COLUMNS, step_values
-
-_CAMPAIGN_COLUMNS = (
-    "id, theme, request_json, status, executor, generator, created_at, started_at,"
-    " finished_at, contact_sheet, error, requester, origin_json"
-)
+from storage.rows import STEP_COLUMNS, step_values
 
 
 class PgRecords(PgPart):
@@ -138,45 +132,15 @@ class PgRecords(PgPart):
 async def insert_campaign(tx: Tx, campaign: Campaign) -> None:
     """Raw (inside a write): insert a campaign with its products and steps."""
     await tx.execute(
-        f"INSERT INTO campaigns ({_CAMPAIGN_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
-        (
-            campaign.id,
-            campaign.request.theme,
-            json.dumps(campaign.request.to_dict()),
-            campaign.status.value,
-            campaign.executor,
-            campaign.generator,
-            campaign.created_at,
-            campaign.started_at,
-            campaign.finished_at,
-            campaign.contact_sheet,
-            campaign.error,
-            campaign.requester,
-            json.dumps(campaign.origin.to_json()),
-        ),
+        rows.insert_sql("campaigns", rows.CAMPAIGN_COLUMNS, "%s"), rows.campaign_values(campaign)
     )
     await _insert_products(tx, campaign.id, campaign.products)
 
 
 async def _insert_products(tx: Tx, campaign_id: str, products: Iterable[Product]) -> None:
+    sql = rows.insert_sql("products", rows.PRODUCT_COLUMNS, "%s")
     for product in products:
-        p = product.plan
-        await tx.execute(
-            "INSERT INTO products (campaign_id, idx, name, product_type, tagline,"
-            " image_prompt, video_prompt, attempt_of, action)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                campaign_id,
-                p.index,
-                p.name,
-                p.product_type,
-                p.tagline,
-                p.image_prompt,
-                p.video_prompt,
-                product.attempt_of,
-                product.action.value if product.action else None,
-            ),
-        )
+        await tx.execute(sql, rows.product_values(campaign_id, product))
         for step in product.steps:
             await _upsert_step(tx, campaign_id, step)
 

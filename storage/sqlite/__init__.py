@@ -5,5 +5,4 @@ records.py         CampaignRecords: campaigns, products and steps
 leases.py          CampaignLeases: who runs each unfinished campaign, the cancel flag
 ledger.py          SpendLedger: the audit ledger that quotas count from
 provider_cache.py  ProviderCache: provider documents kept across restarts
-rows.py            database rows to domain records
 """

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from core.model import Campaign
 from core.quotas import AuditEntry, Spend, SpendLine, Who
-from storage.sqlite import rows
+from storage import rows
 from storage.sqlite.connection import Connection, Part
 from storage.sqlite.records import insert_campaign
 
@@ -82,23 +82,7 @@ class SqliteLedger(Part):
 
 
 async def _insert_audit(conn: Connection, entry: AuditEntry) -> None:
-    who = entry.who
-    await conn.execute(
-        "INSERT INTO audit (at, event, campaign_id, requester, channel, guild, theme,"
-        " estimate_usd, cost_usd, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.at,
-            entry.event.value,
-            entry.campaign_id,
-            who.requester,
-            who.channel,
-            who.guild,
-            entry.theme,
-            entry.estimate_usd,
-            entry.cost_usd,
-            entry.reason,
-        ),
-    )
+    await conn.execute(rows.insert_sql("audit", rows.AUDIT_COLUMNS, "?"), rows.audit_values(entry))
 
 
 async def _ledger(conn: Connection, who: Who, since: float) -> list[Spend]:

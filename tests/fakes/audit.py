@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from core.quotas import AuditEntry
-from storage.sqlite import rows
+from storage import rows
 
 
 async def audit_entries(

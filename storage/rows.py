@@ -1,4 +1,5 @@
-"""Database rows to domain records (no SQL here: the parts query, these convert)."""
+"""Domain records to column values and database rows back to records, for both dialects
+(no queries here: the SQLite and PostgreSQL parts query, these convert)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,59 @@ STEP_COLUMNS = (
     "intent_at",
     "sent_input",
 )
+
+
+CAMPAIGN_COLUMNS = (
+    "id", "theme", "request_json", "status", "executor", "generator", "created_at",
+    "started_at", "finished_at", "contact_sheet", "error", "requester", "origin_json",
+)  # fmt: skip
+PRODUCT_COLUMNS = (
+    "campaign_id", "idx", "name", "product_type", "tagline", "image_prompt", "video_prompt",
+    "attempt_of", "action",
+)  # fmt: skip
+AUDIT_COLUMNS = (
+    "at", "event", "campaign_id", "requester", "channel", "guild", "theme", "estimate_usd",
+    "cost_usd", "reason",
+)  # fmt: skip
+
+
+def insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
+    """`INSERT INTO table (columns) VALUES (...)` with the dialect's parameter `mark`."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def campaign_values(campaign: Campaign) -> tuple[Any, ...]:
+    """The campaign's values in CAMPAIGN_COLUMNS order."""
+    return (
+        campaign.id,
+        campaign.request.theme,
+        json.dumps(campaign.request.to_dict()),
+        campaign.status.value,
+        campaign.executor,
+        campaign.generator,
+        campaign.created_at,
+        campaign.started_at,
+        campaign.finished_at,
+        campaign.contact_sheet,
+        campaign.error,
+        campaign.requester,
+        json.dumps(campaign.origin.to_json()),
+    )
+
+
+def product_values(campaign_id: str, product: Product) -> tuple[Any, ...]:
+    """The product's values in PRODUCT_COLUMNS order."""
+    p = product.plan
+    action = product.action.value if product.action else None
+    return (campaign_id, p.index, p.name, p.product_type, p.tagline, p.image_prompt,
+            p.video_prompt, product.attempt_of, action)  # fmt: skip
+
+
+def audit_values(entry: AuditEntry) -> tuple[Any, ...]:
+    """The audit line's values in AUDIT_COLUMNS order."""
+    who = entry.who
+    return (entry.at, entry.event.value, entry.campaign_id, who.requester, who.channel,
+            who.guild, entry.theme, entry.estimate_usd, entry.cost_usd, entry.reason)  # fmt: skip
 
 
 def step_values(step: StepRecord) -> list[Any]:
