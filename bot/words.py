@@ -10,15 +10,7 @@ from __future__ import annotations
 
 from core.errors import Limit, NotFinished, QuotaExceeded
 from core.quotas import ENV_NAMES
-from core.scheduler import SHOWN_EXACT
-
-
-def ordinal(place: int) -> str:
-    """'1st', '2nd', '13th', '23rd'; a rounded place (see `shown_place`) reads '30+'."""
-    if place > SHOWN_EXACT:
-        return f"{place}+"
-    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
-    return f"{place}{suffix}"
+from core.scheduler import ordinal
 
 
 def queue_place(place: int, step: str) -> str:

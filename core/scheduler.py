@@ -35,6 +35,14 @@ OnPlace = Callable[[int], Awaitable[None]]
 SHOWN_EXACT = 20  # places up to this are shown exactly; beyond, rounded down
 
 
+def ordinal(place: int) -> str:
+    """A place as read: '1st', '2nd', '13th', '23rd'; a rounded one (`shown_place`) '30+'."""
+    if place > SHOWN_EXACT:
+        return f"{place}+"
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    return f"{place}{suffix}"
+
+
 def shown_place(place: int) -> int:
     """The place as shown: exact up to SHOWN_EXACT, then one significant digit (rounded down)."""
     if place <= SHOWN_EXACT:

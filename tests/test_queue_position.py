@@ -16,11 +16,10 @@ from adapters.replicate_api.predict import rate_wait_text
 from adapters.replicate_api.rate import TokenBucket
 from bot.chat.text import live_notes, product_line
 from bot.cli.console import _product_rows
-from bot.words import ordinal
 from core.model import CampaignStatus, StepName, StepStatus
 from core.progress import CampaignSnapshot, ProgressEvent
 from core.request import CampaignRequest
-from core.scheduler import FairLimiter, Limits, OnPlace, shown_place
+from core.scheduler import FairLimiter, Limits, OnPlace, ordinal, shown_place
 from tests.fakes import FakeClock, GatedGenerator, HeldSleep
 
 

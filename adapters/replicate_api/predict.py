@@ -31,7 +31,7 @@ from adapters.replicate_api.wire import Prediction, Status, epoch
 from core.errors import PermanentStepError
 from core.model import StepKind
 from core.ports import StepHooks
-from core.scheduler import SHOWN_EXACT
+from core.scheduler import ordinal
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,7 @@ def rate_held_text(kind: StepKind, deadline_s: float) -> str:
 
 def rate_wait_text(place: int) -> str:
     """ "waiting for Replicate's rate limit (2nd in line)"."""
-    return f"waiting for Replicate's rate limit ({_nth(place)} in line)"
-
-
-def _nth(place: int) -> str:
-    """'1st', '2nd', '13th'; a rounded place reads '30+'. This status line travels as text
-    (through the step's hooks, and Ray's), so the adapter words it, as bot/words.py does."""
-    if place > SHOWN_EXACT:
-        return f"{place}+"
-    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
-    return f"{place}{suffix}"
+    return f"waiting for Replicate's rate limit ({ordinal(place)} in line)"
 
 
 async def _reap(api: PredictionApi, task: asyncio.Task[Prediction]) -> None:
