@@ -97,6 +97,7 @@ class CancelNotices:
                 log.exception("could not act on a prediction notice")
 
     async def _listen(self) -> None:
+        told = False  # an outage is logged once, not at every reconnect attempt
         while True:
             try:
                 conn = await connect(self._url)
@@ -104,17 +105,20 @@ class CancelNotices:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     await conn.execute(f"LISTEN {PREDICTIONS}")
                     self.listening.set()
+                    told = False
                     async for notice in conn.notifies():
                         if notice.channel == PREDICTIONS:
                             self._prediction(notice.payload)
                         else:
                             self._noticed(notice.payload)
             except Exception as exc:  # the database went away: poll until it is back
-                log.warning(
-                    "cancel notices from %s interrupted: %s",
-                    redact(self._url),
-                    scrub(str(exc), self._url),
-                )
+                if not told:
+                    log.warning(
+                        "cancel notices from %s interrupted (the poll goes on): %s",
+                        redact(self._url),
+                        scrub(str(exc), self._url),
+                    )
+                told = True
             finally:
                 self.listening.clear()
             await asyncio.sleep(RECONNECT_S)
