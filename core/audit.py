@@ -24,7 +24,6 @@ from dataclasses import replace
 from core.errors import InvalidRequest, QuotaExceeded, RequestBlocked
 from core.logs import log_event
 from core.model import Campaign
-from core.ports import SpendLedger
 from core.quotas import (
     ENV_NAMES,
     AuditEntry,
@@ -36,6 +35,7 @@ from core.quotas import (
 )
 from core.request import CampaignRequest
 from core.screening import Blocklist
+from core.store_ports import SpendLedger
 
 log = logging.getLogger(__name__)
 

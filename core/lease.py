@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.model import Campaign, Lease
-from core.ports import CampaignLeases, CancelNotices
+from core.store_ports import CampaignLeases, CancelNotices
 
 NOBODY_YET_S = 10.0  # a campaign just created is its creator's to claim for this long
 SURE_SHARE = 0.8  # of the lease: a process that could not beat for longer spends nothing

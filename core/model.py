@@ -240,6 +240,16 @@ def _json(platform: str, **ids: str | None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class PlanCall:
+    """One paid planning prediction (a part of the plan: "outline", "details/0-4", "plans"),
+    stored like a step's: the intent before its create, then its id."""
+
+    provider_id: str | None = None  # the prediction, once it exists
+    intent_at: float | None = None  # when its create was about to be sent
+    sent_input: str | None = None  # the input it was about to send (JSON)
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A stored campaign with its products."""
 
@@ -258,14 +268,20 @@ class Campaign:
     products: tuple[Product, ...] = field(default=())
     requester: str | None = None  # front-end user id, e.g. "slack:U123" or "discord:42"
     origin: Origin = field(default_factory=TerminalOrigin)  # where its status message lives
-    plan_provider_id: str | None = None  # the planning prediction, once it exists
-    plan_intent_at: float | None = None  # when the planning create was about to be sent
-    plan_sent_input: str | None = None  # the input it was about to send (JSON)
+    plan_calls: Mapping[str, PlanCall] = field(default_factory=dict)  # by part: see PlanCall
 
     @property
     def platform(self) -> str:
         """Where it was asked for: slack, discord or terminal."""
         return self.origin.platform
+
+    def product(self, index: int) -> Product:
+        """The product with this index (products are stored as their plans arrive, so a
+        campaign being planned may have some of them; KeyError if it has no such one)."""
+        for product in self.products:
+            if product.plan.index == index:
+                return product
+        raise KeyError(index)
 
     @property
     def cost_usd(self) -> float:

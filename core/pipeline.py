@@ -35,10 +35,11 @@ from core.errors import LeaseLost, StepError, TransientStepError
 from core.lease import Stop
 from core.logs import step_fields
 from core.model import Product, ProductPlan, StepKind, StepName, StepRecord, StepStatus
-from core.ports import CampaignRecords, Executor, StepHooks, StepJob
+from core.ports import Executor, StepHooks, StepJob
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
+from core.store_ports import CampaignRecords
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class ChainRunner:
 
     async def _product_status(self, index: int) -> str:
         campaign = await self.store.get(self.campaign_id)
-        return campaign.products[index].status.value
+        return campaign.product(index).status.value
 
     async def _run_step(
         self,

@@ -11,7 +11,7 @@ import hashlib
 import random
 
 from core.model import ProductPlan
-from core.ports import PlanContext, Plans
+from core.ports import OnPlan, PlanContext, Plans
 from core.request import CampaignRequest, Style
 
 PRODUCT_TYPES = (
@@ -93,9 +93,19 @@ class OfflinePlanner:
 
     name = "offline"
 
-    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
-        """Exactly request.products distinct plans (free: `ctx` is not needed)."""
-        return plan_offline(request)
+    async def plan(
+        self,
+        request: CampaignRequest,
+        ctx: PlanContext | None = None,
+        on_plan: OnPlan | None = None,
+    ) -> Plans:
+        """Exactly request.products distinct plans (free: `ctx` is not needed), all at once."""
+        plans = plan_offline(request)
+        done = {p.index for p in ctx.done} if ctx else set()
+        for plan in plans:
+            if on_plan is not None and plan.index not in done:
+                await on_plan(plan)
+        return plans
 
 
 def plan_offline(request: CampaignRequest) -> Plans:

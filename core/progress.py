@@ -20,7 +20,7 @@ from core.eta import Durations, Pace, Sample, StepState, campaign_left
 from core.model import CampaignStatus, StepName, StepStatus
 
 if TYPE_CHECKING:
-    from core.model import Campaign
+    from core.model import Campaign, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,13 @@ class CampaignSnapshot:
         self.finished_at = campaign.finished_at
         self.contact_sheet = campaign.contact_sheet
         self.cost_usd = campaign.cost_usd
+        before = {(p.index, name): view for p in self.products for name, view in p.steps.items()}
         self.products = [
             ProductView(
                 p.plan.index,
                 p.plan.name,
                 p.plan.product_type,
-                {
-                    s.name: StepView(
-                        s.status, s.error or "", s.output, s.started_at, s.finished_at, s.model
-                    )
-                    for s in p.steps
-                },
+                {s.name: _view(s, before.get((p.plan.index, s.name))) for s in p.steps},
             )
             for p in campaign.products
         ]
@@ -137,7 +133,10 @@ class CampaignSnapshot:
         if event.product_index is None or event.step is None:
             self.notice = event.message or self.notice
             return
-        step = self.products[event.product_index].steps[event.step]
+        product = next((p for p in self.products if p.index == event.product_index), None)
+        if product is None or event.step not in product.steps:
+            return  # a product not announced yet (its plan arrived a moment ago)
+        step = product.steps[event.step]
         step.message, step.queued = event.message, event.queued
         if event.kind is EventKind.STEP_STARTED:
             step.status, step.started_at, step.finished_at = StepStatus.RUNNING, event.at, None
@@ -183,6 +182,17 @@ class CampaignSnapshot:
         if self._durations is None or self._durations[:2] != (samples, pace):
             self._durations = (samples, pace, pace.durations.newer(samples))
         return self._durations[2]
+
+
+def _view(step: StepRecord, shown: StepView | None) -> StepView:
+    """A stored step as a display shows it; a step still where it was keeps its live line
+    and place in line (the store has neither)."""
+    view = StepView(
+        step.status, step.error or "", step.output, step.started_at, step.finished_at, step.model
+    )
+    if shown is not None and shown.status is step.status and not step.status.done:
+        view.message, view.queued = shown.message, shown.queued
+    return view
 
 
 Deliver = Callable[[CampaignSnapshot], Awaitable[None]]

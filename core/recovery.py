@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 
 from core.lease import Held, Ownership, ResumeReport, judge
 from core.model import Campaign
-from core.ports import CampaignLeases, CampaignRecords, ProgressSink
+from core.ports import ProgressSink
 from core.run import Runs
+from core.store_ports import CampaignLeases, CampaignRecords
 
 log = logging.getLogger(__name__)
 

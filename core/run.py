@@ -15,19 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import CampaignError, ConfigError, LeaseLost
 from core.eta import Guess, Pace
 from core.lease import Ownership, Stop
-from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    PlanCall,
+    Product,
+    ProductPlan,
+    StepKind,
+    StepName,
+    StepStatus,
+    outcome,
+)
 from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
 from core.pipeline import ChainRunner, Publish, new_product
 from core.planner import base_seed
-from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
+from core.ports import Executor, PlanContext, Planner, ProgressSink, StepHooks
 from core.progress import EventKind, ProgressEvent
 from core.scheduler import Scheduler
+from core.store_ports import CampaignRecords
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +168,13 @@ class CampaignRun:
                 return
 
     async def _run_products(self) -> None:
-        """Every product's chain at once, and the contact sheet as soon as the images are done."""
+        """Every product's chain as soon as its plan is stored, and the contact sheet as soon
+        as the images are done."""
         campaign = self.campaign
-        products = campaign.products or await self._plan()
+        products = campaign.products
+        planned = {p.plan.index for p in products}
         images_left = {p.plan.index for p in products if not _image_done(p)}
+        images_left |= set(range(campaign.request.products)) - planned
         images_done = asyncio.Event()
         if not images_left:
             images_done.set()
@@ -177,61 +191,63 @@ class CampaignRun:
             for product in products:
                 group.create_task(runner.run(product))
             group.create_task(self._sheet_early(images_done))
+            if len(planned) < campaign.request.products:
+                await self._plan(lambda product: group.create_task(runner.run(product)))
 
-    async def _plan(self) -> tuple[Product, ...]:
-        """Plan, store and announce the products; the planner's note goes out as progress."""
+    async def _plan(self, start: Callable[[Product], object]) -> None:
+        """Plan what is not planned yet: each product is stored, announced and started as
+        soon as its plan is complete; the planner's note goes out as progress."""
         campaign, ctx = self.campaign, self.ctx
+
+        async def on_plan(plan: ProductPlan) -> None:
+            product = new_product(plan, campaign.request)
+            await ctx.records.add_products(campaign.id, (product,))  # before anything is spent
+            await self._started(ctx.clock())
+            start(product)
+
         async with ctx.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
             try:
-                plans = await ctx.planner.plan(campaign.request, self._plan_context())
+                plans = await ctx.planner.plan(campaign.request, self._plan_context(), on_plan)
             except LeaseLost:
                 self.stop.keep = True
                 raise
-        products = tuple(new_product(plan, campaign.request) for plan in plans)
-        await ctx.records.add_products(campaign.id, products)
-        await self._started(ctx.clock())
         if plans.note:  # e.g. "fell back to the offline planner: ..."
             await self.publish(
                 ProgressEvent(EventKind.STEP_PROGRESS, campaign.id, ctx.clock(), message=plans.note)
             )
-        return products
 
     def _plan_context(self) -> PlanContext:
-        """Hooks that store the planning prediction like a step's (fenced by owner)."""
+        """Hooks that store each planning prediction like a step's (fenced by owner)."""
         campaign, ctx, stop = self.campaign, self.ctx, self.stop
-        state = _PlanState(
-            campaign.plan_provider_id, campaign.plan_intent_at, campaign.plan_sent_input
-        )
+        calls = dict(campaign.plan_calls)
 
-        async def save() -> None:
-            try:
-                await ctx.records.save_plan(
-                    campaign.id, state.pid, state.intent_at, ctx.ownership.owner, state.sent
-                )
-            except LeaseLost:
-                stop.keep = True
-                raise
+        def hooks_for(part: str) -> StepHooks:
+            async def save(call: PlanCall) -> None:
+                calls[part] = call
+                try:
+                    await ctx.records.save_plan(campaign.id, part, call, ctx.ownership.owner)
+                except LeaseLost:
+                    stop.keep = True
+                    raise
 
-        async def remember(provider_id: str) -> None:
-            state.pid = provider_id
-            await save()
+            async def remember(provider_id: str) -> None:
+                await save(replace(calls.get(part, PlanCall()), provider_id=provider_id))
 
-        async def before_spend(sent: str) -> None:
-            state.intent_at, state.sent = ctx.clock(), sent
-            await save()
+            async def before_spend(sent: str) -> None:
+                await save(PlanCall(None, ctx.clock(), sent))
 
-        hooks = StepHooks(
-            _quiet,
-            remember,
-            before_spend=before_spend,
-            keep_on_stop=lambda: stop.keep,
-            may_spend=stop.may_spend,
-        )
+            return StepHooks(
+                _quiet,
+                remember,
+                before_spend=before_spend,
+                keep_on_stop=lambda: stop.keep,
+                may_spend=stop.may_spend,
+            )
+
         return PlanContext(
-            hooks,
-            campaign.plan_provider_id,
-            campaign.plan_intent_at,
-            sent_input=campaign.plan_sent_input,
+            hooks_for,
+            dict(campaign.plan_calls),
+            tuple(p.plan for p in campaign.products if p.attempt_of is None),
             campaign_id=campaign.id,
         )
 
@@ -358,13 +374,6 @@ def _lost(work: asyncio.Task[None]) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.subgroup(LeaseLost) is not None
     return isinstance(exc, LeaseLost)
-
-
-@dataclass
-class _PlanState:
-    pid: str | None
-    intent_at: float | None
-    sent: str | None
 
 
 async def _quiet(_message: str) -> None:

@@ -31,11 +31,12 @@ from core.cancel import Cancellation
 from core.lease import ResumeReport
 from core.model import Action, Campaign, Origin
 from core.pictures import Renderers
-from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
+from core.ports import Executor, Generator, Planner, ProgressSink
 from core.recovery import Accept, Recovery, SinksFor
 from core.request import CampaignRequest
 from core.scheduler import Scheduler
 from core.service_context import Estimate, ServiceConfig, ServiceContext
+from core.store_ports import CampaignStore
 from core.submit import Submissions
 
 __all__ = ["MAX_ATTEMPTS_PER_SLOT", "CampaignService", "Estimate", "ServiceConfig"]

@@ -22,10 +22,11 @@ from core.lease import Ownership
 from core.model import Campaign, StepName
 from core.pictures import Renderers
 from core.pipeline import step_names
-from core.ports import CampaignStore, Executor, Generator, Planner, ProgressSink
+from core.ports import Executor, Generator, Planner, ProgressSink
 from core.request import CampaignRequest, motion_prompt
 from core.run import RunContext, Runs
 from core.scheduler import Scheduler
+from core.store_ports import CampaignStore
 
 if TYPE_CHECKING:  # pydantic loads with the settings, not with the service
     from core.settings import CoreSettings

@@ -11,6 +11,7 @@ from core.model import (
     Action,
     Campaign,
     CampaignStatus,
+    PlanCall,
     Product,
     ProductPlan,
     StepName,
@@ -51,6 +52,17 @@ AUDIT_COLUMNS = (
     "at", "event", "campaign_id", "requester", "channel", "guild", "theme", "estimate_usd",
     "cost_usd", "reason",
 )  # fmt: skip
+
+
+PLAN_CALL_COLUMNS = ("campaign_id", "part", "provider_id", "intent_at", "sent_input")
+
+
+def upsert_plan_sql(mark: str) -> str:
+    """Insert or replace one planning call, with the dialect's parameter `mark`."""
+    return insert_sql("plan_calls", PLAN_CALL_COLUMNS, mark) + (
+        " ON CONFLICT (campaign_id, part) DO UPDATE SET provider_id = excluded.provider_id,"
+        " intent_at = excluded.intent_at, sent_input = excluded.sent_input"
+    )
 
 
 def insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
@@ -99,21 +111,39 @@ def step_values(step: StepRecord) -> list[Any]:
     return values
 
 
-def campaigns(rows: Sequence[Any], products: Sequence[Any], steps: Sequence[Any]) -> list[Campaign]:
-    """Campaign rows with their product and step rows (of all of them, in order)."""
+def campaigns(
+    rows: Sequence[Any], products: Sequence[Any], steps: Sequence[Any], calls: Sequence[Any]
+) -> list[Campaign]:
+    """Campaign rows with their product, step and plan-call rows (of all of them, in order)."""
     products_of: dict[str, list[Any]] = {}
     steps_of: dict[str, list[StepRecord]] = {}
+    calls_of: dict[str, dict[str, PlanCall]] = {}
     for product in products:
         products_of.setdefault(product["campaign_id"], []).append(product)
     for step in steps:
         steps_of.setdefault(step["campaign_id"], []).append(step_record(step))
+    for call in calls:
+        calls_of.setdefault(call["campaign_id"], {})[call["part"]] = PlanCall(
+            call["provider_id"], call["intent_at"], call["sent_input"]
+        )
     return [
-        assemble(row, products_of.get(row["id"], []), steps_of.get(row["id"], [])) for row in rows
+        assemble(
+            row,
+            products_of.get(row["id"], []),
+            steps_of.get(row["id"], []),
+            calls_of.get(row["id"], {}),
+        )
+        for row in rows
     ]
 
 
-def assemble(row: Any, products: Sequence[Any], steps: Sequence[StepRecord]) -> Campaign:
-    """A campaign row with its product rows and steps."""
+def assemble(
+    row: Any,
+    products: Sequence[Any],
+    steps: Sequence[StepRecord],
+    calls: dict[str, PlanCall] | None = None,
+) -> Campaign:
+    """A campaign row with its product rows, steps and planning calls."""
     return Campaign(
         id=row["id"],
         request=CampaignRequest.from_dict(json.loads(row["request_json"])),
@@ -130,9 +160,7 @@ def assemble(row: Any, products: Sequence[Any], steps: Sequence[StepRecord]) -> 
         products=tuple(product(p, steps) for p in products),
         requester=row["requester"],
         origin=origin_from_json(json.loads(row["origin_json"]) or {}),
-        plan_provider_id=row["plan_provider_id"],
-        plan_intent_at=row["plan_intent_at"],
-        plan_sent_input=row["plan_sent_input"],
+        plan_calls=calls or {},
     )
 
 

@@ -111,9 +111,10 @@ async def test_the_planner_instruction_reaches_llama_through_its_template(
 ) -> None:
     campaign = await build(ModelTable(), llm=True).run(CampaignRequest(theme="cats", products=2))
     assert campaign.status is CampaignStatus.SUCCEEDED
-    (plan,) = fake.created("meta/meta-llama-3-8b-instruct")
-    assert "Answer with JSON only" in plan["input"]["prompt_template"]
-    assert plan["input"]["presence_penalty"] == 0.0
+    plans = fake.created("meta/meta-llama-3-8b-instruct")
+    assert len(plans) == 3  # the outline, then each product's details
+    assert all("Answer with JSON only" in p["input"]["prompt_template"] for p in plans)
+    assert all(p["input"]["presence_penalty"] == 0.0 for p in plans)
     assert fake.ignored_inputs == []  # no system_prompt: Llama 3 does not declare one
 
 
@@ -248,6 +249,7 @@ async def test_the_planner_too_runs_a_community_model_by_its_latest_version(
         CampaignRequest(theme="cats", products=2)
     )
     assert campaign.status is CampaignStatus.SUCCEEDED
-    (plan,) = fake.created(model)
-    assert plan["version"] == fake.latest[model]  # after one 404 on the official endpoint
+    plans = fake.created(model)
+    assert len(plans) == 3  # the outline, then each product's details
+    assert all(p["version"] == fake.latest[model] for p in plans)  # after a 404 on the official
     assert [p.plan.name for p in campaign.products] == ["Cats Item 1", "Cats Item 2"]  # its plans

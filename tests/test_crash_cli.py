@@ -18,6 +18,7 @@ from tests.fakes.replicate import (
     TOKEN,
     FakeReplicate,
     Fault,
+    TextTiming,
     fake_replicate,  # noqa: F401 (registers the `fake` fixture)
 )
 
@@ -81,6 +82,12 @@ def _campaign(tmp_path: Path) -> dict[str, object]:
         return dict(row)
 
 
+def _plan_calls(tmp_path: Path) -> dict[str, dict[str, object]]:
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        db.row_factory = sqlite3.Row
+        return {row["part"]: dict(row) for row in db.execute("SELECT * FROM plan_calls")}
+
+
 async def test_kill_between_create_and_stored_id_adopts_the_plan(
     fake: FakeReplicate, tmp_path: Path
 ) -> None:
@@ -88,16 +95,44 @@ async def test_kill_between_create_and_stored_id_adopts_the_plan(
     env = _env(tmp_path, fake)
     run = await _start(env, "run", REQUEST, "--json")
     await _until(lambda: len(fake.created()) == 1, "the planning create")
-    await _until(lambda: _campaign(tmp_path)["plan_intent_at"] is not None, "the intent")
+    await _until(lambda: "outline" in _plan_calls(tmp_path), "the intent")
     run.kill()  # kill -9 while the create's answer is outstanding
     await run.wait()
-    row = _campaign(tmp_path)
-    assert row["plan_provider_id"] is None and row["status"] in ("pending", "running")
+    outline = _plan_calls(tmp_path)["outline"]
+    assert outline["provider_id"] is None and outline["intent_at"] is not None
+    assert _campaign(tmp_path)["status"] in ("pending", "running")
     code, err = await _finish(await _start(env, "resume", "--json"))
     assert code == 0, err
     assert _campaign(tmp_path)["status"] == "succeeded"
     assert _duplicates(fake) == [] and fake.cancels == []
-    assert len(fake.created()) == 1 + 2 + 2  # one plan, two images, two videos
+    assert _plan_calls(tmp_path)["outline"]["provider_id"] == fake.created()[0]["id"]  # adopted
+    assert len(fake.created()) == 1 + 2 + 2 + 2  # the outline, 2 details, 2 images, 2 videos
+
+
+async def test_kill_while_the_plans_stream_pays_no_plan_twice(
+    fake: FakeReplicate, tmp_path: Path
+) -> None:
+    fake.text_timing = TextTiming(ttft_s=0.3, tokens_per_s=150.0)  # ~1 s for a product's details
+    fake.latency.update(image=0.5, video=1.0)
+    env = _env(tmp_path, fake)
+    run = await _start(env, "run", REQUEST, "--json")
+    llm = "meta/meta-llama-3-8b-instruct"
+    await _until(lambda: len(fake.created("black-forest-labs/flux-schnell")) >= 1, "an image")
+    writing = [p for p in fake.created(llm) if fake.predictions[p["id"]]["status"] != "succeeded"]
+    run.kill()  # kill -9 with a product started and another's details still being written
+    await run.wait()
+    assert writing, "a plan was still streaming when the first image was created"
+    planned = {part: row["provider_id"] for part, row in _plan_calls(tmp_path).items()}
+    code, err = await _finish(await _start(env, "resume", "--json"))
+    assert code == 0, err
+    assert _campaign(tmp_path)["status"] == "succeeded"
+    assert _duplicates(fake) == []
+    after = {part: row["provider_id"] for part, row in _plan_calls(tmp_path).items()}
+    assert {k: v for k, v in after.items() if k in planned and v} == {
+        k: v for k, v in planned.items() if v
+    }  # the stored planning predictions were read again, not paid again
+    assert len(fake.created(llm)) == 3  # the outline, then each product's details: once
+    assert len(fake.created()) == 3 + 2 + 2
 
 
 async def test_a_paused_owner_stops_and_pays_nothing_after_its_lease(
@@ -123,4 +158,4 @@ async def test_a_paused_owner_stops_and_pays_nothing_after_its_lease(
     assert "Traceback" not in paused_err, paused_err
     assert _campaign(tmp_path)["status"] == "succeeded"
     assert _duplicates(fake) == [] and fake.cancels == []
-    assert len(fake.created()) == 1 + 2 + 2
+    assert len(fake.created()) == 3 + 2 + 2  # the outline, 2 details, 2 images, 2 videos

@@ -262,8 +262,23 @@ async def test_a_campaign_with_videos_on_a_small_account(
     campaign = await service.run(request)
     assert campaign.status is CampaignStatus.SUCCEEDED
     assert all(s.attempts == 1 for p in campaign.products for s in p.steps)
-    assert len(small.created()) == 13  # the plan, 6 images, 6 videos: each paid once
+    assert len(small.created()) == 19  # outline, 6 details, 6 images, 6 videos: each paid once
     assert small.throttled <= 4
+
+
+async def test_told_its_rate_a_rate_bound_campaign_plans_in_one_call(
+    build: Callable[..., tuple[CampaignService, ReplicateGenerator]], small: FakeReplicate
+) -> None:
+    """Creates are what a small account lacks: a campaign it holds back by its rate gets its
+    plans from one streamed call, not an outline plus a call per product."""
+    service, generator = build(small, create_per_min=600.0, burst_s=0.1, create_attempts=1)
+    generator.runtime.pace.learn(None, 40_000.0)  # the model, like the account, x100
+    request = CampaignRequest(theme="tiny teacups", products=6, videos=True, seed=3)
+    campaign = await service.run(request)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    texts = small.created("meta/meta-llama-3-8b-instruct")
+    assert len(texts) == 1 and texts[0]["input"]["prompt"].startswith("Plan exactly 6")
+    assert len(small.created()) == 13 and small.throttled == 0  # told the rate: no 429
 
 
 def _theme(prediction: dict[str, Any]) -> str:
@@ -287,7 +302,9 @@ async def test_a_small_campaign_is_not_queued_behind_a_big_one(
     done = [await service.wait(c.id) for c in (big, little)]
     assert all(c.status is CampaignStatus.SUCCEEDED for c in done)
     order = [_theme(p) for p in small.created()]
-    assert order.count("big") == 11 and order.count("small") == 2  # plan + images each
+    images = [_theme(p) for p in small.created("black-forest-labs/flux-schnell")]
+    assert images.count("big") == 10 and images.count("small") == 1
+    assert order.count("small") == 2  # a product alone: one call plans it
     after = order[before:]
     plan = after.index("small")
     image = after.index("small", plan + 1)

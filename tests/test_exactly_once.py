@@ -22,7 +22,7 @@ from adapters.replicate_api.sent import matches_sent
 from adapters.replicate_api.wire import Prediction, Status
 from core.errors import LeaseLost
 from core.lease import Stop
-from core.model import ProductPlan, StepKind, StepName
+from core.model import PlanCall, ProductPlan, StepKind, StepName
 from core.ports import PlanContext, StepContext, StepHooks, StepJob
 from core.request import CampaignRequest
 from tests.fakes.model_schemas import SCHEMAS
@@ -213,23 +213,32 @@ async def test_a_hand_over_leaves_the_prediction_running(fake: FakeReplicate) ->
     assert fake.predictions[recorder.remembered[0]]["status"] in ("starting", "processing")
 
 
-async def test_the_plan_is_adopted_from_its_intent(fake: FakeReplicate) -> None:
+async def test_every_planning_call_is_adopted_from_its_intent(fake: FakeReplicate) -> None:
     request = CampaignRequest(theme="planned cats", products=2, seed=4)
     planner = LlmPlanner(ReplicateGenerator(fast_settings(fake)).runtime)
     successor = LlmPlanner(ReplicateGenerator(fast_settings(fake)).runtime)  # another process
-    first = Hooks()
+    first: dict[str, Hooks] = {}
     intent_at = time.time()
     try:
-        plans = await planner.plan(request, PlanContext(first.hooks()))
-        assert first.intents == 1 and len(fake.created()) == 1
-        # The next process after a crash that lost the id but kept the intent:
-        second = Hooks()
-        again = await successor.plan(request, PlanContext(second.hooks(), intent_at=intent_at))
+        plans = await planner.plan(request, PlanContext(lambda part: _hooks(first, part)))
+        assert sorted(first) == ["details/0-0", "details/1-1", "outline"]
+        assert all(h.intents == 1 for h in first.values()) and len(fake.created()) == 3
+        # The next process after a crash that lost every id but kept the intents:
+        lost = {part: PlanCall(None, intent_at, json.dumps(h.sent[0])) for part, h in first.items()}
+        second: dict[str, Hooks] = {}
+        again = await successor.plan(request, PlanContext(lambda part: _hooks(second, part), lost))
     finally:
         await planner.runtime.aclose()
         await successor.runtime.aclose()
-    assert again == plans and second.intents == 0 and len(fake.created()) == 1
-    assert second.remembered == first.remembered
+    assert again == plans and len(fake.created()) == 3
+    assert all(h.intents == 0 for h in second.values())
+    assert {p: h.remembered for p, h in second.items()} == {
+        p: h.remembered for p, h in first.items()
+    }
+
+
+def _hooks(made: dict[str, Hooks], part: str) -> StepHooks:
+    return made.setdefault(part, Hooks()).hooks()
 
 
 async def test_a_create_is_not_sent_once_the_lease_may_have_lapsed(

@@ -251,7 +251,7 @@ async def test_a_handed_over_replicate_run_cancels_nothing_and_pays_once(
     (resumed,) = json.loads(out)["resumed"]
     assert (resumed["id"], resumed["status"]) == (cid, "succeeded")
     assert fake.cancels == []
-    assert len(fake.created()) == 5  # 1 plan + 2 images + 2 videos: nothing created twice
+    assert len(fake.created()) == 7  # outline, 2 details, 2 images, 2 videos: nothing created twice
     ids = {r[0] for r in _rows(db, "SELECT provider_id FROM steps")}
     assert ids == {p["id"] for p in fake.created() if p["model"] != "meta/meta-llama-3-8b-instruct"}
 

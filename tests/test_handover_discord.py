@@ -158,7 +158,7 @@ async def test_a_deploy_hands_over_and_the_restarted_bot_finishes_the_campaign(
     assert code == 0, err
     assert "Traceback" not in err
     assert replicate.cancels == []  # nothing cancelled at the provider, ever
-    assert len(replicate.created()) == 5  # 1 plan + 2 images + 2 videos: nothing paid twice
+    assert len(replicate.created()) == 7  # outline, 2 details, 2 images, 2 videos: none twice
     stored = {r[0] for r in _rows(db, "SELECT provider_id FROM steps")}
     assert stored == {p["id"] for p in replicate.created() if p["model"] != TEXT_MODEL}
     thread_posts = fake.find("POST", posts, status=200)

@@ -131,7 +131,7 @@ async def test_two_replicas_share_one_app_one_budget_and_one_replay_guard(
     assert all("Starting" in r.body["text"] for r in replies)
     assert retried.body == {"text": ""}  # taken by the first replica: nothing started
     assert len(rows(pg_url, "SELECT id FROM campaigns")) == 2
-    assert len(replicate.created()) == 2 * (1 + 4 + 4)  # each step paid once
+    assert len(replicate.created()) == 2 * (1 + 4 + 4 + 4)  # outline, details, images, videos: once
     assert replicate.throttled == 0  # one schedule for both: no self-made 429
     assert all("Traceback" not in bot.stderr for bot in (one, other))
 
@@ -156,7 +156,7 @@ async def test_a_replica_killed_mid_campaign_leaves_it_to_the_other(
         (parent,) = [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")]
         await api.wait_for(lambda: summary_in(api, str(parent.answer["ts"])))  # its own thread
         assert await other.stop() == 0, other.stderr
-    assert len(replicate.created()) == 5  # 1 plan + 2 images + 2 videos: nothing paid twice
+    assert len(replicate.created()) == 7  # outline, 2 details, 2 images, 2 videos: none twice
     assert replicate.cancels == []
     assert "Traceback" not in other.stderr
 

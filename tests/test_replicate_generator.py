@@ -83,7 +83,7 @@ async def test_full_campaign(build: Build, fake: FakeReplicate) -> None:
         assert all(s.provider_id in fake.predictions for s in product.steps)
         assert all(s.attempts == 1 for s in product.steps)
     kinds = [p["model"] for p in fake.created()]
-    assert kinds.count("meta/meta-llama-3-8b-instruct") == 1
+    assert kinds.count("meta/meta-llama-3-8b-instruct") == 4  # an outline, then 3 details
     assert kinds.count("black-forest-labs/flux-schnell") == 3
     assert kinds.count("bytedance/seedance-1-lite") == 3
     videos = fake.created("bytedance/seedance-1-lite")
@@ -238,7 +238,9 @@ async def test_planner_retries_once_then_succeeds(build: Build, fake: FakeReplic
     plans = await LlmPlanner(build().generator.runtime).plan(REQUEST)  # type: ignore[attr-defined]
     assert [p.name for p in plans] == [f"Retro Cats Item {i}" for i in (1, 2, 3)]
     prompts = [p["input"]["prompt"] for p in fake.created()]
-    assert len(prompts) == 2 and "Output only the JSON" in prompts[1]
+    assert prompts[0].startswith("Name exactly 3") and "Output only the JSON" not in prompts[0]
+    assert prompts[1].startswith("Name exactly 3") and "Output only the JSON" in prompts[1]
+    assert len(prompts) == 2 + 3  # the outline asked twice, then each product's details
 
 
 async def test_planner_model_failure_falls_back_at_once(build: Build, fake: FakeReplicate) -> None:

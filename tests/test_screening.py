@@ -14,8 +14,8 @@ from bot.settings import AppSettings
 from core.errors import ConfigError, RequestBlocked
 from core.model import CampaignStatus, SlackOrigin
 from core.plan_json import plan_prompt
-from core.planner import plan_offline
-from core.ports import PlanContext, Plans
+from core.planner import OfflinePlanner
+from core.ports import OnPlan, PlanContext, Plans
 from core.quotas import AuditEvent
 from core.request import CampaignRequest
 from core.screening import Blocklist
@@ -32,9 +32,14 @@ class RecordingPlanner:
     def __init__(self) -> None:
         self.prompts: list[str] = []
 
-    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
+    async def plan(
+        self,
+        request: CampaignRequest,
+        ctx: PlanContext | None = None,
+        on_plan: OnPlan | None = None,
+    ) -> Plans:
         self.prompts.append(plan_prompt(request))
-        return plan_offline(request)
+        return await OfflinePlanner().plan(request, ctx, on_plan)
 
 
 BLOCKLIST = Blocklist.parse("voldemort, dark arts, re:\\bkill(s|ed|ing)?\\b")

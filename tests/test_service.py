@@ -25,7 +25,7 @@ from core.model import (
     StepStatus,
 )
 from core.planner import OfflinePlanner, plan_offline
-from core.ports import PlanContext, Plans, StepContext, StepJob, StepOutput
+from core.ports import OnPlan, PlanContext, Plans, StepContext, StepJob, StepOutput
 from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.run import RunContext, Runs
@@ -393,8 +393,14 @@ class NotingPlanner:
 
     name = "noting"
 
-    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
-        return Plans(plan_offline(request), note="planned by hand")
+    async def plan(
+        self,
+        request: CampaignRequest,
+        ctx: PlanContext | None = None,
+        on_plan: OnPlan | None = None,
+    ) -> Plans:
+        plans = await OfflinePlanner().plan(request, ctx, on_plan)
+        return Plans(plans, note="planned by hand")
 
 
 async def test_a_run_plans_through_the_port_and_shows_the_planners_note(
@@ -436,9 +442,10 @@ async def test_a_run_plans_through_the_port_and_shows_the_planners_note(
     assert done.status is CampaignStatus.SUCCEEDED and audited == [campaign.id]
     assert [p.plan for p in done.products] == plan_offline(request)
     kinds = [(e.kind, e.message) for e in sink.events if e.product_index is None]
-    assert kinds[:3] == [
+    assert kinds[:4] == [
         (EventKind.CAMPAIGN_STARTED, ""),  # nothing planned yet
-        (EventKind.CAMPAIGN_STARTED, ""),  # with its products
+        (EventKind.CAMPAIGN_STARTED, ""),  # with its first product
+        (EventKind.CAMPAIGN_STARTED, ""),  # with both
         (EventKind.STEP_PROGRESS, "planned by hand"),
     ]
     assert kinds[-1][0] is EventKind.CAMPAIGN_FINISHED and campaign.id not in runs

@@ -11,12 +11,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core.errors import CampaignNotFound
+from core.errors import CampaignNotFound, LeaseLost
 from core.model import (
     Campaign,
     CampaignStatus,
     DiscordOrigin,
     Origin,
+    PlanCall,
     Product,
     ProductPlan,
     SlackOrigin,
@@ -113,13 +114,21 @@ async def test_round_trip(store: Store) -> None:
     assert loaded.request == original.request
 
 
-async def test_the_plans_intent_keeps_its_input(store: Store) -> None:
+async def test_each_planning_call_keeps_its_intent_and_then_its_id(store: Store) -> None:
     original = _campaign()
     await store.create_campaign(original)
     assert await store.claim(original.id, "me", now=1.0, stale_before=0.0)
-    await store.save_plan(original.id, None, 5.0, "me", '{"prompt": "plan"}')
+    await store.save_plan(original.id, "outline", PlanCall(None, 5.0, '{"prompt": "o"}'), "me")
+    await store.save_plan(original.id, "details/0-1", PlanCall(None, 6.0, '{"prompt": "d"}'), "me")
+    await store.save_plan(original.id, "outline", PlanCall("p1", 5.0, '{"prompt": "o"}'), "me")
     loaded = await store.get(original.id)
-    assert (loaded.plan_intent_at, loaded.plan_sent_input) == (5.0, '{"prompt": "plan"}')
+    assert loaded.plan_calls == {
+        "outline": PlanCall("p1", 5.0, '{"prompt": "o"}'),
+        "details/0-1": PlanCall(None, 6.0, '{"prompt": "d"}'),
+    }
+    with pytest.raises(LeaseLost):  # fenced like a step
+        await store.save_plan(original.id, "outline", PlanCall("p2"), "someone else")
+    assert (await store.get(original.id)).plan_calls["outline"].provider_id == "p1"
 
 
 async def test_provider_documents_are_cached_and_replaced(store: Store) -> None:
@@ -144,7 +153,7 @@ async def test_recent_is_newest_first(store: Store) -> None:
 
 
 @pytest.mark.sqlite_only  # SQLite's trace callback
-async def test_the_campaign_list_takes_three_queries_however_long(store: Store) -> None:
+async def test_the_campaign_list_takes_four_queries_however_long(store: Store) -> None:
     made = [_campaign(f"c{i:07d}", created_at=float(i)) for i in range(6)]
     for campaign in made:
         await store.create_campaign(campaign)
@@ -156,7 +165,7 @@ async def test_the_campaign_list_takes_three_queries_however_long(store: Store) 
     await store._conn.db.set_trace_callback(None)
     assert [c.id for c in listed] == [c.id for c in reversed(made)]
     assert listed == list(reversed(made))  # products and steps all there, in order
-    assert len(selects) == 3  # campaigns, products, steps: not 1 + 2 per campaign
+    assert len(selects) == 4  # campaigns, products, steps, plan calls: not 1 + 3 per campaign
 
 
 async def test_a_read_cancelled_midway_leaves_no_transaction_open(store: Store) -> None:

@@ -74,12 +74,34 @@ class _Loop:
         await self.downloads.aclose()
 
 
+class TextPace:
+    """How fast each language model writes its answers, as seen in their streams."""
+
+    CHARS_PER_PLAN = 600  # one product's plan: ~150 tokens
+    DEFAULT_CHARS_PER_S = 400.0  # ~100 tokens a second (Llama 3 8B on Replicate)
+
+    def __init__(self) -> None:
+        self._chars_per_s: dict[str | None, float] = {}
+
+    def learn(self, model: str | None, chars_per_s: float | None) -> None:
+        """One answer's speed (None: it showed none); recent answers count the most."""
+        if chars_per_s is None or chars_per_s <= 0:
+            return
+        old = self._chars_per_s.get(model)
+        self._chars_per_s[model] = chars_per_s if old is None else 0.5 * old + 0.5 * chars_per_s
+
+    def plan_s(self, model: str | None) -> float:
+        """Seconds the model takes to write one product's plan."""
+        return self.CHARS_PER_PLAN / self._chars_per_s.get(model, self.DEFAULT_CHARS_PER_S)
+
+
 class ReplicateRuntime:
     """Configuration plus lazily made clients, one set per event loop; pickles as config."""
 
     def __init__(self, settings: ReplicateSettings) -> None:
         self.settings = settings
         self.catalog = ModelCatalog(settings.models)
+        self.pace = TextPace()  # how fast the language models write, as seen here
         # The account's create schedule shared through the store (set by the wiring; not
         # shipped to Ray actors, which keep their own budget).
         self.shared: SharedRate | None = None

@@ -140,6 +140,15 @@ class ReplicateHttp:
         """Make the session now, so that the first campaign does not pay for it."""
         self._open()
 
+    @property
+    def base_url(self) -> str:
+        """The API's address (no trailing slash)."""
+        return self._base
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session; its headers carry the token, so only the API's hosts may be asked."""
+        return self._open()
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(

@@ -1,38 +1,75 @@
-"""LlmPlanner: one text prediction per campaign returns the N product plans as JSON.
+"""LlmPlanner: product plans from a Replicate language model, streamed and in parallel.
 
-A bad answer is asked for once more (with a stricter instruction); if that
-fails too, or the model cannot be reached, the offline planner makes the
-plans and the returned `Plans.note` says so, which the service shows in the
-campaign's progress.
+Every call streams its answer (`urls.stream`), and a product is handed on
+(`on_plan`) as soon as its plan is complete, so its image can start while the
+model is still writing the others. How the plans are asked for (`layout`):
+
+- **outline, then details**: a short first call ("outline") names the N
+  products and their types; as soon as a group's names are written, that
+  group's details (tagline, image and video prompts) are asked for in a call
+  of their own, all groups at once. The last product then waits for about
+  one product's plan plus the outline, not for N plans. The names come from
+  the one outline, so they stay distinct.
+- **one call** ("plans"): all N plans in one streamed answer, used when the
+  account's create rate, not the model, is what holds a campaign back (more
+  calls would cost creates that its images need).
+
+With as many creates as the account lets go at once (its burst), each
+product gets its own details call; past that, only as many groups as keep
+the plans ahead of what the create rate lets the images take, judged by how
+fast the model wrote its last answers (`TextPace`; ~100 tokens a second until
+one has been seen).
+
+A call whose answer is unusable is asked once more, strictly; if that fails
+too, or the model cannot be reached, the offline planner plans what is still
+missing and the returned `Plans.note` says so. Each call is a paid step: its
+intent and prediction id are stored under its part name (`outline`,
+`details/0-4`, `plans`, with `/strict` for the second asking), and a resumed
+campaign re-reads or adopts them instead of paying again.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import math
+from collections.abc import Sequence
 
-from adapters.replicate_api.catalog import Binding
-from adapters.replicate_api.generator import ReplicateRuntime, outcome_error
-from adapters.replicate_api.http import Refused
-from adapters.replicate_api.predict import QUIET, REUSABLE, predict
-from adapters.replicate_api.predictions import PredictionApi
-from adapters.replicate_api.wire import Prediction
-from core.errors import PermanentStepError, StepError
-from core.model import StepKind
-from core.plan_json import PlanFormatError, parse_plans, plan_prompt
+from adapters.replicate_api.generator import ReplicateRuntime
+from adapters.replicate_api.plan_calls import PlanCalls, answer_text
+from adapters.replicate_api.settings import ReplicateSettings
+from core.errors import StepError
+from core.model import ProductPlan
+from core.plan_json import (
+    DETAIL_FIELDS,
+    FIELDS,
+    OUTLINE_FIELDS,
+    PlanFormatError,
+    details_prompt,
+    outline_prompt,
+    plan_prompt,
+)
 from core.planner import OfflinePlanner
-from core.ports import PlanContext, Planner, Plans
+from core.ports import OnPlan, PlanContext, Planner, Plans
 from core.request import CampaignRequest
 
+__all__ = ["LlmPlanner", "answer_text", "layout"]
 log = logging.getLogger(__name__)
-INSTRUCTION = "You are a merchandise designer. Answer with JSON only."
 
 
-def answer_text(output: object) -> str:
-    """A language model's output as one string (it arrives as a list of pieces)."""
-    if isinstance(output, list):
-        return "".join(str(piece) for piece in output)
-    return "" if output is None else str(output)
+def layout(request: CampaignRequest, settings: ReplicateSettings, plan_s: float) -> int:
+    """How many details calls follow the outline; 0: one call plans every product.
+
+    `plan_s`: how long the model takes to write one product's plan."""
+    n, per_product = request.products, 2 if request.videos else 1
+    if n < 2:
+        return 0
+    burst = settings.create_per_min / 60 * settings.burst_s
+    if 1 + n + n * per_product <= burst:  # every create goes at once: nothing to save
+        return n
+    keep_up = math.ceil(settings.create_per_min / 60 * plan_s / per_product)
+    groups = min(n, keep_up)
+    return groups if groups > 1 else 0
 
 
 class LlmPlanner:
@@ -44,72 +81,175 @@ class LlmPlanner:
         self.runtime = runtime
         self.fallback = fallback or OfflinePlanner()
 
-    async def plan(self, request: CampaignRequest, ctx: PlanContext | None = None) -> Plans:
-        """Exactly request.products plans; falls back to the offline planner on failure.
+    async def plan(
+        self,
+        request: CampaignRequest,
+        ctx: PlanContext | None = None,
+        on_plan: OnPlan | None = None,
+    ) -> Plans:
+        """Exactly request.products plans, each handed to `on_plan` once complete.
 
-        With `ctx`, the planning prediction is stored like a step's, and one a
+        With `ctx`, every planning prediction is stored like a step's, and one a
         crash left behind (stored id, or only the intent) is used, not paid again.
         """
-        reason = ""
-        for strict in (False, True):
-            try:
-                answer = await self._ask(request, ctx, strict=strict)
-                return Plans(parse_plans(answer, request.products))
-            except PlanFormatError as exc:
-                reason = f"the model's plans were unusable ({exc})"
-            except StepError as exc:
-                reason = str(exc)
-                break  # the model or the API failed: asking again will not help
-            log.info("LLM plans rejected (%s)%s", reason, "" if strict else "; asking again")
-        log.warning("falling back to the offline planner: %s", reason)
-        plans = await self.fallback.plan(request)
-        return Plans(plans, note=f"fell back to the offline planner: {reason}")
-
-    async def _ask(self, request: CampaignRequest, ctx: PlanContext | None, *, strict: bool) -> str:
-        api, catalog = self.runtime.current().api, self.runtime.catalog
-        binding = await catalog.bind(api.http, StepKind.TEXT, request.models.text)
-        existing = None
-        if ctx is not None and ctx.provider_id and not strict:
-            existing = await _reusable(api, ctx.provider_id)
+        n = request.products
+        out = _Found(n, on_plan, ctx.done if ctx else ())
+        calls = PlanCalls(self.runtime, request, ctx)
         try:
-            prediction = await self._predict(api, binding, request, ctx, existing, strict=strict)
-        except Refused as refused:  # a community model, or a schema changed since it was read
-            again = await catalog.after_refusal(api.http, binding, refused)
-            if again is None:
-                raise
-            prediction = await self._predict(api, again, request, ctx, None, strict=strict)
-        if (error := outcome_error(prediction)) is not None:
-            raise StepError(error)
-        return answer_text(prediction.output)
+            plan_s = self.runtime.pace.plan_s(request.models.text)
+            if (groups := layout(request, self.runtime.settings, plan_s)) > 0:
+                await self._outline_then_details(calls, request, out, groups)
+            else:
+                await calls.ask(
+                    "plans", lambda s: plan_prompt(request, strict=s), n, tuple(FIELDS), out.whole
+                )
+        except PlanFormatError as exc:
+            out.reason = f"the model's plans were unusable ({exc})"
+        except StepError as exc:
+            out.reason = str(exc)
+        if out.missing():
+            await out.fill(await self.fallback.plan(request))
+        return out.result()
 
-    async def _predict(
+    async def _outline_then_details(
+        self, calls: PlanCalls, request: CampaignRequest, out: _Found, groups: int
+    ) -> None:
+        """The outline; each group's details call as soon as the group is named."""
+        size = math.ceil(request.products / groups)
+        blocks = [
+            range(i, min(i + size, request.products)) for i in range(0, request.products, size)
+        ]
+        named: dict[int, tuple[str, str]] = {}
+        async with asyncio.TaskGroup() as tasks:
+
+            async def on_name(position: int, values: dict[str, str]) -> None:
+                named[position] = (out.distinct(values["name"]), values["product_type"])
+                for block in blocks:
+                    if position in block and all(i in named for i in block):
+                        tasks.create_task(self._details(calls, request, out, block, named))
+
+            try:
+                await calls.ask(
+                    "outline",
+                    lambda s: outline_prompt(request, strict=s),
+                    request.products,
+                    OUTLINE_FIELDS,
+                    on_name,
+                )
+            except (PlanFormatError, StepError) as exc:  # groups named by then go on
+                out.reason = _reason(exc)
+
+    async def _details(
         self,
-        api: PredictionApi,
-        binding: Binding,
+        calls: PlanCalls,
         request: CampaignRequest,
-        ctx: PlanContext | None,
-        existing: Prediction | None,
-        *,
-        strict: bool,
-    ) -> Prediction:
-        return await predict(
-            api,
-            binding.create_ref,
-            binding.text_inputs(plan_prompt(request, strict=strict), INSTRUCTION),
-            kind=StepKind.TEXT,
-            deadline_s=self.runtime.settings.deadline(StepKind.TEXT),
-            hooks=ctx.hooks if ctx else QUIET,
-            existing=existing,
-            intent_at=ctx.intent_at if ctx and existing is None else None,
-            sent=json.loads(ctx.sent_input) if ctx and ctx.sent_input else None,
-            key=ctx.campaign_id if ctx else None,
-        )
+        out: _Found,
+        block: range,
+        named: dict[int, tuple[str, str]],
+    ) -> None:
+        """One group's details; if they cannot be had, its products are left to the fallback."""
+        products = [named[i] for i in block]
+        matched: set[int] = set()
+
+        async def on_details(position: int, values: dict[str, str]) -> None:
+            index = _match(values["name"], position, block, named, matched)
+            name, kind = named[index]
+            await out.add(ProductPlan(index, name, kind, **_details_of(values)))
+
+        part = f"details/{block[0]}-{block[-1]}"
+        try:
+            await calls.ask(
+                part,
+                lambda s: details_prompt(request, products, strict=s),
+                len(products),
+                DETAIL_FIELDS,
+                on_details,
+            )
+        except (PlanFormatError, StepError) as exc:
+            out.reason = _reason(exc)
+            log.warning("details of products %s-%s failed: %s", block[0] + 1, block[-1] + 1, exc)
 
 
-async def _reusable(api: PredictionApi, provider_id: str) -> Prediction | None:
-    """The stored planning prediction, if it can still give its answer."""
-    try:
-        prediction = await api.get(provider_id)
-    except PermanentStepError:
-        return None
-    return prediction if prediction.status in REUSABLE else None
+def _details_of(values: dict[str, str]) -> dict[str, str]:
+    return {k: values[k] for k in ("tagline", "image_prompt", "video_prompt")}
+
+
+def _match(
+    name: str, position: int, block: range, named: dict[int, tuple[str, str]], matched: set[int]
+) -> int:
+    """The product a details object is about: by its name, else by its place in the answer."""
+    wanted = name.casefold()
+    index = next(
+        (i for i in block if i not in matched and named[i][0].casefold() == wanted),
+        next((i for i in block if i not in matched and i - block[0] >= position), block[-1]),
+    )
+    matched.add(index)
+    return index
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, PlanFormatError):
+        return f"the model's plans were unusable ({exc})"
+    return str(exc)
+
+
+class _Found:
+    """The plans found so far: each index once, names kept distinct, handed on at once."""
+
+    def __init__(
+        self, count: int, on_plan: OnPlan | None, done: Sequence[ProductPlan] = ()
+    ) -> None:
+        self.count = count
+        self.on_plan = on_plan
+        self.plans: dict[int, ProductPlan] = {p.index: p for p in done}
+        self.names: set[str] = {p.name.casefold() for p in done}
+        self.reason = ""  # why some plans came from the fallback
+        self.filled = False
+
+    def distinct(self, name: str) -> str:
+        """`name`, or `name 2`, `name 3`, ... if another product has it (and claim it)."""
+        candidate, n = name, 2
+        while candidate.casefold() in self.names:
+            candidate, n = f"{name} {n}", n + 1
+        self.names.add(candidate.casefold())
+        return candidate
+
+    async def whole(self, position: int, values: dict[str, str]) -> None:
+        """A whole plan from the one-call layout."""
+        if position in self.plans or position >= self.count:
+            return
+        values = dict(values, name=self.distinct(values["name"]))
+        await self.add(ProductPlan(position, **values))
+
+    async def add(self, plan: ProductPlan) -> None:
+        """Keep a plan (the first of its index) and hand it on."""
+        if plan.index in self.plans or plan.index >= self.count:
+            return
+        self.plans[plan.index] = plan
+        if self.on_plan is not None:
+            await self.on_plan(plan)
+
+    def missing(self) -> list[int]:
+        """The indexes without a plan."""
+        return [i for i in range(self.count) if i not in self.plans]
+
+    async def fill(self, offline: Sequence[ProductPlan]) -> None:
+        """The fallback's plans for the indexes still missing."""
+        reason = self.reason or "the model gave too few plans"
+        log.warning("falling back to the offline planner: %s", reason)
+        self.reason, self.filled = reason, True
+        for plan in offline:
+            if plan.index in self.plans:
+                continue
+            name = plan.name if plan.name.casefold() not in self.names else self.distinct(plan.name)
+            self.names.add(name.casefold())
+            await self.add(ProductPlan(plan.index, name, *_rest(plan)))
+
+    def result(self) -> Plans:
+        """Every plan in index order, with a note if the fallback made some."""
+        note = f"fell back to the offline planner: {self.reason}" if self.filled else ""
+        return Plans([self.plans[i] for i in sorted(self.plans)], note=note)
+
+
+def _rest(plan: ProductPlan) -> tuple[str, str, str, str]:
+    return plan.product_type, plan.tagline, plan.image_prompt, plan.video_prompt

@@ -27,6 +27,7 @@ from typing import Any
 from adapters.replicate_api.http import RateHeld
 from adapters.replicate_api.predictions import PredictionApi
 from adapters.replicate_api.sent import sent_text
+from adapters.replicate_api.stream import OnText, StreamLost, read_stream, stream_url_ok
 from adapters.replicate_api.wire import Prediction, Status, epoch
 from core.errors import PermanentStepError
 from core.model import StepKind
@@ -63,8 +64,13 @@ async def predict(
     intent_at: float | None = None,
     sent: Mapping[str, Any] | None = None,
     key: str | None = None,
+    on_text: OnText | None = None,
 ) -> Prediction:
     """Adopt, continue or create a prediction and wait for it (see the module doc).
+
+    `on_text`: a language model's answer is streamed to it piece by piece while it is
+    written (the create then does not ask Replicate to hold its answer); the
+    prediction returned once it has finished holds the whole answer too.
 
     `key`: whose prediction (a campaign id): creates take the account's rate in
     turns by key, and one held back by it past `deadline_s` fails.
@@ -79,9 +85,16 @@ async def predict(
             await hooks.report(f"adopted prediction {existing.id} sent before a restart")
             await hooks.remember_provider_id(existing.id)
     started = loop.time() if existing is None else _loop_time_of(existing, loop)
-    prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks, key)
+    held = on_text is None and kind in SHORT_KINDS  # `Prefer: wait` for a short answer
+    prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks, key, held)
     try:
-        return await api.wait(prediction, deadline_s, hooks.report, model=ref, started=started)
+        begun = loop.time()
+        if on_text is not None and not prediction.done:
+            async with asyncio.timeout(deadline_s):
+                if await _stream(api, prediction, on_text):  # written: read it at once
+                    prediction = await api.get(prediction.id)
+        left = max(0.0, deadline_s - (loop.time() - begun))
+        return await api.wait(prediction, left, hooks.report, model=ref, started=started)
     except TimeoutError:
         await _cancel(api, prediction.id)
         raise PermanentStepError(
@@ -101,10 +114,11 @@ async def _send(
     deadline_s: float,
     hooks: StepHooks,
     key: str | None,
+    held: bool,
 ) -> Prediction:
     """Record the intent, create, and store the id before anything else."""
     await hooks.before_spend(sent_text(inputs))
-    wait_s = api.settings.prefer_wait_s if kind in SHORT_KINDS else None
+    wait_s = api.settings.prefer_wait_s if held else None
     prediction = await _create(api, ref, inputs, hooks, wait_s, kind, deadline_s, key)
     try:
         await hooks.remember_provider_id(prediction.id)  # stored before any waiting
@@ -113,6 +127,20 @@ async def _send(
             await _cancel(api, prediction.id)
         raise
     return prediction
+
+
+async def _stream(api: PredictionApi, prediction: Prediction, on_text: OnText) -> bool:
+    """Read the answer as it is written; False if there is no stream or it was lost (then
+    polling finds the answer)."""
+    url = prediction.urls.stream
+    if url is None or not stream_url_ok(url, api.http.base_url):
+        return False
+    try:
+        await read_stream(api.http.session(), url, on_text)
+    except StreamLost as lost:
+        log.info("stream of prediction %s lost (%s); polling for its answer", prediction.id, lost)
+        return False
+    return True
 
 
 def _loop_time_of(prediction: Prediction, loop: asyncio.AbstractEventLoop) -> float:

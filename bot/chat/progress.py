@@ -59,7 +59,7 @@ class ChatProgress:
             try:
                 campaign = await self._service.get(event.campaign_id)
                 if event.kind is EventKind.PRODUCT_FINISHED and event.product_index is not None:
-                    product = campaign.products[event.product_index]
+                    product = campaign.product(event.product_index)
                     await self._surface.post_product(campaign, product)
                 elif event.kind is EventKind.CAMPAIGN_FINISHED:
                     await self._status.aclose()

@@ -30,9 +30,9 @@ from bot.cli.usage import usage
 from bot.signals import StopSignals
 from core import uploads
 from core.errors import InvalidRequest
-from core.ports import SpendLedger
 from core.request import parse_request
 from core.service import CampaignService
+from core.store_ports import SpendLedger
 
 if TYPE_CHECKING:  # the settings (and the adapters' sections) load when main reads them
     from bot.settings import AppSettings

@@ -19,8 +19,8 @@ from rich.table import Table
 
 from bot.cli.console import inert
 from bot.words import usd
-from core.ports import SpendLedger
 from core.quotas import SpendLine
+from core.store_ports import SpendLedger
 
 SCOPES = (
     ("user", "users", "user"),

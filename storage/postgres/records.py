@@ -12,7 +12,7 @@ from typing import Any
 
 from core.errors import CampaignNotFound, LeaseLost
 from core.eta import Sample
-from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord
+from core.model import Campaign, CampaignStatus, PlanCall, Product, StepName, StepRecord
 from storage import rows
 from storage.postgres.connection import PgPart, Row, Tx
 from storage.rows import STEP_COLUMNS, step_values
@@ -38,22 +38,14 @@ class PgRecords(PgPart):
 
         await self._conn.write(work)
 
-    async def save_plan(
-        self,
-        campaign_id: str,
-        provider_id: str | None,
-        intent_at: float | None,
-        owner: str,
-        sent_input: str | None = None,
-    ) -> None:
-        """Remember the planning prediction (or the intent to create it), fenced by owner."""
+    async def save_plan(self, campaign_id: str, part: str, call: PlanCall, owner: str) -> None:
+        """Remember a planning prediction (or the intent to create it), fenced by owner."""
 
         async def work(tx: Tx) -> None:
             await fence(tx, campaign_id, owner)
             await tx.execute(
-                "UPDATE campaigns SET plan_provider_id = %s, plan_intent_at = %s,"
-                " plan_sent_input = %s WHERE id = %s",
-                (provider_id, intent_at, sent_input, campaign_id),
+                rows.upsert_plan_sql("%s"),
+                (campaign_id, part, call.provider_id, call.intent_at, call.sent_input),
             )
 
         await self._conn.write(work)
@@ -101,10 +93,10 @@ class PgRecords(PgPart):
         )
 
     async def _campaigns(self, clause: str, params: tuple[Any, ...]) -> list[Campaign]:
-        """Campaigns chosen by `clause` with their products and steps: three queries, one
+        """Campaigns chosen by `clause` with their products and steps: four queries, one
         snapshot, however many campaigns."""
 
-        async def work(tx: Tx) -> tuple[list[Row], list[Row], list[Row]]:
+        async def work(tx: Tx) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
             found = await tx.rows(f"SELECT * FROM campaigns {clause}", params)
             ids = [row["id"] for row in found]
             products = await tx.rows(
@@ -114,7 +106,8 @@ class PgRecords(PgPart):
                 "SELECT * FROM steps WHERE campaign_id = ANY(%s) ORDER BY product_idx, name",
                 (ids,),
             )
-            return found, products, steps
+            calls = await tx.rows("SELECT * FROM plan_calls WHERE campaign_id = ANY(%s)", (ids,))
+            return found, products, steps, calls
 
         return rows.campaigns(*await self._conn.read(work))
 

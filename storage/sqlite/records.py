@@ -7,7 +7,7 @@ from typing import Any
 
 from core.errors import CampaignNotFound, LeaseLost
 from core.eta import Sample
-from core.model import Campaign, CampaignStatus, Product, StepName, StepRecord
+from core.model import Campaign, CampaignStatus, PlanCall, Product, StepName, StepRecord
 from storage import rows
 from storage.rows import STEP_COLUMNS, step_values
 from storage.sqlite.connection import Connection, Part
@@ -47,22 +47,14 @@ class SqliteRecords(Part):
 
         await conn.write(work, atomic=False)
 
-    async def save_plan(
-        self,
-        campaign_id: str,
-        provider_id: str | None,
-        intent_at: float | None,
-        owner: str,
-        sent_input: str | None = None,
-    ) -> None:
-        """Remember the planning prediction (or the intent to create it), fenced by owner."""
+    async def save_plan(self, campaign_id: str, part: str, call: PlanCall, owner: str) -> None:
+        """Remember a planning prediction (or the intent to create it), fenced by owner."""
 
         async def work() -> None:
             await _fence(self._conn, campaign_id, owner)
             await self._conn.execute(
-                "UPDATE campaigns SET plan_provider_id = ?, plan_intent_at = ?,"
-                " plan_sent_input = ? WHERE id = ?",
-                (provider_id, intent_at, sent_input, campaign_id),
+                rows.upsert_plan_sql("?"),
+                (campaign_id, part, call.provider_id, call.intent_at, call.sent_input),
             )
 
         await self._conn.write(work)
@@ -115,11 +107,11 @@ class SqliteRecords(Part):
         )
 
     async def _campaigns(self, clause: str, params: tuple[Any, ...]) -> list[Campaign]:
-        """Campaigns chosen by `clause`, with their products and steps: three queries in one
+        """Campaigns chosen by `clause`, with their products and steps: four queries in one
         read transaction (one snapshot), however many campaigns."""
         conn = self._conn
 
-        async def work() -> tuple[list[Any], list[Any], list[Any]]:
+        async def work() -> tuple[list[Any], list[Any], list[Any], list[Any]]:
             found = await conn.rows(f"SELECT * FROM campaigns {clause}", params)
             marks = ", ".join("?" * len(found))
             ids = [row["id"] for row in found]
@@ -130,7 +122,8 @@ class SqliteRecords(Part):
                 f"SELECT * FROM steps WHERE campaign_id IN ({marks}) ORDER BY product_idx, name",
                 ids,
             )
-            return found, products, steps
+            calls = await conn.rows(f"SELECT * FROM plan_calls WHERE campaign_id IN ({marks})", ids)
+            return found, products, steps, calls
 
         return rows.campaigns(*await conn.read(work))
 

@@ -11,7 +11,8 @@ from typing import Any
 from core.errors import PermanentStepError
 from core.model import Origin, StepName
 from core.pictures import Pictures
-from core.ports import CampaignStore, StepContext, StepJob, StepOutput
+from core.ports import StepContext, StepJob, StepOutput
+from core.store_ports import CampaignStore
 
 Key = tuple[int, str]  # (product index, step name)
 

@@ -53,7 +53,6 @@ from tests.fakes.replicate_parts import (
     PROFILES,
     Fault,
     check_inputs,
-    default_reply,
     error_reply,
     fault_reply,
     invalid_reply,
@@ -65,8 +64,18 @@ from tests.fakes.replicate_parts import (
     signed_webhook,
     throttled_reply,
 )
+from tests.fakes.replicate_text import TextTiming, default_reply, sse_answer
 
-__all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
+__all__ = [
+    "MP4",
+    "PROFILES",
+    "TOKEN",
+    "FakeReplicate",
+    "Fault",
+    "TextTiming",
+    "default_reply",
+    "fast_settings",
+]
 MADE_FIRST = frozenset({"drop_after", "stall_after"})  # faults that strike after the create
 RANDOM_FAULTS = ("429", "500", "502", "503", "drop_before", "drop_after")  # --fault-rate, creates
 RANDOM_GET_FAULTS = (429, 503)  # --fault-rate, prediction reads
@@ -108,6 +117,11 @@ class FakeReplicate(ServedModels):
         self.data_outputs = False  # `Prefer: wait` creates of images answer data: URLs
         self.model_alias: dict[str, str] = {}  # asked-for model -> the `model` answered
         self.text_reply: Callable[[str], str] = default_reply
+        # None: a text prediction takes its kind's latency; else it grows with its answer
+        self.text_timing: TextTiming | None = None
+        self._answers: dict[str, str] = {}  # a text prediction's answer, written at its create
+        self.streams: list[str] = []  # ids of the predictions whose stream was read
+        self.stream_status: int | None = None  # if set, streams answer this error status
         self.create_gate: asyncio.Event | None = None  # if given, creates wait until it is set
         self.at_gate = asyncio.Event()  # set once a create waits at the gate
         self._released = asyncio.Event()  # set by stop(): withheld answers give up
@@ -149,6 +163,7 @@ class FakeReplicate(ServedModels):
         app.router.add_get("/v1/models/{owner}/{name}", self._model)
         app.router.add_get("/v1/models/{owner}/{name}/versions/{version}", self._version)
         app.router.add_get("/files/{name}", self._serve)
+        app.router.add_get("/stream/{id}", self._stream)
         app.router.add_get("/v1/webhooks/default/secret", self._secret)
         app.router.add_get("/_fake/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
@@ -332,6 +347,11 @@ class FakeReplicate(ServedModels):
                 "cancel": f"{self.base_url}/v1/predictions/{pid}/cancel",
             },
         }
+        if self.kinds[model] == "text":
+            prediction["urls"]["stream"] = f"{self.base_url}/stream/{pid}"
+            scripted = self._behaviour(str(inputs.get("prompt", "")))
+            asked = render_prompt(inputs, self._asked[pid][1])
+            self._answers[pid] = "" if scripted else self.text_reply(asked)
         self.predictions[pid] = prediction
         self._born[pid] = time.monotonic()
         self._born_wall[pid] = time.time()
@@ -349,6 +369,27 @@ class FakeReplicate(ServedModels):
         if prediction is None:
             return error_reply(404, "Not found.")
         return web.json_response(self._view(prediction))
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """A text prediction's answer as server-sent events, as it is written."""
+        self.requests.append((request.method, request.path_qs, dict(request.headers)))
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return error_reply(401, "Invalid API token")
+        if self.stream_status is not None:
+            return error_reply(self.stream_status, "injected")
+        prediction = self.predictions.get(request.match_info["id"])
+        if prediction is None or prediction["id"] not in self._answers:
+            return error_reply(404, "Not found.")
+        pid = prediction["id"]
+        self.streams.append(pid)
+        ttft = self.text_timing.ttft_s if self.text_timing else 0.0
+        return await sse_answer(
+            request,
+            self._answers[pid],
+            self._born[pid],
+            (ttft, self._latency(prediction)),
+            lambda: self._view(prediction),
+        )
 
     async def _list(self, request: web.Request) -> web.Response:
         if (denied := self._record(request)) is not None:
@@ -470,6 +511,9 @@ class FakeReplicate(ServedModels):
                         "model": p["model"],
                         "input_key": json.dumps(p["input"], sort_keys=True),
                         "status": self._view(p)["status"],
+                        "kind": self._kind(p),
+                        "created_at": self._born_wall[p["id"]],  # epoch s
+                        "completed_at": self._born_wall[p["id"]] + self._latency(p),
                     }
                     for p in self.predictions.values()
                 ],
@@ -504,6 +548,8 @@ class FakeReplicate(ServedModels):
 
     def _latency(self, prediction: dict[str, Any]) -> float:
         kind = self._kind(prediction)
+        if kind == "text" and self.text_timing is not None:
+            return self.text_timing.latency(self._answers.get(prediction["id"], ""))
         asked = self._asked[prediction["id"]][0]
         return float(
             self.latency.get(asked, self.latency.get(prediction["model"], self.latency[kind]))
@@ -525,7 +571,7 @@ class FakeReplicate(ServedModels):
         elif behaviour == "empty":
             p.update(status="succeeded", output=[])
         elif kind == "text":
-            answer = self.text_reply(render_prompt(p["input"], self._asked[p["id"]][1]))
+            answer = self._answers.get(p["id"], "")
             p["metrics"].update(input_token_count=400, output_token_count=len(answer) // 4)
             pieces = [answer[i : i + 7] for i in range(0, len(answer), 7)]  # like streamed tokens
             p.update(status="succeeded", output=pieces)
@@ -589,6 +635,7 @@ async def _serve_forever(
     fault_rate: float = 0.0,
     seed: int | None = None,
     burst: int | None = None,
+    text: TextTiming | None = None,
 ) -> None:
     fake = FakeReplicate(
         latency=latency,
@@ -598,6 +645,7 @@ async def _serve_forever(
         fault_rate=fault_rate,
         seed=seed,
     )
+    fake.text_timing = text
     print(f"fake Replicate listening on {await fake.start(port)}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -624,6 +672,14 @@ def main() -> None:
         " and per prediction read (429, 503)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the random faults")
+    parser.add_argument(
+        "--tokens-per-s",
+        type=float,
+        default=None,
+        help="language models write this fast (4 characters a token) after --ttft; "
+        "default: a text prediction takes the profile's text latency",
+    )
+    parser.add_argument("--ttft", type=float, default=0.05, help="seconds to the first token")
     args = parser.parse_args()
     latency = dict(PROFILES[args.profile])
     for pair in filter(None, args.latency.split(",")):
@@ -639,6 +695,7 @@ def main() -> None:
                 args.fault_rate,
                 args.seed,
                 args.burst,
+                TextTiming(args.ttft, args.tokens_per_s) if args.tokens_per_s else None,
             )
         )
 

@@ -9,7 +9,6 @@ import hmac
 import io
 import json
 import math
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -26,8 +25,6 @@ PROFILES = {  # seconds per prediction, by kind
     "real": {"text": 3.0, "image": 1.0, "video": 90.0},
 }
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
-COUNT_RE = re.compile(r"exactly (\d+)")
-THEME_RE = re.compile(r'for the theme "([^"]*)"')
 
 
 def png(color: tuple[int, int, int] = (200, 80, 120)) -> bytes:
@@ -38,23 +35,6 @@ def png(color: tuple[int, int, int] = (200, 80, 120)) -> bytes:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def default_reply(prompt: str) -> str:
-    """A plausible LLM answer: prose and a fenced JSON list of the plans asked for."""
-    count = int(m[1]) if (m := COUNT_RE.search(prompt)) else 3
-    theme = m[1] if (m := THEME_RE.search(prompt)) else "things"
-    plans = [
-        {
-            "name": f"{theme.title()} Item {i + 1}",
-            "product_type": ("mug", "t-shirt", "poster", "tote bag")[i % 4],
-            "tagline": f"All about {theme}.",
-            "image_prompt": f"product photo of a {theme} item number {i + 1}",
-            "video_prompt": f"slow orbit around {theme} item {i + 1}",
-        }
-        for i in range(count)
-    ]
-    return f"Sure! Here are the plans:\n```json\n{json.dumps(plans, indent=1)}\n```\nEnjoy."
 
 
 @dataclass
