@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import speed_bench as bench
-from core.model import Campaign, CampaignStatus, Product, ProductPlan, StepName, StepRecord
+from core.model import (
+    Campaign,
+    CampaignStatus,
+    PlanCall,
+    Product,
+    ProductPlan,
+    StepName,
+    StepRecord,
+)
 from core.request import CampaignRequest
 
 
@@ -29,19 +37,20 @@ def test_old_local_bars_match_the_formula() -> None:
 
 
 def test_efficiency_is_the_critical_path_over_the_makespan() -> None:
-    assert round(bench.CRITICAL_PATH_S, 9) == 3.8
-    assert bench.efficiency(3.8) == pytest.approx(1.0)
-    assert bench.efficiency(4.0) == pytest.approx(0.95)
+    assert round(bench.CRITICAL_PATH_S, 9) == 3.615  # 0.05 + 150 tokens at 10,000/s + 0.35 + 3.2
+    assert round(bench.DEFAULT_LIMIT_S, 9) == 0.35  # 0.05 + 150 tokens at 1,000/s + 0.15
+    assert bench.efficiency(3.615) == pytest.approx(1.0)
+    assert bench.efficiency(7.23) == pytest.approx(0.5)
     assert bench.efficiency(10.0, bound=21.45) == pytest.approx(2.145)
     assert bench.efficiency(0.0) == 0.0
 
 
-def test_create_span_bound() -> None:
-    # 10/s, 20 in the bucket: the plan's create, 0.25 s, then 20 at once and 180 at 10/s
-    assert bench.create_span_bound_s(201, 600, 2.0, 0.25) == pytest.approx(18.25)
-    assert bench.create_span_bound_s(21, 600, 2.0, 0.25) == pytest.approx(0.25)  # all in burst
-    # 1/s, capacity max(1, 0.5) = 1, refilled by the 2 s plan: 1 at once, then 1/s
-    assert bench.create_span_bound_s(5, 60, 0.5, 2.0) == pytest.approx(5.0)
+def test_rate_bound() -> None:
+    # 201 creates at 10/s, 20 at once: 181 / 10 = 18.1 s, then the last video's 3.2 s
+    assert bench.rate_bound_s(100, 600, 2.0) == pytest.approx(21.3)
+    assert bench.rate_bound_s(5, 600, 2.0) == pytest.approx(bench.CRITICAL_PATH_S)  # in burst
+    # 1/s, capacity max(1, 0.5) = 1: of 11 creates 10 wait 10 s, then the video
+    assert bench.rate_bound_s(5, 60, 0.5) == pytest.approx(13.2)
 
 
 def test_markdown_table() -> None:
@@ -78,22 +87,29 @@ def test_bars_and_overheads_from_stored_records() -> None:
         started_at=100.001,
         finished_at=103.95,
         products=(Product(plan, steps),),
+        plan_calls={"outline": PlanCall("o1"), "details/0-0": PlanCall("d1")},
     )
-    run = bench.Run(1, 3.95, 100.0, campaign, "succeeded")
+    made = [
+        {"id": "o1", "created_at": 100.01, "completed_at": 100.1},
+        {"id": "d1", "created_at": 100.05, "completed_at": 100.25},
+    ]
+    run = bench.Run(1, 3.95, 100.0, campaign, "succeeded", delivered=[3.91])
+    run.stats = {"predictions": made}
     bars = bench.bars_of(run)
     assert [(b.row, b.kind) for b in bars] == [
-        ("plan", "plan"),
+        ("plan", "plan"),  # the outline
+        ("P01", "plan"),  # the product's details, on its row
         ("P01", "image"),
         ("P01", "video"),
         ("finalize", "finalize"),
     ]
-    assert [b.start for b in bars] == pytest.approx([0.001, 0.3, 0.66, 3.9])
-    assert [b.end for b in bars] == pytest.approx([0.3, 0.65, 3.9, 3.95])
+    assert [b.start for b in bars] == pytest.approx([0.01, 0.05, 0.3, 0.66, 3.91])
+    assert [b.end for b in bars] == pytest.approx([0.1, 0.25, 0.65, 3.9, 3.95])
+    assert (run.first, run.last, run.finalize) == pytest.approx((3.91, 3.91, 0.04))
     extra = bench.overheads(run)
-    assert extra["plan"] == pytest.approx([0.049])  # 0.299 s minus the 0.25 s model
     assert extra["image"] == pytest.approx([0.0])
     assert extra["video"] == pytest.approx([0.04])
-    assert extra["finalize"] == pytest.approx([0.05])
+    assert extra["finalize"] == pytest.approx([0.04])
     assert extra["submit"] == pytest.approx([0.001])
     assert bench.pick([run], 1) is run
     assert bench.pick([run], 10) is None

@@ -33,6 +33,7 @@ ALL_FIELDS = ("name", "product_type", "tagline", "image_prompt", "video_prompt")
 TYPES = ("mug", "t-shirt", "poster", "tote bag")
 CHARS_PER_TOKEN = 4
 PIECE_CHARS = 7  # what one streamed `output` event carries, about two tokens
+TICK_S = 0.003  # pieces due within this go out together (a waking per piece costs the CPU)
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 ENDED = TERMINAL - {"succeeded"}  # the stream stops early
 
