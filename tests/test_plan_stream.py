@@ -185,6 +185,21 @@ async def test_the_outline_names_the_products_and_each_details_call_starts_at_on
     }  # every planning prediction stored like a step's
 
 
+async def test_a_fast_model_needs_fewer_details_calls_than_a_cold_guess(
+    replicate_service: ReplicateFactory, fake: FakeReplicate
+) -> None:
+    """Rate-bound (a small account, told its rate) and nothing learned yet: the first group is
+    sized for a real model's speed, the rest by the outline's own speed, which is fast here:
+    they need one more call, not one each."""
+    fake.text_timing = TextTiming(ttft_s=0.01, tokens_per_s=10_000.0)
+    service, _ = replicate_service(fake, create_per_min=600.0, burst_s=0.1)
+    campaign = await service.run(CampaignRequest(theme="cats", products=20, seed=2, videos=True))
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    details = sorted(p for p in campaign.plan_calls if p.startswith("details/"))
+    assert len(details) == 2 and details[0] == "details/0-2"  # 20 / 8 groups, then the rest
+    assert [p.plan.name for p in campaign.products] == [f"Cats Item {i}" for i in range(1, 21)]
+
+
 async def test_names_stay_distinct_across_calls(fake: FakeReplicate) -> None:
     def reply(prompt: str) -> str:
         answer = default_reply(prompt)

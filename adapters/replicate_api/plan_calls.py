@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 INSTRUCTION = "You are a merchandise designer. Answer with JSON only."
 OnItem = Callable[[int, dict[str, str]], Awaitable[None]]
 Prompt = Callable[[bool], str]  # strict? -> the prompt
+MIN_WINDOW_S = 0.005  # a model's speed is judged over at least this long
 
 
 def answer_text(output: object) -> str:
@@ -53,6 +54,7 @@ class _Answer:
         self.bad: PlanFormatError | None = None  # the first unusable object
         self._first: tuple[float, int] | None = None  # (when, characters) at the first piece
         self._last = 0.0
+        self._pieces = 0
 
     async def piece(self, text: str) -> None:
         """More of the answer, as it is written."""
@@ -60,12 +62,13 @@ class _Answer:
         now = time.monotonic()
         if self._first is None:
             self._first = (now, len(self.text))
-        self._last = now
+        self._last, self._pieces = now, self._pieces + 1
         await self._take(self.stream.feed(self.text))
 
     def chars_per_s(self) -> float | None:
-        """How fast the model wrote (after its first piece), if the stream showed it."""
-        if self._first is None or self._last <= self._first[0]:
+        """How fast the model wrote (after its first piece), once the stream shows it: pieces
+        read in one go (a network batch) show nothing, so it takes a few over a while."""
+        if self._first is None or self._pieces < 3 or self._last - self._first[0] < MIN_WINDOW_S:
             return None
         return (len(self.text) - self._first[1]) / (self._last - self._first[0])
 
@@ -101,6 +104,16 @@ class PlanCalls:
         self, runtime: ReplicateRuntime, request: CampaignRequest, ctx: PlanContext | None
     ) -> None:
         self.runtime, self.request, self.ctx = runtime, request, ctx
+        self._live: dict[str, _Answer] = {}  # the answer each part is writing now
+
+    def stored_parts(self) -> list[str]:
+        """The parts an earlier run of this campaign stored."""
+        return list(self.ctx.calls) if self.ctx else []
+
+    def speed(self, part: str) -> float | None:
+        """How fast the model is writing `part` now (characters a second), once it shows."""
+        answer = self._live.get(part)
+        return answer.chars_per_s() if answer is not None else None
 
     async def ask(
         self, part: str, prompt: Prompt, count: int, fields: Sequence[str], on_item: OnItem
@@ -114,7 +127,7 @@ class PlanCalls:
                 await on_item(position, values)
 
         for strict in (False, True):
-            answer = _Answer(count, fields, on_item if not strict else again)
+            answer = self._live[part] = _Answer(count, fields, on_item if not strict else again)
             try:
                 text = await self._call(
                     part + ("/strict" if strict else ""), prompt(strict), answer

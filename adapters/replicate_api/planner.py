@@ -114,19 +114,26 @@ class LlmPlanner:
     async def _outline_then_details(
         self, calls: PlanCalls, request: CampaignRequest, out: _Found, groups: int
     ) -> None:
-        """The outline; each group's details call as soon as the group is named."""
-        size = math.ceil(request.products / groups)
-        blocks = [
-            range(i, min(i + size, request.products)) for i in range(0, request.products, size)
-        ]
+        """The outline; each group's details call as soon as the group is named.
+
+        A group's size is judged when it starts, by the outline's own speed once it shows
+        (a fast model needs fewer calls to keep ahead of the create rate); groups an earlier
+        run asked for keep their bounds, so their stored predictions are found again."""
         named: dict[int, tuple[str, str]] = {}
+        asked = _stored_blocks(calls)
+        start = 0
         async with asyncio.TaskGroup() as tasks:
 
             async def on_name(position: int, values: dict[str, str]) -> None:
+                nonlocal start
                 named[position] = (out.distinct(values["name"]), values["product_type"])
-                for block in blocks:
-                    if position in block and all(i in named for i in block):
-                        tasks.create_task(self._details(calls, request, out, block, named))
+                while start < request.products:
+                    end = asked.get(start) or start + self._group_size(calls, request, groups)
+                    block = range(start, min(end, request.products))
+                    if not all(i in named for i in block):
+                        return
+                    tasks.create_task(self._details(calls, request, out, block, named))
+                    start = block.stop
 
             try:
                 await calls.ask(
@@ -138,6 +145,14 @@ class LlmPlanner:
                 )
             except (PlanFormatError, StepError) as exc:  # groups named by then go on
                 out.reason = _reason(exc)
+
+    def _group_size(self, calls: PlanCalls, request: CampaignRequest, groups: int) -> int:
+        """Products per details call: from the outline's speed once it shows."""
+        speed = calls.speed("outline")
+        if speed is not None:
+            plan_s = self.runtime.pace.CHARS_PER_PLAN / speed
+            groups = max(1, layout(request, self.runtime.settings, plan_s))
+        return math.ceil(request.products / groups)
 
     async def _details(
         self,
@@ -168,6 +183,16 @@ class LlmPlanner:
         except (PlanFormatError, StepError) as exc:
             out.reason = _reason(exc)
             log.warning("details of products %s-%s failed: %s", block[0] + 1, block[-1] + 1, exc)
+
+
+def _stored_blocks(calls: PlanCalls) -> dict[int, int]:
+    """The groups an earlier run of this campaign asked details for: first -> stop."""
+    blocks = {}
+    for part in calls.stored_parts():
+        if part.startswith("details/"):
+            first, _, last = part.split("/")[1].partition("-")
+            blocks[int(first)] = int(last) + 1
+    return blocks
 
 
 def _details_of(values: dict[str, str]) -> dict[str, str]:
