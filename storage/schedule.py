@@ -42,8 +42,8 @@ class Opened:
 class Schedule:
     """The create schedule on a connection of its own per event loop (see the module doc).
 
-    Subclasses say how to open it (`_open`, None when it cannot be opened here) and what
-    travels (`__getstate__`); nothing is opened until the first reservation.
+    Subclasses say how to open it (`_open`: None when it cannot be opened here); what
+    travels is their public attributes. Nothing is opened until the first reservation.
     """
 
     def __init__(self) -> None:
