@@ -7,11 +7,12 @@ creates a file), says so once and keeps its own create budget.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 from storage.schedule import Opened, Schedule
-from storage.sqlite.connection import Connection
+from storage.sqlite.connection import Connection, existing_file
 from storage.sqlite.shared import SqliteShared
 
 
@@ -27,14 +28,20 @@ class SqliteSchedule(Schedule):
 
     async def _open(self) -> Opened | None:
         try:
-            conn = await Connection.attach(self.path)
+            # Checked with plain sqlite3 first: an aiosqlite connect that fails leaves its
+            # thread to finish later, on a loop that may be closed by then.
+            await asyncio.to_thread(_check, self.path)
         except (sqlite3.Error, OSError) as exc:
             self.unavailable(str(self.path), str(exc))
             return None
-        try:
-            await conn.select("SELECT 1 FROM create_budget LIMIT 1")  # the store's, migrated
-        except sqlite3.Error as exc:
-            await conn.close()
-            self.unavailable(str(self.path), str(exc))
-            return None
+        conn = await Connection.attach(self.path)
         return Opened(SqliteShared(conn), conn.close)
+
+
+def _check(path: Path) -> None:
+    """The file exists here and is the store's (migrated: it has the schedule's table)."""
+    db = sqlite3.connect(existing_file(path), uri=True, isolation_level=None)
+    try:
+        db.execute("SELECT 1 FROM create_budget LIMIT 1")
+    finally:
+        db.close()
