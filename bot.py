@@ -92,7 +92,7 @@ async def build(
     only read or flag campaigns) skips starting Ray. With
     REPLICATE_WEBHOOK_URL set, steps that run start the webhook listener
     (`webhook_listener=False`: the caller mounts `App.webhooks` itself).
-    `config` overrides ServiceConfig fields (cancel_poll_s, lease_s, ...).
+    `config` overrides ServiceConfig fields (lease_s, cancel_poll_s, priced_models, ...).
     On exit, campaigns still running here are cancelled, or with `hand_over`
     released for the next process (nothing is cancelled at the provider).
     """
@@ -138,7 +138,7 @@ async def attach_store(replicate: ReplicateGenerator, store: Store, *, read_now:
     from adapters.replicate_api.models import KINDS
 
     replicate.runtime.catalog.cache = store
-    replicate.runtime.shared = store  # one create budget for every process on this database
+    await replicate.runtime.share(store.create_schedule())  # one create budget, Ray actors too
     store.on_predictions(replicate.runtime.nudge)  # a webhook another replica received
     if read_now:
         await replicate.check_models(dict.fromkeys(KINDS))
@@ -176,7 +176,7 @@ def wire(
 
 def service_config(settings: CoreSettings, overrides: Mapping[str, Any]) -> ServiceConfig:
     """The service's knobs: the core settings, with `overrides` of their fields (lease_s,
-    quotas, ...) or of ServiceConfig's own (cancel_poll_s, priced_models)."""
+    cancel_poll_s, quotas, ...) or of ServiceConfig's own (priced_models)."""
     core = {k: v for k, v in overrides.items() if k in type(settings).model_fields}
     own = {k: v for k, v in overrides.items() if k not in core}
     return ServiceConfig(settings.model_copy(update=core), **own)

@@ -13,7 +13,7 @@ from core.errors import CampaignStateError
 from core.model import Campaign
 from core.service_context import ServiceContext
 
-CANCEL_POLLS = 3  # how many `cancel_poll_s` another process gets to react to the flag
+CANCEL_POLLS = 3  # how many `cancel_poll_s` (this process's) another gets to react to the flag
 
 
 class Cancellation:
@@ -50,7 +50,7 @@ class Cancellation:
         if campaign_id in await store.orphans(self.ctx.clock() - config.settings.lease_s):
             return await self.abandon(campaign_id)  # its process is gone: no one to wait for
         for _ in range(CANCEL_POLLS):
-            await asyncio.sleep(config.cancel_poll_s)
+            await asyncio.sleep(config.settings.cancel_poll_s)
             campaign = await store.get(campaign_id)
             if campaign.status.done:
                 return campaign

@@ -35,10 +35,10 @@ if TYPE_CHECKING:  # pydantic loads with the settings, not with the service
 @dataclass
 class ServiceConfig:
     """Knobs of the service that are not ports: the core's settings section (data folder,
-    products limit, lease, quotas, blocklist), and what the wiring adds."""
+    products limit, lease, cancel poll and heartbeat, quotas, blocklist), and what the
+    wiring adds."""
 
     settings: CoreSettings
-    cancel_poll_s: float = 1.0  # also the heartbeat interval of a running campaign
     # The models the generator's price table knows, per kind ("text", "image",
     # "video") as `owner/name`: a request naming any other model of a listed
     # kind is refused, so no estimate or cost is a guess. Empty: no check (a
@@ -85,7 +85,7 @@ class ServiceContext:
                 scheduler=scheduler,
                 sheet=sheet,
                 data_dir=config.settings.data_dir,
-                beat_s=min(config.cancel_poll_s, config.settings.lease_s / 3),
+                beat_s=min(config.settings.cancel_poll_s, config.settings.lease_s / 3),
                 clock=clock,
                 finished=self._audit_finished,
                 price=generator.price_usd,

@@ -111,6 +111,9 @@ class CoreSettings(Section):
     progress_interval_s: Annotated[float, Env("CAMPAIGN_PROGRESS_INTERVAL", positive_float)] = 1.0
     # A campaign whose owner has not beaten for this long is free.
     lease_s: Annotated[float, Env("CAMPAIGN_LEASE", positive_float)] = 10.0
+    # How often a running campaign beats its heartbeat and reads its cancel flag (at least
+    # three times a lease); PostgreSQL's NOTIFY brings another process's cancel sooner.
+    cancel_poll_s: Annotated[float, Env("CAMPAIGN_CANCEL_POLL_S", positive_float)] = 1.0
     video_seconds: Annotated[float, Env("CAMPAIGN_VIDEO_SECONDS", positive_float)] = 3.0
     quotas: InstanceOf[QuotaSettings] = QuotaSettings()  # CAMPAIGN_QUOTA_*
     blocklist: InstanceOf[Blocklist] = Blocklist()  # CAMPAIGN_BLOCKLIST (+ _FILE)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+from pydantic import SecretStr
 
 from storage.postgres.connection import POOL_SIZE, PgConnection, connect, unavailable
 from storage.postgres.leases import PgLeases
@@ -19,6 +20,7 @@ from storage.postgres.migrate import migrate
 from storage.postgres.notices import PREDICTIONS, CancelNotices
 from storage.postgres.provider_cache import PgProviderCache
 from storage.postgres.records import PgRecords
+from storage.postgres.schedule import PostgresSchedule
 from storage.postgres.shared import PgShared
 
 
@@ -50,6 +52,11 @@ class PostgresStore(PgRecords, PgLeases, PgLedger, PgProviderCache, PgShared):
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display})"
+
+    def create_schedule(self) -> PostgresSchedule:
+        """The account's create schedule in this database, for any process that reaches it (it
+        pickles as the secret URL; see storage/schedule.py)."""
+        return PostgresSchedule(SecretStr(self._conn.url))
 
     async def ping(self) -> str:
         """For /readyz: "writable" when the database answers and is not a read-only standby."""

@@ -11,11 +11,12 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from storage.sqlite.connection import Connection
+from storage.sqlite.connection import Connection, existing_file
 from storage.sqlite.leases import SqliteLeases
 from storage.sqlite.ledger import SqliteLedger
 from storage.sqlite.provider_cache import SqliteProviderCache
 from storage.sqlite.records import SqliteRecords
+from storage.sqlite.schedule import SqliteSchedule
 from storage.sqlite.shared import SqliteShared
 
 PING_BUSY_TIMEOUT_S = 2.0  # a writer holding the lock longer: not ready
@@ -33,6 +34,11 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
     def path(self) -> Path:
         """The database file."""
         return self._conn.path
+
+    def create_schedule(self) -> SqliteSchedule:
+        """The account's create schedule in this file, for any process of this host (it
+        pickles as the path; see storage/schedule.py)."""
+        return SqliteSchedule(self.path)
 
     async def wait_cancel(self, campaign_id: str, timeout_s: float) -> None:
         """Sleep `timeout_s`: SQLite has no notices, a cancel is seen by the keep-alive's poll."""
@@ -55,8 +61,9 @@ class SqliteStore(SqliteRecords, SqliteLeases, SqliteLedger, SqliteProviderCache
 
 
 def _probe(path: Path, busy_timeout_s: float) -> str:
-    uri = f"{path.resolve().as_uri()}?mode=rw"  # never creates a missing file
-    db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
+    db = sqlite3.connect(
+        existing_file(path), uri=True, timeout=busy_timeout_s, isolation_level=None
+    )  # never creates a missing file
     try:
         db.execute("BEGIN IMMEDIATE")
         db.execute("ROLLBACK")

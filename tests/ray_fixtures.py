@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from adapters.ray_exec.executor import RayExecutor
+    from adapters.replicate_api.generator import ReplicateGenerator
+    from core.scheduler import Limits
+    from core.service import CampaignService
+    from storage.open import Store
 
 RAY_CPUS = 2
 
@@ -41,3 +51,31 @@ def _ray_for_session() -> Iterator[None]:
 def ray_local(_ray_for_session: None) -> None:
     """A connected local Ray with 2 CPUs."""
     start_local_ray()
+
+
+def replicate_on_ray(
+    bot_main: ModuleType,
+    tmp_path: Path,
+    store: Store,
+    generator: ReplicateGenerator,
+    limits: Limits,
+    actors_per_kind: int = 1,
+) -> tuple[CampaignService, RayExecutor]:
+    """A service on `store` planning with Replicate's LLM and running its steps on Ray's step
+    actors; the caller closes the service, then the executor, then the generator."""
+    from adapters.ray_exec.executor import RayExecutor
+    from adapters.ray_exec.settings import RaySettings
+    from adapters.replicate_api.planner import LlmPlanner
+    from tests.conftest import fixture_settings
+    from tests.fakes import fake_sheet
+
+    executor = RayExecutor(generator, limits, RaySettings(actors_per_kind=actors_per_kind))
+    service = bot_main.wire(
+        fixture_settings(tmp_path, limits),
+        store=store,
+        generator=generator,
+        executor=executor,
+        planner=LlmPlanner(generator.runtime),
+        sheet=fake_sheet,
+    )
+    return service, executor

@@ -109,7 +109,7 @@ async def test_settings_and_overrides_reach_the_service(
     ) as app:
         config = app.service.config
         core = config.settings
-        assert (core.max_products, core.lease_s, config.cancel_poll_s) == (7, 4.0, 0.05)
+        assert (core.max_products, core.lease_s, core.cancel_poll_s) == (7, 4.0, 0.05)
         assert core.data_dir == tmp_path / "data"
         assert config.priced_models == {}  # the offline generator is free
         assert isinstance(app.service.planner, OfflinePlanner)

@@ -10,22 +10,18 @@ from types import ModuleType
 
 import pytest
 
-from adapters.ray_exec.executor import RayExecutor
-from adapters.ray_exec.settings import RaySettings
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.models import ModelTable
-from adapters.replicate_api.planner import LlmPlanner
 from core.model import CampaignStatus, StepName
 from core.request import CampaignRequest
 from core.scheduler import Limits
 from storage.sqlite_store import SqliteStore
-from tests.conftest import fixture_settings
-from tests.fakes import fake_sheet
 from tests.fakes.replicate import (
     FakeReplicate,
     fake_replicate,  # noqa: F401 (registers the `fake` fixture)
     fast_settings,
 )
+from tests.ray_fixtures import replicate_on_ray
 
 LIMITS = Limits(text=1, image=2, video=2, cpu=2)
 KLING = "kwaivgi/kling-v2.1"
@@ -37,15 +33,7 @@ async def test_a_schema_mapped_model_runs_on_ray_actors_with_its_intents_stored(
 ) -> None:
     generator = ReplicateGenerator(fast_settings(fake, models=ModelTable(video=KLING)))
     generator.runtime.catalog.cache = store
-    executor = RayExecutor(generator, LIMITS, RaySettings(actors_per_kind=1))
-    service = bot_main.wire(
-        fixture_settings(tmp_path, LIMITS),
-        store=store,
-        generator=generator,
-        executor=executor,
-        planner=LlmPlanner(generator.runtime),
-        sheet=fake_sheet,
-    )
+    service, executor = replicate_on_ray(bot_main, tmp_path, store, generator, LIMITS)
     try:
         async with asyncio.timeout(90):
             campaign = await service.run(CampaignRequest(theme="cats", products=2, videos=True))

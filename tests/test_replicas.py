@@ -4,7 +4,8 @@ Replicate: what two hosts of one deployment do (simulated by two processes).
 Commands reach either replica; a replica killed with -9 mid-campaign leaves it to the
 other, which finishes it in its own thread without paying twice; a signed command
 Slack retries to the other replica starts nothing; two replicas told the account's
-create rate stay under it together; a daily quota holds when both race.
+create rate stay under it together; a daily quota holds when both race; a cancel sent
+to one replica stops the other's campaign by notification, not by its poll.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def refusals(api: FakeSlackApi) -> list[str]:
     return [t for t in map(str, texts) if "campaign allowed per day" in t]
 
 
+def answered(api: FakeSlackApi, text: str) -> bool:
+    """Whether a command's answer (through its response_url) said `text`."""
+    return any(text in str(c.params.get("text", "")) for c in api.of("response_url"))
+
+
 def statuses(db_url: str) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows(db_url, "SELECT id, status FROM campaigns")}
 
@@ -179,3 +185,29 @@ async def test_a_daily_quota_holds_when_both_replicas_race(
     assert all(r.status == 200 for r in replies)
     assert len(rows(pg_url, "SELECT id FROM campaigns")) == 1  # one of four, on either replica
     assert len(refusals(api)) == 3
+
+
+async def test_a_cancel_sent_to_one_replica_stops_the_others_campaign_by_notification(
+    servers: tuple[FakeSlackApi, FakeReplicate], tmp_path: Path, pg_url: str
+) -> None:
+    api, replicate = servers
+    replicate.latency["image"] = 600.0  # the image is still being made when the cancel comes
+    env = replica_env(tmp_path, pg_url, api, replicate)
+    env["CAMPAIGN_LEASE"] = "600"  # nobody takes the campaign over: only its owner ends it
+    owner_env = {**env, "CAMPAIGN_CANCEL_POLL_S": "120"}  # its poll would take two minutes
+    async with serving(owner_env) as owner, serving(env) as other:
+        reply = await SlackHarness(api, None, owner.url).command('theme:"held cats" products:1')
+        assert "Starting" in reply.body["text"]
+        await until(
+            lambda: len(rows(pg_url, "SELECT 1 FROM steps WHERE provider_id IS NOT NULL")) == 1
+        )
+        ((campaign_id, held_by),) = rows(pg_url, "SELECT id, owner FROM campaigns")
+        assert f":{owner.proc.pid}:" in held_by  # the owner runs it, not the other replica
+        await SlackHarness(api, None, other.url).command(f"cancel {campaign_id}")
+        # within seconds, not the owner's two minutes: only its notice can bring it
+        await until(lambda: statuses(pg_url) == {campaign_id: "canceled"}, limit_s=30)
+        await api.wait_for(lambda: answered(api, f"Campaign {campaign_id} is canceled."))
+        for bot in (owner, other):
+            assert await bot.stop() == 0, bot.stderr
+    assert len(replicate.cancels) == 1  # the owner cancelled its prediction on Replicate
+    assert all("Traceback" not in bot.stderr for bot in (owner, other))

@@ -17,6 +17,7 @@ def test_defaults() -> None:
     assert s.data_dir == Path("data")
     assert s.database == Path("data/campaigns.db")
     assert (s.executor, s.generator, s.max_products) == ("auto", "auto", 20)
+    assert (s.lease_s, s.cancel_poll_s) == (10.0, 1.0)
 
 
 def test_overrides() -> None:
@@ -30,6 +31,7 @@ def test_overrides() -> None:
             "CAMPAIGN_LIMIT_IMAGE": "12",
             "CAMPAIGN_LIMIT_VIDEO": "3",
             "CAMPAIGN_PROGRESS_INTERVAL": "2.5",
+            "CAMPAIGN_CANCEL_POLL_S": "120",
         }
     ).core
     assert s.database == Path("/db/x.db")
@@ -37,6 +39,7 @@ def test_overrides() -> None:
     assert s.max_products == 50
     assert (s.limits.image, s.limits.video) == (12, 3)
     assert s.progress_interval_s == 2.5
+    assert s.cancel_poll_s == 120.0
 
 
 @pytest.mark.parametrize(
@@ -46,6 +49,7 @@ def test_overrides() -> None:
         ("CAMPAIGN_MAX_PRODUCTS", "lots", "CAMPAIGN_MAX_PRODUCTS"),
         ("CAMPAIGN_EXECUTOR", "kubernetes", "allowed: auto, local, ray"),
         ("CAMPAIGN_PROGRESS_INTERVAL", "-1", "above 0"),
+        ("CAMPAIGN_CANCEL_POLL_S", "0", "above 0"),
     ],
 )
 def test_invalid_values_name_the_variable(name: str, value: str, needle: str) -> None:

@@ -32,7 +32,7 @@ from adapters.replicate_api.http import Refused
 from adapters.replicate_api.predict import REUSABLE, predict
 from adapters.replicate_api.predictions import PredictionApi
 from adapters.replicate_api.settings import ReplicateSettings
-from adapters.replicate_api.shared_rate import SharedRate
+from adapters.replicate_api.shared_rate import PortableRate, SharedRate
 from adapters.replicate_api.wire import Prediction, Status
 from core.errors import (
     ConfigError,
@@ -102,20 +102,30 @@ class ReplicateRuntime:
         self.settings = settings
         self.catalog = ModelCatalog(settings.models)
         self.pace = TextPace()  # how fast the language models write, as seen here
-        # The account's create schedule shared through the store (set by the wiring; not
-        # shipped to Ray actors, which keep their own budget).
+        # The account's create schedule shared through the database (set by the wiring). A
+        # portable one travels to Ray actors with the rest; any other stays here.
         self.shared: SharedRate | None = None
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
             weakref.WeakKeyDictionary()
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        # clients belong to the loop that made them; the schemas read so far travel along
-        return {"settings": self.settings, "catalog": self.catalog}
+        # clients belong to the loop that made them; the schemas read so far travel along,
+        # and so does a portable create schedule (it connects again where it lands)
+        shared = self.shared if isinstance(self.shared, PortableRate) else None
+        return {"settings": self.settings, "catalog": self.catalog, "shared": shared}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["settings"])  # type: ignore[misc]
         self.catalog = state["catalog"]
+        self.shared = state.get("shared")
+
+    async def share(self, shared: SharedRate | None) -> None:
+        """Take every create's slot from `shared` (the account's schedule) from now on; the
+        running loop's connection to a portable schedule attached before is closed."""
+        if isinstance(self.shared, PortableRate) and self.shared is not shared:
+            await self.shared.aclose()
+        self.shared = shared
 
     def current(self) -> _Loop:
         """The clients of the running event loop (made on first use)."""
@@ -132,10 +142,12 @@ class ReplicateRuntime:
             own.api.polls.nudge(prediction_id)
 
     async def aclose(self) -> None:
-        """Close the running loop's clients."""
+        """Close the running loop's clients and its connection to the create schedule."""
         own = self._loops.pop(asyncio.get_running_loop(), None)
         if own is not None:
             await own.aclose()
+        if isinstance(self.shared, PortableRate):
+            await self.shared.aclose()
 
 
 def outcome_error(prediction: Prediction) -> str | None:

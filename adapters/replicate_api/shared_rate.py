@@ -8,12 +8,17 @@ slots are 60 / REPLICATE_CREATE_RATE seconds apart across all processes, with th
 account's burst (REPLICATE_BURST seconds' worth, less one kept back for the
 network's jitter) after a quiet spell, so processes told the account's rate stay
 under it together. A 429 pauses the schedule for everyone.
+
+The schedule the wiring attaches is a `PortableRate` (`store.create_schedule()`): it
+pickles as where the database is, and opens a connection of its own per event loop
+wherever it lands, so the generator shipped to Ray's step actors takes its slots
+from the same schedule as the bot's own process and every other replica.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.ports import CreateBudget
 
@@ -32,11 +37,21 @@ class SharedRate(Protocol):
         ...
 
 
+@runtime_checkable
+class PortableRate(SharedRate, Protocol):
+    """A schedule that travels: pickled into another process (a Ray actor), it opens its
+    own connection there, once per event loop; `aclose` closes the running loop's."""
+
+    async def aclose(self) -> None:
+        """Close the connection the running event loop opened, if any."""
+        ...
+
+
 class SharedCreateBudget:
     """A process's own create budget, then a slot of the account's shared schedule.
 
     `shared()` is the schedule when the process has one (the wiring attaches the
-    store, maybe after the clients were made); None: the local budget alone.
+    store's, maybe after the clients were made); None: the local budget alone.
     """
 
     def __init__(

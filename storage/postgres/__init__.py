@@ -7,6 +7,8 @@ leases.py          CampaignLeases: ownership on the database's clock, the cancel
 ledger.py          SpendLedger: the audit ledger, quota checks under advisory locks
 provider_cache.py  ProviderCache: provider documents kept across restarts
 notices.py         cancel requests announced by NOTIFY and awaited by LISTEN
+shared.py          the account's create schedule and the front ends' replay keys
+schedule.py        that schedule on a connection of its own, for other processes (Ray)
 
 Records become column values and rows records again with storage/rows.py, shared
 with SQLite (it holds no queries).

@@ -61,6 +61,18 @@ class Connection:
             raise
         return cls(db, path)
 
+    @classmethod
+    async def attach(cls, path: Path | str) -> Connection:
+        """Another connection to the store's existing file at `path` (never creates one:
+        `mode=rw`, no migration); sqlite3.Error if it cannot be opened here."""
+        db = await aiosqlite.connect(existing_file(path), uri=True, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")  # the store writes there too
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
     async def close(self) -> None:
         """Finish transactions in flight, then close the connection."""
         if self._pending:
@@ -130,6 +142,11 @@ class Connection:
                 raise
             await self.db.execute("COMMIT")
             return result
+
+
+def existing_file(path: Path | str) -> str:
+    """The URI that opens the file at `path` read-write only if it exists (never creates it)."""
+    return f"{Path(path).resolve().as_uri()}?mode=rw"
 
 
 class Part:
