@@ -49,8 +49,8 @@ from tests.fakes import model_schemas
 from tests.fakes.model_schemas import Components
 from tests.fakes.replicate_models import ServedModels
 from tests.fakes.replicate_parts import (
-    MP4,
     PROFILES,
+    STUB_MP4,
     Fault,
     check_inputs,
     default_reply,
@@ -60,13 +60,22 @@ from tests.fakes.replicate_parts import (
     make_limit,
     model_json,
     now_iso,
+    playable_mp4,
     png,
     render_prompt,
     signed_webhook,
     throttled_reply,
 )
 
-__all__ = ["MP4", "PROFILES", "TOKEN", "FakeReplicate", "Fault", "default_reply", "fast_settings"]
+__all__ = [
+    "PROFILES",
+    "STUB_MP4",
+    "TOKEN",
+    "FakeReplicate",
+    "Fault",
+    "default_reply",
+    "fast_settings",
+]
 MADE_FIRST = frozenset({"drop_after", "stall_after"})  # faults that strike after the create
 RANDOM_FAULTS = ("429", "500", "502", "503", "drop_before", "drop_after")  # --fault-rate, creates
 RANDOM_GET_FAULTS = (429, 503)  # --fault-rate, prediction reads
@@ -112,6 +121,7 @@ class FakeReplicate(ServedModels):
         self.at_gate = asyncio.Event()  # set once a create waits at the gate
         self._released = asyncio.Event()  # set by stop(): withheld answers give up
         self.serve_type: str | None = None  # force the Content-Type of served files
+        self.video = playable_mp4()  # every video's output; STUB_MP4: none plays (no reel)
         self.predictions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.file_headers: list[dict[str, str]] = []
@@ -420,7 +430,7 @@ class FakeReplicate(ServedModels):
         if name.endswith(".png"):
             return web.Response(body=self._png, content_type=self.serve_type or "image/png")
         if name.endswith(".mp4"):
-            return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
+            return web.Response(body=self.video, content_type=self.serve_type or "video/mp4")
         return error_reply(404, "Not found.")
 
     async def _model(self, request: web.Request) -> web.Response:
