@@ -232,28 +232,6 @@ class Planner(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class CachedDoc:
-    """A document a provider publishes (e.g. a model's input schema), as last fetched."""
-
-    key: str  # what it describes, e.g. a model id
-    version: str  # the provider's version id of it
-    body: str  # the document, as JSON text
-    checked_at: float  # when it was last compared with the provider (epoch s)
-
-
-class ProviderCache(Protocol):
-    """Provider documents kept across restarts, so the bot works while the provider is away."""
-
-    async def cached(self, key: str) -> CachedDoc | None:
-        """The stored document for `key`, if any."""
-        ...
-
-    async def cache(self, doc: CachedDoc) -> None:
-        """Store (or replace) a document."""
-        ...
-
-
 class ProgressSink(Protocol):
     """Receives every progress event of a campaign."""
 

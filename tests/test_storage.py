@@ -25,7 +25,7 @@ from core.model import (
     StepStatus,
     TerminalOrigin,
 )
-from core.ports import CachedDoc
+from core.provider_docs import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
 from storage.migrate import migrate, migrations
 from storage.open import Store
