@@ -170,6 +170,10 @@ class Executor(Protocol):
         """Run a picklable function in a worker process."""
         ...
 
+    def warm(self) -> None:
+        """Start the CPU workers now, in the background, not at the first run_cpu."""
+        ...
+
     async def aclose(self) -> None:
         """Release workers; running work is cancelled."""
         ...
