@@ -48,11 +48,10 @@ if TYPE_CHECKING:
 
 
 def pictures() -> Pictures:
-    """The renderers of a finished campaign's contact sheet, timeline and reel (they load
-    Pillow and ffmpeg when they draw, not when wired)."""
-    from adapters.pictures.on_demand import render_contact_sheet, render_reel, render_timeline
+    """Contact sheet, timeline and reel renderers (Pillow, ffmpeg load when they draw)."""
+    from adapters.pictures.on_demand import PICTURES
 
-    return Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
+    return PICTURES
 
 
 @dataclass(frozen=True)

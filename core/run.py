@@ -5,9 +5,10 @@ the lease and watches the cancel flag; it ends either finalized here
 (succeeded, failed or canceled, with its pictures and a summary event) or
 let go to the next owner (handed over by a deploy, or taken over after a lost
 lease), cancelling nothing on the provider. `Runs` are the campaigns this
-process runs, by id.
+process runs, by id, and their reels.
 
-Its pictures (contact sheet, timeline, reel) are core/pictures.py's job.
+Its pictures (contact sheet, timeline) are core/pictures.py's job; its reel,
+prepared while it runs and made after its summary, core/reel.py's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from core.errors import CampaignError, ConfigError, LeaseLost
 from core.eta import Guess, Pace
+from core.folders import campaign_folder
 from core.lease import Ownership, Stop
 from core.model import Campaign, CampaignStatus, Product, StepKind, StepName, StepStatus, outcome
 from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
@@ -27,6 +29,7 @@ from core.pipeline import ChainRunner, Publish, new_product
 from core.planner import base_seed
 from core.ports import CampaignRecords, Executor, PlanContext, Planner, ProgressSink, StepHooks
 from core.progress import EventKind, ProgressEvent
+from core.reel import Reels
 from core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -46,12 +49,13 @@ class RunContext:
     beat_s: float  # heartbeat and cancel-flag interval
     clock: Callable[[], float]
     finished: Callable[[Campaign], Awaitable[None]]  # the audit line of a finalized campaign
+    reels: Reels | None = None  # the reels of this process's campaigns (None: none made)
     price: Price | None = None  # the generator's price per step (the early sheet's cost)
     typical: Guess | None = None  # the generator's typical step durations (first ETAs)
 
     def folder(self, campaign_id: str) -> Path:
         """Where the campaign's outputs go."""
-        return (self.data_dir / "campaigns" / campaign_id).resolve()
+        return campaign_folder(self.data_dir, campaign_id)
 
 
 class CampaignRun:
@@ -68,6 +72,7 @@ class CampaignRun:
         self._pace: Pace | None = None  # the ETA's stored durations, read at the first start
         folder = ctx.folder(campaign.id)
         self._pictures = CampaignPictures(as_pictures(ctx.sheet), ctx.executor, folder, ctx.price)
+        self._clips = ctx.reels.watch(campaign) if ctx.reels else None  # prepared as they arrive
 
     def start(self) -> asyncio.Task[Campaign]:
         """Run the campaign, which this process has just claimed."""
@@ -133,6 +138,8 @@ class CampaignRun:
     async def _let_go(self) -> Campaign:
         """Leave a campaign that is handed over (or was taken over) to its next owner."""
         campaign_id = self.campaign.id
+        if self.ctx.reels is not None:
+            self.ctx.reels.forget(campaign_id)  # the next owner prepares its own clips
         await self.ctx.ownership.release(campaign_id)
         log.warning("campaign %s left to its next owner; nothing canceled", campaign_id)
         return await self.ctx.records.get(campaign_id)
@@ -259,7 +266,8 @@ class CampaignRun:
     async def finalize(
         self, campaign: Campaign, *, canceled: bool, error: str | None = None
     ) -> Campaign:
-        """Cancel what did not finish, store the outcome and the pictures, and announce it."""
+        """Cancel what did not finish, store the outcome and the pictures, and announce it;
+        then make the reel (if the campaign has videos), which follows as its own event."""
         ctx, owner = self.ctx, self.ctx.ownership.owner
         for step in campaign.steps():
             if not step.status.done:
@@ -273,6 +281,10 @@ class CampaignRun:
         campaign = await ctx.records.get(campaign.id)
         pictures = Rendered() if canceled else await self._pictures.finish(campaign)
         status = outcome((s for p in campaign.current() for s in p.steps), canceled)
+        reels = None if canceled else ctx.reels
+        reel = reels is not None and bool(reels.due(campaign))
+        if reel:  # owed from now on: a crash before it is written leaves it to `resume`
+            await ctx.records.save_reel(campaign.id, None, owner, due=True)
         await ctx.records.save_status(
             campaign.id,
             status,
@@ -280,7 +292,6 @@ class CampaignRun:
             contact_sheet=pictures.sheet,
             error=error,
             owner=owner,
-            reel=pictures.reel,
             timeline=pictures.timeline,
         )
         campaign = await ctx.records.get(campaign.id)
@@ -292,12 +303,19 @@ class CampaignRun:
                 ctx.clock(),
                 status=status.value,
                 campaign=campaign,
+                reel_follows=reel,
             )
         )
+        if reels is not None and reel:
+            reels.start(campaign, self.sinks)
+        elif ctx.reels is not None:
+            ctx.reels.forget(campaign.id)
         return campaign
 
     async def publish(self, event: ProgressEvent) -> None:
-        """Hand an event to every sink of the campaign."""
+        """Hand an event to every sink of the campaign (and its clips to the reel)."""
+        if self._clips is not None:
+            self._clips.saw(event)
         for sink in self.sinks:
             try:
                 await sink.publish(event)
@@ -327,7 +345,8 @@ class Runs:
         return campaign_id in self._by_id
 
     async def stop_all(self, *, hand_over: bool) -> None:
-        """Cancel (or hand over) every run and wait for them to settle."""
+        """Cancel (or hand over) every run and wait for them to settle; then stop the reels
+        under way (one left owed is made by the next `resume`)."""
         runs = list(self._by_id.values())
         for run in runs:
             if hand_over:
@@ -335,6 +354,8 @@ class Runs:
             else:
                 run.cancel()
         await asyncio.gather(*(run.task for run in runs if run.task), return_exceptions=True)
+        if self.ctx.reels is not None:
+            await self.ctx.reels.stop()
 
     async def finalize_idle(self, campaign: Campaign) -> Campaign:
         """Finalize as canceled a campaign that no process runs (no sinks, no sheet)."""
