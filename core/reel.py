@@ -5,7 +5,8 @@ products that have one, in product order, each cut to `CLIP_MAX_S`: at most
 `REEL_MAX_S` long, and as costly for 12 products as for 100. Each clip is
 prepared (letterboxed, captioned and encoded to the reel's frame by the
 injected `ReelFns`) on the executor's CPU pool as soon as its video step
-succeeds, while the campaign still runs. The campaign finishes without it:
+succeeds, while the campaign still runs, on all CPU workers but one (`lanes`),
+so the summary's pictures do not queue behind it. The campaign finishes without it:
 the summary (CAMPAIGN_FINISHED) goes out at the last product, then only the
 parts still missing are prepared, the join is a stream copy, and the reel
 follows as its own event, REEL_READY (its path, or what went wrong).
@@ -79,6 +80,7 @@ class Reels:
         ownership: Ownership,
         folder: Callable[[str], Path],
         beat_s: float,
+        lanes: int = 1,
     ) -> None:
         self.fns = fns  # None: no reels (a bare contact-sheet renderer)
         self.executor = executor
@@ -87,6 +89,9 @@ class Reels:
         self.folder = folder
         self.beat_s = beat_s
         self._parts: dict[str, dict[str, asyncio.Task[Part]]] = {}  # by campaign, then part
+        # CPU workers reel work may hold at once: the others stay free for what the
+        # campaigns wait on (their steps' rendering, finalize's sheet and timeline)
+        self._lanes = asyncio.Semaphore(max(1, lanes))
         self._joins: dict[str, asyncio.Task[None]] = {}
 
     def __contains__(self, campaign_id: object) -> bool:
@@ -125,7 +130,8 @@ class Reels:
     async def _render(self, job: Callable[[], str]) -> Part:
         """One picture on the CPU pool: (path, None), or (None, why); raises only CancelledError."""
         try:
-            [(path, failure)] = await self.executor.run_cpu(render_each, [job])
+            async with self._lanes:
+                [(path, failure)] = await self.executor.run_cpu(render_each, [job])
         except Exception as exc:  # the pool itself failed
             return None, f"{type(exc).__name__}: {exc}"
         return path, failure

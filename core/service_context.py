@@ -80,8 +80,8 @@ class ServiceContext:
         self.ownership = Ownership(store, config.settings.lease_s, clock)
         beat_s = min(config.cancel_poll_s, config.settings.lease_s / 3)
         folder = functools.partial(campaign_folder, config.settings.data_dir)
-        reel = as_pictures(sheet).reel
-        self.reels = Reels(reel, executor, store, self.ownership, folder, beat_s)
+        reel, lanes = as_pictures(sheet).reel, config.settings.limits.cpu - 1
+        self.reels = Reels(reel, executor, store, self.ownership, folder, beat_s, lanes)
         self.runs = Runs(
             RunContext(
                 records=store,
