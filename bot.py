@@ -48,11 +48,10 @@ if TYPE_CHECKING:
 
 
 def pictures() -> Pictures:
-    """The renderers of a finished campaign's contact sheet, timeline and reel (they load
-    Pillow and ffmpeg when they draw, not when wired)."""
-    from adapters.pictures.on_demand import render_contact_sheet, render_reel, render_timeline
+    """Contact sheet, timeline and reel renderers (Pillow, ffmpeg load when they draw)."""
+    from adapters.pictures.on_demand import PICTURES
 
-    return Pictures(sheet=render_contact_sheet, timeline=render_timeline, reel=render_reel)
+    return PICTURES
 
 
 @dataclass(frozen=True)
@@ -86,13 +85,12 @@ async def build(
 ) -> AsyncIterator[App]:
     """Store, generator, planner, executor, scheduler and service; all closed on exit.
 
-    A `generator` handed in is the caller's to warm and close; the one made
-    here from the settings (with `models` overriding Replicate's) is warmed
-    now, not on the first campaign's path. `run_steps=False` (commands that
-    only read or flag campaigns) skips starting Ray. With
-    REPLICATE_WEBHOOK_URL set, steps that run start the webhook listener
-    (`webhook_listener=False`: the caller mounts `App.webhooks` itself).
-    `config` overrides ServiceConfig fields (lease_s, cancel_poll_s, priced_models, ...).
+    A `generator` handed in is the caller's to warm and close; the one made here (from
+    the settings, `models` overriding Replicate's) is warmed now, and the CPU workers
+    start in the background. `run_steps=False` (commands that only read or flag
+    campaigns) starts neither them nor Ray. With REPLICATE_WEBHOOK_URL set, steps
+    that run start the webhook listener (`webhook_listener=False`: the caller mounts
+    `App.webhooks` itself). `config` overrides ServiceConfig fields (lease_s, ...).
     On exit, campaigns still running here are cancelled, or with `hand_over`
     released for the next process (nothing is cancelled at the provider).
     """
@@ -110,6 +108,8 @@ async def build(
             await attach_store(replicate, store, read_now=run_steps)
         executor = await make_executor(settings, generator, run_steps=run_steps)
         stack.push_async_callback(executor.aclose)
+        if run_steps:
+            executor.warm()
         if planner is None:
             planner = llm_planner(replicate) if replicate else OfflinePlanner()
         priced = {"priced_models": replicate.settings.models.requestable()} if replicate else {}
@@ -278,9 +278,7 @@ async def run_slack(ctx: Context) -> int:
 
     Stopping hands the campaigns running here over to the next process.
     """
-    from bot.slack_ui import (
-        app as slack_app,  # imported here: other commands need not load slack-bolt
-    )
+    from bot.slack_ui import app as slack_app  # here: other commands need not load slack-bolt
 
     args, settings = ctx.args, ctx.settings
     socket = args.socket or settings.slack.app_token is not None

@@ -19,7 +19,8 @@ longer for a longer answer, as a real one does.
 2. A backlog: one 100-product campaign at the real account limits (600
    creates/min, 3,000 reads/min, enforced by the fake with 429s): the last
    product against the rate bound, 429s, peak reads per minute.
-3. The campaign reel, from the runs of part 1: the fake serves playable clips.
+3. The campaign reel: its time after the summary in part 1's runs (the fake serves
+   playable clips), and what preparing the (at most 12) clips and joining them costs.
 4. docs/gantt.png: one 10-product campaign's planning calls and steps above
    the old tool's schedule, drawn by the bot's own timeline renderer.
 
@@ -703,6 +704,7 @@ next: the honest cold case, with module imports already done.
 def report(
     args: argparse.Namespace, default: Sequence[Run], results: Sequence[Run],
     backlog: Run | None, reads: bool, gantt: str, argv: Sequence[str],
+    reels: Sequence[ReelCost] = (),
 ) -> str:  # fmt: skip
     """docs/BENCHMARKS.md."""
     section0, target_rows = part0_section(default)
@@ -760,6 +762,8 @@ def report(
             section,
         ]
         target_rows += more
+    if reels:
+        out += ["## 3. The campaign reel\n", reel_section(reels)]
     out += ["## Targets\n", markdown_table(["target", "wanted", "measured", "result"],
                                           target_rows), MISSES]  # fmt: skip
     out += ["## Gantt chart\n", gantt]
@@ -775,6 +779,68 @@ this 2-core machine sharing its cores with the fake) stays the same and
 weighs 100 times less. Real models vary in speed from one prediction to the
 next; the fake's are exact.
 """
+
+
+# --- the campaign reel ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReelCost:
+    """One reel rendered from `clips` real clips: how long it took, what it weighs."""
+
+    clips: int
+    video_s: float  # the clips' total length
+    render_s: float
+    mb: float
+
+
+def reel_costs(sizes: Sequence[int], clip_s: float = 3.0) -> list[ReelCost]:
+    """Render the reel of a campaign of N products with offline Ken Burns clips (N in sizes)."""
+    from adapters.offline import ken_burns, product_image
+    from adapters.pictures import reel
+    from core.reel import REEL_CLIPS
+
+    out: list[ReelCost] = []
+    with tempfile.TemporaryDirectory(prefix="reel-bench-") as tmp:
+        clips = []
+        for i in range(3):  # three distinct clips, repeated: ffmpeg's cost is per frame
+            image = product_image.render_product_image(
+                f"{tmp}/p{i}.png", name=f"Product {i + 1}", product_type="t-shirt",
+                tagline="retro cats", style="photo", seed=i,
+            )  # fmt: skip
+            clips.append(ken_burns.render_ken_burns(image, f"{tmp}/p{i}.mp4", seconds=clip_s))
+        for n in sizes:
+            shown = min(n, REEL_CLIPS)  # the reel shows the first 12 products' clips
+            chosen = [(f"Product {i + 1}", clips[i % len(clips)]) for i in range(shown)]
+            began = time.perf_counter()
+            path = reel.render_reel(chosen, f"{tmp}/reel-{n}.mp4", title="retro cats")
+            took = time.perf_counter() - began
+            out.append(ReelCost(n, shown * clip_s, took, os.path.getsize(path) / 1e6))
+            print(f"[part 3] reel of {n} clips: {took:.2f} s", flush=True)
+    return out
+
+
+def reel_section(reels: Sequence[ReelCost]) -> str:
+    real_path = CRITICAL_PATH_S * 100
+    rows = [
+        [str(r.clips), f"{r.video_s:.0f} s", f"{r.render_s:.2f} s", f"{r.mb:.1f} MB",
+         f"{r.render_s / real_path * 100:.1f}%"]
+        for r in reels
+    ]  # fmt: skip
+    table = markdown_table(
+        ["products", "video shown", "parts + join (ffmpeg, CPU pool)", "reel size",
+         f"of the real critical path ({real_path:.0f} s)"],
+        rows,
+    )  # fmt: skip
+    return (
+        "When a campaign has videos, its reel follows the summary: a 960x540 MP4 of at most "
+        "60 s (a 1.5 s title card, then the first 12 products' clips, each captioned and cut "
+        "to 4.875 s). Each clip is prepared on the CPU pool as its video arrives, and after "
+        "the summary the parts are joined by stream copy, so the reel is not in the "
+        "campaign's makespan and its cost stops growing at 12 clips. Measured here in one "
+        "call (every part, then the join) on real offline clips (3 s Ken Burns, 512x512), "
+        "against the real-scale critical path:\n\n" + table
+    )
 
 
 # --- the Gantt chart ----------------------------------------------------------------------
@@ -846,10 +912,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=100, help="products in part 2 (0: skip)")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds for part 1 repeats")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--no-reel", dest="reel", action="store_false", help="skip part 3")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     began = time.monotonic()
     default, results, backlog, reads = asyncio.run(bench(args))
+    reels = reel_costs(args.sizes) if args.reel else []
     gantt = "No successful 10-product run: no chart.\n"
     if (run10 := pick(results, TARGET_N)) is not None:
         draw_gantt(run10, args.out / "gantt.png")
@@ -869,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
             "products; each product's details call starts as soon as its name is written, "
             "and its image as soon as its details are.\n"
         )
-    text = report(args, default, results, backlog, reads, gantt, argv)
+    text = report(args, default, results, backlog, reads, gantt, argv, reels)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "BENCHMARKS.md").write_text(text)
     print(text)

@@ -3,7 +3,7 @@
 Steps and pictures write their outputs through the executor; the one file the
 core writes directly is a caller's uploaded image, before its campaign is
 stored, and it removes the folder again if the campaign is refused. Both run
-off the event loop. Where the folder is comes from `RunContext.folder`.
+off the event loop. Where the folder is: `campaign_folder`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+
+
+def campaign_folder(data_dir: Path, campaign_id: str) -> Path:
+    """Where a campaign's files go, under the data folder."""
+    return (data_dir / "campaigns" / campaign_id).resolve()
 
 
 async def write_new(path: Path, data: bytes) -> None:

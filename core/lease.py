@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import Campaign, Lease
@@ -142,11 +142,12 @@ class ResumeReport:
     resumed: list[Campaign]  # taken over by this process and now running here
     held: list[Held]  # run by a live process
     skipped: list[Campaign]  # orphans this process does not take (another front end's)
+    reels: list[Campaign] = field(default_factory=list)  # finished; their owed reel made here
 
     @property
     def nothing_to_do(self) -> bool:
-        """Neither resumed nor held anything."""
-        return not self.resumed and not self.held
+        """Neither resumed, held nor made a reel of anything."""
+        return not self.resumed and not self.held and not self.reels
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,15 @@
 """A finished campaign's pictures: what they show, and rendering them off the event loop.
 
 The contact sheet (every current product, failed and canceled ones marked,
-videos badged, the campaign id and cost on its title bar), the timeline (a
-row per product and attempt, a bar per step that ran) and the reel (every
-current product's clip after a title card) are drawn by picklable renderers
-that bot.py injects (adapters/pictures); they run on the executor's CPU pool,
-never on the event loop. `CampaignPictures` renders the sheet early, once
-the images are done, and everything at finalize in one pool call, before
-CAMPAIGN_FINISHED goes out, so the summary carries them. The reel is part of
-finalize on purpose: it is what the summary posts, so its seconds of ffmpeg
-count in the campaign's makespan (docs/BENCHMARKS.md reports them apart).
-A picture that fails is logged and left out; the outcome never changes.
+videos badged, the campaign id and cost on its title bar) and the timeline (a
+row per product and attempt, a bar per step that ran) are drawn by picklable
+renderers that bot.py injects (adapters/pictures); they run on the
+executor's CPU pool, never on the event loop. `CampaignPictures` renders the
+sheet early, once the images are done, and both at finalize in one pool
+call, before CAMPAIGN_FINISHED goes out, so the summary carries them. The
+reel is not part of finalize: it follows the summary (core/reel.py), with
+renderers of its own (`ReelFns`). A picture that fails is logged and left
+out; the outcome never changes.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ of the contact sheet; `base` is a sheet it rendered earlier from the same items 
 the title bar is drawn again)."""
 TimelineFn = Callable[..., str]
 """`timeline(panels, out_path, *, title, axis_label) -> out_path`: picklable renderer."""
-ReelFn = Callable[..., str]
-"""`reel(clips, out_path, *, title, subtitle) -> out_path`: picklable renderer (ffmpeg)."""
 SheetItem = tuple[str, str | None, str, bool]
 """(product name, image path or None, status word, has a video)."""
 SheetItems = list[SheetItem]
@@ -46,12 +43,27 @@ Bar = tuple[str, str, float, float, str]
 
 
 @dataclass(frozen=True)
+class ReelFns:
+    """The reel's picklable renderers (ffmpeg): its parts one at a time, then the join.
+
+    `card(folder, *, title, subtitle, seconds) -> part`; `clip(clip_path, folder, *,
+    caption, max_s) -> part` (letterboxed to the reel's frame, captioned, cut to
+    `max_s`); `join(parts, out_path) -> out_path` (a stream copy). A part is a file in
+    `folder`, named after what it was made from (made again only when that changed).
+    """
+
+    card: Callable[..., str]
+    clip: Callable[..., str]
+    join: Callable[..., str]
+
+
+@dataclass(frozen=True)
 class Pictures:
     """The picklable renderers of a finished campaign's pictures (bot.py injects them)."""
 
     sheet: SheetFn
     timeline: TimelineFn | None = None
-    reel: ReelFn | None = None
+    reel: ReelFns | None = None
 
 
 Renderers = Pictures | SheetFn
@@ -70,7 +82,6 @@ class Rendered:
 
     sheet: str | None = None
     timeline: str | None = None
-    reel: str | None = None
 
 
 class CampaignPictures:
@@ -86,16 +97,10 @@ class CampaignPictures:
         self._early: tuple[SheetItems, str, str | None] | None = None  # the early sheet
 
     async def finish(self, campaign: Campaign) -> Rendered:
-        """Sheet, timeline and reel in one CPU-pool call; a failed one is None.
-
-        One call, not three: a second concurrent call would start a second
-        pool worker at the end of the campaign (~0.2 s), and the sheet and the
-        timeline take tens of milliseconds before the reel's seconds anyway.
-        """
+        """Sheet and timeline in one CPU-pool call (one worker's turn); a failed one is None."""
         jobs = {
             "contact sheet": self._sheet_job(campaign),
             "timeline": self._timeline_job(campaign),
-            "reel": self._reel_job(campaign),
         }
         todo = [(what, job) for what, job in jobs.items() if isinstance(job, functools.partial)]
         done: dict[str, str | None] = {
@@ -110,7 +115,7 @@ class CampaignPictures:
                 if failure is not None:
                     log.warning("campaign %s: no %s: %s", campaign.id, what, failure)
                 done[what] = path
-        return Rendered(done["contact sheet"], done["timeline"], done["reel"])
+        return Rendered(done["contact sheet"], done["timeline"])
 
     def _sheet_job(self, campaign: Campaign) -> Render | str | None:
         """The early sheet if nothing on it changed, else the render of a new one.
@@ -183,22 +188,6 @@ class CampaignPictures:
             out,
             title=title,
             axis_label="seconds since the campaign started",
-        )
-
-    def _reel_job(self, campaign: Campaign) -> Render | None:
-        """Every current product's clip in order after a title card; None without videos."""
-        fn = self.renderers.reel
-        clips = [
-            (p.plan.name, path)
-            for p in campaign.current()
-            if (path := p.output(StepName.VIDEO)) is not None
-        ]
-        if fn is None or not clips:
-            return None
-        out = str(self.folder / "reel.mp4")
-        count = f"{len(clips)} product{'s' if len(clips) != 1 else ''}"
-        return functools.partial(
-            fn, clips, out, title=campaign.request.theme, subtitle=f"{count} · {campaign.id}"
         )
 
 

@@ -161,6 +161,10 @@ class Executor(Protocol):
         """Run a picklable function in a worker process."""
         ...
 
+    def warm(self) -> None:
+        """Start the CPU workers now, in the background, not at the first run_cpu."""
+        ...
+
     async def aclose(self) -> None:
         """Release workers; running work is cancelled."""
         ...
@@ -238,28 +242,6 @@ class Planner(Protocol):
 
         `on_plan` is handed each plan (but those of `ctx.done`) as soon as it is complete,
         in any order, while the others are still being planned."""
-        ...
-
-
-@dataclass(frozen=True)
-class CachedDoc:
-    """A document a provider publishes (e.g. a model's input schema), as last fetched."""
-
-    key: str  # what it describes, e.g. a model id
-    version: str  # the provider's version id of it
-    body: str  # the document, as JSON text
-    checked_at: float  # when it was last compared with the provider (epoch s)
-
-
-class ProviderCache(Protocol):
-    """Provider documents kept across restarts, so the bot works while the provider is away."""
-
-    async def cached(self, key: str) -> CachedDoc | None:
-        """The stored document for `key`, if any."""
-        ...
-
-    async def cache(self, doc: CachedDoc) -> None:
-        """Store (or replace) a document."""
         ...
 
 

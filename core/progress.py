@@ -34,6 +34,9 @@ class EventKind(str, Enum):
     STEP_FINISHED = "step_finished"  # status says succeeded, failed, canceled or skipped
     PRODUCT_FINISHED = "product_finished"  # every step of one product is done; status = product's
     CAMPAIGN_FINISHED = "campaign_finished"
+    # after CAMPAIGN_FINISHED (or on resume): the reel, as `output`, status "succeeded";
+    # "failed" with why in `message`; "canceled" when another run of the campaign took over
+    REEL_READY = "reel_ready"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ProgressEvent:
     campaign: Campaign | None = None  # the whole record, on start and finish
     pace: Pace | None = None  # on start: stored durations and slots, for the ETA
     queued: int | None = None  # a pending step's place in line for a slot (STEP_PROGRESS)
+    reel_follows: bool = False  # CAMPAIGN_FINISHED: a REEL_READY event comes after it
 
 
 @dataclass

@@ -5,6 +5,8 @@ released the campaign (a deploy hands over), or at once when its process is
 gone from this host (core/lease.py judges which). A taken-over campaign runs
 on here as a `CampaignRun`: finished steps keep their outcome, the others run
 again with their stored prediction id or adopt the one their intent points to.
+A finished campaign whose owner stopped between its summary and its reel gets
+the reel made here (core/reel.py), from its stored clips.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from core.lease import Held, Ownership, ResumeReport, judge
 from core.model import Campaign
 from core.ports import ProgressSink
+from core.reel import Reels
 from core.run import Runs
 from core.store_ports import CampaignLeases, CampaignRecords
 
@@ -42,11 +45,13 @@ class Recovery:
         leases: CampaignLeases,
         ownership: Ownership,
         runs: Runs,
+        reels: Reels,
     ) -> None:
         self.records = records
         self.leases = leases
         self.ownership = ownership
         self.runs = runs
+        self.reels = reels
         self._loop: asyncio.Task[None] | None = None
 
     async def resume(
@@ -72,7 +77,26 @@ class Recovery:
                 log.warning("resuming campaign %s, left by a stopped process", campaign_id)
                 self.runs.start(campaign, sinks_for(campaign))
                 report.resumed.append(campaign)
+        await self._reels(report, sinks_for, accept)
         return report
+
+    async def _reels(self, report: ResumeReport, sinks_for: SinksFor, accept: Accept) -> None:
+        """Make the reels that stopped owners left owed (quietly skip those a live one makes)."""
+        ownership = self.ownership
+        if self.reels.fns is None:  # this process makes no reels
+            return
+        due = await self.leases.reels_due()
+        for verdict in judge(due, ownership.owner, ownership.clock(), ownership.lease_s):
+            campaign_id = verdict.lease.campaign_id
+            if not verdict.free or campaign_id in self.runs or campaign_id in self.reels:
+                continue
+            campaign = await self.records.get(campaign_id)
+            if accept(campaign) and await ownership.claim(campaign_id, verdict.dead_owner):
+                log.warning(
+                    "making the reel of campaign %s, left by a stopped process", campaign_id
+                )
+                if self.reels.start(campaign, sinks_for(campaign)):
+                    report.reels.append(campaign)
 
     def start(self, sinks_for: SinksFor = _no_sinks, accept: Accept = _take_all) -> None:
         """Resume now and every `lease_s` from now on, until aclose()."""

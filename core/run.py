@@ -5,9 +5,10 @@ the lease and watches the cancel flag; it ends either finalized here
 (succeeded, failed or canceled, with its pictures and a summary event) or
 let go to the next owner (handed over by a deploy, or taken over after a lost
 lease), cancelling nothing on the provider. `Runs` are the campaigns this
-process runs, by id.
+process runs, by id, and their reels.
 
-Its pictures (contact sheet, timeline, reel) are core/pictures.py's job.
+Its pictures (contact sheet, timeline) are core/pictures.py's job; its reel,
+prepared while it runs and made after its summary, core/reel.py's.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CampaignError, ConfigError, LeaseLost
 from core.eta import Guess, Pace
+from core.folders import campaign_folder
 from core.lease import Ownership, Stop
 from core.model import (
     Campaign,
     CampaignStatus,
-    PlanCall,
     Product,
     ProductPlan,
     StepKind,
@@ -34,9 +35,11 @@ from core.model import (
 )
 from core.pictures import CampaignPictures, Price, Rendered, Renderers, as_pictures
 from core.pipeline import ChainRunner, Publish, new_product
+from core.plan_hooks import plan_context
 from core.planner import base_seed
-from core.ports import Executor, PlanContext, Planner, ProgressSink, StepHooks
+from core.ports import Executor, Planner, ProgressSink
 from core.progress import EventKind, ProgressEvent
+from core.reel import Reels
 from core.scheduler import Scheduler
 from core.store_ports import CampaignRecords
 
@@ -57,12 +60,13 @@ class RunContext:
     beat_s: float  # heartbeat and cancel-flag interval
     clock: Callable[[], float]
     finished: Callable[[Campaign], Awaitable[None]]  # the audit line of a finalized campaign
+    reels: Reels | None = None  # the reels of this process's campaigns (None: none made)
     price: Price | None = None  # the generator's price per step (the early sheet's cost)
     typical: Guess | None = None  # the generator's typical step durations (first ETAs)
 
     def folder(self, campaign_id: str) -> Path:
         """Where the campaign's outputs go."""
-        return (self.data_dir / "campaigns" / campaign_id).resolve()
+        return campaign_folder(self.data_dir, campaign_id)
 
 
 class CampaignRun:
@@ -79,6 +83,7 @@ class CampaignRun:
         self._pace: Pace | None = None  # the ETA's stored durations, read at the first start
         folder = ctx.folder(campaign.id)
         self._pictures = CampaignPictures(as_pictures(ctx.sheet), ctx.executor, folder, ctx.price)
+        self._clips = ctx.reels.watch(campaign) if ctx.reels else None  # prepared as they arrive
 
     def start(self) -> asyncio.Task[Campaign]:
         """Run the campaign, which this process has just claimed."""
@@ -144,6 +149,8 @@ class CampaignRun:
     async def _let_go(self) -> Campaign:
         """Leave a campaign that is handed over (or was taken over) to its next owner."""
         campaign_id = self.campaign.id
+        if self.ctx.reels is not None:
+            self.ctx.reels.forget(campaign_id)  # the next owner prepares its own clips
         await self.ctx.ownership.release(campaign_id)
         log.warning("campaign %s left to its next owner; nothing canceled", campaign_id)
         return await self.ctx.records.get(campaign_id)
@@ -207,7 +214,11 @@ class CampaignRun:
 
         async with ctx.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
             try:
-                plans = await ctx.planner.plan(campaign.request, self._plan_context(), on_plan)
+                plans = await ctx.planner.plan(
+                    campaign.request,
+                    plan_context(campaign, ctx.records, ctx.ownership.owner, ctx.clock, self.stop),
+                    on_plan,
+                )
             except LeaseLost:
                 self.stop.keep = True
                 raise
@@ -215,41 +226,6 @@ class CampaignRun:
             await self.publish(
                 ProgressEvent(EventKind.STEP_PROGRESS, campaign.id, ctx.clock(), message=plans.note)
             )
-
-    def _plan_context(self) -> PlanContext:
-        """Hooks that store each planning prediction like a step's (fenced by owner)."""
-        campaign, ctx, stop = self.campaign, self.ctx, self.stop
-        calls = dict(campaign.plan_calls)
-
-        def hooks_for(part: str) -> StepHooks:
-            async def save(call: PlanCall) -> None:
-                calls[part] = call
-                try:
-                    await ctx.records.save_plan(campaign.id, part, call, ctx.ownership.owner)
-                except LeaseLost:
-                    stop.keep = True
-                    raise
-
-            async def remember(provider_id: str) -> None:
-                await save(replace(calls.get(part, PlanCall()), provider_id=provider_id))
-
-            async def before_spend(sent: str) -> None:
-                await save(PlanCall(None, ctx.clock(), sent))
-
-            return StepHooks(
-                _quiet,
-                remember,
-                before_spend=before_spend,
-                keep_on_stop=lambda: stop.keep,
-                may_spend=stop.may_spend,
-            )
-
-        return PlanContext(
-            hooks_for,
-            dict(campaign.plan_calls),
-            tuple(p.plan for p in campaign.products if p.attempt_of is None),
-            campaign_id=campaign.id,
-        )
 
     def _runner(self, publish: Publish) -> ChainRunner:
         campaign, ctx = self.campaign, self.ctx
@@ -275,7 +251,8 @@ class CampaignRun:
     async def finalize(
         self, campaign: Campaign, *, canceled: bool, error: str | None = None
     ) -> Campaign:
-        """Cancel what did not finish, store the outcome and the pictures, and announce it."""
+        """Cancel what did not finish, store the outcome and the pictures, and announce it;
+        then make the reel (if the campaign has videos), which follows as its own event."""
         ctx, owner = self.ctx, self.ctx.ownership.owner
         for step in campaign.steps():
             if not step.status.done:
@@ -289,6 +266,10 @@ class CampaignRun:
         campaign = await ctx.records.get(campaign.id)
         pictures = Rendered() if canceled else await self._pictures.finish(campaign)
         status = outcome((s for p in campaign.current() for s in p.steps), canceled)
+        reels = None if canceled else ctx.reels
+        reel = reels is not None and bool(reels.due(campaign))
+        if reel:  # owed from now on: a crash before it is written leaves it to `resume`
+            await ctx.records.save_reel(campaign.id, None, owner, due=True)
         await ctx.records.save_status(
             campaign.id,
             status,
@@ -296,7 +277,6 @@ class CampaignRun:
             contact_sheet=pictures.sheet,
             error=error,
             owner=owner,
-            reel=pictures.reel,
             timeline=pictures.timeline,
         )
         campaign = await ctx.records.get(campaign.id)
@@ -308,12 +288,19 @@ class CampaignRun:
                 ctx.clock(),
                 status=status.value,
                 campaign=campaign,
+                reel_follows=reel,
             )
         )
+        if reels is not None and reel:
+            reels.start(campaign, self.sinks)
+        elif ctx.reels is not None:
+            ctx.reels.forget(campaign.id)
         return campaign
 
     async def publish(self, event: ProgressEvent) -> None:
-        """Hand an event to every sink of the campaign."""
+        """Hand an event to every sink of the campaign (and its clips to the reel)."""
+        if self._clips is not None:
+            self._clips.saw(event)
         for sink in self.sinks:
             try:
                 await sink.publish(event)
@@ -343,7 +330,8 @@ class Runs:
         return campaign_id in self._by_id
 
     async def stop_all(self, *, hand_over: bool) -> None:
-        """Cancel (or hand over) every run and wait for them to settle."""
+        """Cancel (or hand over) every run and wait for them to settle; then stop the reels
+        under way (one left owed is made by the next `resume`)."""
         runs = list(self._by_id.values())
         for run in runs:
             if hand_over:
@@ -351,6 +339,8 @@ class Runs:
             else:
                 run.cancel()
         await asyncio.gather(*(run.task for run in runs if run.task), return_exceptions=True)
+        if self.ctx.reels is not None:
+            await self.ctx.reels.stop()
 
     async def finalize_idle(self, campaign: Campaign) -> Campaign:
         """Finalize as canceled a campaign that no process runs (no sinks, no sheet)."""
@@ -374,10 +364,6 @@ def _lost(work: asyncio.Task[None]) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.subgroup(LeaseLost) is not None
     return isinstance(exc, LeaseLost)
-
-
-async def _quiet(_message: str) -> None:
-    return None
 
 
 def _image_done(product: Product) -> bool:

@@ -77,7 +77,7 @@ class CampaignService:
         self._new = Submissions(ctx)
         self._after = AfterActions(ctx)
         self._stop = Cancellation(ctx)
-        self._recovery = Recovery(store, store, ctx.ownership, ctx.runs)
+        self._recovery = Recovery(store, store, ctx.ownership, ctx.runs, ctx.reels)
 
     @property
     def owner(self) -> str:
@@ -150,13 +150,22 @@ class CampaignService:
         return await self._new.animate_image(data, name, prompt, sinks, requester, origin)
 
     async def run(self, request: CampaignRequest, sinks: Sequence[ProgressSink] = ()) -> Campaign:
-        """Submit and wait for the outcome."""
+        """Submit and wait for the outcome, and for the reel that follows it."""
         campaign = await self.submit(request, sinks)
-        return await self.wait(campaign.id)
+        await self.wait(campaign.id)
+        return await self.wait_reel(campaign.id)
 
     async def wait(self, campaign_id: str) -> Campaign:
-        """The campaign once it is finished (now, if it is not running here)."""
+        """The campaign once it is finished (now, if it is not running here).
+
+        Its reel, if it has videos, is made after that: see `wait_reel`.
+        """
         return await self._ctx.wait(campaign_id)
+
+    async def wait_reel(self, campaign_id: str) -> Campaign:
+        """The campaign once no reel of it is being made here (written, failed or stopped)."""
+        await self._ctx.reels.wait(campaign_id)
+        return await self.store.get(campaign_id)
 
     async def get(self, campaign_id: str) -> Campaign:
         """The stored campaign."""
@@ -230,6 +239,8 @@ class CampaignService:
         points to (no step is paid for twice). `accept` picks the campaigns this
         process may report on (a front end takes only its own); `sinks_for`
         re-attaches progress, e.g. to the chat message in `campaign.origin`.
+        A finished campaign whose reel a stopped process owed gets it made
+        here (`wait_reel`), from its stored clips: no step runs again.
         """
         return await self._recovery.resume(sinks_for, accept)
 
@@ -245,6 +256,7 @@ class CampaignService:
         `hand_over=False`: cancel them (and their predictions). `hand_over=True`
         (a deploy): stop them here without cancelling anything on the provider
         and release their leases, so the next process takes them over at once.
+        Reels under way stop too: the next `resume` makes them.
         Front ends call it before their followers post a last edit; calling it
         again is harmless (a later call stops only what started since).
         """

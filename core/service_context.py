@@ -10,6 +10,7 @@ the spend guard (`gate`), starts a claimed campaign and waits for one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from core.audit import Gate
 from core.errors import RequestBlocked
+from core.folders import campaign_folder
 from core.lease import Ownership
 from core.model import Campaign, StepName
-from core.pictures import Renderers
+from core.pictures import Renderers, as_pictures
 from core.pipeline import step_names
 from core.ports import Executor, Generator, Planner, ProgressSink
+from core.reel import Reels
 from core.request import CampaignRequest, motion_prompt
 from core.run import RunContext, Runs
 from core.scheduler import Scheduler
@@ -76,6 +79,10 @@ class ServiceContext:
         self.config = config
         self.clock = clock
         self.ownership = Ownership(store, config.settings.lease_s, clock)
+        beat_s = min(config.settings.cancel_poll_s, config.settings.lease_s / 3)
+        folder = functools.partial(campaign_folder, config.settings.data_dir)
+        reel, lanes = as_pictures(sheet).reel, config.settings.limits.cpu - 1
+        self.reels = Reels(reel, executor, store, self.ownership, folder, beat_s, lanes)
         self.runs = Runs(
             RunContext(
                 records=store,
@@ -85,9 +92,10 @@ class ServiceContext:
                 scheduler=scheduler,
                 sheet=sheet,
                 data_dir=config.settings.data_dir,
-                beat_s=min(config.settings.cancel_poll_s, config.settings.lease_s / 3),
+                beat_s=beat_s,
                 clock=clock,
                 finished=self._audit_finished,
+                reels=self.reels,
                 price=generator.price_usd,
                 typical=generator.typical_s,
             )

@@ -51,6 +51,13 @@ class CampaignRecords(Protocol):
         """Write the campaign's status and, when given, its other fields (fenced by owner)."""
         ...
 
+    async def save_reel(
+        self, campaign_id: str, reel: str | None, owner: str, *, due: bool = False
+    ) -> None:
+        """Store the reel's path (None: there is none), or with `due` mark one as owed
+        (fenced by owner)."""
+        ...
+
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps; raises CampaignNotFound."""
         ...
@@ -88,6 +95,10 @@ class CampaignLeases(Protocol):
 
     async def unfinished(self) -> Sequence[Lease]:
         """Who holds each pending or running campaign."""
+        ...
+
+    async def reels_due(self) -> Sequence[Lease]:
+        """Who last held each finished campaign whose reel is owed (a crash came between)."""
         ...
 
     async def orphans(self, stale_before: float) -> Sequence[str]:

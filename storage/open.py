@@ -11,7 +11,8 @@ if TYPE_CHECKING:  # pydantic loads with the settings, not with `bot.py --versio
     from storage.postgres_store import PostgresStore
 
 Store: TypeAlias = "SqliteStore | PostgresStore"
-"""Every port of the store (store_ports.CampaignStore, ports.ProviderCache), plus close()."""
+"""Every port of the store (store_ports.CampaignStore, provider_docs.ProviderCache), plus
+close()."""
 
 
 async def open_store(settings: CoreSettings) -> Store:

@@ -22,6 +22,12 @@ from core.model import (
 from core.quotas import AuditEntry, AuditEvent, Spend, Who
 from core.request import CampaignRequest
 
+# The reel column holds the reel's path once it is written; this, while one is owed (a
+# finished campaign's reel is rendered after its summary: a crash in between leaves it
+# owed, and `reels_due` finds it for resume); NULL when there is none.
+REEL_DUE = ""
+FINISHED = ("succeeded", "partial", "failed")  # the outcomes a reel is rendered for
+
 STEP_COLUMNS = (
     "status",
     "attempts",
@@ -155,7 +161,7 @@ def assemble(
         finished_at=row["finished_at"],
         contact_sheet=row["contact_sheet"],
         error=row["error"],
-        reel=row["reel"],
+        reel=row["reel"] or None,  # REEL_DUE: not written yet
         timeline=row["timeline"],
         products=tuple(product(p, steps) for p in products),
         requester=row["requester"],

@@ -17,6 +17,7 @@ from adapters.local_executor import LocalExecutor
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.planner import LlmPlanner
 from bot.settings import AppSettings
+from core.pictures import Renderers
 from core.ports import Planner
 from core.scheduler import Limits
 from core.service import CampaignService
@@ -104,7 +105,8 @@ def fixture_settings(
 async def make_service(
     tmp_path: Path, store: Store, bot_main: ModuleType
 ) -> AsyncIterator[ServiceFactory]:
-    """Factory: a CampaignService on the real store and LocalExecutor with a fake generator.
+    """Factory: a CampaignService on the real store and LocalExecutor with a fake generator
+    (and the fake contact-sheet renderer alone, unless `sheet` names others).
 
     The factory hands the service back without awaiting, so it uses bot.py's
     `wire` over the fixture's open store rather than the async `build`.
@@ -112,7 +114,10 @@ async def make_service(
     built: list[tuple[CampaignService, LocalExecutor]] = []
 
     def factory(
-        generator: GatedGenerator, limits: Limits | None = None, **config: Any
+        generator: GatedGenerator,
+        limits: Limits | None = None,
+        sheet: Renderers = fake_sheet,
+        **config: Any,
     ) -> CampaignService:
         settings = fixture_settings(tmp_path, limits)
         executor = LocalExecutor(generator, settings.limits)
@@ -121,7 +126,7 @@ async def make_service(
             store=store,
             generator=generator,
             executor=executor,
-            sheet=fake_sheet,
+            sheet=sheet,
             **config,
         )
         built.append((service, executor))

@@ -13,10 +13,11 @@ from bot.chat.followers import Followers
 from bot.words import refusal
 from core.errors import CampaignError, CampaignStateError
 from core.model import Campaign, CampaignStatus, Product, TerminalOrigin
+from core.pictures import Pictures
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
 from core.service import CampaignService
-from tests.fakes import GatedGenerator
+from tests.fakes import FAKE_REEL, GatedGenerator, fake_sheet
 
 
 @dataclass
@@ -26,7 +27,10 @@ class Recorder:
     statuses: list[CampaignStatus] = field(default_factory=list)
     products: list[int] = field(default_factory=list)
     summaries: list[CampaignStatus] = field(default_factory=list)
+    reels: list[str] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    reel_gate: asyncio.Event | None = None
+    reeled: asyncio.Event = field(default_factory=asyncio.Event)
     summarized: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def render_status(self, snapshot: CampaignSnapshot) -> None:
@@ -41,9 +45,19 @@ class Recorder:
         self.summaries.append(campaign.status)
         self.summarized.set()  # the follower is done as soon as this returns
 
+    async def post_reel(self, campaign: Campaign, reel: str | None, failure: str) -> None:
+        if self.reel_gate is not None:
+            await self.reel_gate.wait()
+        self.reels.append(reel or failure)
+        self.reeled.set()
+
 
 def request(products: int = 2) -> CampaignRequest:
     return CampaignRequest(theme="cats", products=products, videos=False)
+
+
+def videos(products: int = 2) -> CampaignRequest:
+    return CampaignRequest(theme="cats", products=products, videos=True)
 
 
 async def submit(
@@ -97,6 +111,45 @@ async def test_close_cuts_the_relays_so_nothing_is_posted_afterwards(make_servic
     gen.open((0, "image"), (1, "image"))
     assert (await service.wait(campaign.id)).status is CampaignStatus.SUCCEEDED
     assert surface.products == [] and surface.summaries == []
+
+
+async def test_a_follower_past_its_summary_retries_at_once_and_still_posts_the_reel(
+    make_service,
+) -> None:
+    gate = asyncio.Event()
+    service = make_service(
+        GatedGenerator(open_all=True, fail={(1, "image")}, fail_once=True),
+        sheet=Pictures(fake_sheet, reel=FAKE_REEL),
+    )
+    followers = Followers(service, min_interval_s=0.0)
+    first = Recorder(reel_gate=gate)
+    campaign = await submit(followers, service, videos(), first)
+    await first.summarized.wait()
+    await service.wait_reel(campaign.id)  # made; its post is held
+    assert not followers.live(campaign.id)  # past its summary: a retry is not refused
+    second = Recorder()
+    await followers.retry(campaign.id, second)
+    await second.summarized.wait()
+    assert first.reels == []
+    gate.set()
+    await first.reeled.wait()  # the first run's reel, posted by its own follower
+    assert len(first.reels) == 1 and first.reels[0].endswith("reel.mp4")
+    await followers.aclose()
+
+
+async def test_close_cuts_a_follower_waiting_for_its_reel(make_service) -> None:
+    service = make_service(
+        GatedGenerator(open_all=True), sheet=Pictures(fake_sheet, reel=FAKE_REEL)
+    )
+    followers = Followers(service, min_interval_s=0.0)
+    surface = Recorder(reel_gate=asyncio.Event())  # never opened
+    campaign = await submit(followers, service, videos(), surface)
+    await surface.summarized.wait()
+    await submit(followers, service, request(1), Recorder())  # forgets the first's follower
+    await service.wait_reel(campaign.id)
+    await followers.aclose()  # returns: the held reel post is cancelled, not left running
+    posting = [t for t in asyncio.all_tasks() if "_post_loop" in repr(t.get_coro())]
+    assert posting == [] and surface.reels == []
 
 
 async def test_a_refused_submit_leaves_nothing_followed(make_service) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,18 +14,24 @@ from bot.chat.text import (
     summary_text,
 )
 from core.model import Campaign, Product
+from core.pictures import Pictures
 from core.progress import CampaignSnapshot
 from core.request import CampaignRequest
-from tests.fakes import GatedGenerator
+from tests.fakes import FAKE_REEL, GatedGenerator, fake_sheet
+
+
+async def _no_reel(_campaign: Campaign, _reel: str | None, _failure: str) -> None:
+    return None
 
 
 @dataclass
 class Surface:
-    """A ChatSurface made of three callbacks."""
+    """A ChatSurface made of four callbacks."""
 
     render_status: Callable[[CampaignSnapshot], Awaitable[None]]
     post_product: Callable[[Campaign, Product], Awaitable[None]]
     post_summary: Callable[[Campaign], Awaitable[None]]
+    post_reel: Callable[[Campaign, str | None, str], Awaitable[None]] = _no_reel
 
 
 async def test_posts_each_product_then_the_summary(make_service) -> None:
@@ -61,3 +68,40 @@ async def test_posts_each_product_then_the_summary(make_service) -> None:
     final.notice = "planner fell back to templates"
     assert progress_line(final, "local pool").endswith("· planner fell back to templates")
     assert (await service.get(campaign.id)).status.value == "partial"
+
+
+async def test_the_reel_is_posted_after_the_summary_and_the_follower_is_done_before_it(
+    make_service,
+) -> None:
+    gate, reeled = asyncio.Event(), asyncio.Event()
+    service = make_service(
+        GatedGenerator(open_all=True), sheet=Pictures(fake_sheet, reel=FAKE_REEL)
+    )
+    posts: list[str] = []
+
+    async def render(_snapshot: CampaignSnapshot) -> None:
+        return None
+
+    async def post_product(_campaign: Campaign, product: Product) -> None:
+        posts.append(f"product {product.plan.index + 1}")
+
+    async def post_summary(campaign: Campaign) -> None:
+        posts.append("summary")
+
+    async def post_reel(campaign: Campaign, reel: str | None, failure: str) -> None:
+        await gate.wait()
+        posts.append(f"reel {reel == campaign.reel}")
+        reeled.set()
+
+    surface = Surface(render, post_product, post_summary, post_reel)
+    follower = ChatProgress(service, surface, min_interval_s=0.0)
+    campaign = await service.submit(
+        CampaignRequest(theme="cats", products=2, videos=True), [follower]
+    )
+    await follower.done.wait()  # done at the summary: a press now is not "still running"
+    await service.wait_reel(campaign.id)
+    assert follower.posting and posts[-1] == "summary"
+    gate.set()
+    await reeled.wait()
+    assert sorted(posts[:2]) == ["product 1", "product 2"]
+    assert posts[2:] == ["summary", "reel True"]

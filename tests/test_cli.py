@@ -62,6 +62,7 @@ def test_run_json_then_history_and_show(tmp_path: Path) -> None:
         "executor",
         "generator",
         "elapsed_s",
+        "reel_s",
         "cost_usd",
         "products",
     }
@@ -78,11 +79,20 @@ def test_run_json_then_history_and_show(tmp_path: Path) -> None:
             assert img.size == (1024, 1024)
         assert video.stat().st_size > 1000
     assert Path(summary["contact_sheet"]).exists()
+    # `run` exits once the reel is written: the campaign's time ends at its last product,
+    # the reel's own time after it
+    reel = Path(summary["reel"])
+    assert reel.exists() and isinstance(summary["reel_s"], float) and summary["reel_s"] >= 0
 
     history = _cli(tmp_path, "history", "--json")
     assert [c["id"] for c in json.loads(history.stdout)] == [summary["id"]]
     shown = json.loads(_cli(tmp_path, "show", summary["id"], "--json").stdout)
     steps = shown["products"][0]["steps"]
+    last_product = max(s["finished_at"] for p in shown["products"] for s in p["steps"])
+    assert last_product <= shown["finished_at"] <= reel.stat().st_mtime  # finished, then reel
+    assert shown["finished_at"] - shown["started_at"] == pytest.approx(
+        summary["elapsed_s"], abs=1e-3
+    )
     assert [s["name"] for s in steps] == ["image", "video"]
     assert all(s["worker"] == "local" and s["attempts"] == 1 for s in steps)
     table = _cli(tmp_path, "history")
@@ -201,6 +211,26 @@ def test_a_killed_run_is_finished_by_resume(tmp_path: Path) -> None:
         ]
     assert len(attempts) == 8
     assert attempts.count(1) >= done_before  # what was done before the crash was not redone
+
+
+def test_resume_makes_a_reel_lost_to_a_crash_without_running_a_step(tmp_path: Path) -> None:
+    done = json.loads(_cli(tmp_path, "run", "reel cats products:2 videos:yes", "--json").stdout)
+    Path(done["reel"]).unlink()
+    db = tmp_path / "c.db"
+    with sqlite3.connect(db) as conn:  # as if its process died between summary and reel
+        conn.execute("UPDATE campaigns SET reel = '', owner = 'elsewhere:1:x', heartbeat_at = 1")
+        steps = conn.execute("SELECT name, attempts, finished_at FROM steps").fetchall()
+    shown = json.loads(_cli(tmp_path, "show", done["id"], "--json").stdout)
+    assert shown["status"] == "succeeded" and shown["reel"] is None  # owed, not shown
+    result = _cli(tmp_path, "resume", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["resumed"] == [] and report["nothing_to_do"] is False
+    (made,) = report["reels"]
+    assert made["id"] == done["id"] and Path(made["reel"]).exists()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name, attempts, finished_at FROM steps").fetchall() == steps
+    assert json.loads(_cli(tmp_path, "resume", "--json").stdout)["nothing_to_do"] is True
 
 
 def _steps(db: Path, status: str) -> int:

@@ -4,6 +4,7 @@ commands.Bot against the fake Discord (REST + gateway, attachments served on 127
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +14,9 @@ from PIL import Image
 
 from bot.settings import AppSettings
 from core.model import Action, Campaign, CampaignStatus, StepName
+from core.pictures import Pictures, ReelFns
 from core.service import CampaignService
-from tests.fakes import GatedGenerator
+from tests.fakes import GatedGenerator, big_join, fake_card, fake_clip, fake_sheet
 from tests.fakes.discord_api import Call, FakeDiscord, snowflake
 from tests.fakes.discord_harness import (  # bot_starter and fake_server register fixtures
     EPHEMERAL,
@@ -345,36 +347,34 @@ async def test_what_is_not_an_image_is_refused_and_nothing_is_stored(
     assert not list((tmp_path / "data").glob("campaigns/*/upload*"))
 
 
-async def test_the_summary_carries_the_timeline_and_the_reel_within_the_limit(
+async def test_the_summary_carries_the_timeline_and_the_reel_follows_within_the_limit(
     fake: FakeDiscord, make_service: Any, start_bot: Any, tmp_path: Path
 ) -> None:
-    service = make_service(GatedGenerator(open_all=True))
-    pictures: dict[str, str] = {}
+    big = ReelFns(fake_card, fake_clip, functools.partial(big_join, size=400 * 1024))
+    service = make_service(GatedGenerator(open_all=True), sheet=Pictures(fake_sheet, reel=big))
     real_get = service.get
 
     async def get(campaign_id: str) -> Campaign:  # the renderers are core/run.py's business
         campaign = await real_get(campaign_id)
         if not campaign.status.done:
             return campaign
-        folder = tmp_path / "data" / "campaigns" / campaign_id
-        folder.mkdir(parents=True, exist_ok=True)
-        timeline, reel = folder / "timeline.png", folder / "reel.mp4"
+        timeline = tmp_path / "data" / "campaigns" / campaign_id / "timeline.png"
+        timeline.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (64, 32), "navy").save(timeline)
-        reel.write_bytes(b"\0" * (400 * 1024))  # over this guild's upload limit
-        pictures.update(timeline=str(timeline), reel=str(reel))
-        return replace(campaign, timeline=str(timeline), reel=str(reel))
+        return replace(campaign, timeline=str(timeline))
 
     await start_bot(ServiceWith(service, get=get), files_base_url="https://files.example")
     payload = fake.command(
-        "new", snowflake(), {"theme": "cats", "products": 1}, size_limit=300 * 1024
+        "new", snowflake(), {"theme": "cats", "products": 1, "videos": True}, size_limit=300 * 1024
     )
     await fake.interact(payload)
-    campaign = await finished(fake, service, 2)
-    summary = thread_posts(fake, campaign.origin.thread)[1]
-    names = [f.filename for f in summary.files]
-    assert names == ["contact-sheet.png", "timeline.png"]  # the reel is too big to attach
+    campaign = await finished(fake, service, 3)
+    _product, summary, reel = thread_posts(fake, campaign.origin.thread)
+    assert [f.filename for f in summary.files] == ["contact-sheet.png", "timeline.png"]
     first, second = summary.json["embeds"]
     assert "succeeded" in first["title"] and second["title"] == "Timeline"
     assert second["image"]["url"] == "attachment://timeline.png"
-    fields = {f["name"]: f["value"] for f in first.get("fields", [])}
-    assert fields == {"Reel": f"reel.mp4: https://files.example/campaigns/{campaign.id}/reel.mp4"}
+    assert not first.get("fields")  # the reel is not the summary's
+    assert reel.files == []  # too big for this guild: linked in a post of its own
+    link = f"reel.mp4: https://files.example/campaigns/{campaign.id}/reel.mp4"
+    assert reel.json["content"] == f"Reel of campaign {campaign.id}\n{link}"

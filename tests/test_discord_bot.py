@@ -99,7 +99,7 @@ async def test_new_campaign_done_when(
         campaign = await service.wait((await started(fake, service)).id)
         assert campaign.status is CampaignStatus.SUCCEEDED
         thread_id = campaign.origin.thread
-        posts = await fake.wait_for(lambda: at_least(fake, thread_id, 4))
+        posts = await fake.wait_for(lambda: at_least(fake, thread_id, 5))
 
     (status,) = fake.find("POST", rf"/channels/{fake.channel_id}/messages")
     assert status.at > defer.at and status.auth == f"Bot {TOKEN}"  # the bot token, not the webhook
@@ -112,7 +112,7 @@ async def test_new_campaign_done_when(
     assert campaign.requester == f"discord:{user}"
     assert campaign.origin.channel == fake.channel_id and campaign.origin.platform == "discord"
 
-    products, summary = posts[:3], posts[3]
+    products, summary, reel_post = posts[:3], posts[3], posts[4]
     for post in products:
         image, video = post.files
         index = int(caption(post)[2]) - 1
@@ -124,10 +124,13 @@ async def test_new_campaign_done_when(
         assert caption(post).startswith("✅ ")
         assert post.json["embeds"][0]["image"]["url"] == f"attachment://{image.filename}"
     assert sorted(caption(p)[2] for p in products) == ["1", "2", "3"]
-    sheet, timeline, *reel = [f.filename for f in summary.files]  # within the upload limit
+    sheet, timeline = [f.filename for f in summary.files]  # within the upload limit
     assert sheet == "contact-sheet.png" and timeline.startswith("timeline.")
     assert summary.json["embeds"][1]["image"]["url"] == f"attachment://{timeline}"
-    assert reel == ["reel.mp4"] or "reel.mp4" in str(summary.json["embeds"][0]["fields"])
+    # the reel follows the summary in a post of its own, attached (or linked when too big)
+    assert reel_post.json["content"].startswith(f"Reel of campaign {campaign.id}")
+    reel = [f.filename for f in reel_post.files]
+    assert reel == ["reel.mp4"] or "reel.mp4" in reel_post.json["content"]
     assert "succeeded" in summary.json["embeds"][0]["description"]
     assert "cost $0.000" in summary.json["embeds"][0]["description"]
 

@@ -30,7 +30,7 @@ from core.progress import EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.scheduler import Limits
 from core.settings import CoreSettings
-from tests.fakes import FAKE_PICTURES, GatedGenerator, broken_reel, fake_sheet, fake_timeline
+from tests.fakes import BROKEN_REEL, FAKE_PICTURES, GatedGenerator, fake_sheet, fake_timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,8 +115,8 @@ async def test_failed_products_are_on_the_sheet_marked_and_videos_flagged(
     assert finished.campaign.timeline == done.timeline
     assert done.timeline is not None and Path(done.timeline).name == "timeline.png"
     assert Path(done.timeline).exists()
-    assert done.reel is not None and Path(done.reel).read_text().splitlines() == [
-        f"{names[0]}\t{done.products[0].output(StepName.VIDEO)}"  # only the clips there are
+    assert done.reel is not None and Path(done.reel).read_text().splitlines()[1:] == [
+        f"{names[0]}\t{done.products[0].output(StepName.VIDEO)}\t4.875"  # only the clips there are
     ]
 
 
@@ -181,7 +181,7 @@ async def test_a_reel_that_fails_leaves_the_campaign_succeeded_without_one(
     bot_main: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     gen = GatedGenerator(open_all=True)
-    pictures = Pictures(sheet=fake_sheet, timeline=fake_timeline, reel=broken_reel)
+    pictures = Pictures(sheet=fake_sheet, timeline=fake_timeline, reel=BROKEN_REEL)
     async with _service(bot_main, tmp_path, gen, pictures) as service:
         done = await service.run(_request(2))
     assert done.status is CampaignStatus.SUCCEEDED

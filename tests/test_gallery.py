@@ -88,6 +88,7 @@ async def build_campaigns(
         outside = await service.submit(CampaignRequest.from_options(theme="owls", products=1))
         for campaign in (nice, nasty, outside):
             await service.wait(campaign.id)
+            await service.wait_reel(campaign.id)  # the reel follows the summary
         done = await store.get(outside.id)
         step = done.products[0].step(StepName.IMAGE)
         assert step is not None

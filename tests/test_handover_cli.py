@@ -196,6 +196,7 @@ def test_sigterm_hands_a_run_over_and_resume_finishes_it(tmp_path: Path) -> None
     assert (resumed["id"], resumed["status"], resumed["platform"]) == (cid, "succeeded", "terminal")
     assert report["held"] == [] and report["nothing_to_do"] is False
     assert all(Path(p["video"]).exists() for p in resumed["products"])
+    assert resumed["reel"] and Path(resumed["reel"]).exists()  # resume waits for its reel too
     attempts = [r[0] for r in _rows(db, "SELECT attempts FROM steps WHERE status = 'succeeded'")]
     assert len(attempts) == 6 and attempts.count(1) >= done_before  # finished work not redone
 
@@ -206,6 +207,7 @@ def test_sigterm_hands_a_run_over_and_resume_finishes_it(tmp_path: Path) -> None
         "held": [],
         "finished_elsewhere": [],
         "nothing_to_do": True,
+        "reels": [],
     }
 
 

@@ -274,7 +274,7 @@ class AwayHttp:
 async def test_a_stored_schema_serves_while_replicate_is_away_and_is_asked_again_later(
     tmp_path: Path,
 ) -> None:
-    from core.ports import CachedDoc
+    from core.provider_docs import CachedDoc
     from storage.sqlite_store import SqliteStore
     from tests.fakes import FakeClock
     from tests.fakes.replicate_parts import model_json, version_json

@@ -187,6 +187,8 @@ async def test_creates_from_ray_actors_keep_to_the_accounts_one_schedule(
         await account.stop()
     assert all(c.status is CampaignStatus.SUCCEEDED for c in campaigns)
     assert all(s.worker != "local" for c in campaigns for s in c.steps())  # on the actors
-    assert len(account.created()) == 2 * (1 + 4 + 4) + OTHERS  # each paid once
+    assert (len(account.made("image")), len(account.made("video"))) == (8 + OTHERS, 8)
+    planned = sum(len(c.plan_calls) for c in campaigns)
+    assert len(account.made("text")) == planned and account.repeated() == []  # each paid once
     assert account.throttled == 0  # one schedule for all: no self-made 429
     assert reservations(store, url) == len(account.created())  # every create took its slot

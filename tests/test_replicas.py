@@ -137,7 +137,8 @@ async def test_two_replicas_share_one_app_one_budget_and_one_replay_guard(
     assert all("Starting" in r.body["text"] for r in replies)
     assert retried.body == {"text": ""}  # taken by the first replica: nothing started
     assert len(rows(pg_url, "SELECT id FROM campaigns")) == 2
-    assert len(replicate.created()) == 2 * (1 + 4 + 4 + 4)  # outline, details, images, videos: once
+    assert (len(replicate.made("image")), len(replicate.made("video"))) == (8, 8)
+    assert len(replicate.made("text")) >= 2 and replicate.repeated() == []  # each paid once
     assert replicate.throttled == 0  # one schedule for both: no self-made 429
     assert all("Traceback" not in bot.stderr for bot in (one, other))
 

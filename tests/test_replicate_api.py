@@ -14,7 +14,7 @@ from adapters.replicate_api.wire import Prediction
 from core.errors import PermanentStepError, TransientStepError
 from tests.fakes.model_schemas import SCHEMAS
 from tests.fakes.replicate import (
-    MP4,
+    STUB_MP4,
     TOKEN,
     FakeReplicate,
     Fault,
@@ -215,6 +215,7 @@ async def test_upload_returns_a_file_url(api: PredictionApi, fake: FakeReplicate
 async def test_downloads_carry_no_token_and_check_types(
     fake: FakeReplicate, tmp_path: Path
 ) -> None:
+    fake.video = STUB_MP4  # small: under the 10 kB limit (no player sees it)
     downloads = Downloader(
         max_bytes=10_000, allow_http=True, hosts=["127.0.0.1"], allow_private=True
     )
@@ -230,7 +231,7 @@ async def test_downloads_carry_no_token_and_check_types(
             await downloads.fetch(f"{fake.base_url}/files/x.gif", tmp_path / "e", "image")
     finally:
         await downloads.aclose()
-    assert Path(image).name == "a.png" and Path(video).read_bytes() == MP4
+    assert Path(image).name == "a.png" and Path(video).read_bytes() == fake.video
     assert len(fake.file_headers) == 5
     assert all("Authorization" not in h for h in fake.file_headers)
     assert not list(tmp_path.glob("[cde]*"))

@@ -65,7 +65,8 @@ async def test_run_json_against_the_fake(fake: FakeReplicate, tmp_path: Path) ->
     for product in summary["products"]:
         assert Path(product["image"]).read_bytes()[:4] == b"\x89PNG"
         assert Path(product["video"]).read_bytes()[4:8] == b"ftyp"
-    assert len(fake.created()) == 13  # the outline, 4 details, 4 images, 4 videos: none twice
+    assert (len(fake.made("image")), len(fake.made("video"))) == (4, 4)
+    assert fake.repeated() == []  # nothing paid twice, the planning calls included
     assert fake.file_headers and all("Authorization" not in h for h in fake.file_headers)
     assert TOKEN not in out + err
 

@@ -347,7 +347,7 @@ async def test_the_final_status_shows_the_contact_sheet(
 
 
 @pytest.mark.parametrize("limit_mb", [50.0, 0.001])
-async def test_summary_posts_timeline_and_reel_within_the_upload_limit(
+async def test_summary_posts_the_timeline_and_the_reel_follows_within_the_upload_limit(
     make_service: Any, tmp_path: Path, limit_mb: float
 ) -> None:
     service = make_service(GatedGenerator(open_all=True))
@@ -362,21 +362,29 @@ async def test_summary_posts_timeline_and_reel_within_the_upload_limit(
     thread = SlackThread(client, "C1", "1.0", executor="x", max_upload_bytes=int(limit_mb * MB))
     try:
         bare = replace(campaign, contact_sheet=None)
-        await thread.post_summary(replace(bare, timeline=str(timeline), reel=str(reel)))
+        await thread.post_summary(replace(bare, timeline=str(timeline)))
         await thread.post_summary(bare)  # neither exists yet: None is fine
+        await thread.post_reel(bare, str(reel), "")  # then the reel, on its own
+        await thread.post_reel(bare, None, "ffmpeg failed (exit 1): <no>")
     finally:
         await api.close()
-    [with_files] = api.of("files.completeUploadExternal")
-    titles = [f["title"] for f in json.loads(with_files.params["files"])]
-    comment = with_files.params["initial_comment"]
-    assert comment.startswith("✅ Campaign") and with_files.params["thread_ts"] == "1.0"
-    if limit_mb == 50.0:
-        assert titles == [f"Timeline {campaign.id}", f"Reel {campaign.id}"]
-        assert "upload limit" not in comment
-    else:
-        assert titles == [f"Timeline {campaign.id}"]
-        assert "reel: 0.0 MB is over the 0 MB upload limit" in comment
-        assert f"saved on the bot host at `{reel}`" in comment
-    [text_only] = api.of("chat.postMessage")
+    summary, *reel_upload = api.of("files.completeUploadExternal")
+    titles = [f["title"] for f in json.loads(summary.params["files"])]
+    comment = summary.params["initial_comment"]
+    assert comment.startswith("✅ Campaign") and summary.params["thread_ts"] == "1.0"
+    assert titles == [f"Timeline {campaign.id}"] and "upload limit" not in comment
+    text_only, *reel_text, no_reel = api.of("chat.postMessage")
     assert text_only.params["text"].startswith("✅ Campaign")
+    assert no_reel.params["text"] == "No reel: ffmpeg failed (exit 1): &lt;no&gt;"
+    if limit_mb == 50.0:
+        assert reel_text == [] and len(reel_upload) == 1
+        [reel_file] = json.loads(reel_upload[0].params["files"])
+        assert reel_file["title"] == f"Reel {campaign.id}"
+        assert reel_upload[0].params["initial_comment"] == f"Reel of campaign {campaign.id}"
+    else:
+        assert reel_upload == [] and len(reel_text) == 1
+        text = reel_text[0].params["text"]
+        assert text.startswith(f"Reel of campaign {campaign.id}\n")
+        assert "reel: 0.0 MB is over the 0 MB upload limit" in text
+        assert f"saved on the bot host at `{reel}`" in text
     assert api.of("chat.update") == []  # no contact sheet: nothing to show on the parent

@@ -47,6 +47,14 @@ def summary_posted(api: FakeSlackApi, ts: str | None = None) -> bool:
     )
 
 
+def reel_posted(api: FakeSlackApi) -> bool:
+    """Whether the reel went into a thread, in a post of its own."""
+    return any(
+        str(c.params.get("initial_comment")).startswith("Reel of campaign")
+        for c in api.of("files.completeUploadExternal")
+    )
+
+
 def posted_parent(api: FakeSlackApi) -> str:
     """The ts the fake gave the first top-level chat.postMessage ("" until there is one)."""
     first = [c for c in api.of("chat.postMessage") if not c.params.get("thread_ts")][:1]
@@ -86,7 +94,7 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
         assert reply.body["response_type"] == "ephemeral"
         assert "retro cats" in reply.body["text"] and "Estimate: 6 steps" in reply.body["text"]
         api = slack.api
-        await api.wait_for(lambda: summary_posted(api))
+        await api.wait_for(lambda: summary_posted(api) and reel_posted(api))
         await slack.settle()
     ts = await parent_ts(api)
     upload = ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
@@ -94,19 +102,22 @@ async def test_signed_campaign_runs_into_a_thread(offline_service: CampaignServi
     buttons = "chat.postMessage"  # then the product's Reroll / Animate buttons
     posts = [m for m in api.methods() if m != "chat.update"]
     completes = api.of("files.completeUploadExternal")
-    n = len(json.loads(completes[-1].params["files"]))  # contact sheet, timeline, reel
+    n = len(json.loads(completes[-2].params["files"]))  # contact sheet, timeline
     summary = [upload[0]] * n + [upload[1]] * n + [upload[2]]
-    assert posts == ["auth.test", "chat.postMessage", *[*product, buttons] * 3, *summary]
+    reel = upload  # after the summary: the reel, in a post of its own
+    assert posts == ["auth.test", "chat.postMessage", *[*product, buttons] * 3, *summary, *reel]
     *_, final_state, with_sheet = api.of("chat.update")
-    summary_at = completes[-1].at
+    summary_at = completes[-2].at
     assert final_state.at < summary_at < with_sheet.at  # final state, summary, sheet on parent
-    assert len(completes) == 4  # three products, then the summary with the contact sheet
+    assert len(completes) == 5  # three products, the summary with the contact sheet, the reel
+    (reel_file,) = json.loads(completes[4].params["files"])
+    assert reel_file["title"].startswith("Reel ") and n == 2
     assert all(c.params["thread_ts"] == ts and c.params["channel_id"] == "C1" for c in completes)
     product_posts = completes[:3]
     for call in product_posts:
         assert len(json.loads(call.params["files"])) == 2  # image and video together
     assert "Campaign" in completes[3].params["initial_comment"]
-    assert len(api.of("upload")) == 6 + n and all(u.size > 0 for u in api.of("upload"))
+    assert len(api.of("upload")) == 6 + n + 1 and all(u.size > 0 for u in api.of("upload"))
     updates = api.of("chat.update")
     assert updates and all(u.params["ts"] == ts for u in updates)
     assert "succeeded" in block_text(updates[-1])

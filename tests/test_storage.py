@@ -26,7 +26,7 @@ from core.model import (
     StepStatus,
     TerminalOrigin,
 )
-from core.ports import CachedDoc
+from core.provider_docs import CachedDoc
 from core.request import CampaignRequest, ModelOverrides, Style
 from storage.migrate import migrate, migrations
 from storage.open import Store
@@ -297,6 +297,28 @@ async def test_claim_heartbeat_and_orphans(store: Store) -> None:
     assert await store.orphans(stale_before=1000.0) == []  # finished ones are no orphans
     # a finished campaign runs nowhere: another process may take it (to retry it) at once
     assert await store.claim("abc12345", "proc-c", now=126.0, stale_before=116.0)
+
+
+async def test_a_reel_owed_is_found_by_resume_until_it_is_written_or_failed(store: Store) -> None:
+    await store.create_campaign(_campaign())
+    assert await store.claim("abc12345", "proc-a", now=100.0, stale_before=90.0)
+    await store.save_reel("abc12345", None, "proc-a", due=True)
+    assert await store.reels_due() == []  # still running: resumed as a whole if it stops
+    await store.save_status("abc12345", CampaignStatus.SUCCEEDED, owner="proc-a", finished_at=9.0)
+    (lease,) = await store.reels_due()
+    assert (lease.campaign_id, lease.owner) == ("abc12345", "proc-a")
+    assert (await store.get("abc12345")).reel is None  # owed is no path
+    with pytest.raises(LeaseLost):
+        await store.save_reel("abc12345", "/x/reel.mp4", "proc-b")  # fenced by owner
+    await store.save_reel("abc12345", "/x/reel.mp4", "proc-a")
+    assert await store.reels_due() == []
+    assert (await store.get("abc12345")).reel == "/x/reel.mp4"
+    await store.save_reel("abc12345", None, "proc-a", due=True)  # a retry's reel, owed again
+    await store.save_reel("abc12345", None, "proc-a")  # it failed: none, and no longer owed
+    assert await store.reels_due() == [] and (await store.get("abc12345")).reel is None
+    await store.save_reel("abc12345", None, "proc-a", due=True)
+    await store.save_status("abc12345", CampaignStatus.CANCELED, owner="proc-a")
+    assert await store.reels_due() == []  # a canceled campaign gets no reel
 
 
 _OPEN = """

@@ -183,6 +183,9 @@ class RayExecutor:
         log.warning("step actor died (attempt %d): %s", attempt, first_line(exc))
         await self._check_alive()
 
+    def warm(self) -> None:
+        """Nothing to start: Ray's workers came up with Ray (open_ray_executor)."""
+
     async def run_cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run a picklable function as a Ray task holding one CPU."""
         await self.start()

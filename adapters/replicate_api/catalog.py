@@ -40,7 +40,7 @@ from adapters.replicate_api.schema import (
 from adapters.replicate_api.wire import Metrics
 from core.errors import PermanentStepError, TransientStepError
 from core.model import StepKind
-from core.ports import CachedDoc, ProviderCache
+from core.provider_docs import CachedDoc, ProviderCache
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 A follower is a `ChatProgress` on a `ChatSurface`, handed to the service
 behind a `Relay`. The registry keeps at most one live follower per campaign
 (a second run of the same campaign, e.g. a retry or a resume, is refused
-while the first is still posting), forgets finished ones, and on close cuts
+until the first has posted its summary), forgets finished ones (keeping
+those whose reel is still to come until it is posted), and on close cuts
 every relay first, so no post outlives the front end even if the service
 still holds the sink.
 """
@@ -39,8 +40,13 @@ class Relay:
 
     @property
     def live(self) -> bool:
-        """Whether it still forwards to a follower that has not finished posting."""
+        """Whether it still forwards to a follower that has not posted its summary."""
         return self.follower is not None and not self.follower.done.is_set()
+
+    @property
+    def posting(self) -> bool:
+        """Whether its follower still has posts to make (a reel after the summary)."""
+        return self.follower is not None and self.follower.posting
 
 
 class Followers:
@@ -51,6 +57,7 @@ class Followers:
         self._min_interval_s = min_interval_s
         self._by_id: dict[str, Relay] = {}
         self._unclaimed: set[Relay] = set()  # a new campaign's follower until it has an id
+        self._trailing: set[Relay] = set()  # forgotten after the summary, its reel to come
 
     def live(self, campaign_id: str) -> bool:
         """Whether a follower of this campaign is still posting."""
@@ -129,7 +136,7 @@ class Followers:
     async def aclose(self, grace_s: float = 0.0) -> None:
         """Give live followers up to `grace_s` to post their final state, then cut and
         close them all (each status message still gets its last edit)."""
-        relays = [*self._by_id.values(), *self._unclaimed]
+        relays = [*self._by_id.values(), *self._unclaimed, *self._trailing]
         live = [r.follower for r in relays if r.follower is not None and r.live]
         if live and grace_s > 0:
             with contextlib.suppress(TimeoutError):
@@ -140,9 +147,11 @@ class Followers:
             relay.follower = None
         self._by_id.clear()
         self._unclaimed.clear()
+        self._trailing.clear()
         await asyncio.gather(*(f.aclose() for f in followers), return_exceptions=True)
 
     def _forget_finished(self) -> None:
-        """Finished followers hold no tasks: forget them."""
+        """Forget followers past their summary; those with a reel to come, once it is posted."""
         for campaign_id in [c for c, r in self._by_id.items() if not r.live]:
-            del self._by_id[campaign_id]
+            self._trailing.add(self._by_id.pop(campaign_id))
+        self._trailing = {r for r in self._trailing if r.posting}

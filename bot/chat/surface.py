@@ -1,4 +1,4 @@
-"""The chat-surface protocol: the three things a campaign's place in a chat does.
+"""The chat-surface protocol: the four things a campaign's place in a chat does.
 
 A place is a status message plus a thread: Slack's `SlackThread` (parent
 message and its thread) and Discord's `DiscordTarget` (status message and the
@@ -25,5 +25,9 @@ class ChatSurface(Protocol):
         ...
 
     async def post_summary(self, campaign: Campaign) -> None:
-        """End the thread with the campaign's outcome."""
+        """Post the campaign's outcome in the thread (at its last product)."""
+        ...
+
+    async def post_reel(self, campaign: Campaign, reel: str | None, failure: str) -> None:
+        """Post the reel (`reel`, a path) after the summary, or why there is none."""
         ...

@@ -1,4 +1,9 @@
-"""`run`, `demo` and `retry`: one campaign with live progress, then its result."""
+"""`run`, `demo` and `retry`: one campaign with live progress, then its result and its reel.
+
+The campaign's result is printed at its last product; the reel, made after
+it, follows on a line of its own, and the command exits once the reel is
+written or has failed (`--json` prints one object then, with `reel_s`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from bot.signals import StopSignals
 from core.errors import CampaignStateError
 from core.model import Campaign, CampaignStatus
 from core.ports import ProgressSink
-from core.progress import CoalescingSink
+from core.progress import CoalescingSink, EventKind, ProgressEvent
 from core.request import CampaignRequest
 from core.service import CampaignService
 
@@ -48,16 +53,18 @@ async def follow(
 
     Ctrl-C (SIGINT) cancels the campaign. SIGTERM hands it over: it stops here,
     nothing is cancelled at the provider, its lease is released and `resume`
-    finishes it. Both exit with 130.
+    finishes it. Both exit with 130. A signal while the reel is being made
+    stops the reel (`resume` makes it) and exits with 130 too.
     """
     if stop.requested:  # stopped while starting up: start nothing
         print("stopped before the campaign started", file=sys.stderr)
         return EXIT_INTERRUPTED
     live = None if as_json else console.LiveProgress(out, service.describe_executor())
     sink = CoalescingSink(live.deliver if live else _ignore, min_interval_s=interval_s)
+    reel = ReelWatch(sink)
     handed_over = False
     with live or contextlib.nullcontext():
-        campaign = await start([sink])
+        campaign = await start([reel])
         interrupted = await stop.until(service.wait(campaign.id))
         if interrupted is signal.SIGTERM:
             await service.stop_campaigns(hand_over=True)
@@ -67,20 +74,61 @@ async def follow(
                 await service.cancel(campaign.id)
         campaign = await service.wait(campaign.id)
         await sink.aclose()
-    _print_result(campaign, as_json=as_json, out=out, handed_over=handed_over)
+    if not as_json:  # the campaign's result at once; its reel follows
+        _print_table(campaign, out)
+    if interrupted is None:
+        interrupted = await stop.until(service.wait_reel(campaign.id))
+        if interrupted is not None:  # the reel stays owed: `resume` makes it
+            await service.stop_campaigns(hand_over=True)
+        campaign = await service.get(campaign.id)
+    _print_result(campaign, reel, as_json=as_json, out=out, handed_over=handed_over)
     if interrupted is not None:
         return EXIT_INTERRUPTED
     ok = campaign.status in (CampaignStatus.SUCCEEDED, CampaignStatus.PARTIAL)
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _print_result(campaign: Campaign, *, as_json: bool, out: Console, handed_over: bool) -> None:
+class ReelWatch:
+    """The command's sink: progress to the live display; the reel's event kept aside."""
+
+    def __init__(self, display: ProgressSink) -> None:
+        self.display = display
+        self.event: ProgressEvent | None = None
+
+    async def publish(self, event: ProgressEvent) -> None:
+        """Keep REEL_READY; hand everything else to the display."""
+        if event.kind is EventKind.REEL_READY:
+            self.event = event
+        else:
+            await self.display.publish(event)
+
+    def seconds(self, campaign: Campaign) -> float | None:
+        """The reel's own time: from the campaign's last product to the reel written."""
+        event = self.event
+        if event is None or event.output is None or campaign.finished_at is None:
+            return None
+        return round(max(0.0, event.at - campaign.finished_at), 3)
+
+
+def _print_table(campaign: Campaign, out: Console) -> None:
+    out.print()
+    out.print(console.files_table(campaign))
+    out.print(f"[dim]See it again with: python bot.py show {campaign.id}[/dim]")
+
+
+def _print_result(
+    campaign: Campaign, reel: ReelWatch, *, as_json: bool, out: Console, handed_over: bool
+) -> None:
+    """`--json`: the summary with `reel_s` after `elapsed_s`; else the reel's line."""
+    seconds = reel.seconds(campaign)
     if as_json:
-        print(json.dumps(console.summary(campaign), indent=2))
-    else:
-        out.print()
-        out.print(console.files_table(campaign))
-        out.print(f"[dim]See it again with: python bot.py show {campaign.id}[/dim]")
+        items = list(console.summary(campaign).items())
+        at = next(i for i, (key, _) in enumerate(items) if key == "elapsed_s") + 1
+        print(json.dumps(dict([*items[:at], ("reel_s", seconds), *items[at:]]), indent=2))
+    elif seconds is not None and campaign.reel:
+        out.print(console.inert(f"reel: {campaign.reel} ({seconds:.1f} s after the last product)"))
+    elif reel.event is not None and reel.event.status == "failed":
+        out.print(console.inert(f"no reel: {reel.event.message}", "yellow"))
     if handed_over:
         print(
             f'stopped: campaign {campaign.id} handed over; run "python bot.py resume" to finish it',

@@ -31,35 +31,50 @@ async def resume(
     lease until each has finished there or been let go (its lease expired, its
     process is gone, or it handed them over) and resumed here. That lasts as
     long as their holder runs them; a signal ends the wait. A signal also hands
-    the campaigns resumed here over again (nothing is cancelled).
+    the campaigns resumed here over again (nothing is cancelled). Reels that
+    stopped processes owed are made here; it returns once every reel is made.
     """
     report = await service.resume_orphans()
-    resumed = list(report.resumed)
+    resumed, reels = list(report.resumed), list(report.reels)
     held = [h for h in report.held if h.campaign.id not in {c.id for c in resumed}]
-    nothing_to_do = not resumed and not held
+    nothing_to_do = not resumed and not held and not reels
     elsewhere: list[Campaign] = []  # held ones that ended in their own process
     if not as_json:
-        _print_found(out, resumed, held, wait=wait)
+        if reels:
+            out.print(f"making the reel of {len(reels)} finished campaign(s), left owed")
+        if resumed or held or not reels:  # else: no "nothing to resume"
+            _print_found(out, resumed, held, wait=wait)
     if wait:
         held = await _wait_for_held(
             service, held, resumed, elsewhere, out=None if as_json else out, stop=stop
         )
     interrupted = stop.signal
-    if interrupted is None and resumed:
-        interrupted = await stop.until(asyncio.gather(*(service.wait(c.id) for c in resumed)))
+    if interrupted is None and (resumed or reels):
+        ids = [c.id for c in (*resumed, *reels)]
+        interrupted = await stop.until(asyncio.gather(*(_to_the_reel(service, i) for i in ids)))
     if interrupted is not None:
         await service.stop_campaigns(hand_over=True)  # nothing cancelled: the next resume goes on
     finished = [await service.get(c.id) for c in resumed]
+    reeled = [await service.get(c.id) for c in reels]
     if as_json:
-        print(json.dumps(_resume_json(finished, held, elsewhere, nothing_to_do), indent=2))
+        data = _resume_json(finished, held, elsewhere, nothing_to_do)
+        print(json.dumps({**data, "reels": [console.summary(c) for c in reeled]}, indent=2))
     else:
         for campaign in finished:
             out.print(console.files_table(campaign))
+        for campaign in reeled:
+            out.print(console.inert(f"{campaign.id}: reel {campaign.reel or 'not made'}"))
     _say_handed_over([c.id for c in finished if not c.status.done])
     if interrupted is not None:
         return EXIT_INTERRUPTED
     failed = any(c.status in (CampaignStatus.FAILED, CampaignStatus.CANCELED) for c in finished)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _to_the_reel(service: CampaignService, campaign_id: str) -> None:
+    """Wait for a campaign to finish here, and for its reel."""
+    await service.wait(campaign_id)
+    await service.wait_reel(campaign_id)
 
 
 def _say_handed_over(left: list[str]) -> None:

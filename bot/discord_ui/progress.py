@@ -36,7 +36,7 @@ from core.service import Estimate
 log = logging.getLogger(__name__)
 
 Estimates = Callable[[Campaign, int], Awaitable[dict[Action, Estimate]]]  # service.action_estimate
-SUMMARY_FILES = (("Contact sheet", "contact_sheet"), ("Timeline", "timeline"), ("Reel", "reel"))
+SUMMARY_FILES = (("Contact sheet", "contact_sheet"), ("Timeline", "timeline"))
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,8 @@ class DiscordTarget:
             return {}
 
     async def post_summary(self, campaign: Campaign) -> None:
-        """Post the summary in the thread: outcome and cost with the contact sheet, the
-        timeline and the reel (each attached within the upload limit, else linked or named)."""
+        """Post the summary in the thread: outcome and cost with the contact sheet and the
+        timeline (each attached within the upload limit, else linked or named)."""
         wanted = [(label, getattr(campaign, attr)) for label, attr in SUMMARY_FILES]
         files = await self._attachments([path for _, path in wanted if path])
         embed = summary_embed(campaign, files.name_of(campaign.contact_sheet))
@@ -159,6 +159,21 @@ class DiscordTarget:
             await self._problem("posting the summary", exc)
             if self._last is not None:  # the final status was already shown: show the problem too
                 await self.render_status(self._last)
+
+    async def post_reel(self, campaign: Campaign, reel: str | None, failure: str) -> None:
+        """Post the reel after the summary (attached within the upload limit, else linked or
+        named), or one line saying why there is none."""
+        if reel is None:
+            content = f"No reel: {failure}"[:2000]
+            files: list[discord.File] = []
+        else:
+            found = await self._attachments([reel])
+            content = "\n".join([f"Reel of campaign {campaign.id}", *found.notes])[:2000]
+            files = found.files()
+        try:
+            await self._thread.send(content=content, files=files)
+        except discord.HTTPException as exc:
+            await self._problem("posting the reel", exc)
 
     async def _attachments(self, paths: list[str]) -> Attachments:
         return await attachments(

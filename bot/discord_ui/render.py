@@ -122,7 +122,7 @@ def starting_embed(theme: str, estimate: str | None = None) -> discord.Embed:
 
 def summary_embed(campaign: Campaign, sheet_name: str | None) -> discord.Embed:
     """The final post: outcome, cost, elapsed, and the contact sheet if attached."""
-    # the timeline (timeline_embed) and the reel (a plain attachment) go with it
+    # the timeline (timeline_embed) goes with it; the reel follows in a post of its own
     embed = discord.Embed(
         title=clip(f"Campaign {campaign.id} {campaign.status.value}", TITLE_CHARS),
         description=clip(summary_text(campaign), DESCRIPTION_CHARS),

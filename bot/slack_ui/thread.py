@@ -3,11 +3,12 @@
 `SlackThread` is Slack's `bot.chat.surface.ChatSurface`:
 `chat.update` of the parent, one threaded post per finished product (image,
 and video when it fits the upload limit, in one `files_upload_v2` call) followed
-by its Reroll / Animate buttons, and the summary with the contact sheet, the
-timeline and the reel (each uploaded when it fits the upload limit, else linked
-or named). Once the contact sheet is uploaded, the parent shows it as an image
-block (`slack_file`); the file id is remembered in `sheets` (shared by every
-thread of the front end, in memory) so later edits of the parent keep it.
+by its Reroll / Animate buttons, the summary with the contact sheet and the
+timeline, and then the reel in a post of its own (each uploaded when it fits
+the upload limit, else linked or named). Once the contact sheet is uploaded,
+the parent shows it as an image block (`slack_file`); the file id is
+remembered in `sheets` (shared by every thread of the front end, in memory)
+so later edits of the parent keep it.
 
 Buttons go in a message of their own: a file share message cannot reliably carry
 interactive blocks. A product without an image is one message: caption and buttons.
@@ -136,8 +137,8 @@ class SlackThread:
         return f"{over}; saved on the bot host at `{escape(video)}`"
 
     async def post_summary(self, campaign: Campaign) -> None:
-        """End the thread with the outcome, counts, cost, the contact sheet, the timeline
-        and the reel; then show the uploaded contact sheet on the parent message."""
+        """Post the outcome, counts, cost, the contact sheet and the timeline; then show
+        the uploaded contact sheet on the parent message."""
         text = escape(summary_text(campaign))
         if url := self.gallery.campaign_link(campaign.id):
             text += f"\n<{escape(url)}|Open in the gallery>"
@@ -146,7 +147,6 @@ class SlackThread:
         files = (
             (campaign.contact_sheet, sheet_title, "contact sheet"),
             (campaign.timeline, f"Timeline {campaign.id}", "timeline"),
-            (campaign.reel, f"Reel {campaign.id}", "reel"),
         )
         for path, title, what in files:
             if not path:
@@ -178,6 +178,28 @@ class SlackThread:
             await self._show_sheet(campaign)
         else:  # the follower is done now: a press right after the summary is not refused
             self.spawn(self._show_sheet(campaign))
+
+    async def post_reel(self, campaign: Campaign, reel: str | None, failure: str) -> None:
+        """Post the reel after the summary (uploaded within the limit, else linked or named),
+        or one line saying why there is none."""
+        if reel is None:
+            await self.say(escape(f"No reel: {failure}"[:2900]))
+            return
+        text = f"Reel of campaign {campaign.id}"
+        try:
+            size = await asyncio.to_thread(os.path.getsize, reel)
+        except FileNotFoundError:
+            await self.say(f"{text}: the file is gone")
+            return
+        if size > self.max_upload_bytes:
+            await self.say(f"{text}\n{self._too_big(campaign.id, reel, size, 'reel')}")
+            return
+        await self.client.files_upload_v2(
+            channel=self.channel,
+            thread_ts=self.ts,
+            file_uploads=[await _upload(reel, f"Reel {campaign.id}")],
+            initial_comment=text,
+        )
 
     async def _show_sheet(self, campaign: Campaign) -> None:
         """Edit the parent to show the contact sheet (just uploaded), min_interval_s after

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from core.errors import CampaignNotFound
 from core.model import Lease
+from storage import rows
 from storage.postgres.connection import DB_NOW, PgPart, Tx
 from storage.postgres.notices import CHANNEL
 
@@ -76,6 +77,16 @@ class PgLeases(PgPart):
             f" THEN heartbeat_at ELSE heartbeat_at - {DB_NOW} + %s END, created_at"
             f" FROM campaigns WHERE {_ACTIVE} ORDER BY created_at, seq",
             (self._clock(),),
+        )
+        return [Lease(r[0], r[1], r[2], r[3]) for r in found]
+
+    async def reels_due(self) -> list[Lease]:
+        """Who last held each finished campaign whose reel is owed (beats in our clock)."""
+        found = await self._conn.select(
+            "SELECT id, owner, CASE WHEN heartbeat_at IS NULL OR heartbeat_at = 0"
+            f" THEN heartbeat_at ELSE heartbeat_at - {DB_NOW} + %s END, created_at"
+            " FROM campaigns WHERE reel = %s AND status = ANY(%s) ORDER BY created_at, seq",
+            (self._clock(), rows.REEL_DUE, list(rows.FINISHED)),
         )
         return [Lease(r[0], r[1], r[2], r[3]) for r in found]
 

@@ -78,6 +78,18 @@ class PgRecords(PgPart):
 
         await self._conn.write(work)
 
+    async def save_reel(
+        self, campaign_id: str, reel: str | None, owner: str, *, due: bool = False
+    ) -> None:
+        """Store the reel's path (None: there is none), or with `due` mark one as owed."""
+        value = rows.REEL_DUE if due else reel
+
+        async def work(tx: Tx) -> None:
+            await fence(tx, campaign_id, owner)
+            await tx.execute("UPDATE campaigns SET reel = %s WHERE id = %s", (value, campaign_id))
+
+        await self._conn.write(work)
+
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps."""
         found = await self._campaigns("WHERE id = %s", (campaign_id,))

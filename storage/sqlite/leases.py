@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.errors import CampaignNotFound
 from core.model import Lease
+from storage import rows
 from storage.sqlite.connection import Part
 
 
@@ -57,6 +58,16 @@ class SqliteLeases(Part):
         found = await self._conn.select(
             "SELECT id, owner, heartbeat_at, created_at FROM campaigns"
             " WHERE status IN ('pending', 'running') ORDER BY created_at"
+        )
+        return [Lease(r[0], r[1], r[2], r[3]) for r in found]
+
+    async def reels_due(self) -> list[Lease]:
+        """Who last held each finished campaign whose reel is owed, oldest first."""
+        marks = ", ".join("?" * len(rows.FINISHED))
+        found = await self._conn.select(
+            "SELECT id, owner, heartbeat_at, created_at FROM campaigns"
+            f" WHERE reel = ? AND status IN ({marks}) ORDER BY created_at",
+            (rows.REEL_DUE, *rows.FINISHED),
         )
         return [Lease(r[0], r[1], r[2], r[3]) for r in found]
 

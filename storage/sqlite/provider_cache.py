@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.ports import CachedDoc
+from core.provider_docs import CachedDoc
 from storage.sqlite.connection import Part
 
 

@@ -92,6 +92,20 @@ class SqliteRecords(Part):
 
         await self._conn.write(work)
 
+    async def save_reel(
+        self, campaign_id: str, reel: str | None, owner: str, *, due: bool = False
+    ) -> None:
+        """Store the reel's path (None: there is none), or with `due` mark one as owed."""
+        value = rows.REEL_DUE if due else reel
+
+        async def work() -> None:
+            await _fence(self._conn, campaign_id, owner)
+            await self._conn.execute(
+                "UPDATE campaigns SET reel = ? WHERE id = ?", (value, campaign_id)
+            )
+
+        await self._conn.write(work)
+
     async def get(self, campaign_id: str) -> Campaign:
         """The campaign with products and steps."""
         found = await self._campaigns("WHERE id = ?", (campaign_id,))

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.errors import PermanentStepError
 from core.model import Origin, StepName
-from core.pictures import Pictures
+from core.pictures import Pictures, ReelFns
 from core.ports import StepContext, StepJob, StepOutput
 from core.store_ports import CampaignStore
 
@@ -184,14 +184,47 @@ def fake_timeline(
     return _write(out_path, "\n".join([str(kw.get("title", "")), *bars]))
 
 
-def fake_reel(clips: Sequence[tuple[str, str]], out_path: str, **kw: Any) -> str:
-    """A picklable reel stand-in: lists the clips."""
-    return _write(out_path, "\n".join(f"{n}\t{p}" for n, p in clips))
+def fake_card(folder: str, *, title: str, subtitle: str = "", seconds: float = 1.5) -> str:
+    """A picklable title-card stand-in: one line, `card`, the title, subtitle and seconds."""
+    return _write(f"{folder}/card.txt", f"card\t{title}\t{subtitle}\t{seconds}")
 
 
-def broken_reel(clips: Sequence[tuple[str, str]], out_path: str, **kw: Any) -> str:
-    """A reel renderer that fails as ffmpeg can."""
+def fake_clip(clip: str, folder: str, *, caption: str, max_s: float) -> str:
+    """A picklable clip-part stand-in: one line, the caption, the clip and its cut."""
+    return _write(f"{folder}/{Path(clip).name}.txt", f"{caption}\t{clip}\t{max_s}")
+
+
+def fake_join(parts: Sequence[str], out_path: str) -> str:
+    """A picklable join stand-in: the parts' lines, in order."""
+    return _write(out_path, "\n".join(Path(p).read_text() for p in parts))
+
+
+def gated_join(parts: Sequence[str], out_path: str, *, gate: str) -> str:
+    """`fake_join` once the file `gate` exists (a worker process cannot see an Event)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not Path(gate).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {gate} never opened")
+        time.sleep(0.01)
+    return fake_join(parts, out_path)
+
+
+def big_join(parts: Sequence[str], out_path: str, *, size: int) -> str:
+    """A join whose reel weighs `size` bytes (to try upload limits)."""
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_path).write_bytes(b"\0" * size)
+    return out_path
+
+
+def broken_join(parts: Sequence[str], out_path: str) -> str:
+    """A join that fails as ffmpeg can."""
     raise RuntimeError("ffmpeg failed (exit 1): broken on purpose")
+
+
+FAKE_REEL = ReelFns(card=fake_card, clip=fake_clip, join=fake_join)
+BROKEN_REEL = ReelFns(card=fake_card, clip=fake_clip, join=broken_join)
 
 
 def _write(out_path: str, text: str) -> str:
@@ -202,7 +235,7 @@ def _write(out_path: str, text: str) -> str:
     return out_path
 
 
-FAKE_PICTURES = Pictures(sheet=fake_sheet, timeline=fake_timeline, reel=fake_reel)
+FAKE_PICTURES = Pictures(sheet=fake_sheet, timeline=fake_timeline, reel=FAKE_REEL)
 """Every picture renderer faked: for tests of what finalize hands the renderers."""
 
 

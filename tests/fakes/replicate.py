@@ -49,8 +49,8 @@ from tests.fakes import model_schemas
 from tests.fakes.model_schemas import Components
 from tests.fakes.replicate_models import ServedModels
 from tests.fakes.replicate_parts import (
-    MP4,
     PROFILES,
+    STUB_MP4,
     Fault,
     check_inputs,
     error_reply,
@@ -59,6 +59,7 @@ from tests.fakes.replicate_parts import (
     make_limit,
     model_json,
     now_iso,
+    playable_mp4,
     png,
     render_prompt,
     signed_webhook,
@@ -67,8 +68,8 @@ from tests.fakes.replicate_parts import (
 from tests.fakes.replicate_text import TextTiming, default_reply, sse_answer
 
 __all__ = [
-    "MP4",
     "PROFILES",
+    "STUB_MP4",
     "TOKEN",
     "FakeReplicate",
     "Fault",
@@ -126,6 +127,7 @@ class FakeReplicate(ServedModels):
         self.at_gate = asyncio.Event()  # set once a create waits at the gate
         self._released = asyncio.Event()  # set by stop(): withheld answers give up
         self.serve_type: str | None = None  # force the Content-Type of served files
+        self.video = playable_mp4()  # every video's output; STUB_MP4: none plays (no reel)
         self.predictions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.file_headers: list[dict[str, str]] = []
@@ -189,6 +191,15 @@ class FakeReplicate(ServedModels):
     def created(self, model: str | None = None) -> list[dict[str, Any]]:
         """Predictions made so far (of one model, if given), oldest first."""
         return [p for p in self.predictions.values() if model in (None, p["model"])]
+
+    def made(self, kind: str) -> list[dict[str, Any]]:
+        """Predictions made so far of one kind (text, image or video), oldest first."""
+        return [p for p in self.predictions.values() if self._kind(p) == kind]
+
+    def repeated(self) -> list[str]:
+        """Inputs created more than once (a step or a plan paid twice)."""
+        inputs = [json.dumps(p["input"], sort_keys=True) for p in self.predictions.values()]
+        return sorted({i for i in inputs if inputs.count(i) > 1})
 
     def posts(self, path_part: str) -> int:
         """How many POST requests had this in their path."""
@@ -461,7 +472,7 @@ class FakeReplicate(ServedModels):
         if name.endswith(".png"):
             return web.Response(body=self._png, content_type=self.serve_type or "image/png")
         if name.endswith(".mp4"):
-            return web.Response(body=MP4, content_type=self.serve_type or "video/mp4")
+            return web.Response(body=self.video, content_type=self.serve_type or "video/mp4")
         return error_reply(404, "Not found.")
 
     async def _model(self, request: web.Request) -> web.Response:

@@ -4,18 +4,23 @@ the model and version objects it serves, and input validation against a model's 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import io
 import json
 import math
+import os
 import secrets
+import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import imageio_ffmpeg
 from aiohttp import web
 from PIL import Image
 
@@ -24,7 +29,30 @@ PROFILES = {  # seconds per prediction, by kind
     "bench": {"text": 0.1, "image": 0.3, "video": 3.0},  # the old tool's latencies / 100
     "real": {"text": 3.0, "image": 1.0, "video": 90.0},
 }
-MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
+STUB_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(2048)
+"""MP4 bytes no player can play (no `moov` box): for tests that do not care about clips
+(`FakeReplicate.video = STUB_MP4`), the reel then fails at once."""
+
+
+@functools.cache
+def playable_mp4() -> bytes:
+    """A real, playable H.264 MP4 like a small image-to-video output (2 s, 256x256, 24 fps),
+    made once per process with the bundled ffmpeg (~0.1 s)."""
+    with tempfile.TemporaryDirectory(prefix="fake-clip-") as folder:
+        out = os.path.join(folder, "clip.mp4")
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+                "-f", "lavfi", "-i", "testsrc2=size=256x256:rate=24:duration=2",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                "-movflags", "+faststart", out,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        with open(out, "rb") as f:
+            return f.read()
 
 
 def png(color: tuple[int, int, int] = (200, 80, 120)) -> bytes:
