@@ -408,17 +408,24 @@ async def run_campaign(
         except TimeoutError:
             status = f"timed out after {timeout_s:.0f} s"
         makespan = time.perf_counter() - started
+        reel_s = None
         if status.startswith("timed out"):
             await service.aclose()  # cancels it
+        elif videos:  # the reel follows the summary: its own time
+            async with asyncio.timeout(timeout_s):
+                await service.wait_reel(campaign.id)
+            reel_s = time.perf_counter() - started - makespan
         record = await service.get(campaign.id)
     if record.status.done and record.contact_sheet is None:  # finalize did not do its work
         sink.messages.append(f"campaign {record.id} ({n} products) has no contact sheet")
     if record.status.done and record.timeline is None:
         sink.messages.append(f"campaign {record.id} ({n} products) has no timeline")
+    if videos and record.status.done and record.reel is None:
+        sink.messages.append(f"campaign {record.id} ({n} products) has no reel")
     delivered = [at - submitted for at in sink.delivered]
-    return Run(
-        n, makespan, submitted, record, status, planner, notes=sink.messages, delivered=delivered
-    )
+    run = Run(n, makespan, submitted, record, status, planner, notes=sink.messages)
+    run.delivered, run.reel_s = delivered, reel_s if record.reel else None
+    return run
 
 
 async def measured(
