@@ -138,7 +138,7 @@ async def attach_store(replicate: ReplicateGenerator, store: Store, *, read_now:
     from adapters.replicate_api.models import KINDS
 
     replicate.runtime.catalog.cache = store
-    await replicate.runtime.share(store.create_schedule())  # one create budget, Ray actors too
+    await replicate.runtime.share(store, store.create_schedule())  # one budget, Ray actors too
     store.on_predictions(replicate.runtime.nudge)  # a webhook another replica received
     if read_now:
         await replicate.check_models(dict.fromkeys(KINDS))

@@ -9,7 +9,9 @@ per core): calls beyond that wait in the pool's queue.
 The pool starts at `warm()` (the commands that run campaigns call it when
 they start, so the first picture does not wait for workers) or else at the
 first `run_cpu`; `history` and `show` never start it. Its workers exit when
-this process is gone, even killed (-9): none is left holding its pipes.
+this process is gone, even killed (-9): none is left holding its pipes. They
+run at a lower CPU priority (adapters/low_priority.py): on a small machine a
+picture must not take the core that delivers products.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ T = TypeVar("T")
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(
     [
+        "adapters.low_priority",  # first: the forkserver and its workers yield the CPU
         "adapters.local_executor",  # its workers' initializer
         "adapters.offline.product_image",
         "adapters.offline.ken_burns",

@@ -20,7 +20,7 @@ from core.eta import Durations, Pace, Sample, StepState, campaign_left
 from core.model import CampaignStatus, StepName, StepStatus
 
 if TYPE_CHECKING:
-    from core.model import Campaign, StepRecord
+    from core.model import Campaign, Product, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class EventKind(str, Enum):
     STEP_STARTED = "step_started"
     STEP_PROGRESS = "step_progress"
     STEP_FINISHED = "step_finished"  # status says succeeded, failed, canceled or skipped
+    PRODUCT_PLANNED = "product_planned"  # its plan is stored; `product` carries it
     PRODUCT_FINISHED = "product_finished"  # every step of one product is done; status = product's
     CAMPAIGN_FINISHED = "campaign_finished"
     # after CAMPAIGN_FINISHED (or on resume): the reel, as `output`, status "succeeded";
@@ -52,6 +53,7 @@ class ProgressEvent:
     message: str = ""
     output: str | None = None
     campaign: Campaign | None = None  # the whole record, on start and finish
+    product: Product | None = None  # PRODUCT_PLANNED: the product just planned
     pace: Pace | None = None  # on start: stored durations and slots, for the ETA
     queued: int | None = None  # a pending step's place in line for a slot (STEP_PROGRESS)
     reel_follows: bool = False  # CAMPAIGN_FINISHED: a REEL_READY event comes after it
@@ -134,6 +136,8 @@ class CampaignSnapshot:
         if event.kind is EventKind.CAMPAIGN_STARTED:
             self.status = CampaignStatus.RUNNING
             self.started_at = self.started_at or event.at
+        if event.product is not None:
+            self._add(event.product)
         if event.product_index is None or event.step is None:
             self.notice = event.message or self.notice
             return
@@ -147,6 +151,15 @@ class CampaignSnapshot:
         elif event.kind is EventKind.STEP_FINISHED and event.status:
             step.status, step.finished_at = StepStatus(event.status), event.at
             step.output = event.output
+
+    def _add(self, product: Product) -> None:
+        """A product just planned (kept in index order; a known one is left as it is)."""
+        index = product.plan.index
+        if any(p.index == index for p in self.products):
+            return
+        steps = {s.name: _view(s, None) for s in product.steps}
+        view = ProductView(index, product.plan.name, product.plan.product_type, steps)
+        self.products = sorted([*self.products, view], key=lambda p: p.index)
 
     def counts(self) -> tuple[int, int]:
         """(finished steps, all steps)."""

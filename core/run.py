@@ -209,7 +209,10 @@ class CampaignRun:
         async def on_plan(plan: ProductPlan) -> None:
             product = new_product(plan, campaign.request)
             await ctx.records.add_products(campaign.id, (product,))  # before anything is spent
-            await self._started(ctx.clock())
+            at, index = ctx.clock(), plan.index
+            await self.publish(
+                ProgressEvent(EventKind.PRODUCT_PLANNED, campaign.id, at, index, product=product)
+            )
             start(product)
 
         async with ctx.scheduler.slot(StepKind.TEXT, campaign.id):  # an LLM planner predicts
@@ -222,6 +225,7 @@ class CampaignRun:
             except LeaseLost:
                 self.stop.keep = True
                 raise
+        await self._started(ctx.clock())  # every product planned: the stored campaign
         if plans.note:  # e.g. "fell back to the offline planner: ..."
             await self.publish(
                 ProgressEvent(EventKind.STEP_PROGRESS, campaign.id, ctx.clock(), message=plans.note)

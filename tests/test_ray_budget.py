@@ -64,7 +64,8 @@ async def test_the_store_stays_home_and_its_schedule_travels(tmp_path: Path) -> 
         runtime.shared = store  # a store is no portable schedule: it stays in its process
         assert not isinstance(store, PortableRate)
         assert pickle.loads(pickle.dumps(runtime)).shared is None
-        await runtime.share(store.create_schedule())
+        await runtime.share(store, store.create_schedule())  # as bot.py wires it
+        assert runtime.shared is store  # here: the store's own connection, no second one
         travelled = pickle.loads(pickle.dumps(runtime)).shared
         assert isinstance(travelled, SqliteSchedule) and travelled.path == store.path
         assert await travelled.reserve_create(ACCOUNT, 1.0, burst=1) == 0.0

@@ -102,9 +102,11 @@ class ReplicateRuntime:
         self.settings = settings
         self.catalog = ModelCatalog(settings.models)
         self.pace = TextPace()  # how fast the language models write, as seen here
-        # The account's create schedule shared through the database (set by the wiring). A
-        # portable one travels to Ray actors with the rest; any other stays here.
+        # The account's create schedule shared through the database (set by the wiring):
+        # `shared` here (the store itself, on its own connection), `portable` for Ray
+        # actors (it travels with the rest and connects again where it lands).
         self.shared: SharedRate | None = None
+        self.portable: PortableRate | None = None
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Loop] = (
             weakref.WeakKeyDictionary()
         )
@@ -112,7 +114,7 @@ class ReplicateRuntime:
     def __getstate__(self) -> dict[str, Any]:
         # clients belong to the loop that made them; the schemas read so far travel along,
         # and so does a portable create schedule (it connects again where it lands)
-        shared = self.shared if isinstance(self.shared, PortableRate) else None
+        shared = self.shared if isinstance(self.shared, PortableRate) else self.portable
         return {"settings": self.settings, "catalog": self.catalog, "shared": shared}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -120,12 +122,16 @@ class ReplicateRuntime:
         self.catalog = state["catalog"]
         self.shared = state.get("shared")
 
-    async def share(self, shared: SharedRate | None) -> None:
-        """Take every create's slot from `shared` (the account's schedule) from now on; the
-        running loop's connection to a portable schedule attached before is closed."""
+    async def share(self, shared: SharedRate | None, portable: PortableRate | None = None) -> None:
+        """Take every create's slot from `shared` (the account's schedule) from now on, and
+        hand `portable` (the same schedule, connecting on its own) to Ray actors; the
+        running loop's connection to a portable schedule attached before is closed.
+
+        In the process that holds the store, `shared` is the store itself: a second
+        connection writing the same SQLite file would wait on the first one's locks."""
         if isinstance(self.shared, PortableRate) and self.shared is not shared:
             await self.shared.aclose()
-        self.shared = shared
+        self.shared, self.portable = shared, portable
 
     def current(self) -> _Loop:
         """The clients of the running event loop (made on first use)."""
