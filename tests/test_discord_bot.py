@@ -196,7 +196,9 @@ async def test_status_edits_are_coalesced(fake, make_service, start_bot) -> None
     hold.release.set()
     thread = campaign.origin.thread
     await fake.wait_for(lambda: at_least(fake, thread, 4))
-    edits = fake.find("PATCH", status_path(fake))
+    path = status_path(fake)
+    await fake.wait_for(lambda: any("succeeded" in title(e) for e in fake.find("PATCH", path)))
+    edits = fake.find("PATCH", path)
     assert len(edits) == 2  # the held one, then one edit with everything that happened meanwhile
     assert "succeeded" in title(edits[-1])
     assert "6/6 steps" in edits[-1].json["embeds"][0]["fields"][0]["value"]
