@@ -262,7 +262,8 @@ async def test_a_campaign_with_videos_on_a_small_account(
     campaign = await service.run(request)
     assert campaign.status is CampaignStatus.SUCCEEDED
     assert all(s.attempts == 1 for p in campaign.products for s in p.steps)
-    assert len(small.created()) == 19  # outline, 6 details, 6 images, 6 videos: each paid once
+    assert (len(small.made("image")), len(small.made("video"))) == (6, 6)
+    assert small.repeated() == []  # each paid once, the planning calls too
     assert small.throttled <= 4
 
 

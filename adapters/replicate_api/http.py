@@ -32,7 +32,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -59,6 +59,14 @@ NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 AMBIGUOUS = (aiohttp.ClientError, TimeoutError)  # sent, maybe processed
 MAX_CONNECTIONS = 200
 _RESETS_RE = re.compile(r"resets in ~?\s*(\d+(?:\.\d+)?)\s*s")
+
+
+@dataclass(frozen=True)
+class CreateRate:
+    """The account's create rate as this process knows it: per minute, and how many at once."""
+
+    per_min: float
+    burst: float
 
 
 class Retry(Exception):
@@ -139,6 +147,16 @@ class ReplicateHttp:
     def warm(self) -> None:
         """Make the session now, so that the first campaign does not pay for it."""
         self._open()
+
+    def create_rate(self) -> CreateRate:
+        """The create rate and burst this process keeps to now: its setting, or what 429s
+        have taught its bucket."""
+        local = self.creates.local if isinstance(self.creates, SharedCreateBudget) else None
+        bucket = local if local is not None else self.creates
+        if isinstance(bucket, CreateBucket):
+            return CreateRate(bucket.rate_per_min, bucket.capacity)
+        per_min = self.settings.create_per_min
+        return CreateRate(per_min, per_min / 60 * self.settings.burst_s)
 
     @property
     def base_url(self) -> str:

@@ -17,8 +17,12 @@ model is still writing the others. How the plans are asked for (`layout`):
 With as many creates as the account lets go at once (its burst), each
 product gets its own details call; past that, only as many groups as keep
 the plans ahead of what the create rate lets the images take, judged by how
-fast the model wrote its last answers (`TextPace`; ~100 tokens a second until
-one has been seen).
+fast the model writes (the outline's own stream once it shows; before that its
+last answers, `TextPace`; ~100 tokens a second until one has been seen). The
+rate and burst are what the process knows at that moment: its settings, or
+less once a 429 has taught it (an account smaller than it was told), so a
+campaign that meets a small account folds its remaining products into one
+details call.
 
 A call whose answer is unusable is asked once more, strictly; if that fails
 too, or the model cannot be reached, the offline planner plans what is still
@@ -36,8 +40,8 @@ import math
 from collections.abc import Sequence
 
 from adapters.replicate_api.generator import ReplicateRuntime
+from adapters.replicate_api.http import CreateRate
 from adapters.replicate_api.plan_calls import PlanCalls, answer_text
-from adapters.replicate_api.settings import ReplicateSettings
 from core.errors import StepError
 from core.model import ProductPlan
 from core.plan_json import (
@@ -57,17 +61,18 @@ __all__ = ["LlmPlanner", "answer_text", "layout"]
 log = logging.getLogger(__name__)
 
 
-def layout(request: CampaignRequest, settings: ReplicateSettings, plan_s: float) -> int:
+def layout(request: CampaignRequest, creates: CreateRate, plan_s: float) -> int:
     """How many details calls follow the outline; 0: one call plans every product.
 
-    `plan_s`: how long the model takes to write one product's plan."""
+    `creates`: the account's create rate and burst as this process knows them now (its
+    setting, or lower once a 429 has taught it); `plan_s`: how long the model takes to
+    write one product's plan."""
     n, per_product = request.products, 2 if request.videos else 1
     if n < 2:
         return 0
-    burst = settings.create_per_min / 60 * settings.burst_s
-    if 1 + n + n * per_product <= burst:  # every create goes at once: nothing to save
+    if 1 + n + n * per_product <= creates.burst:  # every create goes at once: nothing to save
         return n
-    keep_up = math.ceil(settings.create_per_min / 60 * plan_s / per_product)
+    keep_up = math.ceil(creates.per_min / 60 * plan_s / per_product)
     groups = min(n, keep_up)
     return groups if groups > 1 else 0
 
@@ -97,7 +102,8 @@ class LlmPlanner:
         calls = PlanCalls(self.runtime, request, ctx)
         try:
             plan_s = self.runtime.pace.plan_s(request.models.text)
-            if (groups := layout(request, self.runtime.settings, plan_s)) > 0:
+            creates = self.runtime.current().api.http.create_rate()
+            if (groups := layout(request, creates, plan_s)) > 0:
                 await self._outline_then_details(calls, request, out, groups)
             else:
                 await calls.ask(
@@ -149,9 +155,11 @@ class LlmPlanner:
     def _group_size(self, calls: PlanCalls, request: CampaignRequest, groups: int) -> int:
         """Products per details call: from the outline's speed once it shows."""
         speed = calls.speed("outline")
+        creates = self.runtime.current().api.http.create_rate()  # lower after a 429
+        plan_s = self.runtime.pace.plan_s(request.models.text)
         if speed is not None:
             plan_s = self.runtime.pace.CHARS_PER_PLAN / speed
-            groups = max(1, layout(request, self.runtime.settings, plan_s))
+        groups = max(1, layout(request, creates, plan_s))
         return math.ceil(request.products / groups)
 
     async def _details(
