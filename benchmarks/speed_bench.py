@@ -820,7 +820,8 @@ def reel_costs(sizes: Sequence[int], clip_s: float = 3.0) -> list[ReelCost]:
             shown = min(n, REEL_CLIPS)  # the reel shows the first 12 products' clips
             chosen = [(f"Product {i + 1}", clips[i % len(clips)]) for i in range(shown)]
             began = time.perf_counter()
-            path = reel.render_reel(chosen, f"{tmp}/reel-{n}.mp4", title="retro cats")
+            os.makedirs(f"{tmp}/{n}")  # its own folder: no parts prepared for another size
+            path = reel.render_reel(chosen, f"{tmp}/{n}/reel.mp4", title="retro cats")
             took = time.perf_counter() - began
             out.append(ReelCost(n, shown * clip_s, took, os.path.getsize(path) / 1e6))
             print(f"[part 3] reel of {n} clips: {took:.2f} s", flush=True)
