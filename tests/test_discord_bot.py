@@ -183,7 +183,8 @@ async def test_validation_error_is_ephemeral_and_stores_nothing(
 
 
 async def test_status_edits_are_coalesced(fake, make_service, start_bot) -> None:
-    service = make_service(GatedGenerator(open_all=True))
+    gen = GatedGenerator()  # nothing finishes before the first status edit is held
+    service = make_service(gen)
     await start_bot(service)
     hold = Hold("PATCH", status_path(fake))  # the first status edit stays in flight
     fake.holds.append(hold)
@@ -191,6 +192,7 @@ async def test_status_edits_are_coalesced(fake, make_service, start_bot) -> None
         fake.command("new", snowflake(), {"theme": "cats", "products": 3, "videos": True})
     )
     await asyncio.wait_for(hold.held.wait(), 30)
+    gen.open(*((i, step) for i in range(3) for step in ("image", "video")))
     campaign = await service.wait((await started(fake, service)).id)
     # 3 products x 2 steps: 6 starts, 6 reports, 6 finishes, 3 product ends, 1 campaign end
     hold.release.set()

@@ -151,12 +151,12 @@ class ReplicateHttp:
     def create_rate(self) -> CreateRate:
         """The create rate and burst this process keeps to now: its setting, or what 429s
         have taught its bucket."""
+        ceiling = self.settings.create_per_min
         local = self.creates.local if isinstance(self.creates, SharedCreateBudget) else None
         bucket = local if local is not None else self.creates
-        if isinstance(bucket, CreateBucket):
+        if isinstance(bucket, CreateBucket) and bucket.rate_per_min < ceiling:  # 429s taught it
             return CreateRate(bucket.rate_per_min, bucket.capacity)
-        per_min = self.settings.create_per_min
-        return CreateRate(per_min, per_min / 60 * self.settings.burst_s)
+        return CreateRate(ceiling, ceiling / 60 * self.settings.burst_s)
 
     @property
     def base_url(self) -> str:
