@@ -170,7 +170,8 @@ class PlanCalls:
     ) -> Prediction:
         ctx = self.ctx
         stored = ctx.calls.get(part) if ctx else None
-        adopt = stored is not None and existing is None and stored.intent_at is not None
+        # an intent without a prediction to re-read: its create may have gone out, so look
+        adopt = stored if existing is None and stored and stored.intent_at is not None else None
         return await predict(
             api,
             binding.create_ref,
@@ -179,8 +180,8 @@ class PlanCalls:
             deadline_s=self.runtime.settings.deadline(StepKind.TEXT),
             hooks=ctx.hooks_for(part) if ctx else QUIET,
             existing=existing,
-            intent_at=stored.intent_at if adopt and stored else None,
-            sent=json.loads(stored.sent_input) if adopt and stored and stored.sent_input else None,
+            intent_at=adopt.intent_at if adopt else None,
+            sent=json.loads(adopt.sent_input) if adopt and adopt.sent_input else None,
             key=ctx.campaign_id if ctx else None,
             on_text=answer.piece,
         )

@@ -101,24 +101,20 @@ class LlmPlanner:
         out = _Found(n, on_plan, ctx.done if ctx else ())
         calls = PlanCalls(self.runtime, request, ctx)
         try:
-            plan_s = self.runtime.pace.plan_s(request.models.text)
-            creates = self.runtime.current().api.http.create_rate()
-            if (groups := layout(request, creates, plan_s)) > 0:
-                await self._outline_then_details(calls, request, out, groups)
+            if self._groups(calls, request) > 0:
+                await self._outline_then_details(calls, request, out)
             else:
                 await calls.ask(
                     "plans", lambda s: plan_prompt(request, strict=s), n, tuple(FIELDS), out.whole
                 )
-        except PlanFormatError as exc:
-            out.reason = f"the model's plans were unusable ({exc})"
-        except StepError as exc:
-            out.reason = str(exc)
+        except (PlanFormatError, StepError) as exc:
+            out.reason = _reason(exc)
         if out.missing():
             await out.fill(await self.fallback.plan(request))
         return out.result()
 
     async def _outline_then_details(
-        self, calls: PlanCalls, request: CampaignRequest, out: _Found, groups: int
+        self, calls: PlanCalls, request: CampaignRequest, out: _Found
     ) -> None:
         """The outline; each group's details call as soon as the group is named.
 
@@ -134,7 +130,7 @@ class LlmPlanner:
                 nonlocal start
                 named[position] = (out.distinct(values["name"]), values["product_type"])
                 while start < request.products:
-                    end = asked.get(start) or start + self._group_size(calls, request, groups)
+                    end = asked.get(start) or start + self._group_size(calls, request)
                     block = range(start, min(end, request.products))
                     if not all(i in named for i in block):
                         return
@@ -152,15 +148,20 @@ class LlmPlanner:
             except (PlanFormatError, StepError) as exc:  # groups named by then go on
                 out.reason = _reason(exc)
 
-    def _group_size(self, calls: PlanCalls, request: CampaignRequest, groups: int) -> int:
-        """Products per details call: from the outline's speed once it shows."""
+    def _groups(self, calls: PlanCalls, request: CampaignRequest) -> int:
+        """The layout now: the create rate as this process knows it (lower after a 429) and
+        the model's speed (the outline's own once it shows, else its last answers')."""
+        creates = self.runtime.current().api.http.create_rate()
         speed = calls.speed("outline")
-        creates = self.runtime.current().api.http.create_rate()  # lower after a 429
-        plan_s = self.runtime.pace.plan_s(request.models.text)
         if speed is not None:
             plan_s = self.runtime.pace.CHARS_PER_PLAN / speed
-        groups = max(1, layout(request, creates, plan_s))
-        return math.ceil(request.products / groups)
+        else:
+            plan_s = self.runtime.pace.plan_s(request.models.text)
+        return layout(request, creates, plan_s)
+
+    def _group_size(self, calls: PlanCalls, request: CampaignRequest) -> int:
+        """Products per details call, judged as the group starts."""
+        return math.ceil(request.products / max(1, self._groups(calls, request)))
 
     async def _details(
         self,
@@ -274,9 +275,7 @@ class _Found:
         for plan in offline:
             if plan.index in self.plans:
                 continue
-            name = plan.name if plan.name.casefold() not in self.names else self.distinct(plan.name)
-            self.names.add(name.casefold())
-            await self.add(ProductPlan(plan.index, name, *_rest(plan)))
+            await self.add(ProductPlan(plan.index, self.distinct(plan.name), *_rest(plan)))
 
     def result(self) -> Plans:
         """Every plan in index order, with a note if the fallback made some."""

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from adapters.replicate_api.hosts import host_allowed
 from core.errors import PermanentStepError
 
 OnText = Callable[[str], Awaitable[None]]
@@ -46,8 +47,6 @@ class Event:
 
 def stream_url_ok(url: str, base_url: str) -> bool:
     """Whether the token may be sent to `url`: the API's own host, or Replicate's over https."""
-    from adapters.replicate_api.hosts import host_allowed
-
     target, base = urlsplit(url), urlsplit(base_url)
     if (target.scheme, target.netloc) == (base.scheme, base.netloc):
         return True
