@@ -97,8 +97,11 @@ def old_ray_s(
     return plan + math.ceil(n / 4) * image + math.ceil(n / 2) * video
 
 
-def efficiency(makespan: float, bound: float = CRITICAL_PATH_S) -> float:
-    """The bound as a fraction of the makespan (1.0: nothing left to gain)."""
+def efficiency(makespan: float | None, bound: float = CRITICAL_PATH_S) -> float | None:
+    """The bound as a fraction of the time measured (1.0: nothing left to gain; None when
+    nothing was measured)."""
+    if makespan is None:
+        return None
     return bound / makespan if makespan > 0 else 0.0
 
 
@@ -482,7 +485,7 @@ async def part1(sizes: Sequence[int], runs: int, budget_s: float, reads: bool) -
             results.append(run)
             print(
                 f"[part 1] N={n:>2} run {round_no}/{runs}: {run.status}, last product "
-                f"{fmt(run.last, '.3f')} s ({fmt(ratio(CRITICAL_PATH_S, run.last), '.3f')} of the "
+                f"{fmt(run.last, '.3f')} s ({fmt(efficiency(run.last), '.3f')} of the "
                 f"limit), finalize {fmt(run.finalize, '.3f')} s, reel {fmt(run.reel_s, '.2f')} s, "
                 f"{old_local_s(n) / run.makespan:.1f}x old local, planner {run.planner}",
                 flush=True,
@@ -501,11 +504,6 @@ async def part2(products: int, reads: bool) -> Run:
         flush=True,
     )
     return run
-
-
-def ratio(bound: float, measured: float | None) -> float | None:
-    """bound / measured (None when nothing was measured)."""
-    return bound / measured if measured else None
 
 
 # --- the report -----------------------------------------------------------------------
@@ -579,13 +577,13 @@ def part1_section(results: Sequence[Run], sizes: Sequence[int]) -> tuple[str, li
         if not ok:
             rows.append([str(n), "0", *["n/a"] * 9, "; ".join(failed) or "not run"])
             continue
-        eff = median_of(ok, lambda r: ratio(CRITICAL_PATH_S, r.last))
+        eff = median_of(ok, lambda r: efficiency(r.last))
         fin = median_of(ok, lambda r: r.finalize)
         local = statistics.median(old_local_s(n) / r.makespan for r in ok)
         ray = statistics.median(old_ray_s(n) / r.makespan for r in ok)
         throttled = sum(int(stat(r.stats, "throttled") or 0) for r in ok)
         throttled += sum(int(stat(r.stats, "reads_throttled") or 0) for r in ok)
-        effs = span_text(ok, lambda r: ratio(CRITICAL_PATH_S, r.last), ".3f")
+        effs = span_text(ok, lambda r: efficiency(r.last), ".3f")
         rows.append([
             str(n), str(len(ok)), span_text(ok, lambda r: r.last, ".2f"), f"**{effs}**",
             span_text(ok, lambda r: r.finalize, ".3f"), span_text(ok, lambda r: r.reel_s, ".2f"),
@@ -641,7 +639,7 @@ def part2_section(run: Run, products: int, reads: bool) -> tuple[str, list[list[
     creates, throttled = stat(s, "creates"), stat(s, "throttled")
     reads_throttled = stat(s, "reads_throttled")
     peak_min, peak_s = stat(s, "peak_reads_per_min"), stat(s, "peak_reads_per_s")
-    eff = ratio(bound, run.last) if run.ok else None
+    eff = efficiency(run.last, bound) if run.ok else None
     rows = [
         ["outcome", run.status],
         ["creates (at least: 1 plan + images + videos)", f"{fmt(creates, '.0f')} ({needed})"],
