@@ -155,22 +155,25 @@ class ChainRunner:
         image, video = product.step(StepName.IMAGE), product.step(StepName.VIDEO)
         if video is None or video.status.done:  # at most the image is left to run
             if image is not None and not image.status.done:
-                await self._run_step(plan, image)
+                image = await self._run_step(plan, image)
         elif image is None or image.status.done:  # the image finished before this run
-            await self._video(plan, video, _Handoff.stored(image))
+            video = await self._video(plan, video, _Handoff.stored(image))
         else:
-            await self._chain(plan, image, video)
+            image, video = await self._chain(plan, image, video)
+        ended = Product(plan, tuple(s for s in (image, video) if s is not None))
         await self.publish(
             ProgressEvent(
                 EventKind.PRODUCT_FINISHED,
                 self.campaign_id,
                 self.clock(),
                 plan.index,
-                status=await self._product_status(plan.index),
+                status=ended.status.value,
             )
         )
 
-    async def _chain(self, plan: ProductPlan, image: StepRecord, video: StepRecord) -> None:
+    async def _chain(
+        self, plan: ProductPlan, image: StepRecord, video: StepRecord
+    ) -> tuple[StepRecord, StepRecord]:
         """Image and video at once: the video waits only for the image's URL (or its end).
 
         The task group owns the image step: cancelling the chain (or a crash on
@@ -178,22 +181,22 @@ class ChainRunner:
         """
         handoff = _Handoff()
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._image(plan, image, handoff))
+            imaged = group.create_task(self._image(plan, image, handoff))
             await handoff.ready.wait()
-            await self._video(plan, video, handoff)
+            video = await self._video(plan, video, handoff)
+        return imaged.result(), video
 
-    async def _image(self, plan: ProductPlan, image: StepRecord, handoff: _Handoff) -> None:
-        handoff.image_finished(await self._run_step(plan, image, feeds=handoff))
+    async def _image(self, plan: ProductPlan, image: StepRecord, handoff: _Handoff) -> StepRecord:
+        image = await self._run_step(plan, image, feeds=handoff)
+        handoff.image_finished(image)
+        return image
 
-    async def _video(self, plan: ProductPlan, video: StepRecord, image: _Handoff) -> None:
+    async def _video(self, plan: ProductPlan, video: StepRecord, image: _Handoff) -> StepRecord:
         if not image.usable:
-            await self._finish(video.evolve(status=StepStatus.SKIPPED, error="no image to animate"))
-            return
-        await self._run_step(plan, video, given=image)
-
-    async def _product_status(self, index: int) -> str:
-        campaign = await self.store.get(self.campaign_id)
-        return campaign.product(index).status.value
+            return await self._finish(
+                video.evolve(status=StepStatus.SKIPPED, error="no image to animate")
+            )
+        return await self._run_step(plan, video, given=image)
 
     async def _run_step(
         self,
@@ -294,9 +297,9 @@ class ChainRunner:
 
         async def output_ready(url: str) -> None:
             live.step = live.step.evolve(output_url=url)
-            await self._save(live.step)
-            if feeds is not None:
+            if feeds is not None:  # the video starts now; its own intent is a fenced write
                 feeds.url_ready(url, self.clock())
+            await self._save(live.step)
 
         async def before_spend(sent: str) -> None:
             live.step = live.step.evolve(intent_at=self.clock(), sent_input=sent)

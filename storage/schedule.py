@@ -1,6 +1,6 @@
 """The account's create schedule as a value that travels to other processes (Ray actors).
 
-The store's own `reserve_create` / `pause_creates` run on its connection, which
+The store's own `reserve_creates` / `pause_creates` run on its connection, which
 stays in the process that opened it. `store.create_schedule()` hands out a
 `Schedule` instead: a small picklable value (a SQLite path, or a PostgreSQL
 URL kept secret) that opens a connection of its own, lazily, once per event
@@ -23,10 +23,18 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 
+def slot_waits(first_s: float, interval_s: float, count: int) -> list[float]:
+    """The seconds to wait for each of `count` consecutive slots, `interval_s` apart, the
+    first `first_s` from now (negative: a quiet spell left room for a burst)."""
+    return [max(0.0, first_s + i * interval_s) for i in range(count)]
+
+
 class RateRows(Protocol):
     """The store's shared part, on a connection the schedule opened."""
 
-    async def reserve_create(self, account: str, interval_s: float, burst: int) -> float: ...
+    async def reserve_creates(
+        self, account: str, interval_s: float, burst: int, count: int = 1
+    ) -> list[float]: ...
 
     async def pause_creates(self, account: str, pause_s: float) -> None: ...
 
@@ -63,12 +71,15 @@ class Schedule:
     async def _open(self) -> Opened | None:
         raise NotImplementedError
 
-    async def reserve_create(self, account: str, interval_s: float, burst: int) -> float:
-        """Reserve the account's next create slot; the seconds to wait (0: no schedule here)."""
+    async def reserve_creates(
+        self, account: str, interval_s: float, burst: int, count: int = 1
+    ) -> list[float]:
+        """Reserve the account's next `count` create slots; the seconds to wait for each
+        (none: no schedule here)."""
         opened = await self._opened()
-        return (
-            0.0 if opened is None else await opened.rows.reserve_create(account, interval_s, burst)
-        )
+        if opened is None:
+            return [0.0] * count
+        return await opened.rows.reserve_creates(account, interval_s, burst, count)
 
     async def pause_creates(self, account: str, pause_s: float) -> None:
         """A 429: no process sends a create for `pause_s` (nothing if no schedule here)."""

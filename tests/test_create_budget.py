@@ -82,6 +82,57 @@ async def soon(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
     raise AssertionError("condition never became true")
 
 
+class Schedule:
+    """The account's shared schedule as a store keeps it: one slot every `interval_s`; each
+    trip to it is held until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.next_at = 0.0
+        self.trips: list[int] = []  # slots asked for, per trip
+        self.answer = asyncio.Event()
+
+    async def reserve_creates(
+        self, account: str, interval_s: float, burst: int, count: int = 1
+    ) -> list[float]:
+        self.trips.append(count)
+        await self.answer.wait()
+        first, self.next_at = self.next_at, self.next_at + count * interval_s
+        return [first + i * interval_s for i in range(count)]
+
+    async def pause_creates(self, account: str, pause_s: float) -> None:
+        raise AssertionError("no 429 here")
+
+
+class Local:
+    """A process's own budget that never holds anything back."""
+
+    async def take(self, key: str, on_place: Any = None, *, priority: float = 0.0) -> None:
+        return None
+
+
+async def test_creates_asking_while_a_reservation_is_out_go_together_in_the_next() -> None:
+    schedule, slept = Schedule(), []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    budget = SharedCreateBudget(
+        Local(),  # type: ignore[arg-type]
+        lambda: schedule,
+        per_min=60.0,
+        burst=1,
+        sleep=sleep,
+    )
+    first = asyncio.ensure_future(budget.take("a"))
+    await soon(lambda: schedule.trips == [1])  # the first is on its way alone
+    rest = [asyncio.ensure_future(budget.take(key)) for key in "bcde"]
+    await asyncio.sleep(0)
+    schedule.answer.set()
+    await asyncio.gather(first, *rest)
+    assert schedule.trips == [1, 4]  # two trips to the database, not five
+    assert sorted(slept) == [1.0, 2.0, 3.0, 4.0]  # and still one slot each, 1 s apart
+
+
 async def test_keys_take_turns_and_places_follow_the_turns() -> None:
     clock = FakeClock()
     sleep = HeldSleep(clock)

@@ -265,11 +265,14 @@ async def test_two_replicas_take_consecutive_create_slots(
     replicas: tuple[PostgresStore, PostgresStore],
 ) -> None:
     first, second = replicas
-    waits = await asyncio.gather(
-        *(store.reserve_create("acct", 10.0, burst=2) for store in (first, second) * 2)
+    asked = await asyncio.gather(
+        *(store.reserve_creates("acct", 10.0, burst=2) for store in (first, second) * 2),
+        first.reserve_creates("acct", 10.0, burst=2, count=2),
     )
-    # a burst of 2 free now, then one slot each 10 s: no two replicas share a slot
-    assert sorted(round(w) for w in waits) == [0, 0, 10, 20]
+    # a burst of 2 free now, then one slot each 10 s: no two replicas share a slot, and
+    # two slots asked for at once are two consecutive ones
+    assert sorted(round(w) for waits in asked for w in waits) == [0, 0, 10, 20, 30, 40]
+    assert asked[-1][1] - asked[-1][0] == pytest.approx(10.0)
 
 
 async def test_a_429_on_one_replica_pauses_the_other(
@@ -277,7 +280,7 @@ async def test_a_429_on_one_replica_pauses_the_other(
 ) -> None:
     first, second = replicas
     await first.pause_creates("acct", 30.0)
-    assert 29.0 < await second.reserve_create("acct", 0.1, burst=10) <= 30.0
+    assert 29.0 < (await second.reserve_creates("acct", 0.1, burst=10))[0] <= 30.0
 
 
 async def test_a_request_is_taken_by_one_replica(

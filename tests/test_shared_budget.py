@@ -47,12 +47,24 @@ async def test_slots_are_spaced_across_processes_after_a_burst(
     first, second = two_stores
     first.clock = second.clock = clock
     waits = [
-        await store.reserve_create(ACCOUNT, 0.1, burst=2)
+        (await store.reserve_creates(ACCOUNT, 0.1, burst=2))[0]
         for store in (first, second, first, second, first)
     ]
     assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])  # a burst of 2, then 0.1 s apart
     clock.now += 10.0  # a quiet spell earns the burst back
-    assert await second.reserve_create(ACCOUNT, 0.1, burst=2) == 0.0
+    assert (await second.reserve_creates(ACCOUNT, 0.1, burst=2))[0] == 0.0
+
+
+async def test_slots_reserved_together_are_the_slots_reserved_one_by_one(
+    two_stores: tuple[SqliteStore, SqliteStore],
+) -> None:
+    clock = Clock()
+    first, second = two_stores
+    first.clock = second.clock = clock
+    assert await first.reserve_creates(ACCOUNT, 0.1, burst=2, count=4) == pytest.approx(
+        [0.0, 0.0, 0.1, 0.2]
+    )
+    assert (await second.reserve_creates(ACCOUNT, 0.1, burst=2))[0] == pytest.approx(0.3)
 
 
 async def test_a_429_pauses_every_process(two_stores: tuple[SqliteStore, SqliteStore]) -> None:
@@ -60,8 +72,8 @@ async def test_a_429_pauses_every_process(two_stores: tuple[SqliteStore, SqliteS
     first, second = two_stores
     first.clock = second.clock = clock
     await first.pause_creates(ACCOUNT, 5.0)
-    assert await second.reserve_create(ACCOUNT, 0.1, burst=10) == pytest.approx(5.0)
-    assert await first.reserve_create(ACCOUNT, 0.1, burst=10) == pytest.approx(5.1)
+    assert (await second.reserve_creates(ACCOUNT, 0.1, burst=10))[0] == pytest.approx(5.0)
+    assert (await first.reserve_creates(ACCOUNT, 0.1, burst=10))[0] == pytest.approx(5.1)
 
 
 async def test_a_key_is_taken_once_across_processes(

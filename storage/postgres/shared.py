@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from storage.postgres.connection import DB_NOW, PgPart, Tx
+from storage.schedule import slot_waits
 
 _RESERVE = f"""
-INSERT INTO create_budget AS b (account, next_at)
-VALUES (%(account)s, {DB_NOW} - (%(burst)s - 1) * %(interval)s + %(interval)s)
+INSERT INTO create_budget AS b (account, next_at, slots)
+VALUES (%(account)s, {DB_NOW} - (%(burst)s - 1) * %(interval)s + %(span)s, %(count)s)
 ON CONFLICT (account) DO UPDATE SET next_at = GREATEST(
     b.next_at, b.paused_until, {DB_NOW} - (%(burst)s - 1) * %(interval)s
-) + %(interval)s
-RETURNING GREATEST(0, next_at - %(interval)s - {DB_NOW})
+) + %(span)s, slots = b.slots + %(count)s
+RETURNING next_at - %(span)s - {DB_NOW}
 """
 
 _PAUSE = f"""
@@ -33,13 +34,17 @@ ON CONFLICT (account) DO UPDATE SET
 class PgShared(PgPart):
     """The provider account's create schedule and the front ends' replay keys."""
 
-    async def reserve_create(self, account: str, interval_s: float, burst: int) -> float:
-        """Reserve the account's next create slot; returns the seconds to wait for it."""
+    async def reserve_creates(
+        self, account: str, interval_s: float, burst: int, count: int = 1
+    ) -> list[float]:
+        """Reserve the account's next `count` create slots; the seconds to wait for each."""
+        span = count * interval_s
         params = {"account": account, "interval": interval_s, "burst": burst}
+        params |= {"span": span, "count": count}
 
-        async def work(tx: Tx) -> float:
+        async def work(tx: Tx) -> list[float]:
             row = await tx.row(_RESERVE, params)
-            return max(0.0, float(row[0])) if row else 0.0
+            return slot_waits(float(row[0]) if row else 0.0, interval_s, count)
 
         return await self._conn.write(work)
 

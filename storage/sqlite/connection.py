@@ -7,6 +7,11 @@ read of one statement in `select` (atomic by itself in autocommit mode). Each
 completes even if its caller is cancelled: a BEGIN sent is always followed by
 its COMMIT or ROLLBACK. Inside `work`, use the raw `rows`, `row` and
 `execute`, which take no lock.
+
+Every statement is a trip to aiosqlite's thread and back, and under load the
+trip, not the statement, is the cost (~0.5 ms against ~0.02 ms). `batched`
+writes of one kind that wait together go as one `executemany` (group commit):
+twenty products saving their steps at once take one trip, not twenty.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Connection:
         # inside another coroutine's open transaction.
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Future[Any]] = set()
+        # batched writes waiting for their trip, by statement
+        self._batches: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[int]]]] = {}
 
     @classmethod
     async def open(cls, path: Path | str) -> Connection:
@@ -92,6 +99,39 @@ class Connection:
         is cancelled: a BEGIN sent is always followed by its COMMIT."""
         return await self._shielded(self._transaction(work, begin="BEGIN"))
 
+    async def batched(self, sql: str, params: Sequence[Any]) -> int:
+        """One single-statement write that changes at most one row; the rows it changed.
+
+        The writes of the same `sql` that wait for the connection meanwhile go
+        together in one `executemany` (each its own autocommit statement). It
+        completes even if the caller is cancelled.
+        """
+        waiting = self._batches.get(sql)
+        if waiting is None:
+            waiting = self._batches[sql] = []
+            self._keep(asyncio.ensure_future(self._send_batch(sql)))
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        waiting.append((tuple(params), done))
+        return await asyncio.shield(done)
+
+    async def _send_batch(self, sql: str) -> None:
+        async with self._lock:
+            batch = self._batches.pop(sql)  # later writes start the next batch
+            try:
+                changed = (await self.db.executemany(sql, [p for p, _ in batch])).rowcount
+                if changed == len(batch):  # each changed its one row
+                    results = [1] * len(batch)
+                else:  # which did not? each again on its own (the rest change nothing new)
+                    results = [await self.execute(sql, p) for p, _ in batch]
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                raise
+        for (_, done), result in zip(batch, results, strict=True):
+            if not done.done():
+                done.set_result(result)
+
     async def select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one SELECT, run under the lock (one statement: its own snapshot)."""
         return await self._shielded(self._transaction(lambda: self.rows(sql, params), False))
@@ -107,14 +147,14 @@ class Connection:
             raise CampaignNotFound(str(params[-1]))
 
     async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Raw, for use inside `work`: the rows of one statement."""
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        """Raw, for use inside `work`: the rows of one statement (one trip to the
+        connection's thread, not three: under load each trip waits its turn)."""
+        return list(await self.db.execute_fetchall(sql, tuple(params)))
 
     async def row(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
         """Raw, for use inside `work`: the first row of one statement, or None."""
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        found = await self.rows(sql, params)
+        return found[0] if found else None
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Raw, for use inside `work`: run one statement; the rows it changed."""
@@ -122,11 +162,14 @@ class Connection:
         return cur.rowcount
 
     async def _shielded(self, transaction: Awaitable[T]) -> T:
-        task = asyncio.ensure_future(transaction)
+        return await asyncio.shield(self._keep(asyncio.ensure_future(transaction)))
+
+    def _keep(self, task: asyncio.Future[T]) -> asyncio.Future[T]:
+        """Track `task` until it ends (`close` waits for it; its outcome is retrieved)."""
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         task.add_done_callback(_settled)
-        return await asyncio.shield(task)
+        return task
 
     async def _transaction(
         self, work: Callable[[], Awaitable[T]], atomic: bool = True, begin: str = "BEGIN IMMEDIATE"

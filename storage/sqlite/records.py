@@ -33,9 +33,10 @@ class SqliteRecords(Part):
         """
         conn = self._conn
 
+        if await conn.batched(*_step_update(campaign_id, step, owner)):
+            return  # the usual case: one fenced statement, sent with the others waiting
+
         async def work() -> None:
-            if await _update_step(conn, campaign_id, step, owner):
-                return  # the usual case: one fenced statement
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 await _fence(conn, campaign_id, owner)
@@ -172,15 +173,24 @@ async def _insert_products(conn: Connection, campaign_id: str, products: Iterabl
             await _upsert_step(conn, campaign_id, step)
 
 
-async def _update_step(conn: Connection, campaign_id: str, step: StepRecord, owner: str) -> bool:
-    """Update an existing step while `owner` owns the campaign; False if nothing matched."""
-    changed = await conn.execute(
-        f"UPDATE steps SET {', '.join(f'{c} = ?' for c in STEP_COLUMNS)}"
-        " WHERE campaign_id = ? AND product_idx = ? AND name = ?"
-        " AND EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND owner = ?)",
-        (*step_values(step), campaign_id, step.product_index, step.name.value, campaign_id, owner),
+_UPDATE_STEP = (
+    f"UPDATE steps SET {', '.join(f'{c} = ?' for c in STEP_COLUMNS)}"
+    " WHERE campaign_id = ? AND product_idx = ? AND name = ?"
+    " AND EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND owner = ?)"
+)
+
+
+def _step_update(campaign_id: str, step: StepRecord, owner: str) -> tuple[str, tuple[Any, ...]]:
+    """The fenced update of an existing step while `owner` owns the campaign (it changes
+    nothing when the step is not stored yet or the campaign is not `owner`'s)."""
+    return _UPDATE_STEP, (
+        *step_values(step),
+        campaign_id,
+        step.product_index,
+        step.name.value,
+        campaign_id,
+        owner,
     )
-    return changed == 1
 
 
 async def _upsert_step(conn: Connection, campaign_id: str, step: StepRecord) -> None:

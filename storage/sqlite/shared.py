@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from storage.sqlite.connection import Connection, Part
+from storage.schedule import slot_waits
+from storage.sqlite.connection import Part
 
 
 class SqliteShared(Part):
@@ -17,24 +18,29 @@ class SqliteShared(Part):
 
     clock: Callable[[], float] = staticmethod(time.time)
 
-    async def reserve_create(self, account: str, interval_s: float, burst: int) -> float:
-        """Reserve the account's next create slot; returns the seconds to wait for it.
+    async def reserve_creates(
+        self, account: str, interval_s: float, burst: int, count: int = 1
+    ) -> list[float]:
+        """Reserve the account's next `count` create slots; the seconds to wait for each.
 
         A slot is `interval_s` after the one before (GCRA); after a quiet spell up
         to `burst` slots are free at once; none falls inside a 429's pause.
         """
-
-        async def work() -> float:
-            now = self.clock()
-            row = await self._conn.row(
-                "SELECT next_at, paused_until FROM create_budget WHERE account = ?", (account,)
-            )
-            next_at, paused_until = (row[0], row[1]) if row else (0.0, 0.0)
-            slot = max(next_at, paused_until, now - (burst - 1) * interval_s)
-            await _set_next(self._conn, account, slot + interval_s)
-            return max(0.0, slot - now)
-
-        return await self._conn.write(work)
+        now = self.clock()
+        floor = now - (burst - 1) * interval_s  # the earliest slot a quiet spell leaves
+        span = count * interval_s
+        # one statement (atomic by itself, one trip to the connection's thread)
+        found = await self._conn.write(
+            lambda: self._conn.rows(
+                "INSERT INTO create_budget (account, next_at, slots) VALUES (?, ? + ?, ?)"
+                " ON CONFLICT(account) DO UPDATE SET"
+                " next_at = MAX(next_at, paused_until, ?) + ?, slots = slots + excluded.slots"
+                " RETURNING next_at",
+                (account, floor, span, count, floor, span),
+            ),
+            atomic=False,
+        )
+        return slot_waits(float(found[0][0]) - span - now, interval_s, count)
 
     async def pause_creates(self, account: str, pause_s: float) -> None:
         """A 429: no process sends a create for `pause_s` (from now)."""
@@ -73,11 +79,3 @@ class SqliteShared(Part):
             return not taken
 
         return await self._conn.write(work)
-
-
-async def _set_next(conn: Connection, account: str, next_at: float) -> None:
-    await conn.execute(
-        "INSERT INTO create_budget (account, next_at) VALUES (?, ?)"
-        " ON CONFLICT(account) DO UPDATE SET next_at = excluded.next_at",
-        (account, next_at),
-    )
