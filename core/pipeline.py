@@ -297,9 +297,10 @@ class ChainRunner:
 
         async def output_ready(url: str) -> None:
             live.step = live.step.evolve(output_url=url)
-            if feeds is not None:  # the video starts now; its own intent is a fenced write
-                feeds.url_ready(url, self.clock())
-            await self._save(live.step)
+            if feeds is None:  # nobody starts from it: stored with the result, a write sooner
+                return
+            feeds.url_ready(url, self.clock())  # the video starts; its intent is a fenced write
+            await self._save(live.step)  # the URL its video started from, stored at once
 
         async def before_spend(sent: str) -> None:
             live.step = live.step.evolve(intent_at=self.clock(), sent_input=sent)
