@@ -92,7 +92,8 @@ class OutputGone(PermanentStepError):
 
 @functools.cache
 def shared_tls() -> ssl.SSLContext:
-    """httpx's default TLS trust, built once per process (each build costs ~50 ms)."""
+    """The default TLS trust (certifi's, as httpx builds it), built once per process (each
+    build costs ~50 ms); the API client and the downloads share it."""
     return httpx.create_ssl_context()
 
 
@@ -191,7 +192,7 @@ Offload = Callable[..., Awaitable[Any]]  # asyncio.to_thread's shape
 
 
 class Downloader:
-    """Fetches output files into a folder; one per event loop (owns an httpx client).
+    """Fetches output files into a folder; one per event loop (owns an aiohttp session).
 
     `hosts`: allowed output host names or `*.domain` patterns. `allow_private`:
     True trusts every address, or give the networks to trust (local testing only).
