@@ -146,6 +146,56 @@ async def test_products_added_after_planning(store: Store) -> None:
     assert (await store.get(full.id)).products == full.products
 
 
+def _planned(count: int) -> tuple[Campaign, list[Product]]:
+    """A campaign stored without products, and `count` products planned for it."""
+    full = _campaign()
+    products = [
+        Product(
+            ProductPlan(i, f"Cat {i}", "mug", "Meow.", f"img {i}", f"vid {i}"),
+            (StepRecord(i, StepName.IMAGE), StepRecord(i, StepName.VIDEO)),
+        )
+        for i in range(count)
+    ]
+    return Campaign(**{**full.__dict__, "products": ()}), products
+
+
+async def test_products_planned_at_once_are_all_written_but_a_bad_one(store: Store) -> None:
+    empty, products = _planned(5)
+    await store.create_campaign(empty)
+    await store.add_products(empty.id, products[2:3])
+    outcomes = await asyncio.gather(  # product 2 again: it is refused, alone
+        *(store.add_products(empty.id, (p,)) for p in products), return_exceptions=True
+    )
+    assert [type(o).__name__ for o in outcomes].count("NoneType") == 4
+    assert isinstance(outcomes[2], (sqlite3.IntegrityError, psycopg.IntegrityError))
+    assert (await store.get(empty.id)).products == tuple(products)
+
+
+@pytest.mark.sqlite_only  # aiosqlite's calls
+async def test_writes_waiting_together_share_their_trips_to_sqlite(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty, products = _planned(20)
+    await store.create_campaign(empty)
+    assert await store.claim(empty.id, "me", now=1.0, stale_before=0.0)
+    db = store._conn.db
+    trips: list[str] = []  # every call to aiosqlite is a trip to its thread and back
+    for method in ("execute", "executemany", "execute_fetchall"):
+        sent = getattr(db, method)
+        monkeypatch.setattr(db, method, lambda sql, *a, _s=sent: trips.append(sql) or _s(sql, *a))
+    await asyncio.gather(*(store.add_products(empty.id, (p,)) for p in products))
+    added = len(trips)
+    steps = [s.evolve(status=StepStatus.RUNNING) for p in products for s in p.steps]
+    await asyncio.gather(*(store.save_step(empty.id, s, "me") for s in steps))
+    monkeypatch.undo()
+    stored = await store.get(empty.id)
+    assert [s.status for s in stored.steps()] == [StepStatus.RUNNING] * 40
+    # products waiting together share a transaction (a trip per kind of statement: BEGIN,
+    # products, steps, COMMIT), where one by one took 5 trips each: 100 in all
+    assert trips.count("BEGIN IMMEDIATE") <= 2 and added <= 2 * 4
+    assert len(trips) - added <= 2  # 40 step writes waiting together: one executemany
+
+
 async def test_recent_is_newest_first(store: Store) -> None:
     for i, cid in enumerate(["old00000", "mid00000", "new00000"]):
         await store.create_campaign(_campaign(cid, created_at=float(i)))

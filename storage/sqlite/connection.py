@@ -11,7 +11,9 @@ its COMMIT or ROLLBACK. Inside `work`, use the raw `rows`, `row` and
 Every statement is a trip to aiosqlite's thread and back, and under load the
 trip, not the statement, is the cost (~0.5 ms against ~0.02 ms). `batched`
 writes of one kind that wait together go as one `executemany` (group commit):
-twenty products saving their steps at once take one trip, not twenty.
+twenty products saving their steps at once take one trip, not twenty. `together`
+does the same for writes of several statements (a product and its steps): the
+ones waiting meanwhile share one transaction, a trip per kind of statement.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from core.errors import CampaignNotFound
 from storage.migrate import migrate
 
 T = TypeVar("T")
+Statements = Sequence[tuple[str, Sequence[Any]]]  # (sql, parameters), in order
 OPEN_ATTEMPTS = 5
 
 
@@ -43,6 +46,7 @@ class Connection:
         self._pending: set[asyncio.Future[Any]] = set()
         # batched writes waiting for their trip, by statement
         self._batches: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[int]]]] = {}
+        self._together: list[tuple[Statements, asyncio.Future[None]]] | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Connection:
@@ -131,6 +135,61 @@ class Connection:
         for (_, done), result in zip(batch, results, strict=True):
             if not done.done():
                 done.set_result(result)
+
+    async def together(self, statements: Statements) -> None:
+        """Write `statements` atomically, in one transaction with those of the callers
+        waiting meanwhile (whose statements come in the same order of kinds); completes
+        even if the caller is cancelled. If that transaction fails, each caller's
+        statements are written on their own, so only a failing caller sees its error."""
+        if self._together is None:
+            self._together = []
+            self._keep(asyncio.ensure_future(self._send_together()))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._together.append((statements, done))
+        await asyncio.shield(done)
+
+    async def _send_together(self) -> None:
+        async with self._lock:
+            group, self._together = self._together or [], None
+            merged: dict[str, list[Sequence[Any]]] = {}  # by kind, in first-seen order
+            for statements, _ in group:
+                for sql, params in statements:
+                    merged.setdefault(sql, []).append(tuple(params))
+            try:
+                await self._in_transaction(list(merged.items()), many=True)
+                outcomes: list[BaseException | None] = [None] * len(group)
+            except sqlite3.Error:
+                outcomes = []
+                for statements, _ in group:  # one by one: whose statements failed?
+                    try:
+                        await self._in_transaction(statements)
+                        outcomes.append(None)
+                    except sqlite3.Error as exc:
+                        outcomes.append(exc)
+        for (_, done), outcome in zip(group, outcomes, strict=True):
+            if done.done():
+                continue
+            if outcome is None:
+                done.set_result(None)
+            else:
+                done.set_exception(outcome)
+
+    async def _in_transaction(
+        self, statements: Sequence[tuple[str, Any]], many: bool = False
+    ) -> None:
+        """Raw, under the lock: BEGIN IMMEDIATE, the statements (each `executemany` when
+        `many`), COMMIT; ROLLBACK if one fails."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                if many:
+                    await self.db.executemany(sql, params)
+                else:
+                    await self.db.execute(sql, tuple(params))
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
 
     async def select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one SELECT, run under the lock (one statement: its own snapshot)."""

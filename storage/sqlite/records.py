@@ -21,8 +21,9 @@ class SqliteRecords(Part):
         await self._conn.write(lambda: insert_campaign(self._conn, campaign))
 
     async def add_products(self, campaign_id: str, products: Sequence[Product]) -> None:
-        """Insert planned products and their steps, atomically."""
-        await self._conn.write(lambda: _insert_products(self._conn, campaign_id, products))
+        """Insert planned products and their steps, atomically (with the products planned
+        meanwhile: one transaction)."""
+        await self._conn.together(_product_rows(campaign_id, products))
 
     async def save_step(self, campaign_id: str, step: StepRecord, owner: str) -> None:
         """Write one step's current state, only while `owner` owns the campaign.
@@ -51,12 +52,13 @@ class SqliteRecords(Part):
     async def save_plan(self, campaign_id: str, part: str, call: PlanCall, owner: str) -> None:
         """Remember a planning prediction (or the intent to create it), fenced by owner."""
 
-        async def work() -> None:
+        values = (campaign_id, part, call.provider_id, call.intent_at, call.sent_input)
+        if await self._conn.batched(_FENCED_PLAN, (*values, campaign_id, owner)):
+            return  # one fenced statement, sent with the others waiting
+
+        async def work() -> None:  # not written: say why (LeaseLost, CampaignNotFound)
             await _fence(self._conn, campaign_id, owner)
-            await self._conn.execute(
-                rows.upsert_plan_sql("?"),
-                (campaign_id, part, call.provider_id, call.intent_at, call.sent_input),
-            )
+            await self._conn.execute(rows.upsert_plan_sql("?"), values)
 
         await self._conn.write(work)
 
@@ -166,11 +168,18 @@ async def insert_campaign(conn: Connection, campaign: Campaign) -> None:
 
 
 async def _insert_products(conn: Connection, campaign_id: str, products: Iterable[Product]) -> None:
-    sql = rows.insert_sql("products", rows.PRODUCT_COLUMNS, "?")
+    for sql, params in _product_rows(campaign_id, products):
+        await conn.execute(sql, params)
+
+
+def _product_rows(campaign_id: str, products: Iterable[Product]) -> list[tuple[str, Any]]:
+    """The statements that insert products and their steps, products first."""
+    product_sql = rows.insert_sql("products", rows.PRODUCT_COLUMNS, "?")
+    found: list[tuple[str, Any]] = []
     for product in products:
-        await conn.execute(sql, rows.product_values(campaign_id, product))
-        for step in product.steps:
-            await _upsert_step(conn, campaign_id, step)
+        found.append((product_sql, rows.product_values(campaign_id, product)))
+        found += [_step_upsert(campaign_id, step) for step in product.steps]
+    return found
 
 
 _UPDATE_STEP = (
@@ -193,14 +202,26 @@ def _step_update(campaign_id: str, step: StepRecord, owner: str) -> tuple[str, t
     )
 
 
+_UPSERT_STEP = (
+    f"INSERT INTO steps (campaign_id, product_idx, name, {', '.join(STEP_COLUMNS)})"
+    f" VALUES (?, ?, ?, {', '.join('?' * len(STEP_COLUMNS))})"
+    " ON CONFLICT (campaign_id, product_idx, name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS)
+)
+# a planning call's row, written only while the owner owns the campaign (no row: not written)
+_FENCED_PLAN = rows.upsert_plan_sql("?").replace(
+    f"VALUES ({', '.join('?' * len(rows.PLAN_CALL_COLUMNS))})",
+    f"SELECT {', '.join('?' * len(rows.PLAN_CALL_COLUMNS))}"
+    " WHERE EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND owner = ?)",
+)
+
+
+def _step_upsert(campaign_id: str, step: StepRecord) -> tuple[str, tuple[Any, ...]]:
+    return _UPSERT_STEP, (campaign_id, step.product_index, step.name.value, *step_values(step))
+
+
 async def _upsert_step(conn: Connection, campaign_id: str, step: StepRecord) -> None:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS)
-    await conn.execute(
-        f"INSERT INTO steps (campaign_id, product_idx, name, {', '.join(STEP_COLUMNS)})"
-        f" VALUES (?, ?, ?, {', '.join('?' * len(STEP_COLUMNS))})"
-        f" ON CONFLICT (campaign_id, product_idx, name) DO UPDATE SET {updates}",
-        (campaign_id, step.product_index, step.name.value, *step_values(step)),
-    )
+    await conn.execute(*_step_upsert(campaign_id, step))
 
 
 async def _fence(conn: Connection, campaign_id: str, owner: str) -> None:
