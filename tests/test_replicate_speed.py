@@ -167,6 +167,42 @@ async def test_a_video_is_polled_not_held(fake: FakeReplicate) -> None:
     assert "Prefer" not in fake.requests[0][2]
 
 
+async def test_a_prediction_is_watched_from_when_its_create_returned(
+    fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls come when a prediction of its model would be done, counted from its creation:
+    counted from before its intent and its turn for the account's rate, they came early
+    and the one that saw it done a gap later."""
+    fake.latency["video"] = 0.05
+    api = PredictionApi(fast_settings(fake))
+    loop = asyncio.get_running_loop()
+    created: list[float] = []
+    watched: list[float | None] = []
+    create, wait = api.create, api.wait
+
+    async def slow_create(*args: Any, **kwargs: Any) -> Prediction:
+        await asyncio.sleep(0.2)  # the intent's write and the create's turn, say
+        made = await create(*args, **kwargs)
+        created.append(loop.time())
+        return made
+
+    async def watching(*args: Any, started: float | None = None, **kwargs: Any) -> Prediction:
+        watched.append(started)
+        return await wait(*args, started=started, **kwargs)
+
+    monkeypatch.setattr(api, "create", slow_create)
+    monkeypatch.setattr(api, "wait", watching)
+    try:
+        await predict(
+            api, VIDEO, {"prompt": "orbit", "image": "data:,"}, kind=StepKind.VIDEO,
+            deadline_s=10,
+        )  # fmt: skip
+    finally:
+        await api.aclose()
+    assert len(watched) == 1 and watched[0] is not None
+    assert watched[0] >= created[0]  # not 0.2 s before, when predict began
+
+
 def _watch(polls: Polls, pid: str, started: float) -> Watch:
     return polls.watch(pid, VIDEO, started)
 

@@ -84,9 +84,13 @@ async def predict(
         if existing is not None:
             await hooks.report(f"adopted prediction {existing.id} sent before a restart")
             await hooks.remember_provider_id(existing.id)
-    started = loop.time() if existing is None else _loop_time_of(existing, loop)
     held = on_text is None and kind in SHORT_KINDS  # `Prefer: wait` for a short answer
     prediction = existing or await _send(api, ref, inputs, kind, deadline_s, hooks, key, held)
+    # when it was created, on the loop's clock: polls come when a prediction of its model
+    # would finish, so not before its create returned (the intent, the create's turn and
+    # the request itself come first; started earlier, the poll comes too soon and the
+    # next one a gap later)
+    started = _loop_time_of(existing, loop) if existing is not None else loop.time()
     try:
         begun = loop.time()
         if on_text is not None and not prediction.done:
