@@ -212,7 +212,8 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     polls = Polls(ReplicateSettings(poll_min_s=0.05, poll_max_s=5.0), clock, jitter=lambda: 1.0)
     first, second = _watch(polls, "a", 0.0), _watch(polls, "b", 0.5)
     clock.now = 10.0
-    assert polls.delay(first) == pytest.approx(0.5)  # 5% of the elapsed time
+    assert polls.delay(second) == pytest.approx(0.475)  # 5% of the elapsed time
+    assert polls.delay(first) == pytest.approx(0.125)  # the oldest: likely the first done
     done = Prediction.from_json(
         {
             "id": "a",

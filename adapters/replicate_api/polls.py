@@ -8,9 +8,12 @@ than the read budget allows when many are in flight (`POLL_SHARE` of the
 account's read rate, spread over them), and at the moment it is expected to
 finish once a prediction of the same model has finished before: durations are
 learned from the API's own `created_at` / `completed_at`, and closely (every
-1% of that duration) for a while once it is due. When one prediction
-of a model finishes, the others of that model that have run about as long
-are polled at once. Polls ask the read bucket with a priority: the prediction
+1% of that duration) for a while once it is due. Until then, the oldest
+prediction of each model is polled four times as often as the others: it is
+the one likely to finish first, and when one prediction of a model finishes,
+the others of that model that have run about as long are polled at once (a
+batch started together is seen finishing a quarter of a gap after its first
+one, not half a gap). Polls ask the read bucket with a priority: the prediction
 nearest to its expected end goes first.
 
 A webhook (`deliver`) ends the wait at once; polling stays as the safety net,
@@ -35,6 +38,7 @@ POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
 DUE_WINDOW = 1.25  # past its learned duration, a prediction is polled closely until this
 DUE_GAP = 0.01  # ... every 1% of the learned duration
 NUDGE_AT = 0.8  # a finish wakes the same model's predictions that ran this share as long
+LEAD_SHARE = 0.25  # no duration learned yet: the oldest of a model polls at this share of a gap
 EARLY_KEEP = 1000  # webhooks that arrived before their wait began, kept for a while
 LEARN_WEIGHT = 0.5  # weight of the newest duration in a model's running estimate
 
@@ -92,12 +96,22 @@ class Polls:
         elapsed = self._clock() - watch.started
         gap = max(s.poll_min_s, min(s.poll_max_s, POLL_FRACTION * elapsed)) * self._jitter()
         expected = self._durations.get(watch.model)
-        if expected is not None and elapsed < expected:
+        if expected is None and self._leads(watch):
+            gap *= LEAD_SHARE  # likely the first of its model to finish: its finish wakes the rest
+        elif expected is not None and elapsed < expected:
             gap = min(gap, expected - elapsed)  # be there when it is due
         elif expected is not None and elapsed < DUE_WINDOW * expected:
             gap = min(gap, DUE_GAP * expected)  # overdue: it is finishing about now
         floor = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
         return max(gap, floor)
+
+    def _leads(self, watch: Watch) -> bool:
+        """Whether `watch` is the oldest prediction of its model being waited for."""
+        return all(
+            other.started >= watch.started
+            for other in self._watches.values()
+            if other.model == watch.model
+        )
 
     def priority(self, watch: Watch) -> float:
         """Lower first: the prediction expected to finish soonest (or running longest)."""
