@@ -205,7 +205,7 @@ async def test_second_cancel_while_waiting_still_reaps_the_create(fake: FakeRepl
         await api.aclose()
 
 
-async def test_large_data_uri_is_decoded_off_the_event_loop(tmp_path: Path) -> None:
+async def test_large_outputs_are_decoded_and_written_off_the_event_loop(tmp_path: Path) -> None:
     offloaded: list[str] = []
 
     async def offload(fn: Callable[..., Any], *args: Any) -> Any:
@@ -222,5 +222,5 @@ async def test_large_data_uri_is_decoded_off_the_event_loop(tmp_path: Path) -> N
             assert Path(path).read_bytes() == data
     finally:
         await downloads.aclose()
-    # > 1 MiB: decoded in a worker thread; small ones are not worth a thread (both written there)
-    assert offloaded == ["_decode_data_uri", "_write", "_write"]
+    # > 1 MiB: decoded and written in a worker thread; a small one is not worth a thread
+    assert offloaded == ["_decode_data_uri", "_write"]

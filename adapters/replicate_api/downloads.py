@@ -66,6 +66,9 @@ _CHUNK = 1 << 16
 MAX_HOPS = 5  # redirects followed, each checked like the first URL
 _REDIRECTS = (301, 302, 303, 307, 308)
 DECODE_INLINE_MAX = 1 << 20  # larger data: URIs are decoded in a thread, off the event loop
+# Smaller files are written on the event loop: into the page cache that takes ~0.1 ms, where
+# a trip to a worker thread and back costs milliseconds while twenty downloads end at once.
+WRITE_INLINE_MAX = 256 << 10
 # Where Replicate serves prediction outputs: replicate.delivery and its subdomains
 # (pbxt.replicate.delivery, tjzk.replicate.delivery, ...).
 # Cloud metadata services, refused even where they are not link-local or private.
@@ -248,7 +251,10 @@ class Downloader:
             media, body = await self._get(url)
         media = _checked_type(media, body[:16], kind)
         path = str(stem.with_suffix(EXTENSIONS[media]))
-        await self._offload(_write, path, body)
+        if len(body) <= WRITE_INLINE_MAX:
+            _write(path, body)
+        else:
+            await self._offload(_write, path, body)
         return path
 
     def check_url(self, url: str | URL) -> URL:
