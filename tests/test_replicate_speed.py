@@ -234,6 +234,17 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     assert polls.delay(second) == pytest.approx(0.4)  # overdue: every 1% of 40 s
 
 
+def test_until_a_model_is_learned_its_oldest_is_watched_and_the_rest_wait() -> None:
+    clock = FakeClock(start=0.0)
+    polls = Polls(ReplicateSettings(poll_min_s=0.1, poll_max_s=5.0), clock, jitter=lambda: 1.0)
+    oldest, younger = _watch(polls, "a", 0.0), _watch(polls, "b", 0.05)
+    clock.now = 1.0
+    assert polls.delay(oldest) == pytest.approx(0.025)  # a quarter of the 0.1 s floor
+    assert polls.delay(younger) == pytest.approx(0.4)  # four floors: the oldest wakes it
+    polls.forget(oldest)  # it finished otherwise (failed, say): the next one leads
+    assert polls.delay(younger) == pytest.approx(0.025)
+
+
 def test_a_finish_wakes_the_same_models_elders_only() -> None:
     clock = FakeClock(start=0.0)
     polls = Polls(ReplicateSettings(), clock)

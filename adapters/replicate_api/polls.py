@@ -9,11 +9,13 @@ account's read rate, spread over them), and at the moment it is expected to
 finish once a prediction of the same model has finished before: durations are
 learned from the API's own `created_at` / `completed_at`, and closely (every
 1% of that duration) for a while once it is due. Until then, the oldest
-prediction of each model is polled four times as often as the others: it is
-the one likely to finish first, and when one prediction of a model finishes,
-the others of that model that have run about as long are polled at once (a
-batch started together is seen finishing a quarter of a gap after its first
-one, not half a gap). Polls ask the read bucket with a priority: the prediction
+prediction of each model is polled four times as often as it would be, and the
+others no sooner than four poll floors apart: the oldest is the one likely to
+finish first, and when one prediction of a model finishes, the others of that
+model that have run about as long are polled at once. A batch started
+together is seen finishing a quarter of a gap after its first one, not half a
+gap, with fewer polls than before (a follower's floor only matters in its
+first seconds: real videos take 30-300 s, images and plans are not polled). Polls ask the read bucket with a priority: the prediction
 nearest to its expected end goes first.
 
 A webhook (`deliver`) ends the wait at once; polling stays as the safety net,
@@ -94,16 +96,19 @@ class Polls:
         """Seconds until this prediction should be polled again."""
         s = self.settings
         elapsed = self._clock() - watch.started
-        gap = max(s.poll_min_s, min(s.poll_max_s, POLL_FRACTION * elapsed)) * self._jitter()
         expected = self._durations.get(watch.model)
+        floor = s.poll_min_s
+        if expected is None and not self._leads(watch):
+            floor /= LEAD_SHARE  # its model's oldest is watched closely: its finish wakes this one
+        gap = max(floor, min(s.poll_max_s, POLL_FRACTION * elapsed)) * self._jitter()
         if expected is None and self._leads(watch):
             gap *= LEAD_SHARE  # likely the first of its model to finish: its finish wakes the rest
         elif expected is not None and elapsed < expected:
             gap = min(gap, expected - elapsed)  # be there when it is due
         elif expected is not None and elapsed < DUE_WINDOW * expected:
             gap = min(gap, DUE_GAP * expected)  # overdue: it is finishing about now
-        floor = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
-        return max(gap, floor)
+        budget = len(self._watches) / (s.read_per_min / 60.0 * POLL_SHARE)
+        return max(gap, budget)
 
     def _leads(self, watch: Watch) -> bool:
         """Whether `watch` is the oldest prediction of its model being waited for."""
