@@ -236,7 +236,8 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
 
 def test_until_a_model_is_learned_its_oldest_is_watched_and_the_rest_wait() -> None:
     clock = FakeClock(start=0.0)
-    polls = Polls(ReplicateSettings(poll_min_s=0.1, poll_max_s=5.0), clock, jitter=lambda: 1.0)
+    settings = ReplicateSettings(poll_min_s=0.1, poll_max_s=5.0, read_per_min=60_000.0)
+    polls = Polls(settings, clock, jitter=lambda: 1.0)  # reads plenty: no budget floor here
     oldest, younger = _watch(polls, "a", 0.0), _watch(polls, "b", 0.05)
     clock.now = 1.0
     assert polls.delay(oldest) == pytest.approx(0.025)  # a quarter of the 0.1 s floor

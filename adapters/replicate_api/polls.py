@@ -15,8 +15,9 @@ finish first, and when one prediction of a model finishes, the others of that
 model that have run about as long are polled at once. A batch started
 together is seen finishing a quarter of a gap after its first one, not half a
 gap, with fewer polls than before (a follower's floor only matters in its
-first seconds: real videos take 30-300 s, images and plans are not polled). Polls ask the read bucket with a priority: the prediction
-nearest to its expected end goes first.
+first seconds: real videos take 30-300 s, images and plans are not polled).
+Polls ask the read bucket with a priority: the prediction nearest to its
+expected end goes first.
 
 A webhook (`deliver`) ends the wait at once; polling stays as the safety net,
 so a lost webhook costs latency, never a result.
