@@ -48,6 +48,7 @@ from benchmarks.speed_bench import (
     markdown_table,
     operator_env,
 )
+from bot import event_loop
 from bot.settings import AppSettings
 from core.request import parse_request
 from core.service import CampaignService
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    text = asyncio.run(bench(args.runs))
+    text = event_loop.run(bench(args.runs))
     (ROOT / "docs" / "ACCOUNTS.md").write_text(text, encoding="utf-8")
     print(text)
     return 0

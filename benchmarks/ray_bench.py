@@ -26,6 +26,7 @@ from adapters.local_executor import LocalExecutor
 from adapters.offline import ken_burns, product_image
 from adapters.ray_exec.executor import RayExecutor
 from adapters.ray_exec.settings import RaySettings
+from bot import event_loop
 from core.model import ProductPlan, StepName
 from core.ports import Executor, StepContext, StepHooks, StepJob, StepOutput
 from core.scheduler import Limits
@@ -187,4 +188,4 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
-    asyncio.run(main(args.renders, args.seconds, args.steps))
+    event_loop.run(main(args.renders, args.seconds, args.steps))

@@ -54,6 +54,7 @@ from typing import Any
 
 import httpx
 
+from bot import event_loop
 from bot.cli.commands import Built
 from bot.settings import AppSettings
 from core.model import Campaign, StepRecord
@@ -922,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     began = time.monotonic()
-    default, results, backlog, reads = asyncio.run(bench(args))
+    default, results, backlog, reads = event_loop.run(bench(args))
     reels = reel_costs(args.sizes) if args.reel else []
     gantt = "No successful 10-product run: no chart.\n"
     if (run10 := pick(results, TARGET_N)) is not None:

@@ -1,7 +1,9 @@
-"""Commands load only what they need: reading campaigns starts no adapter or chat library."""
+"""Commands load only what they need: reading campaigns starts no adapter or chat library;
+and the loop they run on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from bot import event_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("aiohttp", "httpx", "replicate", "discord", "slack_bolt", "ray", "PIL", "jinja2")
@@ -136,3 +140,12 @@ def test_cpu_workers_exit_when_their_process_is_killed() -> None:
     while not all(_gone(p) for p in workers):  # they see their parent's pipe close
         assert time.monotonic() < deadline, "orphaned workers still run"
         time.sleep(0.05)
+
+
+def test_the_bot_runs_on_uvloop_where_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert event_loop.run(loop_module()).startswith("uvloop")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed here: asyncio's loop
+    assert event_loop.run(loop_module()).startswith("asyncio")

@@ -3,12 +3,11 @@ exit code."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from bot import words
+from bot import event_loop, words
 from bot.cli.exits import EXIT_FAILED, EXIT_USAGE
 from bot.cli.parser import build_parser, settings_from
 from core import logs
@@ -47,7 +46,7 @@ def main(
     try:
         settings = settings_from(args, load())  # the environment, over .env
         logs.configure(settings.core.log_format, verbose=args.verbose)
-        return asyncio.run(dispatch(args, settings, build, front_ends or {}))
+        return event_loop.run(dispatch(args, settings, build, front_ends or {}))
     except (InvalidRequest, ConfigError, RequestBlocked, QuotaExceeded) as exc:
         print(f"error: {words.refusal(exc)}", file=sys.stderr)
         return EXIT_USAGE
