@@ -280,6 +280,52 @@ def overheads(run: Run) -> dict[str, list[float]]:
     return out
 
 
+def last_path(run: Run) -> list[tuple[str, float]]:
+    """The path of the product delivered last, from the fake's times and the sink's: the
+    models' own times, and what the bot added between them (s); [] if unknown."""
+    campaign = run.campaign
+    if campaign is None or not campaign.products or run.last is None:
+        return []
+    made = {p["id"]: p for p in run.stats.get("predictions", []) if isinstance(p, dict)}
+
+    def times(provider_id: str | None) -> tuple[float, float] | None:
+        p = made.get(provider_id or "")
+        return None if p is None else (p["created_at"] - run.submitted_at,
+                                       p["completed_at"] - run.submitted_at)  # fmt: skip
+
+    product = max(campaign.products, key=lambda p: max(s.finished_at or 0.0 for s in p.steps))
+    i = product.plan.index
+    parts = {name: times(call.provider_id) for name, call in campaign.plan_calls.items()}
+    details = next(
+        (t for name, t in parts.items() if name != "outline" and _covers(name, i) and t), None
+    )
+    outline = parts.get("outline")
+    steps = [times(s.provider_id) for s in product.steps]
+    if details is None or None in steps:
+        return []
+    if outline is not None:
+        path = [("submit -> outline created", outline[0]),
+                ("outline created -> its details created", details[0] - outline[0])]  # fmt: skip
+    else:
+        path = [("submit -> planning call created", details[0])]
+    path += [("details: first token + plan (the model)", details[1] - details[0])]
+    before = details[1]
+    for step, (created, done) in zip(product.steps, [t for t in steps if t], strict=True):
+        what = step_kind(step)
+        path += [(f"-> {what} created", created - before), (f"{what} (the model)", done - created)]
+        before = done
+    return [*path, ("-> product delivered (poll, download, write, post)", run.last - before)]
+
+
+def _covers(part: str, index: int) -> bool:
+    """Whether a planning call's part (`plans`, `details/3-5`) planned product `index`."""
+    if part.split("/")[0] == "plans":
+        return True
+    block = part.split("/")[1] if part.startswith("details/") else ""
+    first, _, last = block.partition("-")
+    return block != "" and int(first) <= index <= int(last or first)
+
+
 # --- the fake API and the bot --------------------------------------------------------
 
 
@@ -755,6 +801,17 @@ def report(
             f"### Where the time went (one N={TARGET_N} run, summary at {run10.makespan:.2f} s)\n",
             "Step duration minus the model's latency, from the stored step records:\n",
             time_table(run10),
+        ]
+    run20 = pick(results, max(args.sizes, default=0))
+    if run20 is not None and (path := last_path(run20)):
+        added = sum(t for what, t in path if "(the model)" not in what)
+        out += [
+            f"### The last product's path (one N={run20.n} run, delivered at "
+            f"{run20.last or 0:.3f} s)\n",
+            "The models' own times from the fake, and what came between them: the "
+            f"outline and the hand-offs added {added * 1000:.0f} ms to the "
+            f"{CRITICAL_PATH_S:.3f} s of one product's limit.\n",
+            markdown_table(["what", "ms"], [[w, f"{t * 1000:.1f}"] for w, t in path]),
         ]
     if backlog is not None:
         section, more = part2_section(backlog, args.backlog, reads)

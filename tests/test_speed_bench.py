@@ -113,3 +113,36 @@ def test_bars_and_overheads_from_stored_records() -> None:
     assert extra["submit"] == pytest.approx([0.001])
     assert bench.pick([run], 1) is run
     assert bench.pick([run], 10) is None
+
+
+def test_the_last_products_path_from_the_fakes_times() -> None:
+    def product(i: int, image: tuple[float, float], video: tuple[float, float]) -> Product:
+        steps = (
+            StepRecord(i, StepName.IMAGE, provider_id=f"i{i}", finished_at=100 + image[1]),
+            StepRecord(i, StepName.VIDEO, provider_id=f"v{i}", finished_at=100 + video[1]),
+        )
+        return Product(ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp"), steps)
+
+    campaign = Campaign(
+        id="c1",
+        request=CampaignRequest(theme="cats", products=2, videos=True),
+        status=CampaignStatus.SUCCEEDED,
+        created_at=100.0,
+        executor="local",
+        generator="replicate",
+        products=(product(0, (0.2, 0.55), (0.57, 3.8)), product(1, (0.3, 0.65), (0.7, 3.95))),
+        plan_calls={
+            n: PlanCall(i)
+            for n, i in (("outline", "o"), ("details/0-0", "d0"), ("details/1-1", "d1"))
+        },
+    )
+    times = {"o": (0.01, 0.1), "d0": (0.07, 0.14), "d1": (0.09, 0.16), "i0": (0.15, 0.5),
+             "v0": (0.52, 3.72), "i1": (0.18, 0.53), "v1": (0.56, 3.76)}  # fmt: skip
+    run = bench.Run(2, 4.0, 100.0, campaign, "succeeded", delivered=[3.8, 3.9])
+    run.stats = {"predictions": [
+        {"id": k, "created_at": 100 + a, "completed_at": 100 + b} for k, (a, b) in times.items()
+    ]}  # fmt: skip
+    path = dict(bench.last_path(run))  # product 1: its video finished last
+    assert list(path.values()) == pytest.approx([0.01, 0.08, 0.07, 0.02, 0.35, 0.03, 3.2, 0.14])
+    assert list(path)[-1].startswith("-> product delivered")
+    assert bench.last_path(bench.Run(2, 4.0, 100.0, None, "failed")) == []
