@@ -336,6 +336,23 @@ async def test_told_its_rate_a_rate_bound_campaign_plans_in_one_call(
     assert small.throttled <= 1
 
 
+async def test_untold_a_small_account_gets_its_other_details_in_one_call(
+    build: Callable[..., tuple[CampaignService, ReplicateGenerator]], small: FakeReplicate
+) -> None:
+    """Not told the account is small, the bot plans as for a big one, but its first details
+    call goes alone: the 429 it meets teaches the account's rate, and the products named
+    meanwhile are asked for together. Two details calls for six products, not six."""
+    service, generator = build(small, create_per_min=60_000.0, create_attempts=1)
+    generator.runtime.pace.learn(None, 40_000.0)  # the model, like the account, x100
+    request = CampaignRequest(theme="tiny teacups", products=6, videos=True, seed=3)
+    campaign = await service.run(request)
+    assert campaign.status is CampaignStatus.SUCCEEDED
+    prompts = [t["input"]["prompt"] for t in small.created("meta/meta-llama-3-8b-instruct")]
+    assert [p.split(" ")[0] for p in prompts] == ["Name", "Write", "Write"]
+    assert "exactly 1 merchandise" in prompts[1] and "exactly 5 merchandise" in prompts[2]
+    assert len(small.created()) == 15 and small.repeated() == []
+
+
 def _theme(prediction: dict[str, Any]) -> str:
     text = json.dumps(prediction["input"]).lower()
     return "big" if "zebra parade" in text else "small" if "koala cafe" in text else "?"

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from adapters.replicate_api.catalog import Binding
@@ -105,6 +106,7 @@ class PlanCalls:
     ) -> None:
         self.runtime, self.request, self.ctx = runtime, request, ctx
         self._live: dict[str, _Answer] = {}  # the answer each part is writing now
+        self._on_sent: dict[str, Callable[[], None] | None] = {}
 
     def stored_parts(self) -> list[str]:
         """The parts an earlier run of this campaign stored."""
@@ -116,11 +118,20 @@ class PlanCalls:
         return answer.chars_per_s() if answer is not None else None
 
     async def ask(
-        self, part: str, prompt: Prompt, count: int, fields: Sequence[str], on_item: OnItem
+        self,
+        part: str,
+        prompt: Prompt,
+        count: int,
+        fields: Sequence[str],
+        on_item: OnItem,
+        on_sent: Callable[[], None] | None = None,
     ) -> None:
         """Stream one call's objects to `on_item(position, values)`; asked again strictly
-        if the answer is unusable (objects handed on already are not handed on again)."""
+        if the answer is unusable (objects handed on already are not handed on again).
+
+        `on_sent()`: once the call's prediction exists (created, re-read or adopted)."""
         given = 0
+        self._on_sent[part] = on_sent
 
         async def again(position: int, values: dict[str, str]) -> None:
             if position >= given:  # the strict answer's first objects were handed on already
@@ -172,19 +183,38 @@ class PlanCalls:
         stored = ctx.calls.get(part) if ctx else None
         # an intent without a prediction to re-read: its create may have gone out, so look
         adopt = stored if existing is None and stored and stored.intent_at is not None else None
+        hooks = ctx.hooks_for(part) if ctx else QUIET
+        sent = self._on_sent.get(part.removesuffix("/strict"))
+        if sent is not None:
+            if existing is not None:
+                sent()
+            else:
+                hooks = replace(hooks, remember_provider_id=_then(hooks.remember_provider_id, sent))
         return await predict(
             api,
             binding.create_ref,
             binding.text_inputs(prompt, INSTRUCTION),
             kind=StepKind.TEXT,
             deadline_s=self.runtime.settings.deadline(StepKind.TEXT),
-            hooks=ctx.hooks_for(part) if ctx else QUIET,
+            hooks=hooks,
             existing=existing,
             intent_at=adopt.intent_at if adopt else None,
             sent=json.loads(adopt.sent_input) if adopt and adopt.sent_input else None,
             key=ctx.campaign_id if ctx else None,
             on_text=answer.piece,
         )
+
+
+def _then(
+    remember: Callable[[str], Awaitable[None]], sent: Callable[[], None]
+) -> Callable[[str], Awaitable[None]]:
+    """`remember`, then `sent()`: the prediction exists and its id is stored."""
+
+    async def remembered(provider_id: str) -> None:
+        await remember(provider_id)
+        sent()
+
+    return remembered
 
 
 async def _reusable(api: PredictionApi, provider_id: str) -> Prediction | None:

@@ -22,7 +22,11 @@ last answers, `TextPace`; ~100 tokens a second until one has been seen). The
 rate and burst are what the process knows at that moment: its settings, or
 less once a 429 has taught it (an account smaller than it was told), so a
 campaign that meets a small account folds its remaining products into one
-details call.
+details call. The first details call goes alone, and the others wait until its
+create is answered: on an account nobody said was small, that create is the
+one that meets the 429 (the outline took the burst), so the rest are sized by
+what it taught, not by the settings (on a big account the wait is one create's
+round trip, over before the last name is written).
 
 A call whose answer is unusable is asked once more, strictly; if that fails
 too, or the model cannot be reached, the offline planner plans what is still
@@ -37,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapters.replicate_api.generator import ReplicateRuntime
 from adapters.replicate_api.http import CreateRate
@@ -124,18 +128,29 @@ class LlmPlanner:
         named: dict[int, tuple[str, str]] = {}
         asked = _stored_blocks(calls)
         start = 0
+        first_sent = asyncio.Event()  # the first details call's prediction exists
         async with asyncio.TaskGroup() as tasks:
 
-            async def on_name(position: int, values: dict[str, str]) -> None:
+            def sent() -> None:
+                first_sent.set()
+                dispatch()
+
+            def dispatch() -> None:
+                """Start every group whose names are written; after the first, only once
+                the first's create was answered (what it met is what the rest are sized by)."""
                 nonlocal start
-                named[position] = (out.distinct(values["name"]), values["product_type"])
-                while start < request.products:
+                while start < request.products and (start == 0 or first_sent.is_set()):
                     end = asked.get(start) or start + self._group_size(calls, request)
                     block = range(start, min(end, request.products))
                     if not all(i in named for i in block):
                         return
-                    tasks.create_task(self._details(calls, request, out, block, named))
+                    on_sent = sent if start == 0 else None
+                    tasks.create_task(self._details(calls, request, out, block, named, on_sent))
                     start = block.stop
+
+            async def on_name(position: int, values: dict[str, str]) -> None:
+                named[position] = (out.distinct(values["name"]), values["product_type"])
+                dispatch()
 
             try:
                 await calls.ask(
@@ -170,8 +185,10 @@ class LlmPlanner:
         out: _Found,
         block: range,
         named: dict[int, tuple[str, str]],
+        on_sent: Callable[[], None] | None = None,
     ) -> None:
-        """One group's details; if they cannot be had, its products are left to the fallback."""
+        """One group's details; if they cannot be had, its products are left to the fallback.
+        `on_sent()`: once its prediction exists, or it failed without one."""
         products = [named[i] for i in block]
         matched: set[int] = set()
 
@@ -188,10 +205,13 @@ class LlmPlanner:
                 len(products),
                 DETAIL_FIELDS,
                 on_details,
+                on_sent,
             )
         except (PlanFormatError, StepError) as exc:
             out.reason = _reason(exc)
             log.warning("details of products %s-%s failed: %s", block[0] + 1, block[-1] + 1, exc)
+        if on_sent is not None:
+            on_sent()  # (again, or failed before its create was answered): the rest go on
 
 
 def _stored_blocks(calls: PlanCalls) -> dict[int, int]:
