@@ -63,11 +63,25 @@ AUDIT_COLUMNS = (
 PLAN_CALL_COLUMNS = ("campaign_id", "part", "provider_id", "intent_at", "sent_input")
 
 
+_PLAN_REPLACED = (
+    " ON CONFLICT (campaign_id, part) DO UPDATE SET provider_id = excluded.provider_id,"
+    " intent_at = excluded.intent_at, sent_input = excluded.sent_input"
+)
+
+
 def upsert_plan_sql(mark: str) -> str:
     """Insert or replace one planning call, with the dialect's parameter `mark`."""
-    return insert_sql("plan_calls", PLAN_CALL_COLUMNS, mark) + (
-        " ON CONFLICT (campaign_id, part) DO UPDATE SET provider_id = excluded.provider_id,"
-        " intent_at = excluded.intent_at, sent_input = excluded.sent_input"
+    return insert_sql("plan_calls", PLAN_CALL_COLUMNS, mark) + _PLAN_REPLACED
+
+
+def fenced_plan_sql(mark: str) -> str:
+    """`upsert_plan_sql`, written only while the campaign (the two parameters after the
+    call's values: its id, the owner) is that owner's: no row changed, nothing written."""
+    marks = ", ".join([mark] * len(PLAN_CALL_COLUMNS))
+    return (
+        f"INSERT INTO plan_calls ({', '.join(PLAN_CALL_COLUMNS)}) SELECT {marks}"
+        f" WHERE EXISTS (SELECT 1 FROM campaigns WHERE id = {mark} AND owner = {mark})"
+        + _PLAN_REPLACED
     )
 
 

@@ -40,7 +40,7 @@ class PgShared(PgPart):
         """Reserve the account's next `count` create slots; the seconds to wait for each."""
         span = count * interval_s
         params = {"account": account, "interval": interval_s, "burst": burst}
-        params |= {"span": span, "count": count}
+        params.update(count=count, span=span)
 
         async def work(tx: Tx) -> list[float]:
             row = await tx.row(_RESERVE, params)

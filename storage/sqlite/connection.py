@@ -44,9 +44,8 @@ class Connection:
         # inside another coroutine's open transaction.
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Future[Any]] = set()
-        # batched writes waiting for their trip, by statement
-        self._batches: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[int]]]] = {}
-        self._together: list[tuple[Statements, asyncio.Future[None]]] | None = None
+        # writes waiting for their trip: by statement (`batched`), None for `together`
+        self._waiting: dict[str | None, list[tuple[Any, asyncio.Future[Any]]]] = {}
 
     @classmethod
     async def open(cls, path: Path | str) -> Connection:
@@ -110,69 +109,75 @@ class Connection:
         together in one `executemany` (each its own autocommit statement). It
         completes even if the caller is cancelled.
         """
-        waiting = self._batches.get(sql)
-        if waiting is None:
-            waiting = self._batches[sql] = []
-            self._keep(asyncio.ensure_future(self._send_batch(sql)))
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        waiting.append((tuple(params), done))
-        return await asyncio.shield(done)
-
-    async def _send_batch(self, sql: str) -> None:
-        async with self._lock:
-            batch = self._batches.pop(sql)  # later writes start the next batch
-            try:
-                changed = (await self.db.executemany(sql, [p for p, _ in batch])).rowcount
-                if changed == len(batch):  # each changed its one row
-                    results = [1] * len(batch)
-                else:  # which did not? each again on its own (the rest change nothing new)
-                    results = [await self.execute(sql, p) for p, _ in batch]
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                raise
-        for (_, done), result in zip(batch, results, strict=True):
-            if not done.done():
-                done.set_result(result)
+        changed: int = await self._join(sql, tuple(params), lambda rows: self._send_rows(sql, rows))
+        return changed
 
     async def together(self, statements: Statements) -> None:
         """Write `statements` atomically, in one transaction with those of the callers
         waiting meanwhile (whose statements come in the same order of kinds); completes
         even if the caller is cancelled. If that transaction fails, each caller's
         statements are written on their own, so only a failing caller sees its error."""
-        if self._together is None:
-            self._together = []
-            self._keep(asyncio.ensure_future(self._send_together()))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._together.append((statements, done))
-        await asyncio.shield(done)
+        await self._join(None, statements, self._send_statements)
 
-    async def _send_together(self) -> None:
+    async def _join(
+        self, key: str | None, item: Any, send: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> Any:
+        """Wait for `item` to be sent with the others of `key` that wait meanwhile: `send`
+        gets them all, under the lock, and returns each one's outcome (a result, or the
+        error that caller gets)."""
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            waiting = self._waiting[key] = []
+            self._keep(asyncio.ensure_future(self._send_waiting(key, send)))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiting.append((item, done))
+        return await asyncio.shield(done)
+
+    async def _send_waiting(
+        self, key: str | None, send: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> None:
         async with self._lock:
-            group, self._together = self._together or [], None
-            merged: dict[str, list[Sequence[Any]]] = {}  # by kind, in first-seen order
-            for statements, _ in group:
-                for sql, params in statements:
-                    merged.setdefault(sql, []).append(tuple(params))
+            group = self._waiting.pop(key)  # later ones start the next group
+            outcomes: list[Any] = []
             try:
-                await self._in_transaction(list(merged.items()), many=True)
-                outcomes: list[BaseException | None] = [None] * len(group)
-            except sqlite3.Error:
-                outcomes = []
-                for statements, _ in group:  # one by one: whose statements failed?
-                    try:
-                        await self._in_transaction(statements)
-                        outcomes.append(None)
-                    except sqlite3.Error as exc:
-                        outcomes.append(exc)
-        for (_, done), outcome in zip(group, outcomes, strict=True):
-            if done.done():
-                continue
-            if outcome is None:
-                done.set_result(None)
-            else:
-                done.set_exception(outcome)
+                outcomes = await send([item for item, _ in group])
+            except BaseException as exc:
+                outcomes = [exc] * len(group)
+                raise
+            finally:
+                for (_, done), outcome in zip(group, outcomes, strict=True):
+                    if done.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+
+    async def _send_rows(self, sql: str, rows: list[Any]) -> list[int]:
+        """Raw, under the lock: `sql` for each row in one `executemany`; the rows each changed."""
+        if (await self.db.executemany(sql, rows)).rowcount == len(rows):
+            return [1] * len(rows)  # each changed its one row
+        return [await self.execute(sql, p) for p in rows]  # which did not? each again, alone
+
+    async def _send_statements(self, groups: list[Statements]) -> list[sqlite3.Error | None]:
+        """Raw, under the lock: every caller's statements in one transaction (an
+        `executemany` per kind); if it fails, each caller's in a transaction of its own."""
+        merged: dict[str, list[Sequence[Any]]] = {}  # by kind, in first-seen order
+        for statements in groups:
+            for sql, params in statements:
+                merged.setdefault(sql, []).append(tuple(params))
+        try:
+            await self._in_transaction(list(merged.items()), many=True)
+            return [None] * len(groups)
+        except sqlite3.Error:
+            outcomes: list[sqlite3.Error | None] = []
+            for statements in groups:  # one by one: whose statements failed?
+                try:
+                    await self._in_transaction(statements)
+                    outcomes.append(None)
+                except sqlite3.Error as exc:
+                    outcomes.append(exc)
+            return outcomes
 
     async def _in_transaction(
         self, statements: Sequence[tuple[str, Any]], many: bool = False

@@ -53,7 +53,7 @@ class SqliteRecords(Part):
         """Remember a planning prediction (or the intent to create it), fenced by owner."""
 
         values = (campaign_id, part, call.provider_id, call.intent_at, call.sent_input)
-        if await self._conn.batched(_FENCED_PLAN, (*values, campaign_id, owner)):
+        if await self._conn.batched(rows.fenced_plan_sql("?"), (*values, campaign_id, owner)):
             return  # one fenced statement, sent with the others waiting
 
         async def work() -> None:  # not written: say why (LeaseLost, CampaignNotFound)
@@ -207,12 +207,6 @@ _UPSERT_STEP = (
     f" VALUES (?, ?, ?, {', '.join('?' * len(STEP_COLUMNS))})"
     " ON CONFLICT (campaign_id, product_idx, name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS)
-)
-# a planning call's row, written only while the owner owns the campaign (no row: not written)
-_FENCED_PLAN = rows.upsert_plan_sql("?").replace(
-    f"VALUES ({', '.join('?' * len(rows.PLAN_CALL_COLUMNS))})",
-    f"SELECT {', '.join('?' * len(rows.PLAN_CALL_COLUMNS))}"
-    " WHERE EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND owner = ?)",
 )
 
 
