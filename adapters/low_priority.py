@@ -19,15 +19,8 @@ import os
 NICE = 10  # where SCHED_IDLE is missing
 
 
-def lower() -> str:
-    """Lower this process's CPU priority as far as the platform allows; what was set."""
-    with contextlib.suppress(OSError, AttributeError):  # Linux only
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return "idle"
+try:  # Linux only
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+except (OSError, AttributeError):
     with contextlib.suppress(OSError, AttributeError):  # not on every platform
         os.nice(NICE)
-        return "nice"
-    return "unchanged"
-
-
-POLICY = lower()

@@ -47,8 +47,15 @@ def answer_text(output: object) -> str:
 class _Answer:
     """A call's answer as it streams: each object validated and handed on once, in order."""
 
-    def __init__(self, count: int, fields: Sequence[str], on_item: OnItem) -> None:
+    def __init__(
+        self,
+        count: int,
+        fields: Sequence[str],
+        on_item: OnItem,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
         self.count, self.fields, self.on_item = count, fields, on_item
+        self.on_sent = on_sent  # told once its prediction exists
         self.stream = ObjectStream()
         self.text = ""
         self.given = 0
@@ -106,7 +113,6 @@ class PlanCalls:
     ) -> None:
         self.runtime, self.request, self.ctx = runtime, request, ctx
         self._live: dict[str, _Answer] = {}  # the answer each part is writing now
-        self._on_sent: dict[str, Callable[[], None] | None] = {}
 
     def stored_parts(self) -> list[str]:
         """The parts an earlier run of this campaign stored."""
@@ -131,14 +137,15 @@ class PlanCalls:
 
         `on_sent()`: once the call's prediction exists (created, re-read or adopted)."""
         given = 0
-        self._on_sent[part] = on_sent
 
         async def again(position: int, values: dict[str, str]) -> None:
             if position >= given:  # the strict answer's first objects were handed on already
                 await on_item(position, values)
 
         for strict in (False, True):
-            answer = self._live[part] = _Answer(count, fields, on_item if not strict else again)
+            answer = self._live[part] = _Answer(
+                count, fields, on_item if not strict else again, on_sent
+            )
             try:
                 text = await self._call(
                     part + ("/strict" if strict else ""), prompt(strict), answer
@@ -184,8 +191,7 @@ class PlanCalls:
         # an intent without a prediction to re-read: its create may have gone out, so look
         adopt = stored if existing is None and stored and stored.intent_at is not None else None
         hooks = ctx.hooks_for(part) if ctx else QUIET
-        sent = self._on_sent.get(part.removesuffix("/strict"))
-        if sent is not None:
+        if (sent := answer.on_sent) is not None:
             if existing is not None:
                 sent()
             else:

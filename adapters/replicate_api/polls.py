@@ -98,11 +98,12 @@ class Polls:
         s = self.settings
         elapsed = self._clock() - watch.started
         expected = self._durations.get(watch.model)
+        leads = expected is None and self._leads(watch)
         floor = s.poll_min_s
-        if expected is None and not self._leads(watch):
+        if expected is None and not leads:
             floor /= LEAD_SHARE  # its model's oldest is watched closely: its finish wakes this one
         gap = max(floor, min(s.poll_max_s, POLL_FRACTION * elapsed)) * self._jitter()
-        if expected is None and self._leads(watch):
+        if leads:
             gap *= LEAD_SHARE  # likely the first of its model to finish: its finish wakes the rest
         elif expected is not None and elapsed < expected:
             gap = min(gap, expected - elapsed)  # be there when it is due
