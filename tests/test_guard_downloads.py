@@ -10,6 +10,7 @@ says otherwise (then only for 127.0.0.1/32, to reach a first hop at all).
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +259,30 @@ async def test_the_checked_address_is_the_one_connected_to(
     assert Path(path).read_bytes() == PNG
     assert resolver.asked == ["cdn.replicate.delivery"]
     assert server.seen == [{"path": "/x.png", "host": f"cdn.replicate.delivery:{server.port}"}]
+
+
+async def test_an_output_served_compressed_is_saved_as_the_file_it_is(
+    downloader: Callable[..., Downloader], tmp_path: Path
+) -> None:
+    async def gzipped(_request: web.Request) -> web.Response:
+        body = gzip.compress(PNG)
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip"}, content_type="image/png"
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", gzipped)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = int(runner.addresses[0][1])
+        d = downloader(allow_http=True, hosts=["127.0.0.1"], allow_private=["127.0.0.1/32"])
+        path = await d.fetch(f"http://127.0.0.1:{port}/x.png", tmp_path / "x", "image")
+    finally:
+        await runner.cleanup()
+    assert Path(path).read_bytes() == PNG
 
 
 async def test_redirects_are_checked_at_every_hop(
