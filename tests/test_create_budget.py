@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from adapters.replicate_api import shared_rate
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.http import retry_after
 from adapters.replicate_api.predict import predict
@@ -130,7 +131,41 @@ async def test_creates_asking_while_a_reservation_is_out_go_together_in_the_next
     schedule.answer.set()
     await asyncio.gather(first, *rest)
     assert schedule.trips == [1, 4]  # two trips to the database, not five
-    assert sorted(slept) == [1.0, 2.0, 3.0, 4.0]  # and still one slot each, 1 s apart
+    # and still one slot each, 1 s apart (less the moment between the answer and the use)
+    assert sorted(slept) == pytest.approx([1.0, 2.0, 3.0, 4.0], abs=0.05)
+
+
+def budget_on(schedule: Schedule) -> SharedCreateBudget:
+    async def sleep(seconds: float) -> None:
+        return None
+
+    return SharedCreateBudget(
+        Local(),  # type: ignore[arg-type]
+        lambda: schedule,
+        per_min=60.0,
+        burst=1,
+        sleep=sleep,
+    )
+
+
+async def test_a_slot_taken_ahead_is_reserved_while_the_intent_is_stored() -> None:
+    schedule = Schedule()
+    budget = budget_on(schedule)
+    budget.ahead()  # the create's intent is being written
+    await soon(lambda: schedule.trips == [1])  # its slot is on its way already
+    schedule.answer.set()
+    await budget.take("a")  # the create uses it: no second trip
+    assert schedule.trips == [1]
+
+
+async def test_a_stale_slot_taken_ahead_goes_unused(monkeypatch: pytest.MonkeyPatch) -> None:
+    schedule = Schedule()
+    schedule.answer.set()
+    budget = budget_on(schedule)
+    budget.ahead()  # its create was never sent (say, the lease was lost)
+    monkeypatch.setattr(shared_rate, "AHEAD_FRESH_S", -1.0)  # ... long ago
+    await budget.take("a")
+    assert sum(schedule.trips) == 2  # the next create reserves a slot of its own
 
 
 async def test_keys_take_turns_and_places_follow_the_turns() -> None:

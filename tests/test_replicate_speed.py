@@ -19,7 +19,7 @@ import pytest
 
 from adapters.replicate_api.generator import ReplicateRuntime, predict
 from adapters.replicate_api.http import retry_after
-from adapters.replicate_api.polls import Polls, Watch
+from adapters.replicate_api.polls import LEAD_SHARE, Polls, Watch
 from adapters.replicate_api.predictions import PredictionApi, _same_api_path
 from adapters.replicate_api.rate import TokenBucket
 from adapters.replicate_api.settings import ReplicateSettings
@@ -213,7 +213,7 @@ def test_polls_learn_a_model_and_poll_when_it_is_due() -> None:
     first, second = _watch(polls, "a", 0.0), _watch(polls, "b", 0.5)
     clock.now = 10.0
     assert polls.delay(second) == pytest.approx(0.475)  # 5% of the elapsed time
-    assert polls.delay(first) == pytest.approx(0.125)  # the oldest: likely the first done
+    assert polls.delay(first) == pytest.approx(0.5 * LEAD_SHARE)  # the oldest: likely first done
     done = Prediction.from_json(
         {
             "id": "a",
@@ -240,10 +240,10 @@ def test_until_a_model_is_learned_its_oldest_is_watched_and_the_rest_wait() -> N
     polls = Polls(settings, clock, jitter=lambda: 1.0)  # reads plenty: no budget floor here
     oldest, younger = _watch(polls, "a", 0.0), _watch(polls, "b", 0.05)
     clock.now = 1.0
-    assert polls.delay(oldest) == pytest.approx(0.025)  # a quarter of the 0.1 s floor
-    assert polls.delay(younger) == pytest.approx(0.4)  # four floors: the oldest wakes it
+    assert polls.delay(oldest) == pytest.approx(0.1 * LEAD_SHARE)  # a share of the floor
+    assert polls.delay(younger) == pytest.approx(0.1 / LEAD_SHARE)  # the oldest wakes it
     polls.forget(oldest)  # it finished otherwise (failed, say): the next one leads
-    assert polls.delay(younger) == pytest.approx(0.025)
+    assert polls.delay(younger) == pytest.approx(0.1 * LEAD_SHARE)
 
 
 def test_a_finish_wakes_the_same_models_elders_only() -> None:

@@ -227,6 +227,12 @@ class ReplicateHttp:
             await self.creates.accepted()
         return body
 
+    def slot_ahead(self) -> None:
+        """A create is about to be sent: its shared slot is reserved now (see
+        `SharedCreateBudget.ahead`); nothing when the budget is this process's alone."""
+        if isinstance(self.creates, SharedCreateBudget):
+            self.creates.ahead()
+
     async def _take_create(
         self, key: str, priority: float, on_place: OnPlace | None, until: float | None
     ) -> None:

@@ -9,13 +9,13 @@ account's read rate, spread over them), and at the moment it is expected to
 finish once a prediction of the same model has finished before: durations are
 learned from the API's own `created_at` / `completed_at`, and closely (every
 1% of that duration) for a while once it is due. Until then, the oldest
-prediction of each model is polled four times as often as it would be, and the
-others no sooner than four poll floors apart: the oldest is the one likely to
+prediction of each model is polled eight times as often as it would be, and the
+others no sooner than eight poll floors apart: the oldest is the one likely to
 finish first, and when one prediction of a model finishes, the others of that
 model that have run about as long are polled at once. A batch started
-together is seen finishing a quarter of a gap after its first one, not half a
-gap, with fewer polls than before (a follower's floor only matters in its
-first seconds: real videos take 30-300 s, images and plans are not polled).
+together is seen finishing at most an eighth of a gap after its first one, with
+no more polls than if each were polled alike (a follower's floor only matters in
+its first seconds: real videos take 30-300 s, images and plans are not polled).
 Polls ask the read bucket with a priority: the prediction nearest to its
 expected end goes first.
 
@@ -41,7 +41,7 @@ POLL_SHARE = 0.8  # of the account's read rate, the most polling may use
 DUE_WINDOW = 1.25  # past its learned duration, a prediction is polled closely until this
 DUE_GAP = 0.01  # ... every 1% of the learned duration
 NUDGE_AT = 0.8  # a finish wakes the same model's predictions that ran this share as long
-LEAD_SHARE = 0.25  # no duration learned yet: the oldest of a model polls at this share of a gap
+LEAD_SHARE = 0.125  # no duration learned yet: the oldest of a model polls at this share of a gap
 EARLY_KEEP = 1000  # webhooks that arrived before their wait began, kept for a while
 LEARN_WEIGHT = 0.5  # weight of the newest duration in a model's running estimate
 

@@ -121,6 +121,7 @@ async def _send(
     held: bool,
 ) -> Prediction:
     """Record the intent, create, and store the id before anything else."""
+    api.http.slot_ahead()  # the create's slot is reserved while its intent is stored
     await hooks.before_spend(sent_text(inputs))
     wait_s = api.settings.prefer_wait_s if held else None
     prediction = await _create(api, ref, inputs, hooks, wait_s, kind, deadline_s, key)

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from core.ports import CreateBudget
 
 ACCOUNT = "replicate"  # one deployment, one account: one schedule per database
+AHEAD_FRESH_S = 1.0  # a slot taken ahead is used within this, or not at all
 
 
 class SharedRate(Protocol):
@@ -75,6 +76,7 @@ class SharedCreateBudget:
         self._sleep = sleep
         self._asking: list[asyncio.Future[float]] = []  # creates waiting for the next trip
         self._trip: asyncio.Task[None] | None = None
+        self._ahead: list[tuple[float, asyncio.Future[float]]] = []  # (asked at, slot)
 
     async def take(
         self,
@@ -90,18 +92,37 @@ class SharedCreateBudget:
         """
         shared = self.shared()
         if shared is not None:
-            wait = await self._slot(shared)
-            if wait > 0:
+            slot = self._taken_ahead() or self._slot(shared)
+            wait = await asyncio.shield(slot) - asyncio.get_running_loop().time()
+            if wait > 0:  # cancelled while waiting: its slot goes unused, like a late one
                 await self._sleep(wait)
         await self.local.take(key, on_place, priority=priority)
 
-    async def _slot(self, shared: SharedRate) -> float:
-        """The seconds to wait for this create's slot, reserved with the others asking now."""
+    def ahead(self) -> None:
+        """A create is on its way (its intent is being stored): its slot's trip to the
+        database starts now, alongside the intent's, and the next `take` uses it. A slot
+        taken ahead for a create that is never sent goes to the next one."""
+        shared = self.shared()
+        if shared is not None:
+            self._ahead.append((asyncio.get_running_loop().time(), self._slot(shared)))
+
+    def _taken_ahead(self) -> asyncio.Future[float] | None:
+        """The oldest slot taken ahead, if one is fresh; stale ones go unused: a slot the
+        schedule counted long ago, used now, could be one too many for the account."""
+        now = asyncio.get_running_loop().time()
+        while self._ahead:
+            asked_at, slot = self._ahead.pop(0)
+            if now - asked_at <= AHEAD_FRESH_S:
+                return slot
+        return None
+
+    def _slot(self, shared: SharedRate) -> asyncio.Future[float]:
+        """The loop time of a create's slot, reserved with the others asking now."""
         asked: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._asking.append(asked)
         if self._trip is None or self._trip.done():
             self._trip = asyncio.ensure_future(self._reserve(shared))
-        return await asyncio.shield(asked)  # cancelled: its slot goes unused, like a late one
+        return asked
 
     async def _reserve(self, shared: SharedRate) -> None:
         while self._asking:
@@ -116,10 +137,13 @@ class SharedCreateBudget:
                 raise
             except Exception as exc:
                 for asked in group:
-                    asked.set_exception(exc)
+                    if not asked.done():
+                        asked.set_exception(exc)
                 continue
+            now = asyncio.get_running_loop().time()
             for asked, wait in zip(group, waits, strict=True):
-                asked.set_result(wait)
+                if not asked.done():
+                    asked.set_result(now + wait)
 
     async def accepted(self) -> None:
         """The create went through."""
