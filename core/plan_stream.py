@@ -28,7 +28,10 @@ class ObjectStream:
 
     def feed(self, text: str) -> list[Any]:
         """The answer so far (each call gives the whole text): the objects completed since."""
+        grown, new_from = text.startswith(self.text), len(self.text)
         self.text = text
+        if grown and self._pos is not None and not _closes(text[new_from:]):
+            return []  # nothing can have been completed: no object or array closed since
         if self._pos is None:
             start = text.find("[")
             if start < 0:
@@ -53,6 +56,11 @@ class ObjectStream:
             new.append(value)
         self.found += new
         return new
+
+
+def _closes(text: str) -> bool:
+    """Whether `text` holds a character that can end an object or the array."""
+    return "}" in text or "]" in text
 
 
 def _skip(text: str, pos: int) -> int:

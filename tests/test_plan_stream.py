@@ -9,6 +9,7 @@ longer for a longer answer (`TextTiming`).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from adapters.replicate_api.planner import LlmPlanner, layout
-from adapters.replicate_api.stream import events, stream_url_ok
+from adapters.replicate_api.stream import Event, batches, stream_url_ok
 from core.model import CampaignStatus
 from core.plan_stream import ObjectStream
 from core.request import CampaignRequest
@@ -73,13 +74,30 @@ def test_how_many_calls_plan_a_campaign(
 
 
 async def test_server_sent_events_join_multiline_data_and_skip_comments() -> None:
-    async def lines():  # type: ignore[no-untyped-def]
-        for line in (b": ping\n", b"event: output\n", b"data: a\n", b"data: b\n", b"\n",
-                     b"event: done\n", b"data: {}\n", b"\n"):  # fmt: skip
-            yield line
+    body = ": ping\nevent: output\ndata: a\ndata: é\r\n\nevent: done\ndata: {}\n\n".encode()
 
-    got = [(e.name, "\n".join(e.data)) async for e in events(lines())]
-    assert got == [("output", "a\nb"), ("done", "{}")]
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(len(body)):  # a byte at a time: lines and the é split between reads
+            yield body[i : i + 1]
+
+    got = [(e.name, "\n".join(e.data)) async for batch in batches(chunks()) for e in batch]
+    assert got == [("output", "a\né"), ("done", "{}")]
+
+
+async def test_the_pieces_of_one_read_are_handed_on_as_one_text_before_the_end() -> None:
+    from adapters.replicate_api.stream import StreamError, _hand_on
+
+    texts: list[str] = []
+
+    async def on_text(text: str) -> None:
+        texts.append(text)
+
+    read = [Event("output", ["a"]), Event("output", ["b", "c"]), Event("done", ["{}"])]
+    assert await _hand_on(read, on_text) and texts == ["ab\nc"]
+    with pytest.raises(StreamError, match="out of memory"):
+        await _hand_on([Event("output", ["d"]), Event("error", ['{"detail": "out of memory"}'])],
+                       on_text)  # fmt: skip
+    assert texts[-1] == "d"  # what was written before the failure went first
 
 
 def test_the_token_goes_only_to_replicates_stream_hosts() -> None:
@@ -129,12 +147,13 @@ async def test_the_fake_streams_text_as_it_is_written_and_wants_the_token(
         pieces, arrived = [], []
         async with http.get(url, headers={**headers, "Accept": "text/event-stream"}) as reply:
             assert reply.headers["Content-Type"].startswith("text/event-stream")
-            async for event in events(_lines(reply.content)):
+            async for batch in batches(reply.content.iter_any()):
                 arrived.append(fake_clock())
-                if event.name == "output":
-                    pieces.append("\n".join(event.data))
-                else:
-                    assert (event.name, event.data) == ("done", ["{}"])
+                for event in batch:
+                    if event.name == "output":
+                        pieces.append("\n".join(event.data))
+                    else:
+                        assert (event.name, event.data) == ("done", ["{}"])
     answer = "".join(pieces)
     assert answer == default_reply(prompt)
     latency = TextTiming(0.05, 4000.0).latency(answer)
@@ -267,8 +286,3 @@ def fake_clock() -> float:
     import time
 
     return time.monotonic()
-
-
-async def _lines(content: aiohttp.StreamReader):  # type: ignore[no-untyped-def]
-    while line := await content.readline():
-        yield line
