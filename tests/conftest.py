@@ -26,7 +26,11 @@ from storage.open import Store
 from storage.sqlite_store import SqliteStore
 from tests.fakes import GatedGenerator, fake_sheet
 from tests.postgres import pg_server, pg_url  # noqa: F401 (PostgreSQL fixtures)
-from tests.ray_fixtures import _ray_for_session, ray_local  # noqa: F401 (Ray fixtures)
+from tests.ray_fixtures import (  # noqa: F401 (Ray fixtures)
+    _no_stray_ray_workers,
+    _ray_for_session,
+    ray_local,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

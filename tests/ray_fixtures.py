@@ -1,12 +1,20 @@
 """Ray for the tests: one local Ray (2 CPUs) shared by the session, started on first use.
 
 A test that needs a Ray of its own (a simulated cluster) shuts this one down
-first; the next test that asks for `ray_local` starts it again.
+first; the next test that asks for `ray_local` starts it again. When the
+session ends, Ray workers it started whose raylet is gone (a worker still
+starting when its simulated node was shut down, or a killed bot's) are
+stopped and named, not left running after the suite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +53,63 @@ def _ray_for_session() -> Iterator[None]:
     import ray
 
     ray.shutdown()  # only the Ray this process started or joined
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_ray_workers() -> Iterator[None]:
+    since = _started(os.getpid())
+    yield
+    deadline = time.monotonic() + 5.0  # a worker whose raylet just went may still be leaving
+    while (strays := stray_ray_workers(since)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if strays:
+        left = ", ".join(f"{name} ({pid})" for pid, name in strays.items())
+        print(f"\nstopped Ray workers the tests left without their raylet: {left}", file=sys.stderr)
+
+
+def stray_ray_workers(since: int) -> dict[int, str]:
+    """Ray workers (`ray::...`) started at or after clock tick `since` whose parent is not a
+    raylet (theirs is gone): pid -> name."""
+    strays = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            pid, name = int(entry), _cmdline(int(entry))
+            ours = name.startswith("ray::") and _started(pid) >= since
+            if ours and _comm(_parent(pid)) != "raylet":
+                strays[pid] = name
+        except (OSError, ValueError):  # it ended while we looked
+            continue
+    return strays
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state first)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _started(pid: int) -> int:
+    return int(_stat(pid)[19])  # starttime, in clock ticks since boot
+
+
+def _parent(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
 
 
 @pytest.fixture
