@@ -8,6 +8,7 @@ loading pydantic.
 
 from __future__ import annotations
 
+import math
 import re
 
 EXECUTORS = ("auto", "local", "ray")
@@ -51,10 +52,10 @@ def requester_ids(raw: str) -> frozenset[str]:
 
 
 def positive_float(raw: str) -> float:
-    """A number above 0."""
+    """A finite number above 0 (`inf` would make a timeout or an interval never end)."""
     value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a number above 0")
+    if not 0 < value < math.inf:
+        raise ValueError("must be a finite number above 0")
     return value
 
 

@@ -50,6 +50,8 @@ def test_overrides() -> None:
         ("CAMPAIGN_EXECUTOR", "kubernetes", "allowed: auto, local, ray"),
         ("CAMPAIGN_PROGRESS_INTERVAL", "-1", "above 0"),
         ("CAMPAIGN_CANCEL_POLL_S", "0", "above 0"),
+        ("REPLICATE_POLL_MIN", "inf", "finite number above 0"),
+        ("CAMPAIGN_PROGRESS_INTERVAL", "nan", "finite number above 0"),
     ],
 )
 def test_invalid_values_name_the_variable(name: str, value: str, needle: str) -> None:
