@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 
 _NAMES = itertools.count()
+RESERVE_ATTEMPTS = 100  # a folder removed as fast as it is made, names all taken: give up
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -37,7 +38,7 @@ def atomic_path(out_path: str) -> Iterator[str]:
 
 def _reserve(folder: str, name: str) -> str:
     """A new empty file in `folder` with a name no other writer uses; makes the folder."""
-    while True:
+    for _ in range(RESERVE_ATTEMPTS):
         tmp = os.path.join(folder, f".{name}.{os.getpid()}.{next(_NAMES)}.tmp")
         try:
             fd = os.open(tmp, _CREATE, 0o600)
@@ -48,3 +49,4 @@ def _reserve(folder: str, name: str) -> str:
             continue
         os.close(fd)
         return tmp
+    raise OSError(f"no temporary file could be made in {folder}")

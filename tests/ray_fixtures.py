@@ -2,9 +2,10 @@
 
 A test that needs a Ray of its own (a simulated cluster) shuts this one down
 first; the next test that asks for `ray_local` starts it again. When the
-session ends, Ray workers it started whose raylet is gone (a worker still
-starting when its simulated node was shut down, or a killed bot's) are
-stopped and named, not left running after the suite.
+session ends, Ray workers whose raylet is gone (a worker still starting when
+its simulated node was shut down, or a killed bot's), of this user and
+started since the session began, are stopped and named, not left running
+after the suite.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _no_stray_ray_workers() -> Iterator[None]:
     while (strays := stray_ray_workers(since)) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in strays:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(OSError):  # gone already
             os.kill(pid, signal.SIGKILL)
     if strays:
         left = ", ".join(f"{name} ({pid})" for pid, name in strays.items())
@@ -71,15 +72,15 @@ def _no_stray_ray_workers() -> Iterator[None]:
 
 
 def stray_ray_workers(since: int) -> dict[int, str]:
-    """Ray workers (`ray::...`) started at or after clock tick `since` whose parent is not a
-    raylet (theirs is gone): pid -> name."""
+    """This user's Ray workers (`ray::...`) started at or after clock tick `since` whose
+    parent is not a raylet (theirs is gone): pid -> name."""
     strays = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             pid, name = int(entry), _cmdline(int(entry))
-            ours = name.startswith("ray::") and _started(pid) >= since
+            ours = name.startswith("ray::") and _started(pid) >= since and _mine(pid)
             if ours and _comm(_parent(pid)) != "raylet":
                 strays[pid] = name
         except (OSError, ValueError):  # it ended while we looked
@@ -91,6 +92,10 @@ def _stat(pid: int) -> list[str]:
     """/proc/PID/stat's fields after the command name (state first)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     return text[text.rindex(")") + 2 :].split()
+
+
+def _mine(pid: int) -> bool:
+    return os.stat(f"/proc/{pid}").st_uid == os.getuid()
 
 
 def _started(pid: int) -> int:

@@ -5,13 +5,13 @@ and the whole service against the fake Replicate with a small account's limits."
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from adapters.replicate_api import shared_rate
 from adapters.replicate_api.generator import ReplicateGenerator
 from adapters.replicate_api.http import retry_after
 from adapters.replicate_api.predict import predict
@@ -158,14 +158,36 @@ async def test_a_slot_taken_ahead_is_reserved_while_the_intent_is_stored() -> No
     assert schedule.trips == [1]
 
 
-async def test_a_stale_slot_taken_ahead_goes_unused(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_late_slot_taken_ahead_goes_unused() -> None:
     schedule = Schedule()
+    schedule.next_at = -5.0  # the slot it gets was due 5 s ago: its create was never sent
     schedule.answer.set()
-    budget = budget_on(schedule)
-    budget.ahead()  # its create was never sent (say, the lease was lost)
-    monkeypatch.setattr(shared_rate, "AHEAD_FRESH_S", -1.0)  # ... long ago
+    budget = budget_on(schedule)  # one slot a second
+    budget.ahead()
     await budget.take("a")
-    assert sum(schedule.trips) == 2  # the next create reserves a slot of its own
+    assert sum(schedule.trips) == 2  # sent now, it could bunch with others: a slot of its own
+
+
+async def test_a_failed_slot_taken_ahead_is_not_logged_as_never_retrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Down(Schedule):
+        async def reserve_creates(
+            self, account: str, interval_s: float, burst: int, count: int = 1
+        ) -> list[float]:
+            raise OSError("database is locked")
+
+    used = budget_on(Down())
+    used.ahead()
+    with pytest.raises(OSError, match="locked"):
+        await used.take("a")  # the create meets the failure of its slot's trip
+    unused = budget_on(Down())
+    unused.ahead()  # its intent's write fails too: the create is never sent
+    await asyncio.sleep(0.01)
+    unused._ahead.clear()  # the process stops: nobody will take it
+    gc.collect()
+    await asyncio.sleep(0)
+    assert "never retrieved" not in caplog.text
 
 
 async def test_keys_take_turns_and_places_follow_the_turns() -> None:

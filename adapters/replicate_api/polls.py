@@ -13,9 +13,12 @@ prediction of each model is polled eight times as often as it would be, and the
 others no sooner than eight poll floors apart: the oldest is the one likely to
 finish first, and when one prediction of a model finishes, the others of that
 model that have run about as long are polled at once. A batch started
-together is seen finishing at most an eighth of a gap after its first one, with
-no more polls than if each were polled alike (a follower's floor only matters in
-its first seconds: real videos take 30-300 s, images and plans are not polled).
+together is seen finishing about an eighth of a gap after its first one
+(jitter and the read budget aside). The oldest pays for it in reads: a 3.2 s
+video at 1:100 is polled ~200 times, each other one 4-10 times; a 320 s one
+~1,000 times over its five minutes, ~3 reads a second of the account's 50 (a
+follower's floor only matters in its first seconds: real videos take 30-300
+s, images and plans are not polled).
 Polls ask the read bucket with a priority: the prediction nearest to its
 expected end goes first.
 

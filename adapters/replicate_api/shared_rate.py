@@ -26,7 +26,6 @@ from typing import Protocol, runtime_checkable
 from core.ports import CreateBudget
 
 ACCOUNT = "replicate"  # one deployment, one account: one schedule per database
-AHEAD_FRESH_S = 1.0  # a slot taken ahead is used within this, or not at all
 
 
 class SharedRate(Protocol):
@@ -76,7 +75,7 @@ class SharedCreateBudget:
         self._sleep = sleep
         self._asking: list[asyncio.Future[float]] = []  # creates waiting for the next trip
         self._trip: asyncio.Task[None] | None = None
-        self._ahead: list[tuple[float, asyncio.Future[float]]] = []  # (asked at, slot)
+        self._ahead: list[asyncio.Future[float]] = []  # slots taken before their creates
 
     async def take(
         self,
@@ -92,29 +91,42 @@ class SharedCreateBudget:
         """
         shared = self.shared()
         if shared is not None:
-            slot = self._taken_ahead() or self._slot(shared)
-            wait = await asyncio.shield(slot) - asyncio.get_running_loop().time()
+            at = await self._taken_ahead()
+            if at is None:
+                at = await asyncio.shield(self._slot(shared))
+            wait = at - asyncio.get_running_loop().time()
             if wait > 0:  # cancelled while waiting: its slot goes unused, like a late one
                 await self._sleep(wait)
         await self.local.take(key, on_place, priority=priority)
 
     def ahead(self) -> None:
         """A create is on its way (its intent is being stored): its slot's trip to the
-        database starts now, alongside the intent's, and the next `take` uses it. A slot
-        taken ahead for a create that is never sent goes to the next one."""
+        database starts now, alongside the intent's, and the next `take` uses it if it is
+        not late (a create that is never sent leaves its slot to the next, or unused)."""
         shared = self.shared()
-        if shared is not None:
-            self._ahead.append((asyncio.get_running_loop().time(), self._slot(shared)))
+        if shared is None:
+            return
+        self._ahead = [slot for slot in self._ahead if not (slot.done() and self._spent(slot))]
+        slot = self._slot(shared)
+        slot.add_done_callback(_seen)  # a failed trip is raised by the `take` using it, if any
+        self._ahead.append(slot)
 
-    def _taken_ahead(self) -> asyncio.Future[float] | None:
-        """The oldest slot taken ahead, if one is fresh; stale ones go unused: a slot the
-        schedule counted long ago, used now, could be one too many for the account."""
-        now = asyncio.get_running_loop().time()
+    async def _taken_ahead(self) -> float | None:
+        """The loop time of the oldest slot taken ahead that is not late; late ones go unused:
+        sent more than one interval after its slot, a create could bunch with on-time ones
+        past the one slot of headroom the schedule keeps back."""
         while self._ahead:
-            asked_at, slot = self._ahead.pop(0)
-            if now - asked_at <= AHEAD_FRESH_S:
-                return slot
+            at = await asyncio.shield(self._ahead.pop(0))  # a failed trip fails this create
+            if not self._late(at):
+                return at
         return None
+
+    def _late(self, at: float) -> bool:
+        return asyncio.get_running_loop().time() - at > self.interval_s
+
+    def _spent(self, slot: asyncio.Future[float]) -> bool:
+        """Whether a slot taken ahead, now reserved, is of no use to any create."""
+        return slot.cancelled() or slot.exception() is not None or self._late(slot.result())
 
     def _slot(self, shared: SharedRate) -> asyncio.Future[float]:
         """The loop time of a create's slot, reserved with the others asking now."""
@@ -155,3 +167,10 @@ class SharedCreateBudget:
         shared = self.shared()
         if shared is not None:
             await shared.pause_creates(ACCOUNT, pause_s)
+
+
+def _seen(slot: asyncio.Future[float]) -> None:
+    """Mark a slot's failure as seen: one taken ahead and never used would be logged as a
+    never-retrieved exception."""
+    if not slot.cancelled():
+        slot.exception()
