@@ -40,12 +40,20 @@ async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteS
     await second.close()
 
 
-async def test_slots_are_spaced_across_processes_after_a_burst(
-    two_stores: tuple[SqliteStore, SqliteStore],
-) -> None:
+OnOneClock = tuple[SqliteStore, SqliteStore, Clock]
+
+
+@pytest.fixture
+def on_one_clock(two_stores: tuple[SqliteStore, SqliteStore]) -> OnOneClock:
+    """Two processes' stores on one database, reading one test clock."""
     clock = Clock()
     first, second = two_stores
     first.clock = second.clock = clock
+    return first, second, clock
+
+
+async def test_slots_are_spaced_across_processes_after_a_burst(on_one_clock: OnOneClock) -> None:
+    first, second, clock = on_one_clock
     waits = [
         (await store.reserve_creates(ACCOUNT, 0.1, burst=2))[0]
         for store in (first, second, first, second, first)
@@ -56,32 +64,24 @@ async def test_slots_are_spaced_across_processes_after_a_burst(
 
 
 async def test_slots_reserved_together_are_the_slots_reserved_one_by_one(
-    two_stores: tuple[SqliteStore, SqliteStore],
+    on_one_clock: OnOneClock,
 ) -> None:
-    clock = Clock()
-    first, second = two_stores
-    first.clock = second.clock = clock
+    first, second, _clock = on_one_clock
     assert await first.reserve_creates(ACCOUNT, 0.1, burst=2, count=4) == pytest.approx(
         [0.0, 0.0, 0.1, 0.2]
     )
     assert (await second.reserve_creates(ACCOUNT, 0.1, burst=2))[0] == pytest.approx(0.3)
 
 
-async def test_a_429_pauses_every_process(two_stores: tuple[SqliteStore, SqliteStore]) -> None:
-    clock = Clock()
-    first, second = two_stores
-    first.clock = second.clock = clock
+async def test_a_429_pauses_every_process(on_one_clock: OnOneClock) -> None:
+    first, second, _clock = on_one_clock
     await first.pause_creates(ACCOUNT, 5.0)
     assert (await second.reserve_creates(ACCOUNT, 0.1, burst=10))[0] == pytest.approx(5.0)
     assert (await first.reserve_creates(ACCOUNT, 0.1, burst=10))[0] == pytest.approx(5.1)
 
 
-async def test_a_key_is_taken_once_across_processes(
-    two_stores: tuple[SqliteStore, SqliteStore],
-) -> None:
-    clock = Clock()
-    first, second = two_stores
-    first.clock = second.clock = clock
+async def test_a_key_is_taken_once_across_processes(on_one_clock: OnOneClock) -> None:
+    first, second, clock = on_one_clock
     assert await first.first_time(["slack:sig-1", "slack:trigger-1"], keep_s=60.0)
     assert not await second.first_time(["slack:sig-2", "slack:trigger-1"], keep_s=60.0)
     assert not await first.first_time(["slack:sig-2"], keep_s=60.0)  # remembered even so

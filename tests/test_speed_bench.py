@@ -77,17 +77,11 @@ def test_bars_and_overheads_from_stored_records() -> None:
         StepRecord(0, StepName.VIDEO, started_at=100.66, finished_at=103.9),
     )
     plan = ProductPlan(0, "Mug", "mug", "t", "image prompt", "video prompt")
-    campaign = Campaign(
-        id="c1",
-        request=CampaignRequest(theme="cats", products=1, videos=True),
-        status=CampaignStatus.SUCCEEDED,
-        created_at=100.0,
-        executor="local",
-        generator="replicate",
+    campaign = _campaign(
+        (Product(plan, steps),),
+        {"outline": PlanCall("o1"), "details/0-0": PlanCall("d1")},
         started_at=100.001,
         finished_at=103.95,
-        products=(Product(plan, steps),),
-        plan_calls={"outline": PlanCall("o1"), "details/0-0": PlanCall("d1")},
     )
     made = [
         {"id": "o1", "created_at": 100.01, "completed_at": 100.1},
@@ -123,15 +117,9 @@ def test_the_last_products_path_from_the_fakes_times() -> None:
         )
         return Product(ProductPlan(i, f"P{i}", "mug", "t", "ip", "vp"), steps)
 
-    campaign = Campaign(
-        id="c1",
-        request=CampaignRequest(theme="cats", products=2, videos=True),
-        status=CampaignStatus.SUCCEEDED,
-        created_at=100.0,
-        executor="local",
-        generator="replicate",
-        products=(product(0, (0.2, 0.55), (0.57, 3.8)), product(1, (0.3, 0.65), (0.7, 3.95))),
-        plan_calls={
+    campaign = _campaign(
+        (product(0, (0.2, 0.55), (0.57, 3.8)), product(1, (0.3, 0.65), (0.7, 3.95))),
+        {
             n: PlanCall(i)
             for n, i in (("outline", "o"), ("details/0-0", "d0"), ("details/1-1", "d1"))
         },
@@ -146,3 +134,24 @@ def test_the_last_products_path_from_the_fakes_times() -> None:
     assert list(path.values()) == pytest.approx([0.01, 0.08, 0.07, 0.02, 0.35, 0.03, 3.2, 0.14])
     assert list(path)[-1].startswith("-> product delivered")
     assert bench.last_path(bench.Run(2, 4.0, 100.0, None, "failed")) == []
+
+
+def _campaign(
+    products: tuple[Product, ...],
+    plan_calls: dict[str, PlanCall],
+    started_at: float | None = None,
+    finished_at: float | None = None,
+) -> Campaign:
+    """A finished campaign with videos, created at t=100, as the bench reads it back."""
+    return Campaign(
+        id="c1",
+        request=CampaignRequest(theme="cats", products=len(products), videos=True),
+        status=CampaignStatus.SUCCEEDED,
+        created_at=100.0,
+        executor="local",
+        generator="replicate",
+        products=products,
+        plan_calls=plan_calls,
+        started_at=started_at,
+        finished_at=finished_at,
+    )

@@ -97,7 +97,8 @@ async def batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Event]]:
 
 
 async def read_stream(session: aiohttp.ClientSession, url: str, on_text: OnText) -> None:
-    """Hand every `output` piece to `on_text` until `done`; StreamError on `error`."""
+    """Hand the `output` pieces to `on_text` (those of one read as one text) until `done`;
+    StreamError on `error`."""
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
     try:
         async with session.get(url, headers=headers, allow_redirects=False) as response:
